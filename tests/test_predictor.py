@@ -1,0 +1,168 @@
+"""The predictor: shapes for every variant and K, batching invariance, vision-once, shared-prefix likelihood."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import OPTIONS, QUESTIONS, make_tiny_predictor
+from vqa_demo.cond_gen import option_loglik, run_prefix
+from vqa_demo.config import VARIANTS
+from vqa_demo.forward import image_features
+from vqa_demo.prompts import build_rows
+from vqa_demo.scoring import classifier_scores
+
+ALL = list(VARIANTS)
+
+
+def test_all_five_variants_give_b_by_k_scores(tiny_predictor, images):
+    results = tiny_predictor.predict_batch(images, QUESTIONS, OPTIONS)
+    assert len(results) == 3
+    for result in results:
+        assert sorted(result) == sorted(ALL)
+        for prediction in result.values():
+            assert prediction.option_scores.shape == (4,)
+            assert np.isfinite(prediction.option_scores).all()
+            np.testing.assert_allclose(prediction.probabilities.sum(), 1.0, rtol=1e-5)
+            assert prediction.choice == int(np.argmax(prediction.option_scores))
+
+
+@pytest.mark.parametrize("k", [2, 6])
+def test_other_option_counts_for_heads_that_allow_them(tiny_predictor, images, k):
+    options = [[f"option {i} of {q}" for i in range(k)] for q in range(3)]
+    assert set(tiny_predictor.incompatible_variants(k)) == {"multi_class-last_token", "multi_class-attentive"}
+    results = tiny_predictor.predict_batch(images, QUESTIONS, options)
+    for result in results:
+        assert sorted(result) == sorted(["cond_gen", "swag-last_token", "swag-attentive"])
+        assert all(p.option_scores.shape == (k,) for p in result.values())
+    with pytest.raises(ValueError, match="trained for exactly 4 options"):
+        tiny_predictor.predict(images[0], QUESTIONS[0], options[0], variants=["multi_class-attentive"])
+
+
+def test_variable_k_within_one_batch(tiny_predictor, images):
+    options = [OPTIONS[0][:2], OPTIONS[1], OPTIONS[2][:3]]
+    batched = tiny_predictor.predict_batch(
+        images, QUESTIONS, options, variants=["cond_gen", "swag-attentive"]
+    )
+    for i, result in enumerate(batched):
+        single = tiny_predictor.predict(
+            images[i], QUESTIONS[i], options[i], variants=["cond_gen", "swag-attentive"]
+        )
+        for name, prediction in result.items():
+            assert prediction.option_scores.shape == (len(options[i]),)
+            np.testing.assert_allclose(
+                prediction.option_scores, single[name].option_scores, atol=1e-5, rtol=0
+            )
+
+
+def test_batched_equals_unbatched(tiny_predictor, images):
+    batched = tiny_predictor.predict_batch(images, QUESTIONS, OPTIONS)
+    for i in range(3):
+        single = tiny_predictor.predict(images[i], QUESTIONS[i], OPTIONS[i])
+        for name in ALL:
+            np.testing.assert_allclose(
+                batched[i][name].option_scores, single[name].option_scores, atol=1e-5, rtol=0
+            )
+            assert batched[i][name].extras.get("generated_text") == single[name].extras.get("generated_text")
+
+
+def test_swag_batched_equals_per_option_passes(tiny_predictor, images):
+    predictor = tiny_predictor
+    for name in ("swag-last_token", "swag-attentive"):
+        variant = predictor.variants[name]
+        predictor.backbone.model.set_adapter(variant.adapter)
+        encoder = predictor.encoder_for(variant.config)
+        with torch.no_grad():
+            features = image_features(predictor.backbone.core, predictor.pixel_values(images[:1]))
+            batched = classifier_scores(
+                predictor.backbone.core,
+                variant.head,
+                variant.config.head,
+                encoder,
+                QUESTIONS[:1],
+                OPTIONS[:1],
+                features,
+            ).scores[0]
+            separate = [
+                classifier_scores(
+                    predictor.backbone.core,
+                    variant.head,
+                    variant.config.head,
+                    encoder,
+                    QUESTIONS[:1],
+                    [[opt]],
+                    features,
+                ).scores[0, 0]
+                for opt in OPTIONS[0]
+            ]
+        torch.testing.assert_close(batched, torch.stack(separate), atol=1e-5, rtol=0)
+
+
+def test_vision_tower_runs_once_per_call(tiny_predictor, images):
+    calls = []
+    hook = tiny_predictor.backbone.core.model.vision_tower.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        result = tiny_predictor.predict(images[0], QUESTIONS[0], OPTIONS[0])
+    finally:
+        hook.remove()
+    assert len(result) == 5 and len(OPTIONS[0]) == 4
+    assert len(calls) == 1
+
+
+def test_shared_prefix_likelihood_equals_naive_full_passes(tiny_predictor, images):
+    predictor = tiny_predictor
+    variant = predictor.variants["cond_gen"]
+    predictor.backbone.model.set_adapter(variant.adapter)
+    core, encoder = predictor.backbone.core, predictor.encoder_for(variant.config)
+    pixels = predictor.pixel_values(images)
+    with torch.no_grad():
+        features = image_features(core, pixels)
+        rows = encoder.encode(
+            [build_rows("cond_gen", q, o)[0] for q, o in zip(QUESTIONS, OPTIONS)], with_suffix=False
+        )
+        loglik_sum, loglik_mean = option_loglik(core, encoder, run_prefix(core, rows, features), OPTIONS)
+        for b, (question, options) in enumerate(zip(QUESTIONS, OPTIONS)):
+            for k in range(len(options)):
+                full = encoder.encode(build_rows("cond_gen", question, options, answer_index=k))
+                logits = core(
+                    input_ids=full.input_ids,
+                    attention_mask=full.attention_mask,
+                    token_type_ids=full.token_type_ids,
+                    pixel_values=pixels[b : b + 1],
+                ).logits[0, :-1]
+                labels = full.labels[0, 1:]
+                keep = labels != -100
+                token_logp = torch.log_softmax(logits.float(), -1)[keep].gather(-1, labels[keep, None])
+                assert abs(float(token_logp.sum()) - float(loglik_sum[b, k])) < 1e-4
+                assert abs(float(token_logp.mean()) - float(loglik_mean[b, k])) < 1e-4
+
+
+def test_cond_gen_extras_and_attention_extras(tiny_predictor, images):
+    result = tiny_predictor.predict(images[0], QUESTIONS[0], OPTIONS[0])
+    extras = result["cond_gen"].extras
+    assert isinstance(extras["generated_text"], str)
+    for key in ("cosine", "loglik_sum", "loglik_mean"):
+        assert extras[key].shape == (4,)
+    for name in ("multi_class-attentive", "swag-attentive"):
+        attention = result[name].extras["attention"]
+        side = int(tiny_predictor.backbone.image_seq_length**0.5)
+        assert attention["image_grid"].shape == (side, side)
+        assert len(attention["tokens"]) == len(attention["token_weights"]) > 0
+        total = attention["image_grid"].sum() + attention["token_weights"].sum()
+        assert abs(total - 1.0) < 1e-5
+    assert "attention" not in result["swag-last_token"].extras
+
+
+def test_unknown_variant_is_named(tiny_predictor, images):
+    with pytest.raises(ValueError, match="unknown variants"):
+        tiny_predictor.predict(images[0], "q", ["a", "b"], variants=["nope"])
+
+
+def test_batch_size_does_not_change_scores(images):
+    small = make_tiny_predictor(variants=("swag-attentive", "cond_gen"), batch_size=1)
+    large = make_tiny_predictor(variants=("swag-attentive", "cond_gen"), batch_size=8)
+    a, b = small.predict_batch(images, QUESTIONS, OPTIONS), large.predict_batch(images, QUESTIONS, OPTIONS)
+    for x, y in zip(a, b):
+        for name in x:
+            np.testing.assert_allclose(x[name].option_scores, y[name].option_scores, atol=1e-5, rtol=0)

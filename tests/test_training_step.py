@@ -1,0 +1,47 @@
+"""One LoRA step changes every trainable parameter (LoRA + head) and no frozen one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import OPTIONS, QUESTIONS, color_image, tiny_run_config
+from vqa_demo.backbone import add_lora, build_tiny_backbone
+from vqa_demo.config import VARIANTS
+from vqa_demo.encoding import RowEncoder
+from vqa_demo.forward import image_features
+from vqa_demo.heads import build_head
+from vqa_demo.scoring import variant_loss
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_one_step_changes_exactly_the_trainable_parameters(variant):
+    backbone = build_tiny_backbone(seed=3)
+    config = tiny_run_config(variant)
+    torch.manual_seed(0)
+    model = add_lora(backbone, config.lora)
+    head = build_head(config.head, backbone.hidden_size)
+    params = dict(model.named_parameters())
+    if head is not None:
+        params.update({f"head.{k}": v for k, v in head.named_parameters()})
+    trainable = {k for k, v in params.items() if v.requires_grad}
+    assert trainable, "nothing to train"
+    assert all("lora_" in k or k.startswith("head.") for k in trainable)
+    assert not any("vision_tower" in k or "multi_modal_projector" in k for k in trainable)
+    before = {k: v.detach().clone() for k, v in params.items()}
+
+    encoder = RowEncoder(backbone.tokenizer, backbone.processor.image_token_id, backbone.image_seq_length)
+    images = [color_image((200, 10, 10)), color_image((10, 10, 200))]
+    pixels = backbone.processor.image_processor(images, return_tensors="pt")["pixel_values"]
+    optimizer = torch.optim.AdamW([params[k] for k in sorted(trainable)], lr=1e-2)
+    model.train()
+    features = image_features(backbone.core, pixels)
+    loss = variant_loss(
+        backbone.core, head, config.head, encoder, QUESTIONS[:2], OPTIONS[:2], [0, 3], features
+    )
+    assert torch.isfinite(loss)
+    loss.backward()
+    optimizer.step()
+
+    changed = {k for k, v in params.items() if not torch.equal(v.detach(), before[k])}
+    assert changed == trainable, f"unchanged trainable: {sorted(trainable - changed)[:5]}"

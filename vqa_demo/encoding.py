@@ -1,0 +1,138 @@
+"""Turn prompt rows into PaliGemma token tensors, the way ``PaliGemmaProcessor`` lays them out.
+
+Row layout (right padded)::
+
+    [<image> x N] <bos> head question tail <sep> | suffix <eos> | <pad> ...
+    |------------- prefix: token_type 0 ------------| suffix: 1 |
+
+Attention is prefix-LM: bidirectional over the prefix, causal over the suffix (transformers builds it
+from ``token_type_ids``). User text is tokenized with ``split_special_tokens=True`` so a typed
+``<image>`` or ``<eos>`` stays plain text, and truncation only ever removes text tokens: first from
+the question, then from the end of the tail. The image token count is fixed by the processor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from vqa_demo.prompts import PromptRow
+
+
+@dataclass
+class EncodedRows:
+    """A padded batch of R rows of length T.
+
+    input_ids, attention_mask, token_type_ids: long[R, T]; labels: long[R, T] with -100 outside the
+    suffix (None when no row has a suffix); prefix_lengths: long[R] (image + text prefix tokens);
+    truncated: one flag per row, True when text was cut to fit the budget.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor
+    labels: torch.Tensor | None
+    prefix_lengths: torch.Tensor
+    truncated: list[bool]
+
+    def to(self, device: torch.device) -> EncodedRows:
+        move = lambda t: t.to(device) if t is not None else None  # noqa: E731
+        return EncodedRows(
+            move(self.input_ids),
+            move(self.attention_mask),
+            move(self.token_type_ids),
+            move(self.labels),
+            move(self.prefix_lengths),
+            self.truncated,
+        )
+
+
+class RowEncoder:
+    """Encodes :class:`PromptRow` lists for one tokenizer and image token count."""
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        image_token_id: int,
+        image_seq_length: int,
+        separator: str = "\n",
+        max_text_tokens: int = 192,
+        max_suffix_tokens: int = 48,
+    ):
+        self.tokenizer = tokenizer
+        self.image_token_id = image_token_id
+        self.image_seq_length = image_seq_length
+        self.max_text_tokens = max_text_tokens
+        self.max_suffix_tokens = max_suffix_tokens
+        self.separator_ids = self.text_ids(separator)
+        self.bos_id = tokenizer.bos_token_id
+        self.eos_id = tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id
+        if max_text_tokens < len(self.separator_ids) + 2:
+            raise ValueError(f"max_text_tokens={max_text_tokens} leaves no room for text")
+
+    def text_ids(self, text: str) -> list[int]:
+        """Token ids of plain text; special-token strings in it are split into ordinary tokens."""
+        if not text:
+            return []
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+    def prefix_ids(self, row: PromptRow) -> tuple[list[int], bool]:
+        """Text prefix ids (``<bos>`` ... ``<sep>``, no image tokens) within the budget, and a truncation flag."""
+        head, question, tail = self.text_ids(row.head), self.text_ids(row.question), self.text_ids(row.tail)
+        budget = self.max_text_tokens - 1 - len(self.separator_ids)
+        truncated = len(head) + len(question) + len(tail) > budget
+        if truncated:
+            question = question[: max(0, budget - len(head) - len(tail))]
+            tail = tail[: max(0, budget - len(head) - len(question))]
+            head = head[: budget - len(question) - len(tail)]
+        return [self.bos_id, *head, *question, *tail, *self.separator_ids], truncated
+
+    def suffix_ids(self, text: str) -> list[int]:
+        """Suffix ids ending in ``<eos>``; overlong suffixes are cut before the ``<eos>``."""
+        return [*self.text_ids(text)[: self.max_suffix_tokens - 1], self.eos_id]
+
+    def encode(self, rows: list[PromptRow], with_suffix: bool = True) -> EncodedRows:
+        """Encode rows; suffixes are appended (and labelled) only when ``with_suffix`` and present."""
+        image_ids = [self.image_token_id] * self.image_seq_length
+        sequences, types, label_rows, prefix_lengths, truncated = [], [], [], [], []
+        for row in rows:
+            prefix, was_cut = self.prefix_ids(row)
+            prefix = image_ids + prefix
+            suffix = self.suffix_ids(row.suffix) if with_suffix and row.suffix is not None else []
+            sequences.append(prefix + suffix)
+            types.append([0] * len(prefix) + [1] * len(suffix))
+            label_rows.append([-100] * len(prefix) + suffix)
+            prefix_lengths.append(len(prefix))
+            truncated.append(was_cut)
+        length = max(len(s) for s in sequences)
+        input_ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        token_type_ids = torch.zeros((len(rows), length), dtype=torch.long)
+        labels = torch.full((len(rows), length), -100, dtype=torch.long)
+        for i, (seq, typ, lab) in enumerate(zip(sequences, types, label_rows)):
+            input_ids[i, : len(seq)] = torch.tensor(seq)
+            attention_mask[i, : len(seq)] = 1
+            token_type_ids[i, : len(seq)] = torch.tensor(typ)
+            labels[i, : len(seq)] = torch.tensor(lab)
+        has_suffix = any(t.count(1) for t in types)
+        return EncodedRows(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            labels if has_suffix else None,
+            torch.tensor(prefix_lengths),
+            truncated,
+        )
+
+    def pad_suffixes(self, suffixes: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-pad suffix id lists: returns ids long[R, L] and mask long[R, L]."""
+        length = max(len(s) for s in suffixes)
+        ids = torch.full((len(suffixes), length), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(suffixes), length), dtype=torch.long)
+        for i, seq in enumerate(suffixes):
+            ids[i, : len(seq)] = torch.tensor(seq)
+            mask[i, : len(seq)] = 1
+        return ids, mask

@@ -1,0 +1,123 @@
+"""Per-head scoring on precomputed image features; shared by training and the predictor.
+
+Every strategy ends in ``scores float[B, K]``: the choice is always ``argmax`` over options.
+Options of examples with fewer than K options are padded and scored ``-inf``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PaliGemmaForConditionalGeneration
+
+from vqa_demo.config import HeadConfig
+from vqa_demo.encoding import EncodedRows, RowEncoder
+from vqa_demo.forward import lm_logits, prefix_forward
+from vqa_demo.prompts import build_rows
+
+
+@dataclass
+class ClassifierOutput:
+    """scores float[B, K]; rows: the encoded rows (B for multi_class, B*K for swag);
+    weights float[R, T] for attentive pooling, else None."""
+
+    scores: torch.Tensor
+    rows: EncodedRows
+    weights: torch.Tensor | None
+
+
+def pad_options(options: list[list[str]]) -> tuple[list[list[str]], torch.Tensor]:
+    """Pad option lists to a common K with empty strings: ``(padded, valid bool[B, K])``."""
+    num_options = max(len(o) for o in options)
+    padded = [list(o) + [""] * (num_options - len(o)) for o in options]
+    valid = torch.tensor([[k < len(o) for k in range(num_options)] for o in options])
+    return padded, valid
+
+
+def classifier_scores(
+    core: PaliGemmaForConditionalGeneration,
+    head: nn.Module,
+    head_cfg: HeadConfig,
+    encoder: RowEncoder,
+    questions: list[str],
+    options: list[list[str]],
+    features: torch.Tensor,
+    prompt_style: str = "default",
+) -> ClassifierOutput:
+    """MULTI_CLASS or SWAG scores for B examples with image features ``float[B, N, D]``.
+
+    SWAG runs all B*K (question, option) rows in one forward; their image features are the
+    per-example features repeated, not recomputed.
+    """
+    padded, valid = pad_options(options)
+    num_options = len(padded[0])
+    prompt_rows = [
+        row for q, opts in zip(questions, padded) for row in build_rows(head_cfg.head, q, opts, prompt_style)
+    ]
+    rows = encoder.encode(prompt_rows, with_suffix=False).to(features.device)
+    rows_per_example = len(prompt_rows) // len(questions)
+    row_features = features.repeat_interleave(rows_per_example, dim=0) if rows_per_example > 1 else features
+    hidden = prefix_forward(core, rows, row_features).last_hidden_state
+    scores, weights = head(hidden, rows.attention_mask.bool(), num_options)
+    scores = scores.float().masked_fill(~valid.to(scores.device), float("-inf"))
+    return ClassifierOutput(scores, rows, weights)
+
+
+def cond_gen_loss(
+    core: PaliGemmaForConditionalGeneration,
+    encoder: RowEncoder,
+    questions: list[str],
+    options: list[list[str]],
+    answers: list[int],
+    features: torch.Tensor,
+    prompt_style: str = "default",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Teacher-forced cross-entropy on the gold option text as the suffix (training only)."""
+    prompt_rows = [
+        build_rows("cond_gen", q, opts, prompt_style, answer_index=a)[0]
+        for q, opts, a in zip(questions, options, answers)
+    ]
+    rows = encoder.encode(prompt_rows, with_suffix=True).to(features.device)
+    hidden = prefix_forward(core, rows, features).last_hidden_state
+    logits = lm_logits(core, hidden[:, :-1])
+    labels = rows.labels[:, 1:]
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=-100,
+        label_smoothing=label_smoothing,
+    )
+
+
+def classifier_loss(
+    scores: torch.Tensor, answers: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy over options for ``scores float[B, K]`` (padded options are -inf) and gold ``long[B]``."""
+    # -inf on padded options would give NaN under label smoothing; a large negative keeps them impossible.
+    finite = scores.masked_fill(torch.isinf(scores), -1e4)
+    return nn.functional.cross_entropy(finite, answers, label_smoothing=label_smoothing)
+
+
+def variant_loss(
+    core: PaliGemmaForConditionalGeneration,
+    head: nn.Module | None,
+    head_cfg: HeadConfig,
+    encoder: RowEncoder,
+    questions: list[str],
+    options: list[list[str]],
+    answers: list[int],
+    features: torch.Tensor,
+    prompt_style: str = "default",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """The training loss of any variant for B examples (answers are 0-based gold indices)."""
+    if head_cfg.head == "cond_gen":
+        return cond_gen_loss(
+            core, encoder, questions, options, answers, features, prompt_style, label_smoothing
+        )
+    out = classifier_scores(core, head, head_cfg, encoder, questions, options, features, prompt_style)
+    gold = torch.tensor(answers, device=out.scores.device)
+    return classifier_loss(out.scores, gold, label_smoothing)
