@@ -1,0 +1,1 @@
+"""Training side of the workbench: synthetic data, fine-tuning and comparison scripts."""

@@ -1,0 +1,48 @@
+"""Evaluate trained variants on a split through the shared predictor.
+
+Example::
+
+    python -m vqa_demo.evaluate --checkpoints assets/checkpoints --data assets/validation --out runs/eval --circular
+
+Writes ``metrics.json`` and ``predictions.jsonl`` (formats in :mod:`vqa_demo.evaluation`), and for an
+unlabeled split one ``submission_<variant>.csv`` per variant, rows in the metadata file's order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from vqa_demo.data import load_split
+from vqa_demo.evaluation import evaluate, write_evaluation
+from vqa_demo.loading import DEFAULT_CHECKPOINTS, load_predictor
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoints", nargs="+", default=[str(DEFAULT_CHECKPOINTS)], help="variant dirs or parents")
+    parser.add_argument("--base", default=None, help="base model dir or hub id (default: from the run configs)")
+    parser.add_argument("--data", required=True, help="split directory with metadata.csv/jsonl")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--variants", nargs="*", default=None, help="subset of variant names")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--circular", action="store_true", help="also score every option rotation")
+    parser.add_argument("--device", default="auto")
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> dict:
+    split = load_split(args.data)
+    predictor = load_predictor(args.checkpoints, base=args.base, device=args.device, batch_size=args.batch_size)
+    result = evaluate(predictor, split, args.variants, args.batch_size, circular=args.circular)
+    write_evaluation(result, args.out, split)
+    for name, m in result.metrics["variants"].items():
+        if m.get("n"):
+            acc = m["accuracy"]
+            print(f"{name:24s} accuracy {acc['accuracy']:.3f}  95% CI [{acc['low']:.3f}, {acc['high']:.3f}]  n={m['n']}")
+    print(f"wrote {args.out}/metrics.json and predictions.jsonl")
+    return result.metrics
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,61 @@
+"""Build a :class:`~vqa_demo.predictor.Predictor` from a base model and variant checkpoint directories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from vqa_demo.backbone import load_backbone
+from vqa_demo.checkpoints import CheckpointError, load_variants, read_run_config
+from vqa_demo.config import BackboneConfig
+from vqa_demo.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
+from vqa_demo.predictor import Predictor
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_BASE = ASSETS_DIR / "base"
+DEFAULT_CHECKPOINTS = ASSETS_DIR / "checkpoints"
+
+
+def find_checkpoints(root: str | Path) -> list[Path]:
+    """Variant directories under ``root`` (``root`` itself if it is one), sorted by name."""
+    root = Path(root)
+    if (root / "run_config.json").is_file():
+        return [root]
+    found = sorted(p.parent for p in root.glob("*/run_config.json"))
+    if not found:
+        raise CheckpointError(f"no variant checkpoints (directories with run_config.json) under {root}")
+    return found
+
+
+def resolve_base(base: str | Path | None, checkpoint: Path) -> str:
+    """The base to load: given explicitly, else the run config's source (relative paths also tried
+    against the checkpoint's parent folders, so a moved ``assets/`` tree still resolves)."""
+    if base is not None:
+        return str(base)
+    source = read_run_config(checkpoint).backbone.source
+    if Path(source).is_absolute() or Path(source).exists() or not source.startswith(("assets", ".", "runs")):
+        return source
+    for parent in checkpoint.resolve().parents:
+        candidate = parent / source
+        if candidate.exists():
+            return str(candidate)
+        candidate = parent / Path(source).name
+        if candidate.exists() and (candidate / "config.json").is_file():
+            return str(candidate)
+    return source
+
+
+def load_predictor(
+    checkpoints: Sequence[str | Path] | str | Path = DEFAULT_CHECKPOINTS,
+    base: str | Path | None = None,
+    device: str = "auto",
+    sentence_model: str = DEFAULT_SENTENCE_MODEL,
+    batch_size: int = 16,
+) -> Predictor:
+    """Load the base once and attach every variant found in ``checkpoints`` (dirs or a parent dir)."""
+    roots = [checkpoints] if isinstance(checkpoints, str | Path) else list(checkpoints)
+    directories = [d for root in roots for d in find_checkpoints(root)]
+    base_source = resolve_base(base, directories[0])
+    backbone = load_backbone(BackboneConfig(source=base_source, device=device))
+    variants = load_variants(backbone, directories)
+    return Predictor(backbone, variants, matcher=SentenceMatcher(sentence_model), batch_size=batch_size)
