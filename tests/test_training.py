@@ -1,0 +1,120 @@
+"""The training CLI: smoke runs, resume equivalence, NaN stop, and one evaluation path."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import training.train as train_module
+from training.train import NonFiniteLossError, TrainConfig, main, parse_args
+from vqa_demo.checkpoints import check_variant_dir
+from vqa_demo.data import load_split
+from vqa_demo.evaluate import main as evaluate_main
+from vqa_demo.evaluate import parse_args as evaluate_args
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return train_module.smoke_data(tmp_path_factory.mktemp("data"), seed=0)
+
+
+def smoke_config(out, data_dir, **overrides) -> TrainConfig:
+    cfg = TrainConfig(
+        variant="swag", pooling="attentive", base="tiny", out=str(out), data=str(data_dir), smoke=True
+    )
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+def read_metrics(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_cli_parses_flags():
+    cfg = parse_args(
+        ["--variant", "multi_class", "--pooling", "last_token", "--smoke", "--max-steps", "3", "--lr", "1e-3"]
+    )
+    assert (cfg.variant, cfg.pooling, cfg.smoke, cfg.max_steps, cfg.lr) == (
+        "multi_class",
+        "last_token",
+        True,
+        3,
+        1e-3,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("variant", "pooling"), [("cond_gen", None), ("multi_class", "last_token")])
+def test_smoke_run_writes_loadable_checkpoint_and_metrics(tmp_path, data_dir, variant, pooling):
+    result = main(smoke_config(tmp_path, data_dir, variant=variant, pooling=pooling))
+    config = check_variant_dir(tmp_path / "best")
+    assert config.head.head == variant and config.head.pooling == pooling
+    records = read_metrics(tmp_path)
+    assert [r["step"] for r in records] == [2, 4, 6, 8]
+    assert all(math.isfinite(r["loss"]) for r in records)
+    evals = [r for r in records if "accuracy" in r]
+    assert [r["step"] for r in evals] == [4, 8]
+    assert result["best_accuracy"] == max(r["accuracy"] for r in evals)
+
+
+@pytest.mark.slow
+def test_resume_finishes_like_an_uninterrupted_run(tmp_path, data_dir):
+    full = main(smoke_config(tmp_path / "full", data_dir))
+    stopped = main(smoke_config(tmp_path / "cut", data_dir, stop_after_steps=4))
+    assert stopped["stopped_at"] == 4
+    # Leftovers of a save that was killed half-way must not matter.
+    (tmp_path / "cut" / ".state.partial").mkdir()
+    resumed = main(smoke_config(tmp_path / "cut", data_dir, resume=True))
+    assert resumed["best_accuracy"] == full["best_accuracy"]
+    assert read_metrics(tmp_path / "cut") == [
+        {k: v for k, v in r.items() if k != "seconds"} | {"seconds": c["seconds"]}
+        for r, c in zip(read_metrics(tmp_path / "full"), read_metrics(tmp_path / "cut"))
+    ]
+    for name in ("adapter_model.safetensors", "head.safetensors"):
+        a, b = load_file(tmp_path / "full" / "last" / name), load_file(tmp_path / "cut" / "last" / name)
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_training_accuracy_equals_cli_evaluation(tmp_path, data_dir):
+    main(smoke_config(tmp_path / "run", data_dir, variant="cond_gen", pooling=None))
+    logged = json.loads((tmp_path / "run" / "best" / "run_config.json").read_text())["metrics"][
+        "val_accuracy"
+    ]
+    metrics = evaluate_main(
+        evaluate_args(
+            [
+                "--checkpoints",
+                str(tmp_path / "run" / "best"),
+                "--data",
+                str(data_dir / "validation"),
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+    )
+    assert metrics["variants"]["cond_gen"]["accuracy"] == logged
+    assert len((tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()) == len(
+        load_split(data_dir / "validation")
+    )
+
+
+def test_non_finite_loss_stops_with_the_step(tmp_path, data_dir, monkeypatch):
+    real_loss = train_module.variant_loss
+    calls = {"n": 0}
+
+    def flaky_loss(*args, **kwargs):
+        calls["n"] += 1
+        loss = real_loss(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(train_module, "variant_loss", flaky_loss)
+    with pytest.raises(NonFiniteLossError, match="at step 3"):
+        main(smoke_config(tmp_path, data_dir))

@@ -1,0 +1,67 @@
+"""Resumable training state, written atomically.
+
+``state/`` holds the LoRA weights, the head, the optimizer and scheduler, the torch RNG state and
+the step counter. It is written to a temporary sibling and renamed into place, so a run killed
+while saving resumes from the previous complete state.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+
+from vqa_demo.checkpoints import _replace_dir
+
+
+def save_state(
+    directory: Path, backbone, head, optimizer, scheduler, adapter: str, step: int, best: dict
+) -> None:
+    directory = Path(directory)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        lora = get_peft_model_state_dict(backbone.model, adapter_name=adapter)
+        save_file({k: v.detach().contiguous().cpu() for k, v in lora.items()}, staging / "lora.safetensors")
+        if head is not None:
+            save_file(
+                {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()},
+                staging / "head.safetensors",
+            )
+        save_file({"torch_rng": torch.get_rng_state()}, staging / "rng.safetensors")
+        # Optimizer state is nested dicts of tensors; it is re-read with weights_only=True (no code execution).
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "optim.pt"
+        )
+        (staging / "state.json").write_text(json.dumps({"step": step, "best": best}))
+        _replace_dir(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def load_state(directory: Path, backbone, head, optimizer, scheduler, adapter: str) -> tuple[int, dict]:
+    """Restore everything saved by :func:`save_state`; returns ``(step, best)``."""
+    directory = Path(directory)
+    meta = json.loads((directory / "state.json").read_text())
+    set_peft_model_state_dict(backbone.model, load_file(directory / "lora.safetensors"), adapter_name=adapter)
+    if head is not None:
+        head.load_state_dict(load_file(directory / "head.safetensors"))
+    optim = torch.load(directory / "optim.pt", weights_only=True)
+    optimizer.load_state_dict(optim["optimizer"])
+    scheduler.load_state_dict(optim["scheduler"])
+    torch.set_rng_state(load_file(directory / "rng.safetensors")["torch_rng"])
+    metrics = directory.parent / "metrics.jsonl"
+    if metrics.is_file():
+        # Drop records written after this state (the run was killed later than its last save).
+        kept = [
+            line
+            for line in metrics.read_text().splitlines()
+            if line and json.loads(line)["step"] <= meta["step"]
+        ]
+        metrics.write_text("".join(line + "\n" for line in kept))
+    return meta["step"], meta["best"]
