@@ -1,0 +1,108 @@
+"""Train the five variants under one setting, evaluate them together, write the comparison.
+
+Examples::
+
+    python -m training.compare --base assets/base --data data/synth --out runs/compare --epochs 3
+    python -m training.compare --base tiny --out runs/compare-smoke --smoke
+
+Output (``--out``)::
+
+    <variant>/            one training run each (metrics.jsonl, best/, last/, state/)
+    evaluation/           metrics.json + predictions.jsonl of all five best checkpoints on the
+                          validation split, through the shared predictor (vqa_demo.evaluation)
+    comparison.json       per variant: accuracy with 95% CI, per-family accuracy, training curve,
+                          training time; plus the setting, head agreement and paired McNemar tests
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from training.train import TrainConfig, apply_smoke, smoke_data
+from training.train import main as train_main
+from vqa_demo.config import VARIANTS
+from vqa_demo.data import load_split
+from vqa_demo.evaluation import evaluate, write_evaluation
+from vqa_demo.loading import load_predictor
+
+
+def read_curve(path: Path) -> list[dict]:
+    """Training curve records (step, loss, accuracy where evaluated) from a run's metrics.jsonl."""
+    keep = ("step", "epoch", "loss", "accuracy", "accuracy_low", "accuracy_high", "seconds")
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [{k: r[k] for k in keep if k in r} for r in map(json.loads, lines)]
+
+
+def build_comparison(setting: dict, out: Path, metrics: dict, train_results: dict) -> dict:
+    variants = {}
+    for name, result in train_results.items():
+        m = metrics["variants"].get(name, {})
+        variants[name] = {
+            "accuracy": m.get("accuracy"),
+            "by_family": m.get("by_metadata", {}).get("family", {}),
+            "position_bias": m.get("position_bias"),
+            "calibration_ece": m.get("calibration", {}).get("ece"),
+            "curve": read_curve(out / name / "metrics.jsonl"),
+            "best_step": result.get("best_step"),
+            "train_seconds": round(result.get("seconds", 0.0), 1),
+            "checkpoint": f"{name}/best",
+        }
+        if "scoring_accuracy" in m:
+            variants[name]["scoring_accuracy"] = m["scoring_accuracy"]
+            variants[name]["text_metrics"] = m["text_metrics"]
+    return {
+        "setting": setting,
+        "split": metrics["split"],
+        "n": metrics["n"],
+        "variants": variants,
+        "agreement": metrics.get("agreement"),
+        "mcnemar": metrics.get("mcnemar"),
+    }
+
+
+def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
+    """Train each variant with ``cfg`` (its variant/pooling replaced), then evaluate all together."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.smoke:
+        cfg = apply_smoke(cfg)
+        if not cfg.data:
+            cfg.data = str(smoke_data(out, cfg.seed))
+    started = time.perf_counter()
+    train_results = {}
+    for name in variants or list(VARIANTS):
+        head, pooling = VARIANTS[name]
+        run_cfg = replace(cfg, variant=head, pooling=pooling, out=str(out / name))
+        train_results[name] = train_main(run_cfg)
+    val_split = load_split(Path(cfg.data) / "validation")
+    if cfg.max_val:
+        val_split.examples = val_split.examples[: cfg.max_val]
+    predictor = load_predictor([out / name / "best" for name in train_results], base=cfg.base)
+    result = evaluate(predictor, val_split, list(train_results), cfg.eval_batch_size, progress=False)
+    write_evaluation(result, out / "evaluation", val_split)
+    setting = {k: v for k, v in asdict(cfg).items() if k not in {"variant", "pooling", "out", "resume"}}
+    setting["wall_seconds"] = round(time.perf_counter() - started, 1)
+    comparison = build_comparison(setting, out, result.metrics, train_results)
+    (out / "comparison.json").write_text(json.dumps(comparison, indent=2))
+    for name, v in comparison["variants"].items():
+        acc = v["accuracy"]
+        print(f"{name:24s} {acc['accuracy']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}]  train {v['train_seconds']} s")
+    return comparison
+
+
+def parse_args(argv=None) -> tuple[TrainConfig, list[str] | None]:
+    from training.train import parse_args as train_args
+
+    argv = list(argv) if argv is not None else None
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--variants", nargs="*", default=None, choices=list(VARIANTS))
+    known, rest = parser.parse_known_args(argv)
+    return train_args(rest), known.variants
+
+
+if __name__ == "__main__":
+    main(*parse_args())
