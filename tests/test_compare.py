@@ -15,14 +15,22 @@ from vqa_demo.evaluation import read_predictions
 @pytest.mark.slow
 def test_compare_smoke_writes_comparison_and_predictions(tmp_path):
     data = smoke_data(tmp_path, seed=0)
-    cfg, variants = parse_args(["--base", "tiny", "--smoke", "--data", str(data), "--out", str(tmp_path / "cmp")])
+    cfg, variants = parse_args(
+        ["--base", "tiny", "--smoke", "--data", str(data), "--out", str(tmp_path / "cmp")]
+    )
     assert variants is None
     comparison = main(cfg)
     on_disk = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert on_disk == json.loads(json.dumps(comparison))
     assert sorted(comparison["variants"]) == sorted(VARIANTS)
     for name, entry in comparison["variants"].items():
-        assert 0.0 <= entry["accuracy"]["low"] <= entry["accuracy"]["accuracy"] <= entry["accuracy"]["high"] <= 1.0
+        assert (
+            0.0
+            <= entry["accuracy"]["low"]
+            <= entry["accuracy"]["accuracy"]
+            <= entry["accuracy"]["high"]
+            <= 1.0
+        )
         assert entry["by_family"], name
         assert [r["step"] for r in entry["curve"] if "accuracy" in r] == [4, 8]
         # The joint evaluation of the best checkpoint reproduces the accuracy logged during training.

@@ -16,7 +16,9 @@ def names(requirements):
 def test_requirements_cover_core_and_app_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     needed = names(project["dependencies"]) | names(project["optional-dependencies"]["app"])
-    lines = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if not line.startswith("#")]
+    lines = [
+        line for line in (ROOT / "requirements.txt").read_text().splitlines() if not line.startswith("#")
+    ]
     assert needed <= names(lines)
 
 

@@ -90,7 +90,9 @@ def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
     (out / "comparison.json").write_text(json.dumps(comparison, indent=2))
     for name, v in comparison["variants"].items():
         acc = v["accuracy"]
-        print(f"{name:24s} {acc['accuracy']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}]  train {v['train_seconds']} s")
+        print(
+            f"{name:24s} {acc['accuracy']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}]  train {v['train_seconds']} s"
+        )
     return comparison
 
 

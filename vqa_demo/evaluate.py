@@ -11,7 +11,6 @@ unlabeled split one ``submission_<variant>.csv`` per variant, rows in the metada
 from __future__ import annotations
 
 import argparse
-import json
 
 from vqa_demo.data import load_split
 from vqa_demo.evaluation import evaluate, write_evaluation
@@ -19,9 +18,15 @@ from vqa_demo.loading import DEFAULT_CHECKPOINTS, load_predictor
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoints", nargs="+", default=[str(DEFAULT_CHECKPOINTS)], help="variant dirs or parents")
-    parser.add_argument("--base", default=None, help="base model dir or hub id (default: from the run configs)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoints", nargs="+", default=[str(DEFAULT_CHECKPOINTS)], help="variant dirs or parents"
+    )
+    parser.add_argument(
+        "--base", default=None, help="base model dir or hub id (default: from the run configs)"
+    )
     parser.add_argument("--data", required=True, help="split directory with metadata.csv/jsonl")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--variants", nargs="*", default=None, help="subset of variant names")
@@ -33,13 +38,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> dict:
     split = load_split(args.data)
-    predictor = load_predictor(args.checkpoints, base=args.base, device=args.device, batch_size=args.batch_size)
+    predictor = load_predictor(
+        args.checkpoints, base=args.base, device=args.device, batch_size=args.batch_size
+    )
     result = evaluate(predictor, split, args.variants, args.batch_size, circular=args.circular)
     write_evaluation(result, args.out, split)
     for name, m in result.metrics["variants"].items():
         if m.get("n"):
             acc = m["accuracy"]
-            print(f"{name:24s} accuracy {acc['accuracy']:.3f}  95% CI [{acc['low']:.3f}, {acc['high']:.3f}]  n={m['n']}")
+            print(
+                f"{name:24s} accuracy {acc['accuracy']:.3f}  95% CI [{acc['low']:.3f}, {acc['high']:.3f}]  n={m['n']}"
+            )
     print(f"wrote {args.out}/metrics.json and predictions.jsonl")
     return result.metrics
 

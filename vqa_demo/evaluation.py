@@ -77,7 +77,10 @@ def predict_records(
     for start in range(0, len(split), batch_size):
         chunk = split.examples[start : start + batch_size]
         results = predictor.predict_batch(
-            [ex.load_image() for ex in chunk], [ex.question for ex in chunk], [list(ex.options) for ex in chunk], variants
+            [ex.load_image() for ex in chunk],
+            [ex.question for ex in chunk],
+            [list(ex.options) for ex in chunk],
+            variants,
         )
         for offset, (example, result) in enumerate(zip(chunk, results)):
             records.append(
@@ -89,7 +92,9 @@ def predict_records(
                     "options": list(example.options),
                     "gold": example.answer_index,
                     "metadata": dict(example.metadata),
-                    "variants": {name: _variant_record(p, example.answer_index) for name, p in result.items()},
+                    "variants": {
+                        name: _variant_record(p, example.answer_index) for name, p in result.items()
+                    },
                 }
             )
         bar.update(len(chunk))
@@ -98,7 +103,11 @@ def predict_records(
 
 
 def add_circular_choices(
-    predictor: Predictor, split: MCSplit, records: list[dict[str, Any]], variants: Sequence[str], batch_size: int = 16
+    predictor: Predictor,
+    split: MCSplit,
+    records: list[dict[str, Any]],
+    variants: Sequence[str],
+    batch_size: int = 16,
 ) -> None:
     """Re-score every example under each option rotation; store choices mapped back to original order.
 
@@ -115,7 +124,9 @@ def add_circular_choices(
             for i, (example, result) in enumerate(zip(chunk, results)):
                 for name in variants:
                     choice = result[name].choice
-                    choices[name][i].append(int(M.original_index(choice, shift % example.num_options, example.num_options)))
+                    choices[name][i].append(
+                        int(M.original_index(choice, shift % example.num_options, example.num_options))
+                    )
         for i in range(len(chunk)):
             for name in variants:
                 records[start + i]["variants"][name]["circular_choices"] = choices[name][i]
@@ -175,10 +186,14 @@ def summarize(records: list[dict[str, Any]], split_name: str, circular: bool = F
         "variants": {n: variant_metrics(records, n, circular) for n in names},
     }
     if len(names) > 1 and records:
-        summary["agreement"] = M.agreement_matrix({n: [r["variants"][n]["choice"] for r in records] for n in names})
+        summary["agreement"] = M.agreement_matrix(
+            {n: [r["variants"][n]["choice"] for r in records] for n in names}
+        )
     if labeled and len(names) > 1:
         correct = {n: [r["variants"][n]["correct"] for r in records] for n in names}
-        summary["mcnemar"] = {f"{a} vs {b}": M.mcnemar_exact(correct[a], correct[b]) for a, b in combinations(names, 2)}
+        summary["mcnemar"] = {
+            f"{a} vs {b}": M.mcnemar_exact(correct[a], correct[b]) for a, b in combinations(names, 2)
+        }
     return summary
 
 
