@@ -118,3 +118,37 @@ def test_non_finite_loss_stops_with_the_step(tmp_path, data_dir, monkeypatch):
     monkeypatch.setattr(train_module, "variant_loss", flaky_loss)
     with pytest.raises(NonFiniteLossError, match="at step 3"):
         main(smoke_config(tmp_path, data_dir))
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL arriving in the middle of a save."""
+
+
+@pytest.mark.slow
+def test_kill_during_state_save_resumes_from_last_complete_state(tmp_path, data_dir, monkeypatch):
+    import training.resume as resume_module
+
+    full = main(smoke_config(tmp_path / "full", data_dir))
+    real_save_file, calls = resume_module.save_file, {"n": 0}
+
+    def dying_save_file(tensors, path, *args, **kwargs):
+        calls["n"] += 1
+        if (
+            calls["n"] == 4
+        ):  # the first file of the second state save (step 8): lora, head, rng, then lora again
+            real_save_file(tensors, path, *args, **kwargs)
+            raise Killed()
+        return real_save_file(tensors, path, *args, **kwargs)
+
+    monkeypatch.setattr(resume_module, "save_file", dying_save_file)
+    with pytest.raises(Killed):
+        main(smoke_config(tmp_path / "cut", data_dir))
+    monkeypatch.setattr(resume_module, "save_file", real_save_file)
+    state = json.loads((tmp_path / "cut" / "state" / "state.json").read_text())
+    assert state["step"] == 4, "the interrupted save must leave the previous state in place"
+    resumed = main(smoke_config(tmp_path / "cut", data_dir, resume=True))
+    assert resumed["best_accuracy"] == full["best_accuracy"]
+    a = load_file(tmp_path / "full" / "last" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "cut" / "last" / "adapter_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
