@@ -7,16 +7,22 @@ import json
 import pytest
 
 from training.compare import main, parse_args
+from training.ship_default import main as ship_main
+from training.ship_default import parse_args as ship_args
 from training.train import smoke_data
+from vqa_demo.backbone import build_tiny_backbone, save_backbone
 from vqa_demo.config import VARIANTS
+from vqa_demo.data import load_split
 from vqa_demo.evaluation import read_predictions
+from vqa_demo.loading import load_predictor
 
 
 @pytest.mark.slow
-def test_compare_smoke_writes_comparison_and_predictions(tmp_path):
+def test_compare_smoke_writes_comparison_and_ships_as_assets(tmp_path):
     data = smoke_data(tmp_path, seed=0)
+    base = save_backbone(build_tiny_backbone(), tmp_path / "base")
     cfg, variants = parse_args(
-        ["--base", "tiny", "--smoke", "--data", str(data), "--out", str(tmp_path / "cmp")]
+        ["--base", str(base), "--smoke", "--data", str(data), "--out", str(tmp_path / "cmp")]
     )
     assert variants is None
     comparison = main(cfg)
@@ -40,3 +46,30 @@ def test_compare_smoke_writes_comparison_and_predictions(tmp_path):
     assert len(records) == comparison["n"] == 16
     assert all(sorted(r["variants"]) == sorted(VARIANTS) for r in records)
     assert set(comparison["mcnemar"]) and comparison["agreement"]["variants"]
+
+    assets = tmp_path / "assets"
+    ship_main(
+        ship_args(
+            [
+                "--compare",
+                str(tmp_path / "cmp"),
+                "--data",
+                str(data),
+                "--base",
+                str(base),
+                "--assets",
+                str(assets),
+            ]
+        )
+    )
+    examples = json.loads((assets / "examples" / "examples.json").read_text())
+    assert examples and all((assets / "examples" / e["image"]).is_file() for e in examples)
+    shipped = json.loads((assets / "comparison.json").read_text())
+    assert shipped["variants"]["cond_gen"]["checkpoint"] == "checkpoints/cond_gen"
+    predictor = load_predictor(assets / "checkpoints")  # base resolved from run_config: "assets/base"
+    assert sorted(predictor.variants) == sorted(VARIANTS)
+    first = read_predictions(assets / "evaluation" / "predictions.jsonl")[0]
+    example = load_split(assets / "validation")[0]
+    live = predictor.predict(example.load_image(), example.question, list(example.options))
+    for name, prediction in live.items():
+        assert prediction.choice == first["variants"][name]["choice"]

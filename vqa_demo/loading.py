@@ -28,20 +28,22 @@ def find_checkpoints(root: str | Path) -> list[Path]:
 
 
 def resolve_base(base: str | Path | None, checkpoint: Path) -> str:
-    """The base to load: given explicitly, else the run config's source (relative paths also tried
-    against the checkpoint's parent folders, so a moved ``assets/`` tree still resolves)."""
+    """The base to load: given explicitly, else the run config's source.
+
+    A relative source (``assets/base``) is looked up next to the checkpoint first, walking up its
+    folders, so a copied ``assets/`` tree uses its own base; then relative to the working directory.
+    Anything else (a hub id, ``tiny``) is returned unchanged.
+    """
     if base is not None:
         return str(base)
     source = read_run_config(checkpoint).backbone.source
-    if Path(source).is_absolute() or Path(source).exists() or not source.startswith(("assets", ".", "runs")):
+    relative = Path(source)
+    if source == "tiny" or relative.is_absolute():
         return source
     for parent in checkpoint.resolve().parents:
-        candidate = parent / source
-        if candidate.exists():
-            return str(candidate)
-        candidate = parent / Path(source).name
-        if candidate.exists() and (candidate / "config.json").is_file():
-            return str(candidate)
+        for candidate in (parent / relative, parent / relative.name):
+            if (candidate / "config.json").is_file():
+                return str(candidate)
     return source
 
 
