@@ -2,72 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-
-import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from vqa_demo.backbone import add_lora, build_tiny_backbone
-from vqa_demo.config import VARIANTS, BackboneConfig, HeadConfig, LoraSettings, RunConfig
-from vqa_demo.heads import build_head
-from vqa_demo.predictor import Predictor, Variant
+from vqa_demo.predictor import Predictor
+from vqa_demo.tiny import TrigramMatcher as HashMatcher
+from vqa_demo.tiny import make_tiny_predictor, randomize, tiny_run_config
 
-
-class HashMatcher:
-    """A deterministic stand-in for the sentence model: bag-of-character-trigram vectors.
-
-    Used where a test checks the predictor's plumbing, not the sentence model itself.
-    """
-
-    def cosine_scores(self, generated, options):
-        def embed(text):
-            vec = np.zeros(64)
-            for i in range(max(len(text) - 2, 1)):
-                vec[int(hashlib.md5(text[i : i + 3].encode()).hexdigest(), 16) % 64] += 1
-            return vec / (np.linalg.norm(vec) or 1.0)
-
-        num_options = max(len(o) for o in options)
-        scores = np.full((len(options), num_options), -np.inf, dtype=np.float32)
-        for b, opts in enumerate(options):
-            scores[b, : len(opts)] = [embed(o) @ embed(generated[b]) for o in opts]
-        return scores
-
-
-def tiny_run_config(variant: str, num_options: int = 4) -> RunConfig:
-    head, pooling = VARIANTS[variant]
-    return RunConfig(
-        head=HeadConfig(head=head, pooling=pooling, num_options=num_options, max_new_tokens=4),
-        backbone=BackboneConfig(source="tiny"),
-        lora=LoraSettings(r=4, alpha=8, dropout=0.0, init_weights=False),
-    )
-
-
-def randomize(module: torch.nn.Module, seed: int) -> None:
-    """Give a head non-trivial weights (attentive scorers start at zero = mean pooling)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in module.parameters():
-            param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
-
-
-def make_tiny_predictor(variants=tuple(VARIANTS), seed: int = 0, batch_size: int = 16) -> Predictor:
-    """A tiny backbone with one random LoRA adapter + random head per variant."""
-    backbone = build_tiny_backbone(seed=seed)
-    loaded = []
-    for i, name in enumerate(variants):
-        config = tiny_run_config(name)
-        adapter = name.replace("-", "_")
-        torch.manual_seed(seed + 100 + i)
-        add_lora(backbone, config.lora, adapter_name=adapter)
-        head = build_head(config.head, backbone.hidden_size)
-        if head is not None:
-            randomize(head, seed + i)
-            head.eval()
-        loaded.append(Variant(name, config, head, adapter))
-    backbone.model.eval()
-    return Predictor(backbone, loaded, matcher=HashMatcher(), batch_size=batch_size)
+__all__ = ["HashMatcher", "make_tiny_predictor", "randomize", "tiny_run_config"]
 
 
 @pytest.fixture(scope="session")
@@ -94,3 +36,11 @@ OPTIONS = [
     ["blue", "purple", "a very long orange option", "black"],
     ["green", "grey", "white", "pink"],
 ]
+
+
+@pytest.fixture(scope="session")
+def app_assets(tmp_path_factory):
+    """A complete tiny assets folder (base, five checkpoints, validation, evaluation, examples); see app_support."""
+    from tests.app_support import build_app_assets
+
+    return build_app_assets(tmp_path_factory.mktemp("app-assets"))
