@@ -45,3 +45,29 @@ def test_one_step_changes_exactly_the_trainable_parameters(variant):
 
     changed = {k for k, v in params.items() if not torch.equal(v.detach(), before[k])}
     assert changed == trainable, f"unchanged trainable: {sorted(trainable - changed)[:5]}"
+
+
+def test_vision_lora_trains_the_tower_and_gets_its_own_features(images):
+    from vqa_demo.predictor import Predictor, Variant
+    from vqa_demo.tiny import TrigramMatcher, make_tiny_predictor
+
+    predictor = make_tiny_predictor(variants=("swag-attentive",))
+    config = tiny_run_config("multi_class-attentive")
+    config.lora.vision = True
+    torch.manual_seed(7)
+    add_lora(predictor.backbone, config.lora, adapter_name="vision_variant")
+    names = [n for n, p in predictor.backbone.model.named_parameters() if "vision_variant" in n]
+    assert any("vision_tower" in n for n in names) and any("multi_modal_projector" in n for n in names)
+    head = build_head(config.head, predictor.backbone.hidden_size).eval()
+    variants = [*predictor.variants.values(), Variant("vision-lora", config, head, "vision_variant")]
+    both = Predictor(predictor.backbone, variants, matcher=TrigramMatcher())
+    calls = []
+    hook = predictor.backbone.core.model.vision_tower.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        together = both.predict(images[0], QUESTIONS[0], OPTIONS[0])
+    finally:
+        hook.remove()
+    assert len(calls) == 2, "once shared, once for the vision-adapted variant"
+    alone = predictor.predict(images[0], QUESTIONS[0], OPTIONS[0])
+    # The vision-adapted variant running first or last must not change the shared features.
+    assert (together["swag-attentive"].option_scores == alone["swag-attentive"].option_scores).all()

@@ -79,6 +79,7 @@ class TrainConfig:
     seed: int = 0
     quantization: str | None = None
     gradient_checkpointing: bool = False
+    train_vision: bool = False  # LoRA on the SigLIP tower + projector too (features no longer shared)
     cache_features: bool = True
     resume: bool = False
     smoke: bool = False
@@ -89,7 +90,9 @@ class TrainConfig:
             head=HeadConfig(head=self.variant, pooling=self.pooling, num_options=self.num_options),
             backbone=BackboneConfig(source=self.base, quantization=self.quantization),
             prompt=PromptConfig(style=self.prompt_style, max_text_tokens=self.max_text_tokens),
-            lora=LoraSettings(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout),
+            lora=LoraSettings(
+                r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout, vision=self.train_vision
+            ),
             train=TrainSettings(
                 learning_rate=self.lr,
                 epochs=self.epochs,
@@ -99,6 +102,7 @@ class TrainConfig:
                 weight_decay=self.weight_decay,
                 label_smoothing=self.label_smoothing,
                 seed=self.seed,
+                freeze_vision=not self.train_vision,
             ),
         )
 
@@ -130,7 +134,8 @@ def smoke_data(out: Path, seed: int) -> Path:
 class VariantModule(nn.Module):
     """LoRA-adapted PaliGemma + head as one module, so accelerate/DDP see every trainable parameter.
 
-    ``forward(features float[B,N,D], questions, options, answers) -> loss`` (scalar).
+    ``forward(inputs, questions, options, answers) -> loss`` (scalar), where ``inputs`` are image
+    features ``float[B,N,D]``, or pixels ``float[B,3,H,W]`` when the vision tower trains too.
     """
 
     def __init__(self, backbone, head: nn.Module | None, run_config: RunConfig, encoder: RowEncoder):
@@ -141,8 +146,9 @@ class VariantModule(nn.Module):
         self.run_config = run_config
         self.encoder = encoder
 
-    def forward(self, features, questions, options, answers, label_smoothing: float = 0.0):
+    def forward(self, inputs, questions, options, answers, label_smoothing: float = 0.0):
         cfg = self.run_config
+        features = image_features(self.backbone.core, inputs, grad=True) if cfg.lora.vision else inputs
         return variant_loss(
             self.backbone.core, self.head, cfg.head, self.encoder, questions, options, answers, features,
             cfg.prompt.style, label_smoothing,
@@ -150,23 +156,31 @@ class VariantModule(nn.Module):
 
 
 class FeatureCache:
-    """Image features of a split, computed once: the vision tower is frozen, so they never change."""
+    """Per-example model inputs of a split, computed once.
 
-    def __init__(self, backbone, split: MCSplit, enabled: bool, batch_size: int = 32):
-        self.backbone, self.split, self.enabled = backbone, split, enabled
+    With a frozen tower these are the image features ``float[N, D]`` (they never change, so the
+    tower runs once per image for the whole run); with ``--train-vision`` they are the pixel values,
+    and the tower runs inside the module's forward with gradients.
+    """
+
+    def __init__(
+        self, backbone, split: MCSplit, enabled: bool, pixels_only: bool = False, batch_size: int = 32
+    ):
+        self.backbone, self.split, self.enabled, self.pixels_only = backbone, split, enabled, pixels_only
         self.store: dict[int, torch.Tensor] = {}
         self.batch_size = batch_size
 
     def get(self, indices: list[int]) -> torch.Tensor:
-        """``float[B, N, D]`` for the split examples at ``indices``."""
+        """``float[B, N, D]`` features (or ``float[B, 3, H, W]`` pixels) for the examples at ``indices``."""
         missing = [i for i in indices if i not in self.store]
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
             images = [self.split[i].load_image() for i in chunk]
             pixels = self.backbone.processor.image_processor(images, return_tensors="pt")["pixel_values"]
-            feats = image_features(self.backbone.core, pixels.to(self.backbone.device))
-            for i, f in zip(chunk, feats):
-                self.store[i] = f
+            pixels = pixels.to(self.backbone.device)
+            values = pixels if self.pixels_only else image_features(self.backbone.core, pixels)
+            for i, value in zip(chunk, values):
+                self.store[i] = value
         out = torch.stack([self.store[i] for i in indices])
         if not self.enabled:
             self.store.clear()
@@ -267,7 +281,7 @@ def main(cfg: TrainConfig) -> dict:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     matcher = SentenceMatcher()
-    features = FeatureCache(backbone, train_split, cfg.cache_features)
+    features = FeatureCache(backbone, train_split, cfg.cache_features, pixels_only=cfg.train_vision)
     micro = cfg.batch_size
     batches_per_epoch = math.ceil(len(train_split) / micro)
     start_time = time.perf_counter()

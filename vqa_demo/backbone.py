@@ -254,20 +254,29 @@ def save_backbone(backbone: Backbone, directory: str | Path) -> Path:
 
 
 def freeze_vision(backbone: Backbone, frozen: bool = True) -> None:
-    """Freeze (or unfreeze) the SigLIP tower and the projector; the predictor relies on them being frozen."""
+    """Freeze (or unfreeze) the SigLIP tower and the projector weights (LoRA layers added later train)."""
     core = backbone.core
     for module in (core.model.vision_tower, core.model.multi_modal_projector):
         for param in module.parameters():
             param.requires_grad_(not frozen)
 
 
-def lora_target_regex(targets: tuple[str, ...]) -> str:
-    """Match the targets inside the language model only: SigLIP also has q_proj/k_proj/... layers."""
-    return r".*language_model.*\.(" + "|".join(targets) + r")$"
+VISION_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+
+
+def lora_target_regex(targets: tuple[str, ...], vision: bool = False) -> str:
+    """Match the targets inside the language model only (SigLIP also has q_proj/k_proj/... layers);
+    with ``vision``, also SigLIP's attention/MLP linears and the projector."""
+    language = r".*language_model.*\.(" + "|".join(targets) + r")"
+    if not vision:
+        return language + "$"
+    tower = r".*vision_tower.*\.(" + "|".join(VISION_LORA_TARGETS) + r")"
+    return rf"({language}|{tower}|.*multi_modal_projector\.linear)$"
 
 
 def add_lora(backbone: Backbone, settings: LoraSettings, adapter_name: str = "default"):
-    """Wrap the model with a peft LoRA adapter on the language model's linear layers.
+    """Wrap the model with a peft LoRA adapter on the language model's linear layers (and, with
+    ``settings.vision``, on the vision tower and projector).
 
     The base weights are frozen; only LoRA matrices train. Heads are separate modules (see heads.py).
     """
@@ -277,7 +286,7 @@ def add_lora(backbone: Backbone, settings: LoraSettings, adapter_name: str = "de
         r=settings.r,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
-        target_modules=lora_target_regex(settings.targets),
+        target_modules=lora_target_regex(settings.targets, settings.vision),
         init_lora_weights=settings.init_weights,
         bias="none",
     )

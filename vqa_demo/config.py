@@ -65,13 +65,18 @@ def resolve_backbone_source(name_or_path: str) -> str:
 
 @dataclass
 class LoraSettings:
-    """LoRA on the language model's linear layers only (the vision tower and projector stay frozen)."""
+    """LoRA on the language model's linear layers; with ``vision`` also on the SigLIP tower and projector.
+
+    The base weights always stay frozen. With ``vision=False`` (the default, and what the reference work
+    found best) the image features are identical for every variant, so the predictor shares them.
+    """
 
     r: int = 8
     alpha: int = 16
     dropout: float = 0.05
     targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     init_weights: bool = True  # False gives random B (useful in tests: every LoRA weight gets a gradient)
+    vision: bool = False  # also adapt the SigLIP tower and projector (image features become per-variant)
 
     def __post_init__(self) -> None:
         self.targets = tuple(self.targets)

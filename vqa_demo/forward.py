@@ -13,12 +13,14 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from vqa_demo.encoding import EncodedRows
 
 
-def image_features(core: PaliGemmaForConditionalGeneration, pixel_values: torch.Tensor) -> torch.Tensor:
+def image_features(
+    core: PaliGemmaForConditionalGeneration, pixel_values: torch.Tensor, grad: bool = False
+) -> torch.Tensor:
     """Projected image features ``float[B, N, D]`` for ``pixel_values float[B, 3, H, W]``.
 
-    Runs without gradients: the tower and projector are frozen in every variant.
+    Without ``grad`` (the frozen-tower case) no graph is kept: the features are constants.
     """
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         return core.model.get_image_features(pixel_values.to(core.dtype)).pooler_output
 
 

@@ -4,7 +4,8 @@ Training-time evaluation, the CLI evaluation and the app all call :meth:`Predict
 (``predict`` is the one-example case of it), so their numbers cannot disagree.
 
 Per call, the vision tower runs once per image; every variant (each a LoRA adapter + head on the
-shared base) and every option row reuses those features.
+shared base) and every option row reuses those features. Only a variant trained with LoRA on the
+vision tower (``LoraSettings.vision``) computes image features of its own.
 """
 
 from __future__ import annotations
@@ -201,9 +202,10 @@ class Predictor:
         pixels = self.backbone.processor.image_processor(rgb, return_tensors="pt")["pixel_values"]
         return pixels.to(self.backbone.device)
 
-    def _adapter_context(self, variant: Variant):
+    def _adapter_context(self, variant: Variant | None):
+        """Activate ``variant``'s adapter; ``None`` (or an adapter-less variant) means the bare base."""
         model = self.backbone.model
-        if variant.adapter is None:
+        if variant is None or variant.adapter is None:
             return model.disable_adapter() if hasattr(model, "disable_adapter") else nullcontext()
         model.set_adapter(variant.adapter)
         return nullcontext()
@@ -211,20 +213,28 @@ class Predictor:
     @torch.no_grad()
     def _predict_chunk(self, images, questions, options, names) -> list[dict[str, VariantPrediction]]:
         with self._lock:
+            pixels = self.pixel_values(images)
+            shared = [n for n in names if not self.variants[n].config.lora.vision]
             start = time.perf_counter()
-            features = image_features(self.backbone.core, self.pixel_values(images))
-            vision_seconds = (time.perf_counter() - start) / max(len(names), 1)
+            features = None
+            if shared:
+                # The frozen tower: identical features for every variant, computed once with no adapter.
+                with self._adapter_context(None):
+                    features = image_features(self.backbone.core, pixels)
+            vision_seconds = (time.perf_counter() - start) / max(len(shared), 1)
             results: list[dict[str, VariantPrediction]] = [{} for _ in images]
             for name in names:
                 variant = self.variants[name]
                 start = time.perf_counter()
                 with self._adapter_context(variant):
+                    own = variant.config.lora.vision
+                    variant_features = image_features(self.backbone.core, pixels) if own else features
                     if variant.head_name == "cond_gen":
-                        predictions = self._cond_gen(variant, questions, options, features)
+                        predictions = self._cond_gen(variant, questions, options, variant_features)
                     else:
-                        predictions = self._classifier(variant, questions, options, features)
-                # Each example's share of the batch time, plus its share of the vision pass.
-                seconds = (time.perf_counter() - start) / len(images) + vision_seconds / len(images)
+                        predictions = self._classifier(variant, questions, options, variant_features)
+                # Each example's share of the batch time, plus its share of the shared vision pass.
+                seconds = (time.perf_counter() - start + (0.0 if own else vision_seconds)) / len(images)
                 for result, prediction in zip(results, predictions):
                     prediction.seconds = seconds
                     result[name] = prediction
