@@ -122,7 +122,7 @@ class Predictor:
         self.batch_size = batch_size
         self._encoders: dict[tuple, RowEncoder] = {}
         # peft's active adapter is global model state: one prediction at a time.
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     # -- public API -------------------------------------------------------------------------------
     def predict(
@@ -202,8 +202,10 @@ class Predictor:
         pixels = self.backbone.processor.image_processor(rgb, return_tensors="pt")["pixel_values"]
         return pixels.to(self.backbone.device)
 
-    def _adapter_context(self, variant: Variant | None):
-        """Activate ``variant``'s adapter; ``None`` (or an adapter-less variant) means the bare base."""
+    def activate(self, variant: Variant | None):
+        """Context in which the model runs as ``variant`` (its LoRA adapter active); ``None`` or an
+        adapter-less variant means the bare base. peft's active adapter is global model state: hold
+        :attr:`lock` around any use."""
         model = self.backbone.model
         if variant is None or variant.adapter is None:
             return model.disable_adapter() if hasattr(model, "disable_adapter") else nullcontext()
@@ -212,21 +214,21 @@ class Predictor:
 
     @torch.no_grad()
     def _predict_chunk(self, images, questions, options, names) -> list[dict[str, VariantPrediction]]:
-        with self._lock:
+        with self.lock:
             pixels = self.pixel_values(images)
             shared = [n for n in names if not self.variants[n].config.lora.vision]
             start = time.perf_counter()
             features = None
             if shared:
                 # The frozen tower: identical features for every variant, computed once with no adapter.
-                with self._adapter_context(None):
+                with self.activate(None):
                     features = image_features(self.backbone.core, pixels)
             vision_seconds = (time.perf_counter() - start) / max(len(shared), 1)
             results: list[dict[str, VariantPrediction]] = [{} for _ in images]
             for name in names:
                 variant = self.variants[name]
                 start = time.perf_counter()
-                with self._adapter_context(variant):
+                with self.activate(variant):
                     own = variant.config.lora.vision
                     variant_features = image_features(self.backbone.core, pixels) if own else features
                     if variant.head_name == "cond_gen":

@@ -1,0 +1,16 @@
+"""The MC-VQA workbench as a Gradio app (also the Hugging Face Space entry point).
+
+    python app.py                                   # offline default from assets/
+    python app.py --checkpoints runs/compare --base google/paligemma2-3b-pt-224 --device cuda
+    VQA_CHECKPOINTS=runs/compare python app.py      # the same settings as environment variables
+
+Flags and variables: see vqa_demo/ui/config.py. The model loads on the first question.
+"""
+
+from vqa_demo.ui import AppConfig, build_demo
+
+config = AppConfig.from_args() if __name__ == "__main__" else AppConfig.from_env()
+demo = build_demo(config)
+
+if __name__ == "__main__":
+    demo.launch(**config.launch_kwargs())

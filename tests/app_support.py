@@ -1,0 +1,163 @@
+"""Helpers for the app tests: a complete tiny assets folder, a fake predictor, a local server.
+
+``build_app_assets(root)`` lays out what the shipped ``assets/`` will hold, from the tiny model::
+
+    base/  checkpoints/<variant>/ (+ metrics.jsonl)  validation/  evaluation/  comparison.json  examples/
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import HashMatcher, make_tiny_predictor, tiny_run_config
+from training.synthetic import generate_split
+from vqa_demo.backbone import build_tiny_backbone, load_backbone, save_backbone
+from vqa_demo.checkpoints import load_variants, save_variant
+from vqa_demo.config import VARIANTS, BackboneConfig
+from vqa_demo.data import load_split
+from vqa_demo.evaluation import evaluate, write_evaluation
+from vqa_demo.predictor import Predictor, Variant, VariantPrediction, softmax_np
+from vqa_demo.ui.config import AppConfig
+
+VALIDATION_SIZE = 12
+
+
+@dataclass
+class AppAssetsDir:
+    """A tiny assets folder and how to load its predictor (sentence model replaced by HashMatcher)."""
+
+    root: Path
+
+    @property
+    def config(self) -> AppConfig:
+        return AppConfig(assets=self.root, base=str(self.root / "base"))
+
+    def load_predictor(self) -> Predictor:
+        backbone = load_backbone(BackboneConfig(source=str(self.root / "base")))
+        directories = sorted((self.root / "checkpoints").iterdir())
+        return Predictor(backbone, load_variants(backbone, directories), matcher=HashMatcher())
+
+
+def fake_curve(seed: int, steps: int = 40) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    curve = []
+    for step in range(0, steps + 1, 5):
+        row = {"step": step, "loss": float(1.4 * np.exp(-step / 25) + 0.05 * rng.random())}
+        if step % 10 == 0:
+            row["accuracy"] = float(min(1.0, 0.25 + step / 80 + 0.05 * rng.random()))
+        curve.append(row)
+    return curve
+
+
+def build_app_assets(root: Path) -> AppAssetsDir:
+    """Write base, five checkpoints, a validation split, its evaluation, a comparison and examples."""
+    root = Path(root)
+    save_backbone(build_tiny_backbone(seed=0), root / "base")
+    trained = make_tiny_predictor(seed=0)
+    for i, (name, variant) in enumerate(trained.variants.items()):
+        directory = save_variant(
+            root / "checkpoints" / name, variant.config, trained.backbone, variant.head, variant.adapter
+        )
+        with open(directory / "metrics.jsonl", "w") as handle:
+            for row in fake_curve(i):
+                handle.write(json.dumps(row) + "\n")
+    generate_split(root / "validation", VALIDATION_SIZE, seed=0, prefix="validation", image_size=64)
+    split = load_split(root / "validation")
+    assets = AppAssetsDir(root)
+    result = evaluate(assets.load_predictor(), split, progress=False)
+    write_evaluation(result, root / "evaluation", split)
+    comparison = {
+        "split": "validation",
+        "n": len(split),
+        "variants": {
+            name: {
+                "accuracy": m["accuracy"],
+                "by_family": m["by_metadata"].get("family", {}),
+                "curve": fake_curve(i),
+                "train_seconds": 12.0 + i,
+            }
+            for i, (name, m) in enumerate(result.metrics["variants"].items())
+        },
+    }
+    (root / "comparison.json").write_text(json.dumps(comparison))
+    (root / "examples").mkdir()
+    one_per_family = {ex.metadata["family"]: ex for ex in reversed(split.examples)}
+    for example in list(one_per_family.values())[:4]:
+        shutil.copy(example.image_path, root / "examples" / example.file_name)
+    return assets
+
+
+class FakePredictor:
+    """Stands in for :class:`Predictor` in UI tests: fixed scores, attention extras, a call log."""
+
+    def __init__(self, names=tuple(VARIANTS), seconds: float = 0.001):
+        self.variants = {n: Variant(n, tiny_run_config(n)) for n in names}
+        self.calls: list[tuple] = []
+        self.seconds = seconds
+
+    def predict(self, image, question, options, variants=None):
+        self.calls.append((image, question, list(options), list(variants or [])))
+        names = list(variants) if variants is not None else list(self.variants)
+        out = {}
+        for offset, name in enumerate(names):
+            k = len(options)
+            scores = np.array(
+                [float((i + offset) % k == 0) * 2 + 0.1 * i for i in range(k)], dtype=np.float32
+            )
+            extras: dict = {}
+            if name == "cond_gen":
+                extras = {
+                    "generated_text": options[0],
+                    "cosine": np.linspace(0.9, 0.1, k),
+                    "cosine_choice": 0,
+                    "loglik_mean": -np.arange(k, dtype=np.float32),
+                    "loglik_sum": -2 * np.arange(k, dtype=np.float32),
+                    "scoring": "loglik_mean",
+                }
+            if name.endswith("attentive"):
+                grid = np.zeros((4, 4), dtype=np.float32)
+                grid[1, 2] = 0.5
+                extras["attention"] = {
+                    "image_grid": grid,
+                    "tokens": ["<bos>", "What", " colour", "?", "\n"],
+                    "token_weights": np.array([0.0, 0.1, 0.3, 0.05, 0.05], dtype=np.float32),
+                    "image_mass": 0.5,
+                    "row": "prompt",
+                }
+            prediction = VariantPrediction(name, scores, softmax_np(scores), int(np.argmax(scores)), extras)
+            prediction.seconds = self.seconds
+            out[name] = prediction
+        return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(demo, config: AppConfig):
+    """Launch ``demo`` on a free loopback port without blocking; returns its URL."""
+    kwargs = config.launch_kwargs()
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        ssr_mode=False,
+        **kwargs,
+    )
+    for _ in range(50):
+        try:
+            with socket.create_connection(("127.0.0.1", demo.server_port), timeout=0.2):
+                return url
+        except OSError:
+            time.sleep(0.1)
+    return url

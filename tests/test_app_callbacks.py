@@ -1,0 +1,285 @@
+"""UI callbacks against a fake predictor: no model, no server; invalid input never reaches the model."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.app_support import FakePredictor
+from vqa_demo.ui import AppConfig, build_demo
+from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
+from vqa_demo.ui.assets import AppAssets, inside
+from vqa_demo.ui.errors import ANY_POSITION, ANY_VARIANT, ErrorBrowser, error_rows
+from vqa_demo.ui.explain_view import ExplainCallbacks
+from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
+
+NAMES = ["cond_gen", "multi_class-last_token", "multi_class-attentive", "swag-last_token", "swag-attentive"]
+
+
+@pytest.fixture
+def fake():
+    return FakePredictor()
+
+
+@pytest.fixture
+def ask(fake, tmp_path):
+    return AskCallbacks(PredictorHolder(predictor=fake), AppConfig(assets=tmp_path))
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    path = tmp_path / "chart.png"
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(path)
+    return str(path)
+
+
+def form(options, ticks=None):
+    """The answer() arguments after image and question: count, 8 option boxes, one tick per variant."""
+    boxes = list(options) + [""] * (MAX_OPTIONS - len(options))
+    return [len(options), *boxes, *(ticks if ticks is not None else [True] * len(NAMES))]
+
+
+def test_answer_returns_every_variant(ask, fake, image_file):
+    status, table, chart, cond_gen, raw, result = ask.answer(
+        image_file, "What colour?", *form(["red", "blue", "green", "grey"])
+    )
+    assert status.startswith("✓")
+    assert list(table["variant"]) == NAMES
+    assert set(raw) == set(NAMES)
+    assert raw["swag-attentive"]["answer"] in ["red", "blue", "green", "grey"]
+    assert len(raw["cond_gen"]["probabilities"]) == 4 and "attention" not in raw["swag-attentive"]
+    assert "generated" in cond_gen and "cosine" in cond_gen
+    assert [trace.name for trace in chart.data] == NAMES
+    assert result.options == ["red", "blue", "green", "grey"] and len(fake.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "image, question, options, expected",
+    [
+        (None, "What colour?", ["red", "blue"], "No image"),
+        ("IMAGE", "   ", ["red", "blue"], "question is empty"),
+        ("IMAGE", "What colour?", ["red", ""], "Option 2 is empty"),
+        ("IMAGE", "What colour?", ["Red", "red "], "Options 1 and 2 are the same"),
+        ("IMAGE", "What colour?", ["red"], "Option 2 is empty"),  # the count never goes below 2
+    ],
+)
+def test_invalid_input_becomes_a_message_and_the_model_is_not_called(
+    ask, fake, image_file, image, question, options, expected
+):
+    image = image_file if image == "IMAGE" else image
+    with pytest.warns(UserWarning):
+        status, table, chart, _, raw, result = ask.answer(image, question, *form(options))
+    assert status.startswith("⚠") and expected in status
+    assert "Traceback" not in status and result is None and raw is None and table.empty
+    assert fake.calls == []
+
+
+def test_unreadable_upload_is_a_message(ask, fake, tmp_path):
+    bogus = tmp_path / "notes.png"
+    bogus.write_text("<svg xmlns='http://www.w3.org/2000/svg'></svg>")
+    with pytest.warns(UserWarning):
+        status, *_ = ask.answer(str(bogus), "What colour?", *form(["red", "blue"]))
+    assert status.startswith("⚠") and fake.calls == []
+
+
+def test_no_variant_ticked_is_a_message(ask, fake, image_file):
+    with pytest.warns(UserWarning):
+        status, *_ = ask.answer(image_file, "Q?", *form(["a", "b"], [False] * len(NAMES)))
+    assert "Tick at least one variant" in status and fake.calls == []
+
+
+def test_option_count_disables_multi_class_with_a_reason(ask):
+    count, *updates = ask.change_count(4, +1)
+    assert count == 5
+    rows, ticks = updates[:MAX_OPTIONS], updates[MAX_OPTIONS:]
+    assert [r["visible"] for r in rows] == [True] * 5 + [False] * 3
+    disabled = {name: t for name, t in zip(NAMES, ticks) if t["interactive"] is False}
+    assert set(disabled) == {"multi_class-last_token", "multi_class-attentive"}
+    assert all(
+        "trained for exactly 4 options" in t["info"] and t["value"] is False for t in disabled.values()
+    )
+    count, *updates = ask.change_count(5, -1)
+    assert count == 4 and all(t["interactive"] for t in updates[MAX_OPTIONS:])
+    assert ask.change_count(2, -1)[0] == 2 and ask.change_count(8, +1)[0] == 8
+
+
+def test_api_caller_ticking_an_incompatible_variant_gets_it_skipped(ask, fake, image_file):
+    status, table, *_ = ask.answer(image_file, "Q?", *form(["a", "b", "c"]))
+    assert status.startswith("✓") and "skipped" in status
+    assert fake.calls[0][3] == ["cond_gen", "swag-last_token", "swag-attentive"]
+    assert "skipped: multi_class-attentive was trained for exactly 4 options" in " ".join(table["note"])
+
+
+def test_explain_paints_the_attentive_heatmap_and_tokens(ask, image_file):
+    *_, result = ask.answer(image_file, "What colour?", *form(["red", "blue", "green", "grey"]))
+    explain = ExplainCallbacks(ask.holder)
+    picker, heatmap, tokens, caption, attr_picker = explain.refresh(result, 0.5)
+    assert (
+        picker["choices"] == ["multi_class-attentive", "swag-attentive"]
+        and picker["value"] == "multi_class-attentive"
+    )
+    assert isinstance(heatmap, Image.Image) and heatmap.size == (384, 288)
+    assert max(score for _, score in tokens) == 1.0 and tokens[1][0] == "What"
+    assert "50%" in caption and attr_picker["choices"] == NAMES
+    faint, _, _ = explain.render_attention(result, "swag-attentive", 0.0)
+    enlarged = result.image.resize((384, 288), Image.Resampling.LANCZOS)
+    assert np.array_equal(np.asarray(faint), np.asarray(enlarged))
+    none, _, message = explain.render_attention(result, "cond_gen", 0.5)
+    assert none is None and "No attentive variant" in message
+
+
+def test_explain_before_answering_is_a_message(ask):
+    explain = ExplainCallbacks(ask.holder)
+    with pytest.warns(UserWarning):
+        image, tokens, caption = explain.attribute(None, None, "Integrated gradients", 8, 0.5)
+    assert image is None and "Answer a question first" in caption
+
+
+def test_holder_loads_once_lazily_and_reports_failures(fake):
+    calls = []
+
+    def loader():
+        calls.append(1)
+        time.sleep(0.05)
+        return fake
+
+    holder = PredictorHolder(loader=loader)
+    assert calls == [] and not holder.loaded
+    threads = [threading.Thread(target=holder.get) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [1] and holder.get() is fake
+
+    def broken():
+        raise FileNotFoundError("assets/base has no config.json")
+
+    with pytest.raises(ModelUnavailable, match="could not be loaded: assets/base has no config.json"):
+        PredictorHolder(loader=broken).get()
+
+
+def test_missing_checkpoints_make_a_message_not_a_crash(tmp_path, image_file):
+    config = AppConfig(assets=tmp_path)
+    holder = PredictorHolder.from_config(config)
+    assert holder.infos == [] and "no variant checkpoints" in holder.problem
+    with pytest.raises(ModelUnavailable):
+        holder.get()
+    demo = build_demo(config)  # builds, shows the problem instead of variant boxes
+    assert isinstance(demo, gr.Blocks)
+
+
+def test_build_demo_does_not_load_the_model(app_assets):
+    loads = []
+    holder = PredictorHolder(loader=lambda: loads.append(1), checkpoints=app_assets.config.checkpoints)
+    demo = build_demo(app_assets.config, holder=holder)
+    assert loads == [] and holder.names == NAMES
+    api = {d.api_name for d in demo.fns.values()}
+    assert "answer" in api
+
+
+def test_config_from_env_and_flags(tmp_path):
+    env = {"VQA_ASSETS": str(tmp_path), "VQA_CHECKPOINTS": f"{tmp_path}/a,{tmp_path}/b", "VQA_BASE": "tiny"}
+    config = AppConfig.from_env(env)
+    assert (
+        config.assets == tmp_path
+        and config.checkpoints == [tmp_path / "a", tmp_path / "b"]
+        and config.base == "tiny"
+    )
+    assert AppConfig.from_env({"VQA_ASSETS": str(tmp_path)}).checkpoints == [tmp_path / "checkpoints"]
+    flags = AppConfig.from_args(["--assets", str(tmp_path / "x"), "--device", "cpu", "--unknown"], environ={})
+    assert flags.checkpoints == [tmp_path / "x" / "checkpoints"] and flags.device == "cpu"
+    launch = AppConfig(assets=tmp_path).launch_kwargs()
+    assert launch["max_file_size"] == "10mb" and str(tmp_path) not in launch["allowed_paths"]
+
+
+# -- Errors tab --------------------------------------------------------------------------------------
+
+
+def record(index, gold, choices, confidences, family="table"):
+    return {
+        "index": index,
+        "file_name": f"img_{index}.png",
+        "question": f"question {index}?",
+        "options": ["w", "x", "y", "z"],
+        "gold": gold,
+        "metadata": {"family": family},
+        "variants": {
+            name: {"choice": c, "confidence": p, "probabilities": [p, 1 - p, 0, 0], "correct": c == gold}
+            for name, c, p in zip(["cond_gen", "swag-attentive"], choices, confidences)
+        },
+    }
+
+
+RECORDS = [
+    record(0, 0, [1, 1], [0.9, 0.6], "table"),  # both wrong, agree
+    record(1, 2, [2, 3], [0.8, 0.4], "clock"),  # swag wrong, disagree
+    record(2, 1, [1, 1], [0.7, 0.7], "table"),  # both right
+]
+
+
+def test_error_filters():
+    assert [(r["#"], r["variant"]) for r in error_rows(RECORDS)] == [
+        (0, "cond_gen"),
+        (0, "swag-attentive"),
+        (1, "swag-attentive"),
+    ]
+    assert [r["#"] for r in error_rows(RECORDS, variant="cond_gen")] == [0]
+    assert [r["#"] for r in error_rows(RECORDS, family="clock")] == [1]
+    assert [r["#"] for r in error_rows(RECORDS, position="C")] == [1]
+    assert [r["#"] for r in error_rows(RECORDS, confidence=(0.5, 1.0))] == [0, 0]
+    assert [r["#"] for r in error_rows(RECORDS, disagree_only=True)] == [1]
+    row = error_rows(RECORDS, variant="swag-attentive", position="C")[0]
+    assert (row["gold"], row["predicted"], row["variants agree"], row["gold_text"]) == ("C", "D", "no", "y")
+
+
+def browser_for(records, tmp_path, predictor=None):
+    (tmp_path / "validation").mkdir()
+    for r in records:
+        Image.new("RGB", (32, 32), (10 * r["index"], 90, 160)).save(tmp_path / "validation" / r["file_name"])
+    assets = AppAssets(AppConfig(assets=tmp_path), records=records)
+    return ErrorBrowser(
+        PredictorHolder(predictor=predictor or FakePredictor(["cond_gen", "swag-attentive"])),
+        assets,
+        tmp_path,
+    )
+
+
+def test_error_browser_filters_exports_and_shows(tmp_path):
+    browser = browser_for(RECORDS, tmp_path)
+    table, rows, caption, download = browser.filter(ANY_VARIANT, "table", ANY_POSITION, 0, 1, False)
+    assert len(table) == 2 and "**2** mispredictions" in caption
+    exported = list(csv.DictReader(io.StringIO(Path(download["value"]).read_text())))
+    assert [(r["#"], r["variant"], r["gold_text"], r["predicted_text"]) for r in exported] == [
+        ("0", "cond_gen", "w", "x"),
+        ("0", "swag-attentive", "w", "x"),
+    ]
+    select = gr.SelectData(None, {"index": [1, 2], "value": "q", "row_value": list(table.iloc[1])})
+    sample, image, details, chart = browser.pick(rows, select)
+    assert sample == {"index": 0, "variant": "swag-attentive"} and image.size == (32, 32)
+    assert "✓ **gold**" in details and "question 0?" in details
+    assert chart.data[0].y is not None
+    status, live, heatmap, tokens = browser.rerun(sample)
+    assert status.startswith("✓") and isinstance(heatmap, Image.Image) and "swag-attentive" in status
+
+
+def test_error_browser_refuses_paths_outside_the_validation_folder(tmp_path):
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8)).save(secret)
+    evil = record(5, 0, [1, 1], [0.9, 0.9])
+    evil["file_name"] = "../secret.png"
+    browser = browser_for([record(4, 0, [1, 1], [0.9, 0.9])], tmp_path)
+    browser.by_index[5] = evil
+    assert browser.assets.validation_image("../secret.png") is None
+    assert browser.assets.validation_image(str(secret)) is None
+    status, *_ = browser.rerun({"index": 5, "variant": "cond_gen"})
+    assert "not in the validation folder" in status
+    assert inside(secret, tmp_path / "validation") is None

@@ -1,0 +1,103 @@
+"""UI callbacks against the tiny model loaded from a complete tiny assets folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
+from vqa_demo.ui.assets import AppAssets
+from vqa_demo.ui.compare import comparison_data, summary_markdown
+from vqa_demo.ui.errors import ANY_POSITION, ANY_VARIANT, ErrorBrowser
+from vqa_demo.ui.explain_view import ExplainCallbacks
+from vqa_demo.ui.holder import PredictorHolder
+from vqa_demo.ui.plots import accuracy_figure, agreement_figure, curves_figure
+
+NAMES = ["cond_gen", "multi_class-last_token", "multi_class-attentive", "swag-last_token", "swag-attentive"]
+
+
+@pytest.fixture(scope="module")
+def app(app_assets):
+    config = app_assets.config
+    holder = PredictorHolder(loader=app_assets.load_predictor, checkpoints=config.checkpoints)
+    return holder, AppAssets.load(config), config
+
+
+def form(options, ticks=None):
+    return [len(options), *options, *[""] * (MAX_OPTIONS - len(options)), *(ticks or [True] * len(NAMES))]
+
+
+def test_assets_are_found(app):
+    holder, assets, config = app
+    assert holder.names == NAMES and not holder.loaded
+    assert len(assets.records) == 12 and set(assets.variant_names) == set(NAMES)
+    assert {e.image_path.parent for e in assets.examples} == {config.examples_dir}
+    assert all(e.question and len(e.options) == 4 for e in assets.examples)
+    assert set(assets.curves) == set(NAMES) and assets.notes == []
+    assert config.launch_kwargs()["allowed_paths"] == [str(config.examples_dir), str(config.validation_dir)]
+
+
+def test_answer_and_explain_with_the_tiny_model(app):
+    holder, assets, config = app
+    ask = AskCallbacks(holder, config, assets.examples)
+    image_path, question, count, *updates = ask.pick_example(0)
+    options = [u["value"] for u in updates[:MAX_OPTIONS]][:count]
+    status, table, chart, cond_gen, raw, result = ask.answer(image_path, question, *form(options))
+    assert status.startswith("✓") and holder.loaded
+    assert list(raw) == NAMES and list(table["variant"]) == NAMES
+    for name in NAMES:
+        assert raw[name]["answer"] in options and np.isclose(sum(raw[name]["probabilities"]), 1.0)
+    assert "log-lik" in cond_gen and len(chart.data) == 5
+
+    explain = ExplainCallbacks(holder)
+    picker, heatmap, tokens, _, _ = explain.refresh(result, 0.6)
+    assert picker["choices"] == ["multi_class-attentive", "swag-attentive"]
+    assert isinstance(heatmap, Image.Image) and tokens[0][0] == "<bos>"
+    for variant, method in [("cond_gen", "Integrated gradients"), ("swag-attentive", "Saliency (gradient)")]:
+        image, highlights, caption = explain.attribute(result, variant, method, 4, 0.5)
+        assert isinstance(image, Image.Image), caption
+        assert variant in caption and len(highlights) > 5
+    assert any(
+        score is None for _, score in explain.attribute(result, "cond_gen", "Integrated gradients", 4, 0.5)[1]
+    )
+
+
+def test_three_options_skip_multi_class(app, app_assets):
+    holder, assets, config = app
+    ask = AskCallbacks(holder, config)
+    example = assets.validation[0]
+    ticks = [info.incompatibility(3) is None for info in holder.infos]
+    status, table, *_, raw, _ = ask.answer(
+        str(example.image_path), example.question, *form(list(example.options[:3]), ticks)
+    )
+    assert status.startswith("✓") and list(raw) == ["cond_gen", "swag-last_token", "swag-attentive"]
+
+
+def test_error_browser_on_the_stored_evaluation(app, tmp_path):
+    holder, assets, _ = app
+    browser = ErrorBrowser(holder, assets, tmp_path)
+    table, rows, caption, download = browser.filter(
+        "swag-attentive", "all families", ANY_POSITION, 0, 1, False
+    )
+    stored = [r for r in assets.records if r["variants"]["swag-attentive"]["choice"] != r["gold"]]
+    assert len(rows) == len(stored) > 0 and set(table["variant"]) == {"swag-attentive"}
+    sample, image, details, chart = browser.show(rows[0])
+    assert image.size == (64, 64) and "Question:" in details
+    status, live, heatmap, tokens = browser.rerun(sample)
+    assert "Same choices as the stored run" in status  # the stored run and the live one agree
+    assert heatmap.size == (384, 384) and len(live.data) == 5
+    assert len(browser.filter(ANY_VARIANT, "all families", ANY_POSITION, 0, 1, True)[1]) <= len(
+        browser.filter(ANY_VARIANT, "all families", ANY_POSITION, 0, 1, False)[1]
+    )
+
+
+def test_compare_figures_from_the_assets(app):
+    _, assets, _ = app
+    data = comparison_data(assets)
+    assert list(data["variants"]) == NAMES
+    assert all(v["accuracy"]["n"] == 12 and v["by_family"] for v in data["variants"].values())
+    assert "| cond_gen |" in summary_markdown(data, assets)
+    assert [t.name for t in accuracy_figure(data["variants"], 4).data][-1] == "chance (25%)"
+    assert list(agreement_figure(data["agreement"]).data[0].x) == NAMES
+    assert len(curves_figure(assets.curves).data) == 10

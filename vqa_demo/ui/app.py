@@ -1,0 +1,59 @@
+"""Build the whole Gradio app (``gr.Blocks``) without launching it and without loading the model.
+
+The predictor is shared by all sessions and loaded on the first request that needs it (or injected,
+for tests). Events that run the model share one concurrency slot: peft's active adapter is global.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from vqa_demo.predictor import Predictor
+from vqa_demo.ui.ask import AskCallbacks, build_ask_inputs, build_ask_outputs, wire_ask
+from vqa_demo.ui.assets import AppAssets
+from vqa_demo.ui.compare import build_compare_tab
+from vqa_demo.ui.config import AppConfig
+from vqa_demo.ui.errors import ErrorBrowser, build_errors_tab
+from vqa_demo.ui.explain_view import ExplainCallbacks, build_explain, wire_explain
+from vqa_demo.ui.holder import PredictorHolder
+
+HEADER = """# Multiple-choice VQA workbench
+Three answer heads on one PaliGemma backbone: **COND_GEN** generates the answer, **MULTI_CLASS** classifies
+over the lettered options, **SWAG** scores each option separately; the last two pool with the last token
+or with learned attention. Ask a question, compare the variants on the validation split, browse their errors."""
+
+
+def build_demo(
+    config: AppConfig | None = None,
+    predictor: Predictor | None = None,
+    holder: PredictorHolder | None = None,
+) -> gr.Blocks:
+    """The app for ``config`` (default: from the environment). Pass ``predictor`` (or a ``holder``) to skip loading."""
+    config = config or AppConfig.from_env()
+    if holder is None:
+        holder = (
+            PredictorHolder(predictor=predictor)
+            if predictor is not None
+            else PredictorHolder.from_config(config)
+        )
+    assets = AppAssets.load(config)
+    ask = AskCallbacks(holder, config, assets.examples)
+    explain = ExplainCallbacks(holder)
+    errors = ErrorBrowser(holder, assets)
+    with gr.Blocks(title=config.title) as demo:
+        gr.Markdown(HEADER, elem_id="app-header")
+        with gr.Tabs():
+            with gr.Tab("Ask", id="ask"):
+                form = build_ask_inputs(ask)
+                outputs = build_ask_outputs()
+                view = build_explain(explain)
+            with gr.Tab("Compare", id="compare"):
+                build_compare_tab(assets)
+            with gr.Tab("Errors", id="errors"):
+                build_errors_tab(errors)
+        answer_event = wire_ask(ask, form, outputs)
+        wire_explain(explain, view, outputs.result, answer_event)
+    demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
+    # Kept for tests and launchers that want to reach the pieces.
+    demo.vqa_holder, demo.vqa_assets, demo.vqa_config = holder, assets, config
+    return demo

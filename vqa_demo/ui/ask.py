@@ -1,0 +1,398 @@
+"""The Ask tab: an image, a question, 2 to 8 options and a choice of variants -> every variant's answer.
+
+The callbacks are methods of :class:`AskCallbacks` and return plain values (or ``gr.update``), so
+tests call them directly with a fake predictor. All user input passes through
+:func:`~vqa_demo.inputs.prepare_image` / :func:`~vqa_demo.inputs.prepare_question` first; a problem
+becomes a message in the status box (and a toast), and the model is not called.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from vqa_demo.inputs import InputError, prepare_image, prepare_question
+from vqa_demo.predictor import VariantPrediction
+from vqa_demo.prompts import LETTERS
+from vqa_demo.ui.assets import Example
+from vqa_demo.ui.config import AppConfig
+from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
+from vqa_demo.ui.plots import option_label, probabilities_figure
+
+log = logging.getLogger(__name__)
+
+MIN_OPTIONS, MAX_OPTIONS, DEFAULT_OPTIONS = 2, 8, 4
+SUMMARY_COLUMNS = ["variant", "answer", "confidence", "time (ms)", "note"]
+
+
+@dataclass
+class AskResult:
+    """The last answered question, kept in the session for the Explain section."""
+
+    image: Image.Image
+    question: str
+    options: list[str]
+    predictions: dict[str, VariantPrediction]
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def status_error(message: str) -> str:
+    return f"⚠ **{message}**"
+
+
+def status_ok(message: str, notes: list[str] | None = None) -> str:
+    lines = [f"✓ {message}"] + [f"<span class='small-note'>Note: {n}</span>" for n in notes or []]
+    return "\n\n".join(lines)
+
+
+def empty_summary() -> pd.DataFrame:
+    return pd.DataFrame(columns=SUMMARY_COLUMNS)
+
+
+def summary_table(
+    options: list[str], predictions: dict[str, VariantPrediction], skipped: dict[str, str]
+) -> pd.DataFrame:
+    """One row per variant: chosen option, its probability, time per example, remarks."""
+    rows = []
+    for name, p in predictions.items():
+        note = "prompt text was truncated" if p.truncated else ""
+        rows.append(
+            [
+                name,
+                option_label(p.choice, options[p.choice], 40),
+                f"{p.probabilities[p.choice]:.1%}",
+                round(p.seconds * 1000, 1),
+                note,
+            ]
+        )
+    rows += [[name, "—", "", "", f"skipped: {reason}"] for name, reason in skipped.items()]
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def cond_gen_markdown(options: list[str], predictions: dict[str, VariantPrediction]) -> str:
+    """COND_GEN's generated text and its per-option cosine and log-likelihood scores, as Markdown."""
+    blocks = []
+    for name, p in predictions.items():
+        extras = p.extras
+        if "generated_text" not in extras:
+            continue
+        generated = extras["generated_text"] or "(nothing)"
+        cosine_choice = int(extras.get("cosine_choice", int(np.argmax(extras["cosine"]))))
+        lines = [
+            f"**{name}** generated “{generated}” · nearest option by cosine: "
+            f"**{option_label(cosine_choice, options[cosine_choice], 40)}** · "
+            f"decided by `{extras.get('scoring', 'loglik_mean')}`: **{option_label(p.choice, options[p.choice], 40)}**",
+            "",
+            "| option | cosine | log-lik (mean/token) | log-lik (sum) |",
+            "|---|---:|---:|---:|",
+        ]
+        for k, option in enumerate(options):
+            mark = " ✔" if k == p.choice else ""
+            lines.append(
+                f"| {option_label(k, option, 40)}{mark} | {extras['cosine'][k]:.3f} | "
+                f"{extras['loglik_mean'][k]:.3f} | {extras['loglik_sum'][k]:.2f} |"
+            )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def raw_scores(options: list[str], predictions: dict[str, VariantPrediction]) -> dict[str, Any]:
+    """The JSON the API returns: per variant, the choice, its text and every score."""
+    out: dict[str, Any] = {}
+    for name, p in predictions.items():
+        data = p.to_dict()
+        extras = data.pop("extras")
+        extras.pop("attention", None)
+        out[name] = {**data, "answer": options[p.choice], **extras}
+    return out
+
+
+def api_flag(variant: str) -> str:
+    """``multi_class-last_token`` -> ``use_multi_class_last_token``: a variant's tick as an API parameter name."""
+    return "use_" + re.sub(r"\W", "_", variant)
+
+
+class AskCallbacks:
+    """The Ask tab's event handlers, bound to the shared predictor holder."""
+
+    def __init__(self, holder: PredictorHolder, config: AppConfig, examples: list[Example] | None = None):
+        self.holder = holder
+        self.config = config
+        self.examples = examples or []
+
+    # -- option rows and variant availability ----------------------------------------------------
+    @staticmethod
+    def clamp_count(count: Any) -> int:
+        try:
+            value = int(count)
+        except (TypeError, ValueError):
+            value = DEFAULT_OPTIONS
+        return max(MIN_OPTIONS, min(MAX_OPTIONS, value))
+
+    def option_updates(self, count: int) -> list[dict]:
+        return [gr.update(visible=i < count) for i in range(MAX_OPTIONS)]
+
+    def variant_updates(self, count: int) -> list[dict]:
+        """Checkbox updates: a variant that cannot take ``count`` options is unticked and disabled, with why."""
+        updates = []
+        for info in self.holder.infos:
+            reason = info.incompatibility(count)
+            if reason:
+                updates.append(gr.update(value=False, interactive=False, info=f"unavailable: {reason}"))
+            else:
+                updates.append(gr.update(value=True, interactive=True, info=self.variant_info(info.name)))
+        return updates
+
+    def variant_info(self, name: str) -> str:
+        info = self.holder.info(name)
+        if info.head == "cond_gen":
+            return "generates, then scores options by likelihood"
+        kind = "one K-way classifier" if info.head == "multi_class" else "one score per option"
+        return f"{kind}, {info.config.head.pooling.replace('_', '-')} pooling"
+
+    def change_count(self, count: Any, delta: int) -> list:
+        """Add (+1) or remove (-1) an option row; returns the new count and the row/checkbox updates."""
+        new = self.clamp_count(self.clamp_count(count) + delta)
+        return [new, *self.option_updates(new), *self.variant_updates(new)]
+
+    def pick_example(self, index: int) -> list:
+        """Fill the form from example ``index``: image, question, options (unused rows emptied)."""
+        example = self.examples[index]
+        count = self.clamp_count(len(example.options) or DEFAULT_OPTIONS)
+        values = list(example.options[:MAX_OPTIONS]) + [""] * (
+            MAX_OPTIONS - len(example.options[:MAX_OPTIONS])
+        )
+        return [
+            str(example.image_path),
+            example.question,
+            count,
+            *[gr.update(value=v, visible=i < count) for i, v in enumerate(values)],
+            *self.variant_updates(count),
+        ]
+
+    def on_example_select(self, evt: gr.SelectData) -> list:
+        return self.pick_example(int(evt.index))
+
+    # -- answering --------------------------------------------------------------------------------
+    def answer(self, image: Any, question: str | None, count: Any, *values: Any) -> tuple:
+        """Answer with the ticked variants.
+
+        ``values`` are the 8 option texts, then one tick per variant (in ``holder.infos`` order).
+        Returns ``(status, summary, chart, cond_gen, raw scores, result)``.
+        """
+        started = time.perf_counter()
+        count = self.clamp_count(count)
+        option_texts = list(values[:MAX_OPTIONS])[:count]
+        ticks = list(values[MAX_OPTIONS:])
+        try:
+            prepared_question = prepare_question(
+                question, option_texts, min_options=MIN_OPTIONS, max_options=MAX_OPTIONS
+            )
+            prepared_image = prepare_image(image, max_bytes=self.config.max_image_bytes)
+        except InputError as error:
+            return self._failure(error.message)
+        options = prepared_question.options
+        requested = [info.name for info, tick in zip(self.holder.infos, ticks) if tick]
+        skipped = {
+            name: reason
+            for name in requested
+            if (reason := self.holder.info(name).incompatibility(len(options)))
+        }
+        runnable = [name for name in requested if name not in skipped]
+        if not runnable:
+            if skipped:
+                return self._failure(
+                    "None of the ticked variants can answer this: " + "; ".join(skipped.values())
+                )
+            return self._failure("Tick at least one variant to answer with.")
+        try:
+            predictor = self.holder.get()
+            predictions = predictor.predict(
+                prepared_image.image, prepared_question.question, options, runnable
+            )
+        except ModelUnavailable as error:
+            return self._failure(str(error))
+        except Exception as error:  # a model failure must not leave the UI without an answer
+            log.exception("prediction failed")
+            return self._failure(f"Answering failed ({type(error).__name__}: {error}).")
+        seconds = time.perf_counter() - started
+        notes = (
+            prepared_image.notes + prepared_question.notes + [f"{n} skipped: {r}" for n, r in skipped.items()]
+        )
+        result = AskResult(
+            prepared_image.image, prepared_question.question, options, predictions, seconds, notes
+        )
+        figure = probabilities_figure(
+            options,
+            {n: p.probabilities for n, p in predictions.items()},
+            {n: p.choice for n, p in predictions.items()},
+        )
+        message = f"Answered with {len(predictions)} variant{'s' if len(predictions) > 1 else ''} in {seconds:.2f} s."
+        return (
+            status_ok(message, notes),
+            summary_table(options, predictions, skipped),
+            figure,
+            cond_gen_markdown(options, predictions),
+            raw_scores(options, predictions),
+            result,
+        )
+
+    def api_endpoint(self):
+        """:meth:`answer` under a signature with readable API parameter names.
+
+        ``(image, question, k, option_a, ..., option_h, use_<variant>, ...)``, where ``k`` is how many
+        option rows are used; gradio_client callers see these names and may leave out the unused
+        rows (empty) and the ticks (all variants that fit ``k``).
+        """
+
+        def answer(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return self.answer(*bound.args)
+
+        positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        parameters = [
+            inspect.Parameter("image", positional),
+            inspect.Parameter("question", positional),
+            inspect.Parameter("k", positional, default=DEFAULT_OPTIONS),
+            *[
+                inspect.Parameter(f"option_{LETTERS[i].lower()}", positional, default="")
+                for i in range(MAX_OPTIONS)
+            ],
+            *[inspect.Parameter(api_flag(info.name), positional, default=True) for info in self.holder.infos],
+        ]
+        signature = inspect.Signature(parameters)
+        answer.__signature__ = signature
+        answer.__doc__ = self.answer.__doc__
+        return answer
+
+    def _failure(self, message: str) -> tuple:
+        gr.Warning(message)
+        return status_error(message), empty_summary(), None, "", None, None
+
+
+def build_ask_inputs(callbacks: AskCallbacks):
+    """Lay out the question form; returns the components the events need (a small namespace)."""
+    ns = SimpleNamespace()
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=320):
+            ns.image = gr.Image(
+                label="Image",
+                type="filepath",
+                image_mode=None,
+                sources=["upload", "clipboard"],
+                height=340,
+                elem_id="ask-image",
+                elem_classes="fill-image",
+            )
+            if callbacks.examples:
+                gr.Markdown("**Examples** · click one to fill the form", elem_classes="section-title")
+            ns.gallery = gr.Gallery(
+                value=[(str(e.image_path), e.caption) for e in callbacks.examples] or None,
+                label="Examples",
+                show_label=False,
+                columns=4,
+                height=190,
+                allow_preview=False,
+                visible=bool(callbacks.examples),
+                elem_id="examples-gallery",
+                interactive=False,
+                buttons=[],
+                object_fit="contain",
+            )
+        with gr.Column(scale=6, min_width=360):
+            ns.question = gr.Textbox(
+                label="Question", lines=2, placeholder="Ask something about the image", elem_id="question"
+            )
+            ns.count = gr.Number(
+                value=DEFAULT_OPTIONS, precision=0, visible=False, label="number of options (K)"
+            )
+            ns.options = []
+            with gr.Group():
+                for i in range(MAX_OPTIONS):
+                    ns.options.append(
+                        gr.Textbox(
+                            value="",
+                            label=f"Option {LETTERS[i]}",
+                            visible=i < DEFAULT_OPTIONS,
+                            placeholder=f"Option {LETTERS[i]}",
+                            elem_id=f"option-{LETTERS[i]}",
+                        )
+                    )
+            with gr.Row(elem_classes="option-buttons"):
+                ns.add = gr.Button("+ Add option", size="sm", elem_id="add-option")
+                ns.remove = gr.Button("- Remove option", size="sm", elem_id="remove-option")
+            gr.Markdown("**Variants**", elem_classes="section-title")
+            ns.variants = []
+            with gr.Row(elem_classes="variant-row"):
+                for info in callbacks.holder.infos:
+                    ns.variants.append(
+                        gr.Checkbox(
+                            value=True, label=info.name, info=callbacks.variant_info(info.name), min_width=200
+                        )
+                    )
+            if not callbacks.holder.infos:
+                gr.Markdown(status_error(callbacks.holder.problem or "No variant checkpoints were found."))
+            ns.submit = gr.Button("Answer", variant="primary", size="lg", elem_id="answer-button")
+            ns.status = gr.Markdown(label="Status", elem_classes="status-box", elem_id="ask-status")
+    return ns
+
+
+def build_ask_outputs():
+    ns = SimpleNamespace()
+    ns.summary = gr.Dataframe(
+        value=empty_summary(), label="Answers", interactive=False, wrap=True, elem_id="summary-table"
+    )
+    ns.chart = gr.Plot(
+        label="Probability of each option, per variant (chosen option outlined)", elem_id="scores-chart"
+    )
+    ns.cond_gen = gr.Markdown(label="COND_GEN details", elem_classes="cond-gen-box", elem_id="cond-gen")
+    with gr.Accordion("Raw scores (JSON)", open=False):
+        ns.raw = gr.JSON(label="Per-variant scores")
+    ns.result = gr.State(None)
+    return ns
+
+
+def wire_ask(callbacks: AskCallbacks, form, out) -> Any:
+    """Connect the form's events; returns the Answer event (for chaining the explanation)."""
+    rows_and_ticks = [*form.options, *form.variants]
+    form.add.click(
+        lambda c: callbacks.change_count(c, +1),
+        form.count,
+        [form.count, *rows_and_ticks],
+        queue=False,
+        api_visibility="private",
+    )
+    form.remove.click(
+        lambda c: callbacks.change_count(c, -1),
+        form.count,
+        [form.count, *rows_and_ticks],
+        queue=False,
+        api_visibility="private",
+    )
+    form.gallery.select(
+        callbacks.on_example_select,
+        None,
+        [form.image, form.question, form.count, *rows_and_ticks],
+        queue=False,
+        api_visibility="private",
+    )
+    return form.submit.click(
+        callbacks.api_endpoint(),
+        [form.image, form.question, form.count, *form.options, *form.variants],
+        [form.status, out.summary, out.chart, out.cond_gen, out.raw, out.result],
+        api_name="answer",
+        concurrency_id="model",
+        concurrency_limit=1,
+    )

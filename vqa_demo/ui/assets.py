@@ -1,0 +1,197 @@
+"""Everything the app reads from disk, confined to the assets folder and the checkpoint folders.
+
+Layout (``assets/``)::
+
+    examples/            images for the Ask tab (question and options from examples/metadata.csv, or
+                         from the validation row with the same file name)
+    validation/          the labelled split (metadata.csv with a family column + images)
+    evaluation/          metrics.json + predictions.jsonl (see vqa_demo.evaluation)
+    comparison.json      per-variant accuracy, per-family accuracy and training curves
+
+Missing pieces are not errors: each becomes a note the UI shows. File names taken from data files
+are resolved and refused when they point outside their folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from vqa_demo.data import DataError, MCSplit, load_split
+from vqa_demo.evaluation import read_predictions
+from vqa_demo.loading import find_checkpoints
+from vqa_demo.ui.config import AppConfig
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+MAX_EXAMPLES = 8
+
+
+@dataclass
+class Example:
+    """An example for the Ask tab: an image file with a question and options (possibly empty)."""
+
+    image_path: Path
+    question: str
+    options: list[str]
+    caption: str
+
+
+def inside(path: Path, folder: Path) -> Path | None:
+    """``path`` resolved, or None when it escapes ``folder`` (``..``, absolute paths, symlinks out)."""
+    try:
+        resolved = (folder / path).resolve()
+    except (OSError, ValueError):
+        return None
+    return resolved if resolved.is_relative_to(folder.resolve()) else None
+
+
+def _read_json(path: Path, notes: list[str]) -> dict | None:
+    if not path.is_file():
+        notes.append(f"{path.name} not found in {path.parent}")
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        notes.append(f"{path.name} could not be read: {error}")
+        return None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """JSON lines of a file; unreadable lines (a run killed mid-write) are skipped."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return [r for r in rows if isinstance(r, dict)]
+
+
+@dataclass
+class AppAssets:
+    """The app's data files, read once at build time."""
+
+    config: AppConfig
+    validation: MCSplit | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict | None = None
+    comparison: dict | None = None
+    curves: dict[str, list[dict]] = field(default_factory=dict)
+    examples: list[Example] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, config: AppConfig) -> AppAssets:
+        assets = cls(config)
+        assets.validation = assets._load_split(config.validation_dir)
+        assets.metrics = _read_json(config.evaluation_dir / "metrics.json", assets.notes)
+        predictions = config.evaluation_dir / "predictions.jsonl"
+        if predictions.is_file():
+            assets.records = read_predictions(predictions)
+        else:
+            assets.notes.append(f"predictions.jsonl not found in {config.evaluation_dir}")
+        assets.comparison = _read_json(config.comparison_file, assets.notes)
+        assets.curves = assets._load_curves()
+        assets.examples = assets._load_examples()
+        return assets
+
+    # -- loading ----------------------------------------------------------------------------------
+    def _load_split(self, folder: Path) -> MCSplit | None:
+        if not folder.is_dir():
+            self.notes.append(f"no validation split at {folder}")
+            return None
+        try:
+            return load_split(folder, check_images=False)
+        except (DataError, OSError) as error:
+            self.notes.append(f"validation split could not be read: {error}")
+            return None
+
+    def _load_curves(self) -> dict[str, list[dict]]:
+        """Training curves from comparison.json, else each checkpoint's metrics.jsonl."""
+        variants = (self.comparison or {}).get("variants", {})
+        curves = {name: v["curve"] for name, v in variants.items() if v.get("curve")}
+        if curves:
+            return curves
+        for root in self.config.checkpoints:
+            try:
+                directories = find_checkpoints(root)
+            except (ValueError, OSError):
+                continue
+            for directory in directories:
+                for candidate in (directory / "metrics.jsonl", directory.parent / "metrics.jsonl"):
+                    if candidate.is_file() and inside(candidate, root):
+                        name = _variant_name(directory)
+                        curves[name] = read_jsonl(candidate)
+                        break
+        return curves
+
+    def _load_examples(self) -> list[Example]:
+        folder = self.config.examples_dir
+        by_file = {ex.file_name: ex for ex in (self.validation or [])}
+        examples: list[Example] = []
+        if (folder / "metadata.csv").is_file() or (folder / "metadata.jsonl").is_file():
+            try:
+                split = load_split(folder)
+                for ex in split.examples:
+                    path = inside(Path(ex.file_name or ""), folder)
+                    if path is not None and path.is_file():
+                        caption = _caption(ex.metadata.get("family"), ex.question)
+                        examples.append(Example(path, ex.question, list(ex.options), caption))
+            except DataError as error:
+                self.notes.append(f"examples/metadata could not be read: {error}")
+        elif folder.is_dir():
+            for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+                match = by_file.get(path.name)
+                if match is not None:
+                    caption = _caption(match.metadata.get("family"), match.question)
+                    examples.append(Example(path.resolve(), match.question, list(match.options), caption))
+                else:
+                    examples.append(Example(path.resolve(), "", [], path.stem))
+        elif self.validation is not None:
+            # One example per question family, in split order.
+            seen: set[str] = set()
+            for ex in self.validation:
+                family = ex.metadata.get("family", "")
+                path = inside(Path(ex.file_name or ""), self.config.validation_dir)
+                if family in seen or path is None or not path.is_file():
+                    continue
+                seen.add(family)
+                examples.append(Example(path, ex.question, list(ex.options), _caption(family, ex.question)))
+        return examples[:MAX_EXAMPLES]
+
+    # -- access -----------------------------------------------------------------------------------
+    def validation_image(self, file_name: str | None) -> Image.Image | None:
+        """A validation image by its metadata file name; None if missing or outside the folder."""
+        if not file_name:
+            return None
+        path = inside(Path(file_name), self.config.validation_dir)
+        if path is None or not path.is_file():
+            return None
+        with Image.open(path) as opened:
+            return opened.convert("RGB")
+
+    @property
+    def variant_names(self) -> list[str]:
+        """Variants found in the evaluation files, in their order."""
+        if self.metrics:
+            return list(self.metrics.get("variants", {}))
+        if self.records:
+            return list(self.records[0].get("variants", {}))
+        return []
+
+
+def _caption(family: str | None, question: str, width: int = 38) -> str:
+    text = f"{family}: {question}" if family else question
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _variant_name(directory: Path) -> str:
+    """``runs/x/swag-attentive/best`` -> ``swag-attentive``: checkpoint folders may be named best/last."""
+    return directory.parent.name if directory.name in {"best", "last"} else directory.name

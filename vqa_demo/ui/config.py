@@ -1,0 +1,124 @@
+"""App settings: where the assets and checkpoints are, upload and queue limits; from env vars or CLI flags.
+
+Environment variables (CLI flags of the same name win)::
+
+    VQA_ASSETS        assets folder (examples/, validation/, evaluation/, comparison.json); default ./assets
+    VQA_CHECKPOINTS   variant checkpoint dirs or parents, separated by commas or os.pathsep;
+                      default <assets>/checkpoints
+    VQA_BASE          base model dir or hub id (default: the one named in the run configs)
+    VQA_DEVICE        auto | cpu | cuda
+    VQA_MAX_FILE_SIZE upload limit, e.g. 10mb
+    VQA_QUEUE_SIZE    requests that may wait in the queue
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vqa_demo.loading import ASSETS_DIR
+
+_SPLIT = re.compile(r"[," + re.escape(os.pathsep) + r"]")
+
+
+def _paths(text: str | None) -> list[Path]:
+    return [Path(p.strip()) for p in _SPLIT.split(text or "") if p.strip()]
+
+
+@dataclass
+class AppConfig:
+    """Everything ``build_demo`` and ``launch`` need; paths are resolved to absolute ones."""
+
+    assets: Path = ASSETS_DIR
+    checkpoints: list[Path] = field(default_factory=list)  # empty: <assets>/checkpoints
+    base: str | None = None
+    device: str = "auto"
+    max_file_size: str = "10mb"
+    queue_size: int = 16
+    max_image_bytes: int = 10 * 1024 * 1024
+    title: str = "MC-VQA workbench"
+
+    def __post_init__(self) -> None:
+        self.assets = Path(self.assets).expanduser().resolve()
+        self.checkpoints = [Path(p).expanduser().resolve() for p in self.checkpoints] or [
+            self.assets / "checkpoints"
+        ]
+
+    # -- derived paths (everything the app reads lives below these) ------------------------------
+    @property
+    def examples_dir(self) -> Path:
+        return self.assets / "examples"
+
+    @property
+    def validation_dir(self) -> Path:
+        return self.assets / "validation"
+
+    @property
+    def evaluation_dir(self) -> Path:
+        return self.assets / "evaluation"
+
+    @property
+    def comparison_file(self) -> Path:
+        return self.assets / "comparison.json"
+
+    # -- construction -----------------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
+        env = os.environ if environ is None else environ
+        return cls(
+            assets=Path(env.get("VQA_ASSETS") or ASSETS_DIR),
+            checkpoints=_paths(env.get("VQA_CHECKPOINTS")),
+            base=env.get("VQA_BASE") or None,
+            device=env.get("VQA_DEVICE") or "auto",
+            max_file_size=env.get("VQA_MAX_FILE_SIZE") or "10mb",
+            queue_size=int(env.get("VQA_QUEUE_SIZE") or 16),
+        )
+
+    @classmethod
+    def from_args(
+        cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> AppConfig:
+        """Flags override the environment; unknown arguments are ignored (launchers add their own)."""
+        defaults = cls.from_env(environ)
+        parser = argparse.ArgumentParser(description="MC-VQA workbench (Gradio app)")
+        parser.add_argument("--assets", default=str(defaults.assets), help="assets folder")
+        parser.add_argument("--checkpoints", nargs="+", default=None, help="variant dirs or their parents")
+        parser.add_argument("--base", default=defaults.base, help="base model dir or hub id")
+        parser.add_argument("--device", default=defaults.device, help="auto, cpu or cuda")
+        parser.add_argument("--max-file-size", default=defaults.max_file_size, help="upload limit, e.g. 10mb")
+        parser.add_argument("--queue-size", type=int, default=defaults.queue_size)
+        args, _ = parser.parse_known_args(argv)
+        assets = Path(args.assets).expanduser().resolve()
+        checkpoints = [Path(p) for p in args.checkpoints] if args.checkpoints else None
+        if checkpoints is None:
+            # Env-given checkpoints stay; otherwise follow a flag-moved assets folder.
+            env_given = _paths((os.environ if environ is None else environ).get("VQA_CHECKPOINTS"))
+            checkpoints = env_given
+        return cls(
+            assets=assets,
+            checkpoints=checkpoints,
+            base=args.base,
+            device=args.device,
+            max_file_size=args.max_file_size,
+            queue_size=args.queue_size,
+        )
+
+    def served_paths(self) -> list[str]:
+        """The only folders Gradio may serve files from: example and validation images."""
+        return [str(p) for p in (self.examples_dir, self.validation_dir) if p.is_dir()]
+
+    def launch_kwargs(self) -> dict:
+        """Arguments for ``demo.launch``: served folders, upload limit, theme and CSS."""
+        from vqa_demo.ui.style import CSS, theme
+
+        return {
+            "allowed_paths": self.served_paths(),
+            "blocked_paths": [str(p) for p in self.checkpoints],
+            "max_file_size": self.max_file_size,
+            "theme": theme(),
+            "css": CSS,
+        }

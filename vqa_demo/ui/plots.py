@@ -1,0 +1,266 @@
+"""Plotly figures for the app: answer probabilities, comparison charts, agreement and position bias.
+
+Every function takes plain Python data (lists, the dicts of ``metrics.json`` / ``comparison.json``)
+and returns a ``plotly.graph_objects.Figure``; a variant keeps the same colour in every chart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from vqa_demo.prompts import LETTERS
+
+PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
+VARIANT_ORDER = (
+    "cond_gen",
+    "multi_class-last_token",
+    "multi_class-attentive",
+    "swag-last_token",
+    "swag-attentive",
+)
+FONT = "Inter, ui-sans-serif, system-ui, sans-serif"
+
+
+def variant_colour(name: str, names: Sequence[str] = ()) -> str:
+    """The colour of ``name``: the five standard variants have fixed colours, others follow ``names``."""
+    if name in VARIANT_ORDER:
+        return PALETTE[VARIANT_ORDER.index(name)]
+    extra = [n for n in names if n not in VARIANT_ORDER]
+    index = len(VARIANT_ORDER) + (extra.index(name) if name in extra else 0)
+    return PALETTE[index % len(PALETTE)]
+
+
+def canonical(names) -> list[str]:
+    """Variant names in the usual order (the five standard ones first), others after as given."""
+    names = list(names)
+    return sorted(
+        names,
+        key=lambda n: (VARIANT_ORDER.index(n) if n in VARIANT_ORDER else len(VARIANT_ORDER), names.index(n)),
+    )
+
+
+def option_label(index: int, text: str, width: int = 28) -> str:
+    """``"B) a long option te…"``: a short axis label for option ``index``."""
+    text = " ".join(str(text).split())
+    short = text if len(text) <= width else text[: width - 1] + "…"
+    return f"{LETTERS[index]}) {short}"
+
+
+def _layout(fig: go.Figure, title: str = "", height: int = 360, **extra) -> go.Figure:
+    """House style; charts usually go without a title, the ``gr.Plot`` label says what they show."""
+    fig.update_layout(
+        title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 15}} if title else None,
+        template="plotly_white",
+        height=height,
+        margin={"l": 55, "r": 20, "t": 70 if title else 36, "b": 50},
+        font={"family": FONT, "size": 12},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1.0},
+        **extra,
+    )
+    return fig
+
+
+def empty_figure(message: str, height: int = 260) -> go.Figure:
+    """A blank chart carrying ``message`` (used when a data file is missing)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font={"size": 14, "color": "#666"})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, "", height=height)
+
+
+def probabilities_figure(
+    options: Sequence[str],
+    probabilities: Mapping[str, Sequence[float]],
+    choices: Mapping[str, int] | None = None,
+    gold: int | None = None,
+    title: str = "",
+) -> go.Figure:
+    """Grouped bars: x = options, one bar per variant; the chosen option's bar is outlined.
+
+    ``probabilities`` maps variant -> ``float[K]``; ``gold`` (0-based) is marked on the axis.
+    """
+    labels = [option_label(i, o) for i, o in enumerate(options)]
+    if gold is not None and 0 <= gold < len(labels):
+        labels[gold] = f"<b>{labels[gold]} ✓</b>"
+    names = canonical(probabilities)
+    fig = go.Figure()
+    for name in names:
+        probs = [float(p) for p in probabilities[name]]
+        chosen = (choices or {}).get(name)
+        fig.add_bar(
+            name=name,
+            x=labels,
+            y=probs,
+            marker={
+                "color": variant_colour(name, names),
+                "line": {"width": [3 if i == chosen else 0 for i in range(len(probs))], "color": "#222"},
+            },
+            text=[f"{p:.0%}" for p in probs],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{x}<br>" + name + ": %{y:.3f}<extra></extra>",
+        )
+    fig.update_yaxes(range=[0, 1.12], tickformat=".0%", title="probability")
+    fig.update_layout(barmode="group", bargap=0.25)
+    fig = _layout(fig, title, height=380)
+    # Below the options, so a narrow chart can wrap the legend without covering the bars.
+    fig.update_layout(
+        legend={"orientation": "h", "yanchor": "top", "y": -0.14, "xanchor": "left", "x": 0},
+        margin={"b": 90, "t": 70 if title else 24},
+    )
+    return fig
+
+
+def accuracy_figure(variants: Mapping[str, Mapping], num_options: int | None = None) -> go.Figure:
+    """Accuracy per variant with its 95% interval; ``variants`` is ``metrics.json``'s ``variants``."""
+    names = canonical(n for n, m in variants.items() if (m or {}).get("accuracy"))
+    if not names:
+        return empty_figure("No accuracy figures available")
+    acc = [variants[n]["accuracy"] for n in names]
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=[a["accuracy"] for a in acc],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [a["high"] - a["accuracy"] for a in acc],
+                "arrayminus": [a["accuracy"] - a["low"] for a in acc],
+                "color": "#333",
+            },
+            marker={"color": [variant_colour(n, names) for n in names]},
+            customdata=[[a["low"], a["high"], a.get("n", "")] for a in acc],
+            hovertemplate="%{x}: %{y:.1%}<br>95% CI [%{customdata[0]:.1%}, %{customdata[1]:.1%}]"
+            "<br>n = %{customdata[2]}<extra></extra>",
+            showlegend=False,
+        )
+    )
+    if num_options:
+        fig.add_scatter(
+            x=[names[0], names[-1]],
+            y=[1 / num_options] * 2,
+            mode="lines",
+            name=f"chance ({1 / num_options:.0%})",
+            line={"dash": "dot", "color": "#888"},
+            hoverinfo="skip",
+        )
+        fig.update_xaxes(range=[-0.5, len(names) - 0.5])
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title="accuracy")
+    return _layout(fig)
+
+
+def grouped_accuracy_figure(groups: Mapping[str, Mapping[str, Mapping]], x_title: str) -> go.Figure:
+    """Grouped bars with intervals: ``groups`` maps variant -> {group: accuracy_ci dict}."""
+    names = canonical(n for n, g in groups.items() if g)
+    if not names:
+        return empty_figure(f"No accuracy per {x_title} available")
+    keys = sorted({k for n in names for k in groups[n]})
+    fig = go.Figure()
+    for name in names:
+        cells = [groups[name].get(k) or {} for k in keys]
+        values = [c.get("accuracy") for c in cells]
+        fig.add_bar(
+            name=name,
+            x=keys,
+            y=values,
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [(c["high"] - c["accuracy"]) if c.get("accuracy") is not None else 0 for c in cells],
+                "arrayminus": [
+                    (c["accuracy"] - c["low"]) if c.get("accuracy") is not None else 0 for c in cells
+                ],
+                "thickness": 1,
+                "color": "#555",
+            },
+            marker={"color": variant_colour(name, names)},
+            customdata=[c.get("n", 0) for c in cells],
+            hovertemplate="%{x}<br>" + name + ": %{y:.1%} (n = %{customdata})<extra></extra>",
+        )
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title="accuracy")
+    fig.update_xaxes(title=x_title)
+    fig.update_layout(barmode="group")
+    fig = _layout(fig)
+    fig.update_layout(margin={"t": 64})
+    return fig
+
+
+def position_figure(position_bias: Mapping[str, Mapping]) -> go.Figure:
+    """Accuracy by the gold answer's position (A, B, ...) per variant: a position bias check."""
+    groups = {
+        name: {row["position"]: row for row in (bias or {}).get("accuracy_by_gold_position", [])}
+        for name, bias in position_bias.items()
+    }
+    return grouped_accuracy_figure(groups, "gold position")
+
+
+def curves_figure(curves: Mapping[str, Sequence[Mapping]]) -> go.Figure:
+    """Training loss and validation accuracy against step, one line per variant."""
+    names = canonical(n for n, c in curves.items() if c)
+    if not names:
+        return empty_figure("No training curves available")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation accuracy"))
+    for name in names:
+        colour = variant_colour(name, names)
+        loss = [r for r in curves[name] if r.get("loss") is not None and r.get("step") is not None]
+        acc = [r for r in curves[name] if r.get("accuracy") is not None and r.get("step") is not None]
+        fig.add_scatter(
+            x=[r["step"] for r in loss],
+            y=[r["loss"] for r in loss],
+            name=name,
+            mode="lines",
+            line={"color": colour},
+            legendgroup=name,
+            row=1,
+            col=1,
+        )
+        fig.add_scatter(
+            x=[r["step"] for r in acc],
+            y=[r["accuracy"] for r in acc],
+            name=name,
+            mode="lines+markers",
+            line={"color": colour},
+            legendgroup=name,
+            showlegend=False,
+            row=1,
+            col=2,
+        )
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="loss", row=1, col=1)
+    fig.update_yaxes(title="accuracy", tickformat=".0%", row=1, col=2)
+    fig = _layout(fig, height=380)
+    fig.update_layout(
+        legend={"orientation": "v", "yanchor": "top", "y": 1.0, "xanchor": "left", "x": 1.02},
+        margin={"t": 40, "r": 10},
+    )
+    return fig
+
+
+def agreement_figure(agreement: Mapping | None) -> go.Figure:
+    """Heatmap of how often two variants chose the same option (``metrics.json``'s ``agreement``)."""
+    if not agreement or not agreement.get("variants"):
+        return empty_figure("No agreement matrix available")
+    given = list(agreement["variants"])
+    names = canonical(given)
+    order = [given.index(n) for n in names]
+    matrix = [[agreement["matrix"][i][j] for j in order] for i in order]
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=names,
+            y=names,
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            text=[[f"{v:.0%}" for v in row] for row in matrix],
+            texttemplate="%{text}",
+            hovertemplate="%{y} vs %{x}: %{z:.1%}<extra></extra>",
+            colorbar={"tickformat": ".0%"},
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, height=400)
