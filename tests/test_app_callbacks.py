@@ -68,7 +68,7 @@ def test_answer_returns_every_variant(ask, fake, image_file):
         ("IMAGE", "   ", ["red", "blue"], "question is empty"),
         ("IMAGE", "What colour?", ["red", ""], "Option 2 is empty"),
         ("IMAGE", "What colour?", ["Red", "red "], "Options 1 and 2 are the same"),
-        ("IMAGE", "What colour?", ["red"], "Option 2 is empty"),  # the count never goes below 2
+        ("IMAGE", "What colour?", ["red"], "Give at least 2 answer options"),  # refused, not clamped
     ],
 )
 def test_invalid_input_becomes_a_message_and_the_model_is_not_called(

@@ -423,15 +423,7 @@ def prepare_question(
         raise InputError("question_empty", "The question is empty: type a question about the image.")
     text = _shorten(text, max_question_chars, "question", notes)
 
-    if len(options) < min_options:
-        raise InputError(
-            "too_few_options", f"Give at least {min_options} answer options (got {len(options)})."
-        )
-    if len(options) > max_options:
-        raise InputError(
-            "too_many_options",
-            f"Give at most {max_options} answer options (got {len(options)}): remove {len(options) - max_options}.",
-        )
+    check_option_count(len(options), min_options=min_options, max_options=max_options)
     cleaned = []
     for position, option in enumerate(options, start=1):
         name = f"option {position}"
@@ -441,6 +433,23 @@ def prepare_question(
         cleaned.append(_shorten(value, max_option_chars, name, notes))
     _check_duplicates(cleaned)
     return PreparedQuestion(question=text, options=cleaned, notes=notes)
+
+
+def check_option_count(count: int, *, min_options: int = 2, max_options: int = 8) -> None:
+    """Raise ``too_few_options`` / ``too_many_options`` unless ``min_options <= count <= max_options``.
+
+    Separate from :func:`prepare_question` for callers that receive the count on its own (the app's
+    API takes ``k`` next to a fixed number of option fields).
+    """
+    if count < min_options:
+        raise InputError(
+            "too_few_options", f"Give at least {min_options} answer options (got {max(count, 0)})."
+        )
+    if count > max_options:
+        raise InputError(
+            "too_many_options",
+            f"Give at most {max_options} answer options (got {count}): remove {count - max_options}.",
+        )
 
 
 def _clean_text(text: str | None, name: str, notes: list[str], limit: int) -> str:

@@ -53,7 +53,9 @@ def build_demo(
                 build_errors_tab(errors)
         answer_event = wire_ask(ask, form, outputs)
         wire_explain(explain, view, outputs.result, answer_event)
-    demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
+    # api_open=False: Gradio otherwise (off Spaces) accepts direct POSTs to /gradio_api/run/<name>
+    # that skip the queue, its size limit and the one-at-a-time model slot.
+    demo.queue(max_size=config.queue_size, default_concurrency_limit=1, api_open=False)
     # Kept for tests and launchers that want to reach the pieces.
     demo.vqa_holder, demo.vqa_assets, demo.vqa_config = holder, assets, config
     return demo

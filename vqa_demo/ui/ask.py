@@ -8,6 +8,8 @@ becomes a message in the status box (and a toast), and the model is not called.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import inspect
 import logging
 import re
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from vqa_demo.inputs import InputError, prepare_image, prepare_question
+from vqa_demo.inputs import InputError, check_option_count, prepare_image, prepare_question
 from vqa_demo.predictor import VariantPrediction
 from vqa_demo.prompts import LETTERS
 from vqa_demo.ui.assets import Example
@@ -47,8 +49,21 @@ class AskResult:
     notes: list[str] = field(default_factory=list)
 
 
-def status_error(message: str) -> str:
-    return f"⚠ **{message}**"
+# Why an answer was refused, besides the input categories of vqa_demo.inputs (API callers branch on it).
+NO_VARIANT, VARIANT_INCOMPATIBLE = "no_variant", "variant_incompatible"
+MODEL_UNAVAILABLE, PREDICTION_FAILED = "model_unavailable", "prediction_failed"
+_CATEGORY_TAG = re.compile(r" `([a-z_]+)`$")
+
+
+def status_error(message: str, category: str | None = None) -> str:
+    """``⚠ **message**``, ending in the stable category as inline code when one is given."""
+    return f"⚠ **{message}**" + (f" `{category}`" if category else "")
+
+
+def failure_category(status: str | None) -> str | None:
+    """The category tag at the end of a :func:`status_error` text (None for success or untagged)."""
+    match = _CATEGORY_TAG.search(status or "")
+    return match.group(1) if match and (status or "").startswith("⚠") else None
 
 
 def status_ok(message: str, notes: list[str] | None = None) -> str:
@@ -140,6 +155,14 @@ class AskCallbacks:
             value = DEFAULT_OPTIONS
         return max(MIN_OPTIONS, min(MAX_OPTIONS, value))
 
+    @staticmethod
+    def requested_count(count: Any) -> int:
+        """``k`` as given (not clamped); a blank or non-numeric one means the default."""
+        try:
+            return int(count)
+        except (TypeError, ValueError, OverflowError):
+            return DEFAULT_OPTIONS
+
     def option_updates(self, count: int) -> list[dict]:
         return [gr.update(visible=i < count) for i in range(MAX_OPTIONS)]
 
@@ -192,16 +215,18 @@ class AskCallbacks:
         Returns ``(status, summary, chart, cond_gen, raw scores, result)``.
         """
         started = time.perf_counter()
-        count = self.clamp_count(count)
-        option_texts = list(values[:MAX_OPTIONS])[:count]
+        count = self.requested_count(count)
+        option_texts = list(values[:MAX_OPTIONS])[: max(count, 0)]
         ticks = list(values[MAX_OPTIONS:])
         try:
+            # The form keeps k in range; an API caller's k=1 or k=9 is refused, not clamped.
+            check_option_count(count, min_options=MIN_OPTIONS, max_options=MAX_OPTIONS)
             prepared_question = prepare_question(
                 question, option_texts, min_options=MIN_OPTIONS, max_options=MAX_OPTIONS
             )
             prepared_image = prepare_image(image, max_bytes=self.config.max_image_bytes)
         except InputError as error:
-            return self._failure(error.message)
+            return self._failure(error.message, error.category)
         options = prepared_question.options
         requested = [info.name for info, tick in zip(self.holder.infos, ticks) if tick]
         skipped = {
@@ -213,19 +238,20 @@ class AskCallbacks:
         if not runnable:
             if skipped:
                 return self._failure(
-                    "None of the ticked variants can answer this: " + "; ".join(skipped.values())
+                    "None of the ticked variants can answer this: " + "; ".join(skipped.values()),
+                    VARIANT_INCOMPATIBLE,
                 )
-            return self._failure("Tick at least one variant to answer with.")
+            return self._failure("Tick at least one variant to answer with.", NO_VARIANT)
         try:
             predictor = self.holder.get()
             predictions = predictor.predict(
                 prepared_image.image, prepared_question.question, options, runnable
             )
         except ModelUnavailable as error:
-            return self._failure(str(error))
+            return self._failure(str(error), MODEL_UNAVAILABLE)
         except Exception as error:  # a model failure must not leave the UI without an answer
             log.exception("prediction failed")
-            return self._failure(f"Answering failed ({type(error).__name__}: {error}).")
+            return self._failure(f"Answering failed ({type(error).__name__}: {error}).", PREDICTION_FAILED)
         seconds = time.perf_counter() - started
         notes = (
             prepared_image.notes + prepared_question.notes + [f"{n} skipped: {r}" for n, r in skipped.items()]
@@ -277,9 +303,29 @@ class AskCallbacks:
         answer.__doc__ = self.answer.__doc__
         return answer
 
-    def _failure(self, message: str) -> tuple:
+    def _failure(self, message: str, category: str) -> tuple:
         gr.Warning(message)
-        return status_error(message), empty_summary(), None, "", None, None
+        return status_error(message, category), empty_summary(), None, "", None, None
+
+
+def undecoded_upload(payload) -> str | bytes | None:
+    """The Image component's preprocess for the Ask form: the uploaded file as it is, undecoded.
+
+    Gradio's own preprocessing opens every upload with Pillow first, so a broken or hostile file
+    (random bytes, HTML named .png, a decompression-bomb header) failed there with a bare "Error"
+    before :func:`prepare_image` could say what is wrong. Returns the upload's path (Gradio has
+    already checked that this server received it), or a data URL's bytes.
+    """
+    if payload is None:
+        return None
+    if payload.path:
+        return str(payload.path)
+    if payload.url and payload.url.startswith("data:"):
+        try:
+            return base64.b64decode(payload.url.rsplit(",", 1)[-1])
+        except (binascii.Error, ValueError):
+            return b""  # prepare_image reports an empty file
+    return None
 
 
 def build_ask_inputs(callbacks: AskCallbacks):
@@ -296,6 +342,9 @@ def build_ask_inputs(callbacks: AskCallbacks):
                 elem_id="ask-image",
                 elem_classes="fill-image",
             )
+            # An instance override, not a subclass: Gradio writes a .pyi stub next to any module that
+            # defines a component class.
+            ns.image.preprocess = undecoded_upload
             if callbacks.examples:
                 gr.Markdown("**Examples** · click one to fill the form", elem_classes="section-title")
             ns.gallery = gr.Gallery(

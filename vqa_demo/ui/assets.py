@@ -147,13 +147,17 @@ class AppAssets:
             except DataError as error:
                 self.notes.append(f"examples/metadata could not be read: {error}")
         elif folder.is_dir():
-            for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-                match = by_file.get(path.name)
+            for entry in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+                # A symlink out of the folder would be copied into Gradio's cache and served.
+                path = inside(Path(entry.name), folder)
+                if path is None or not path.is_file():
+                    continue
+                match = by_file.get(entry.name)
                 if match is not None:
                     caption = _caption(match.metadata.get("family"), match.question)
-                    examples.append(Example(path.resolve(), match.question, list(match.options), caption))
+                    examples.append(Example(path, match.question, list(match.options), caption))
                 else:
-                    examples.append(Example(path.resolve(), "", [], path.stem))
+                    examples.append(Example(path, "", [], entry.stem))
         elif self.validation is not None:
             # One example per question family, in split order.
             seen: set[str] = set()
