@@ -82,14 +82,11 @@ def cond_gen_loss(
     ]
     rows = encoder.encode(prompt_rows, with_suffix=True).to(features.device)
     hidden = prefix_forward(core, rows, features).last_hidden_state
-    logits = lm_logits(core, hidden[:, :-1])
+    # Only suffix positions are projected onto the vocabulary (image tokens would dominate the cost).
     labels = rows.labels[:, 1:]
-    return nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]),
-        labels.reshape(-1),
-        ignore_index=-100,
-        label_smoothing=label_smoothing,
-    )
+    scored = labels != -100
+    logits = lm_logits(core, hidden[:, :-1][scored])
+    return nn.functional.cross_entropy(logits, labels[scored], label_smoothing=label_smoothing)
 
 
 def classifier_loss(
