@@ -81,6 +81,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     train_vision: bool = False  # LoRA on the SigLIP tower + projector too (features no longer shared)
     cache_features: bool = True
+    threads: int = 0  # torch CPU threads (0: torch's default); 1 avoids oversubscription on a busy small CPU
     resume: bool = False
     smoke: bool = False
     stop_after_steps: int | None = None  # testing aid: exit early as if killed
@@ -239,6 +240,8 @@ def main(cfg: TrainConfig) -> dict:
     if cfg.max_val:
         val_split.examples = val_split.examples[: cfg.max_val]
 
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     run_config = cfg.run_config()
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
