@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 from PIL import Image
 
 from vqa_demo.predictor import Predictor
@@ -10,6 +13,11 @@ from vqa_demo.tiny import TrigramMatcher as HashMatcher
 from vqa_demo.tiny import make_tiny_predictor, randomize, tiny_run_config
 
 __all__ = ["HashMatcher", "make_tiny_predictor", "randomize", "tiny_run_config"]
+
+# Tiny models are dominated by per-op overhead: on 2 cores, two torch threads per process (the
+# suite plus the app servers it starts) made steps many times slower than one thread each.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
