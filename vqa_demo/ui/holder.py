@@ -95,10 +95,15 @@ class PredictorHolder:
     @classmethod
     def from_config(cls, config) -> PredictorHolder:
         """A holder that loads ``config.checkpoints`` on top of ``config.base`` when first asked."""
-        return cls(
-            loader=lambda: load_predictor(config.checkpoints, base=config.base, device=config.device),
-            checkpoints=config.checkpoints,
-        )
+
+        def load():
+            if config.threads:
+                import torch
+
+                torch.set_num_threads(config.threads)
+            return load_predictor(config.checkpoints, base=config.base, device=config.device)
+
+        return cls(loader=load, checkpoints=config.checkpoints)
 
     @property
     def loaded(self) -> bool:
