@@ -19,12 +19,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from vqa_demo.backbone import Backbone, add_lora, paligemma2_config, tiny_processor
-from vqa_demo.config import VARIANTS, BackboneConfig, HeadConfig, LoraSettings, RunConfig
-from vqa_demo.heads import build_head
+from vqa_demo.backbone import Backbone, paligemma2_config, tiny_processor
+from vqa_demo.config import LoraSettings
 from vqa_demo.loading import DEFAULT_BASE, DEFAULT_CHECKPOINTS
-from vqa_demo.predictor import Predictor, Variant
-from vqa_demo.tiny import TrigramMatcher, make_tiny_predictor
+from vqa_demo.predictor import Predictor
+from vqa_demo.tiny import make_tiny_predictor, random_variant_predictor
 
 # Stand-in sizes. "default" mirrors the defaults of training/pretrain.py (ModelSize, PretrainConfig),
 # which are read from there when that module is importable: 144 image tokens at 96 px / patch 8.
@@ -81,13 +80,6 @@ def build_backbone(size: str = "tiny", seed: int = 0) -> Backbone:
     return Backbone(model, processor, f"stand-in:{size}", torch.device("cpu"), torch.float32)
 
 
-def _randomize(module: torch.nn.Module, seed: int) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in module.parameters():
-            param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
-
-
 def build_predictor(size: str = "tiny", seed: int = 0, matcher=None, batch_size: int = 16) -> Predictor:
     """A stand-in predictor with all five variants (random LoRA adapters and heads).
 
@@ -97,24 +89,9 @@ def build_predictor(size: str = "tiny", seed: int = 0, matcher=None, batch_size:
         return make_tiny_predictor(seed=seed, batch_size=batch_size)
     backbone = build_backbone(size, seed)
     lora = LoraSettings(r=8, alpha=16, dropout=0.0, init_weights=False)
-    variants = []
-    for i, name in enumerate(VARIANTS):
-        head_name, pooling = VARIANTS[name]
-        config = RunConfig(
-            head=HeadConfig(head=head_name, pooling=pooling, num_options=4, max_new_tokens=8),
-            backbone=BackboneConfig(source=backbone.source),
-            lora=lora,
-        )
-        adapter = name.replace("-", "_")
-        torch.manual_seed(seed + 100 + i)
-        add_lora(backbone, config.lora, adapter_name=adapter)
-        head = build_head(config.head, backbone.hidden_size)
-        if head is not None:
-            _randomize(head, seed + i)
-            head.eval()
-        variants.append(Variant(name, config, head, adapter))
-    backbone.model.eval()
-    return Predictor(backbone, variants, matcher=matcher or TrigramMatcher(), batch_size=batch_size)
+    return random_variant_predictor(
+        backbone, seed=seed, lora=lora, max_new_tokens=8, matcher=matcher, batch_size=batch_size
+    )
 
 
 def assets_exist(checkpoints: Path = DEFAULT_CHECKPOINTS, base: Path | None = DEFAULT_BASE) -> bool:

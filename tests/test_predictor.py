@@ -169,7 +169,9 @@ def test_batch_size_does_not_change_scores(images):
 
 
 def test_options_are_scored_in_their_trained_form(tiny_predictor, images):
-    messy = tiny_predictor.predict(images[0], QUESTIONS[0], ["red  square", "blue\nsquare", " green ", "pink"])
+    messy = tiny_predictor.predict(
+        images[0], QUESTIONS[0], ["red  square", "blue\nsquare", " green ", "pink"]
+    )
     clean = tiny_predictor.predict(images[0], QUESTIONS[0], ["red square", "blue square", "green", "pink"])
     for name in ALL:
         np.testing.assert_allclose(messy[name].option_scores, clean[name].option_scores, atol=1e-6, rtol=0)

@@ -94,9 +94,9 @@ def test_saved_tokenizer_round_trips_unicode(smoke_run):
 
 
 def test_tokenizer_has_a_newline_token_and_prompt_merges(small_tokenizer):
-    assert small_tokenizer.convert_ids_to_tokens(small_tokenizer("\n", add_special_tokens=False)["input_ids"]) == [
-        "Ċ"
-    ]
+    assert small_tokenizer.convert_ids_to_tokens(
+        small_tokenizer("\n", add_special_tokens=False)["input_ids"]
+    ) == ["Ċ"]
     # Frequent synthetic words get merges, so prompts take far fewer tokens than bytes.
     prompt = "answer en What colour is the circle?"
     assert len(small_tokenizer(prompt, add_special_tokens=False)["input_ids"]) < len(prompt) / 2

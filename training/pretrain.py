@@ -122,7 +122,10 @@ class PretrainConfig:
 def build_model(config: PretrainConfig, processor) -> PaliGemmaForConditionalGeneration:
     """A randomly initialised PaliGemma 2 model sized by ``config.size`` (seeded by ``config.seed``)."""
     model_config = paligemma2_config(
-        processor, image_size=config.image_size, patch_size=config.patch_size, **dataclasses.asdict(config.size)
+        processor,
+        image_size=config.image_size,
+        patch_size=config.patch_size,
+        **dataclasses.asdict(config.size),
     )
     # Gemma's 0.02 suits widths in the thousands. At width 256 it leaves token embeddings (x sqrt(d))
     # and projected image features at ~0.3 RMS while Gemma 2's post-norms make every sublayer output
@@ -180,7 +183,9 @@ def save_base(model: PaliGemmaForConditionalGeneration, processor, out: Path) ->
     half.to(torch.float16).save_pretrained(out, safe_serialization=True, max_shard_size="9MB")
     processor.save_pretrained(out)
     files = sorted(p for p in out.iterdir() if p.is_file())
-    too_big = [f"{p.name} ({p.stat().st_size / 1e6:.1f} MB)" for p in files if p.stat().st_size >= MAX_FILE_BYTES]
+    too_big = [
+        f"{p.name} ({p.stat().st_size / 1e6:.1f} MB)" for p in files if p.stat().st_size >= MAX_FILE_BYTES
+    ]
     if too_big:
         raise RuntimeError(f"files at or above 10 MB in {out}: {', '.join(too_big)}; use a smaller model")
     return files
@@ -315,14 +320,18 @@ def _run(config: PretrainConfig) -> dict:
         "files": {p.name: p.stat().st_size for p in files},
     }
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"saved the base to {out} ({sum(summary['files'].values()) / 1e6:.1f} MB) in {summary['total_seconds']} s")
+    print(
+        f"saved the base to {out} ({sum(summary['files'].values()) / 1e6:.1f} MB) in {summary['total_seconds']} s"
+    )
     summary["losses"] = losses
     return summary
 
 
 def parse_args(argv: list[str] | None = None) -> PretrainConfig:
     defaults = PretrainConfig(out=Path("assets/base"))
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="directory for the base model and logs")
     parser.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="items per step")

@@ -81,13 +81,17 @@ def synthetic_texts(num_scenes: int, seed: int) -> list[str]:
     return texts
 
 
-def build_tokenizer(vocab_size: int, seed: int, num_scenes: int = 3000, english_chars: int = ENGLISH_MAX_CHARS):
+def build_tokenizer(
+    vocab_size: int, seed: int, num_scenes: int = 3000, english_chars: int = ENGLISH_MAX_CHARS
+):
     """The byte-level BPE tokenizer trained on synthetic strings plus standard-library English."""
     corpus = synthetic_texts(num_scenes, seed) + stdlib_docstrings(english_chars)
     return train_byte_level_tokenizer(corpus, vocab_size=vocab_size)
 
 
-def build_processor(tokenizer: PreTrainedTokenizerFast, image_size: int, patch_size: int) -> PaliGemmaProcessor:
+def build_processor(
+    tokenizer: PreTrainedTokenizerFast, image_size: int, patch_size: int
+) -> PaliGemmaProcessor:
     """A PaliGemma processor (SigLIP image preprocessing at ``image_size``) around ``tokenizer``.
 
     The processor adds its 1152 ``<locXXXX>``/``<segXXX>`` tokens to the tokenizer, as the real one has.

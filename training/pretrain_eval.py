@@ -60,7 +60,13 @@ def generation_exact_match(
             hits[item.task].append(correct)
             hits[f"{item.task}/{item.family}"].append(correct)
             records.append(
-                {"family": item.family, "task": item.task, "prefix": item.prefix, "target": item.suffix, "generated": text}
+                {
+                    "family": item.family,
+                    "task": item.task,
+                    "prefix": item.prefix,
+                    "target": item.suffix,
+                    "generated": text,
+                }
             )
     core.train(was_training)
     return _rates(hits), records

@@ -88,7 +88,9 @@ def main(args: argparse.Namespace) -> Path:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--compare", required=True, help="output directory of training.compare")
     parser.add_argument("--data", required=True, help="dataset directory with validation/")
     parser.add_argument("--base", required=True, help="the base model directory the variants were trained on")

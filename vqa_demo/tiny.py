@@ -11,7 +11,7 @@ import hashlib
 import numpy as np
 import torch
 
-from vqa_demo.backbone import add_lora, build_tiny_backbone
+from vqa_demo.backbone import Backbone, add_lora, build_tiny_backbone
 from vqa_demo.config import VARIANTS, BackboneConfig, HeadConfig, LoraSettings, RunConfig
 from vqa_demo.heads import build_head
 from vqa_demo.predictor import Predictor, Variant
@@ -37,12 +37,14 @@ class TrigramMatcher:
         return scores
 
 
-def tiny_run_config(variant: str, num_options: int = 4) -> RunConfig:
+def tiny_run_config(
+    variant: str, num_options: int = 4, lora: LoraSettings | None = None, max_new_tokens: int = 4
+) -> RunConfig:
     head, pooling = VARIANTS[variant]
     return RunConfig(
-        head=HeadConfig(head=head, pooling=pooling, num_options=num_options, max_new_tokens=4),
+        head=HeadConfig(head=head, pooling=pooling, num_options=num_options, max_new_tokens=max_new_tokens),
         backbone=BackboneConfig(source="tiny"),
-        lora=LoraSettings(r=4, alpha=8, dropout=0.0, init_weights=False),
+        lora=lora or LoraSettings(r=4, alpha=8, dropout=0.0, init_weights=False),
     )
 
 
@@ -54,12 +56,20 @@ def randomize(module: torch.nn.Module, seed: int) -> None:
             param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
 
 
-def make_tiny_predictor(variants=tuple(VARIANTS), seed: int = 0, batch_size: int = 16) -> Predictor:
-    """A tiny backbone with one random LoRA adapter + random head per variant."""
-    backbone = build_tiny_backbone(seed=seed)
+def random_variant_predictor(
+    backbone: Backbone,
+    variants=tuple(VARIANTS),
+    seed: int = 0,
+    lora: LoraSettings | None = None,
+    max_new_tokens: int = 4,
+    matcher=None,
+    batch_size: int = 16,
+) -> Predictor:
+    """``backbone`` with one random LoRA adapter + random head per variant (seeded)."""
     loaded = []
     for i, name in enumerate(variants):
-        config = tiny_run_config(name)
+        config = tiny_run_config(name, lora=lora, max_new_tokens=max_new_tokens)
+        config.backbone.source = backbone.source
         adapter = name.replace("-", "_")
         torch.manual_seed(seed + 100 + i)
         add_lora(backbone, config.lora, adapter_name=adapter)
@@ -69,4 +79,9 @@ def make_tiny_predictor(variants=tuple(VARIANTS), seed: int = 0, batch_size: int
             head.eval()
         loaded.append(Variant(name, config, head, adapter))
     backbone.model.eval()
-    return Predictor(backbone, loaded, matcher=TrigramMatcher(), batch_size=batch_size)
+    return Predictor(backbone, loaded, matcher=matcher or TrigramMatcher(), batch_size=batch_size)
+
+
+def make_tiny_predictor(variants=tuple(VARIANTS), seed: int = 0, batch_size: int = 16) -> Predictor:
+    """A tiny backbone with one random LoRA adapter + random head per variant."""
+    return random_variant_predictor(build_tiny_backbone(seed=seed), variants, seed, batch_size=batch_size)
