@@ -14,6 +14,7 @@ from training.pretrain_data import (
     batches,
     build_processor,
     build_tokenizer,
+    prefetch,
     stdlib_docstrings,
 )
 from vqa_demo.backbone import load_backbone
@@ -117,6 +118,18 @@ def test_suffix_loss_matches_the_full_forward_loss(small_tokenizer):
     torch.testing.assert_close(suffix_loss(model, pixel_values, rows), full)
 
 
+def test_language_model_init_keeps_embeddings_at_unit_scale(small_tokenizer):
+    processor = build_processor(small_tokenizer, image_size=32, patch_size=8)
+    config = PretrainConfig(out=Path("unused")).shrink_for_smoke()
+    model = build_model(config, processor)
+    hidden = config.size.hidden_size
+    embed = model.model.language_model.embed_tokens.weight
+    # Gemma scales embeddings by sqrt(hidden): std 1/sqrt(hidden) gives unit-RMS token vectors.
+    assert embed.std().item() == pytest.approx(hidden**-0.5, rel=0.1)
+    projector = model.model.multi_modal_projector.linear.weight
+    assert projector.std().item() == pytest.approx(hidden**-0.5, rel=0.15)
+
+
 def test_learning_rate_warms_up_then_decays_to_the_floor():
     factors = [lr_factor(step, warmup_steps=10, total_steps=100, min_ratio=0.1) for step in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
@@ -128,3 +141,16 @@ def test_english_corpus_is_deterministic_and_capped():
     first, second = stdlib_docstrings(50_000), stdlib_docstrings(50_000)
     assert first == second
     assert 50_000 <= sum(map(len, first)) < 50_000 + max(map(len, first)) + 1
+
+
+def test_prefetch_keeps_order_ends_and_reraises():
+    assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("broken batch")
+
+    stream = prefetch(failing())
+    assert next(stream) == 1
+    with pytest.raises(ValueError, match="broken batch"):
+        next(stream)

@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PaliGemmaForConditionalGeneration
 
-from training.pretrain_data import BatchMaker, batches, build_processor, build_tokenizer
+from training.pretrain_data import BatchMaker, batches, build_processor, build_tokenizer, prefetch
 from training.pretrain_eval import generation_exact_match, heldout_items, zero_shot_mc_accuracy
 from vqa_demo.backbone import paligemma2_config
 from vqa_demo.encoding import EncodedRows
@@ -79,6 +79,7 @@ class PretrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     pool_size: int = 0  # 0: fresh items every step; N: shuffled passes over N fixed items
+    question_keep: float = 1.0  # share of open questions kept (captions are always kept)
     log_every: int = 25
     eval_every: int = 0  # 0: evaluate only at the end
     eval_items: int = 250  # held-out generation items (questions and captions)
@@ -221,7 +222,11 @@ def evaluate(model, maker: BatchMaker, config: PretrainConfig, final: bool) -> t
 def train(model, maker: BatchMaker, config: PretrainConfig, log: JsonlLog) -> list[float]:
     """The training loop; returns the loss of every step."""
     optimizer = make_optimizer(model, config)
-    data = batches(maker, config.batch_size, config.seed, config.render_px, config.pool_size)
+    data = prefetch(
+        batches(
+            maker, config.batch_size, config.seed, config.render_px, config.pool_size, config.question_keep
+        )
+    )
     losses: list[float] = []
     window_losses: list[float] = []
     window_start = time.perf_counter()
@@ -257,6 +262,7 @@ def train(model, maker: BatchMaker, config: PretrainConfig, log: JsonlLog) -> li
             log.write({"step": done, "eval": metrics})
             progress.write(f"step {done}: {json.dumps(metrics)}")
             window_start = time.perf_counter()
+    data.close()
     return losses
 
 
@@ -344,6 +350,9 @@ def parse_args(argv: list[str] | None = None) -> PretrainConfig:
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW decay")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seeds data, init and tokenizer")
     parser.add_argument("--pool-size", type=int, default=0, help="0: fresh items; N: reuse N items")
+    parser.add_argument(
+        "--question-keep", type=float, default=defaults.question_keep, help="share of questions kept"
+    )
     parser.add_argument("--log-every", type=int, default=defaults.log_every, help="steps per log line")
     parser.add_argument("--eval-every", type=int, default=0, help="steps per held-out evaluation (0: end)")
     parser.add_argument("--eval-items", type=int, default=defaults.eval_items, help="held-out items")
@@ -371,6 +380,7 @@ def parse_args(argv: list[str] | None = None) -> PretrainConfig:
         weight_decay=args.weight_decay,
         seed=args.seed,
         pool_size=args.pool_size,
+        question_keep=args.question_keep,
         log_every=args.log_every,
         eval_every=args.eval_every,
         eval_items=args.eval_items,

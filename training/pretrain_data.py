@@ -12,14 +12,17 @@ Tokenizer corpus, two parts:
 Training rows are PaliGemma's generative layout, ``[<image> x N] <bos> prefix \\n | suffix <eos>``, built
 by :class:`vqa_demo.encoding.RowEncoder` (``token_type_ids`` make the prefix bidirectional, labels
 cover the suffix only). Rendering an item costs about 1 ms, so batches are drawn fresh every step
-unless a fixed pool is asked for (the smoke run repeats one pool so its loss must fall).
+unless a fixed pool is asked for (the smoke run repeats one pool so its loss must fall), and a
+background thread renders the next batches while torch computes (:func:`prefetch`).
 """
 
 from __future__ import annotations
 
 import ast
+import queue
 import random
 import sysconfig
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,10 +133,20 @@ def make_items(n: int, seed: int, image_size: int) -> list[PretrainItem]:
     ]
 
 
-def stream_items(seed: int, image_size: int, chunk: int = 256) -> Iterator[PretrainItem]:
-    """An endless item stream: consecutive chunks of :func:`make_items` with derived seeds."""
+def stream_items(
+    seed: int, image_size: int, question_keep: float = 1.0, chunk: int = 256
+) -> Iterator[PretrainItem]:
+    """An endless item stream: consecutive chunks of :func:`make_items` with derived seeds.
+
+    ``question_keep`` < 1 drops that share of the open questions (captions are always kept): a
+    caption supervises every object of an image at once, ~25 target tokens for the price of one
+    image pass, against 1-3 for a question.
+    """
+    keep_rng = random.Random(derive_seed(seed, "keep"))
     for index in range(1 << 62):
-        yield from make_items(chunk, derive_seed(seed, "stream", index), image_size)
+        for item in make_items(chunk, derive_seed(seed, "stream", index), image_size):
+            if item.task == "caption" or keep_rng.random() < question_keep:
+                yield item
 
 
 class BatchMaker:
@@ -161,11 +174,16 @@ class BatchMaker:
 
 
 def batches(
-    maker: BatchMaker, batch_size: int, seed: int, image_size: int, pool_size: int = 0
+    maker: BatchMaker,
+    batch_size: int,
+    seed: int,
+    image_size: int,
+    pool_size: int = 0,
+    question_keep: float = 1.0,
 ) -> Iterator[tuple[torch.Tensor, EncodedRows]]:
     """Endless training batches: fresh items, or shuffled passes over a fixed pool when ``pool_size``."""
     if not pool_size:
-        stream = stream_items(seed, image_size)
+        stream = stream_items(seed, image_size, question_keep)
         while True:
             yield maker([next(stream) for _ in range(batch_size)])
     pool = make_items(pool_size, derive_seed(seed, "pool"), image_size)
@@ -175,3 +193,44 @@ def batches(
         rng.shuffle(order)
         for start in range(0, pool_size - batch_size + 1, batch_size):
             yield maker([pool[i] for i in order[start : start + batch_size]])
+
+
+_DONE = object()
+
+
+def prefetch(iterator: Iterator, depth: int = 4) -> Iterator:
+    """Yield ``iterator``'s items, produced ``depth`` ahead by a background thread, in the same order.
+
+    Torch releases the GIL while it computes, so rendering the next batch overlaps the current step
+    (about 10-15 % of a step for the small default model). Closing the generator stops the thread.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def fill() -> None:
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        buffer.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put((_DONE, None))
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            buffer.put((None, error))
+
+    worker = threading.Thread(target=fill, name="batch-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
