@@ -154,3 +154,16 @@ def test_prefetch_keeps_order_ends_and_reraises():
     assert next(stream) == 1
     with pytest.raises(ValueError, match="broken batch"):
         next(stream)
+
+
+def test_same_seed_gives_the_same_base(smoke_run, tmp_path):
+    """The shipped default's reproducibility rests on this: background prefetch must not reorder data."""
+    from safetensors.torch import load_file
+
+    out, summary = smoke_run
+    again = main(PretrainConfig(out=tmp_path, smoke=True, seed=0))
+    assert again["first_losses"] == summary["first_losses"]
+    assert again["last_losses"] == summary["last_losses"]
+    first, second = load_file(out / "model.safetensors"), load_file(tmp_path / "model.safetensors")
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)

@@ -2,10 +2,13 @@
 
 Writes DIR/train/ and DIR/validation/, each a Hugging Face `imagefolder`: PNG images plus a
 `metadata.csv` with columns `file_name,question,option1,option2,option3,option4,answer,family`
-(`answer` is 1-based). Families, from easy to hard: `shapes` (colour, shape, count, position),
-`bar_chart` (largest, smallest, read a value, compare, difference), `pie_chart` (largest slice,
-percentage, slice colour via the legend), `clock` (read an analog clock) and `table` (read a cell of
-a small timetable by matching two other columns: small text).
+(`answer` is 1-based). Families, from easy to hard: `bar_chart` (bars of distinct colours: the
+tallest, the shortest, how many, which of two is taller, and the harder value of a bar), `shapes`
+(colour, shape, count, position), `pie_chart` (largest and smallest slice by colour, how many, and
+the harder percentage of a slice from its angle), `clock` (read an analog clock) and `table` (read a
+cell of a small timetable by matching two other columns: small text, the family no small model reads).
+Charts name bars and slices by colour because a 96 px default model cannot read their labels; the
+labels and legends are still drawn, as distractions.
 
 The same seed gives byte-identical files; train and validation draw from different derived seeds.
 Within a split the gold position is balanced over A-D (exactly, when n is a multiple of 4) and the

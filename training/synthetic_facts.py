@@ -18,12 +18,11 @@ import string
 from dataclasses import dataclass
 
 from training.synthetic_scenes import (
-    BAR_THEMES,
+    CHART_COLOURS,
     COLOURS,
     COMPETITORS,
     DESTINATIONS,
     EVENTS,
-    PIE_THEMES,
     SHAPES,
     BarChart,
     Clock,
@@ -142,25 +141,26 @@ def shapes_facts(scene: ShapesScene, rng: random.Random) -> list[Fact]:
 
 
 def bar_chart_facts(chart: BarChart, rng: random.Random) -> list[Fact]:
-    labels, values = list(chart.labels), list(chart.values)
-    spare = BAR_THEMES[chart.title]
-    top, bottom = labels[values.index(max(values))], labels[values.index(min(values))]
+    """Bars are named by colour, so most answers are seen, not read; the value question needs the axis."""
+    colours, values = list(chart.colours), list(chart.values)
+    longest, shortest = ("longest", "shortest") if chart.horizontal else ("tallest", "shortest")
+    top, bottom = colours[values.index(max(values))], colours[values.index(min(values))]
+    count = len(values)
     facts = [
-        Fact("Which category has the highest value?", top, _pick(rng, top, labels, spare)),
-        Fact("Which category has the lowest value?", bottom, _pick(rng, bottom, labels, spare)),
+        Fact(f"What colour is the {longest} bar?", top, _pick(rng, top, colours, CHART_COLOURS)),
+        Fact(f"What colour is the {shortest} bar?", bottom, _pick(rng, bottom, colours, CHART_COLOURS)),
+        Fact("How many bars are there?", str(count), _numbers(rng, count, 1, 9)),
     ]
-    i = rng.randrange(len(labels))
-    high = max(values) + 5
-    distractors = _numbers(rng, values[i], 0, high, preferred=values)
-    facts.append(Fact(f"What is the value of {labels[i]}?", str(values[i]), distractors))
-    a, b = rng.sample(range(len(labels)), 2)
-    smaller = labels[a] if values[a] < values[b] else labels[b]
-    larger = labels[b] if smaller == labels[a] else labels[a]
-    # Both named options must be on offer, so only the other two are drawn.
-    pair_distractors = (larger, *_two_more(rng, (smaller, larger), labels, spare))
-    facts.append(Fact(f"Which is smaller: {labels[a]} or {labels[b]}?", smaller, pair_distractors))
-    gap = abs(values[a] - values[b])
-    facts.append(Fact(f"How much larger is {larger} than {smaller}?", str(gap), _numbers(rng, gap, 1, high)))
+    a, b = rng.sample(range(count), 2)
+    larger, smaller = (colours[a], colours[b]) if values[a] > values[b] else (colours[b], colours[a])
+    # Both named colours must be on offer, so only the other two are drawn.
+    pair_distractors = (smaller, *_two_more(rng, (smaller, larger), colours, CHART_COLOURS))
+    comparative = "longer" if chart.horizontal else "taller"
+    question = f"Which bar is {comparative}: the {colours[a]} one or the {colours[b]} one?"
+    facts.append(Fact(question, larger, pair_distractors))
+    i = rng.randrange(count)
+    distractors = _numbers(rng, values[i], 0, max(values) + 5, preferred=values)
+    facts.append(Fact(f"What is the value of the {colours[i]} bar?", str(values[i]), distractors))
     return facts
 
 
@@ -173,16 +173,17 @@ def _two_more(rng: random.Random, taken, preferred, fallback) -> tuple[str, str]
 
 
 def pie_chart_facts(chart: PieChart, rng: random.Random) -> list[Fact]:
-    labels, percents, colours = list(chart.labels), list(chart.percents), list(chart.colours)
-    spare = PIE_THEMES[chart.title]
-    top = labels[percents.index(max(percents))]
-    i = rng.randrange(len(labels))
+    """Slices are named by colour; estimating a slice's percentage from its angle is the harder type."""
+    percents, colours = list(chart.percents), list(chart.colours)
+    top, bottom = colours[percents.index(max(percents))], colours[percents.index(min(percents))]
+    i = rng.randrange(len(colours))
     percent_distractors = _numbers(rng, percents[i], 5, 95, 5, percents, "{}%")
+    count = len(colours)
     return [
-        Fact("Which slice is the largest?", top, _pick(rng, top, labels, spare)),
-        Fact(f"What percentage is {labels[i]}?", f"{percents[i]}%", percent_distractors),
-        Fact(f"What colour is the {labels[i]} slice?", colours[i], _pick(rng, colours[i], colours, COLOURS)),
-        Fact(f"Which slice is {colours[i]}?", labels[i], _pick(rng, labels[i], labels, spare)),
+        Fact("What colour is the largest slice?", top, _pick(rng, top, colours, CHART_COLOURS)),
+        Fact("What colour is the smallest slice?", bottom, _pick(rng, bottom, colours, CHART_COLOURS)),
+        Fact(f"What percentage is the {colours[i]} slice?", f"{percents[i]}%", percent_distractors),
+        Fact("How many slices are there?", str(count), _numbers(rng, count, 1, 9)),
     ]
 
 
@@ -280,13 +281,13 @@ def caption(scene: Scene) -> str:
         noun = "shape" if len(ordered) == 1 else "shapes"
         return f"{len(ordered)} {noun}: " + _join([f"a {s.name}" for s in ordered])
     if isinstance(scene, BarChart):
-        top = scene.labels[scene.values.index(max(scene.values))]
-        bars = ", ".join(f"{label} {value}" for label, value in zip(scene.labels, scene.values))
-        return f"a bar chart of {scene.title}: {bars}; {top} is the largest"
+        top = scene.colours[scene.values.index(max(scene.values))]
+        bars = ", ".join(f"{colour} {value}" for colour, value in zip(scene.colours, scene.values))
+        return f"a bar chart of {scene.title} with {len(scene.values)} bars: {bars}; the {top} bar is the largest"
     if isinstance(scene, PieChart):
-        top = scene.labels[scene.percents.index(max(scene.percents))]
-        slices = ", ".join(f"{label} {p}%" for label, p in zip(scene.labels, scene.percents))
-        return f"a pie chart of {scene.title}: {slices}; {top} is the largest slice"
+        top = scene.colours[scene.percents.index(max(scene.percents))]
+        slices = ", ".join(f"{colour} {p}%" for colour, p in zip(scene.colours, scene.percents))
+        return f"a pie chart of {scene.title} with {len(scene.percents)} slices: {slices}; the {top} slice is the largest"
     if isinstance(scene, Clock):
         return f"an analog clock showing {scene.text}"
     if isinstance(scene, Table):

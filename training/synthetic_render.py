@@ -109,7 +109,6 @@ def render_bar_chart(chart: BarChart, size: int) -> Image.Image:
     # Tick labels run side by side along a horizontal axis, so it gets fewer of them.
     step = _nice_step(max(chart.values), 5 if chart.horizontal else 8)
     axis_max = step * math.ceil(max(chart.values) / step)
-    fill, outline = COLOURS[chart.colour], _darker(COLOURS[chart.colour])
     count = len(chart.values)
     line = _font_px(label_font)
 
@@ -117,7 +116,8 @@ def render_bar_chart(chart: BarChart, size: int) -> Image.Image:
         left = 0.04 * size + max(_text_width(draw, label, label_font) for label in chart.labels) + 0.03 * size
         right, bottom = size * 0.9, size - 1.6 * line
         slot = (bottom - top) / count
-        for i, (label, value) in enumerate(zip(chart.labels, chart.values)):
+        for i, (label, value, colour) in enumerate(zip(chart.labels, chart.values, chart.colours)):
+            fill, outline = COLOURS[colour], _darker(COLOURS[colour])
             y0 = top + i * slot + 0.18 * slot
             y1 = top + (i + 1) * slot - 0.18 * slot
             x1 = left + (right - left) * value / axis_max
@@ -139,7 +139,8 @@ def render_bar_chart(chart: BarChart, size: int) -> Image.Image:
         draw.line((left, y, right, y), fill=GRID)
         draw.text((left - 0.02 * size, y), str(tick), fill=INK, font=label_font, anchor="rm")
     slot = (right - left) / count
-    for i, (label, value) in enumerate(zip(chart.labels, chart.values)):
+    for i, (label, value, colour) in enumerate(zip(chart.labels, chart.values, chart.colours)):
+        fill, outline = COLOURS[colour], _darker(COLOURS[colour])
         x0, x1 = left + i * slot + 0.18 * slot, left + (i + 1) * slot - 0.18 * slot
         y = bottom - (bottom - plot_top) * value / axis_max
         draw.rectangle((x0, y, x1, bottom), fill=fill, outline=outline)

@@ -26,6 +26,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "brown": (130, 80, 40),
     "black": (25, 25, 25),
 }
+# Black is the charts' ink (axes, text), so it never fills a bar or a slice.
+CHART_COLOURS = tuple(c for c in COLOURS if c != "black")
 SHAPES = ("circle", "square", "triangle", "star", "hexagon", "diamond")
 BACKGROUNDS = ((255, 255, 255), (245, 245, 240), (235, 240, 248), (250, 244, 230))
 
@@ -34,7 +36,7 @@ BAR_THEMES: dict[str, tuple[str, ...]] = {
     "pets in a survey": ("cats", "dogs", "fish", "birds", "rabbits", "hamsters"),
     "rainfall by month": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug"),
     "books read by class": ("class A", "class B", "class C", "class D", "class E"),
-    "votes per colour": ("red", "blue", "green", "yellow", "orange", "purple"),
+    "visitors per day": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
 }
 PIE_THEMES: dict[str, tuple[str, ...]] = {
     "monthly budget": ("rent", "food", "travel", "savings", "fun", "bills"),
@@ -79,12 +81,12 @@ class ShapesScene:
 
 @dataclass(frozen=True)
 class BarChart:
-    """Bars with distinct integer values; `horizontal` bars leave room for long labels."""
+    """Bars with distinct integer values and distinct colours; `horizontal` bars leave room for long labels."""
 
     title: str
     labels: tuple[str, ...]
     values: tuple[int, ...]
-    colour: str
+    colours: tuple[str, ...]
     horizontal: bool
     family: str = "bar_chart"
 
@@ -158,8 +160,8 @@ def sample_bar_chart(rng: random.Random) -> BarChart:
     values = _distinct_values(rng, count, 1, high)
     short_labels = max(len(label) for label in labels) <= 5
     horizontal = rng.random() < 0.5 if short_labels else True
-    bar_colour = rng.choice([c for c in COLOURS if c not in ("black", "yellow")])
-    return BarChart(title, labels, values, bar_colour, horizontal)
+    colours = tuple(rng.sample(CHART_COLOURS, count))
+    return BarChart(title, labels, values, colours, horizontal)
 
 
 def sample_pie_chart(rng: random.Random) -> PieChart:
@@ -172,7 +174,7 @@ def sample_pie_chart(rng: random.Random) -> PieChart:
         if len(set(parts)) == count:
             break
     labels = tuple(rng.sample(PIE_THEMES[title], count))
-    colours = tuple(rng.sample([c for c in COLOURS if c != "black"], count))
+    colours = tuple(rng.sample(CHART_COLOURS, count))
     return PieChart(title, labels, tuple(5 * p for p in parts), colours)
 
 
