@@ -19,6 +19,7 @@ from training.synthetic import (
     make_mc_item,
     pretraining_items,
 )
+from vqa_demo.prompts import build_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -160,3 +161,25 @@ def test_pretraining_items_are_deterministic_images_and_text():
         assert prefix.strip() and suffix.strip()
         assert prefix == "caption en" or prefix.startswith("answer en ")
     assert any(p == "caption en" for _, p, _ in first) and any(p != "caption en" for _, p, _ in first)
+
+
+def test_lettered_pretraining_items_point_at_the_gold_option():
+    plain = list(pretraining_items(30, seed=3, image_size=SIZE))
+    assert [(p, s) for _, p, s in plain] == [
+        (p, s) for _, p, s in pretraining_items(30, seed=3, image_size=SIZE, lettered=0.0)
+    ]
+    lettered = list(pretraining_items(30, seed=3, image_size=SIZE, lettered=1.0))
+    asked = 0
+    for (_, prefix, suffix), (_, plain_prefix, plain_suffix) in zip(lettered, plain):
+        if plain_prefix == "caption en":
+            assert (prefix, suffix) == (plain_prefix, plain_suffix)
+            continue
+        question = plain_prefix.removeprefix("answer en ")
+        options = [
+            part.split(") ", 1)[1] for part in prefix.split("\nOptions: ")[1].split("\n")[0].split(" | ")
+        ]
+        row = build_rows("multi_class", question, options)[0]
+        assert prefix == row.question + row.tail  # exactly the MULTI_CLASS prompt
+        assert options["ABCD".index(suffix)] == plain_suffix  # the letter names the gold answer
+        asked += 1
+    assert asked >= 10

@@ -80,6 +80,7 @@ class PretrainConfig:
     seed: int = 0
     pool_size: int = 0  # 0: fresh items every step; N: shuffled passes over N fixed items
     question_keep: float = 1.0  # share of open questions kept (captions are always kept)
+    lettered_share: float = 0.0  # share of questions asked as lettered MC, answered with the letter
     log_every: int = 25
     eval_every: int = 0  # 0: evaluate only at the end
     eval_items: int = 250  # held-out generation items (questions and captions)
@@ -224,7 +225,13 @@ def train(model, maker: BatchMaker, config: PretrainConfig, log: JsonlLog) -> li
     optimizer = make_optimizer(model, config)
     data = prefetch(
         batches(
-            maker, config.batch_size, config.seed, config.render_px, config.pool_size, config.question_keep
+            maker,
+            config.batch_size,
+            config.seed,
+            config.render_px,
+            config.pool_size,
+            config.question_keep,
+            config.lettered_share,
         )
     )
     losses: list[float] = []
@@ -353,6 +360,12 @@ def parse_args(argv: list[str] | None = None) -> PretrainConfig:
     parser.add_argument(
         "--question-keep", type=float, default=defaults.question_keep, help="share of questions kept"
     )
+    parser.add_argument(
+        "--lettered-share",
+        type=float,
+        default=defaults.lettered_share,
+        help="share of questions shown with lettered options and answered with the letter (MULTI_CLASS skill)",
+    )
     parser.add_argument("--log-every", type=int, default=defaults.log_every, help="steps per log line")
     parser.add_argument("--eval-every", type=int, default=0, help="steps per held-out evaluation (0: end)")
     parser.add_argument("--eval-items", type=int, default=defaults.eval_items, help="held-out items")
@@ -381,6 +394,7 @@ def parse_args(argv: list[str] | None = None) -> PretrainConfig:
         seed=args.seed,
         pool_size=args.pool_size,
         question_keep=args.question_keep,
+        lettered_share=args.lettered_share,
         log_every=args.log_every,
         eval_every=args.eval_every,
         eval_items=args.eval_items,

@@ -124,17 +124,17 @@ class PretrainItem:
         return "caption" if self.prefix.startswith("caption") else "question"
 
 
-def make_items(n: int, seed: int, image_size: int) -> list[PretrainItem]:
+def make_items(n: int, seed: int, image_size: int, lettered: float = 0.0) -> list[PretrainItem]:
     """``n`` items from :func:`pretraining_items`; families take turns, so item i is family i mod 5."""
     families = tuple(SAMPLERS)
     return [
         PretrainItem(image, prefix, suffix, families[i % len(families)])
-        for i, (image, prefix, suffix) in enumerate(pretraining_items(n, seed, image_size))
+        for i, (image, prefix, suffix) in enumerate(pretraining_items(n, seed, image_size, lettered=lettered))
     ]
 
 
 def stream_items(
-    seed: int, image_size: int, question_keep: float = 1.0, chunk: int = 256
+    seed: int, image_size: int, question_keep: float = 1.0, chunk: int = 256, lettered: float = 0.0
 ) -> Iterator[PretrainItem]:
     """An endless item stream: consecutive chunks of :func:`make_items` with derived seeds.
 
@@ -144,7 +144,7 @@ def stream_items(
     """
     keep_rng = random.Random(derive_seed(seed, "keep"))
     for index in range(1 << 62):
-        for item in make_items(chunk, derive_seed(seed, "stream", index), image_size):
+        for item in make_items(chunk, derive_seed(seed, "stream", index), image_size, lettered):
             if item.task == "caption" or keep_rng.random() < question_keep:
                 yield item
 
@@ -180,13 +180,14 @@ def batches(
     image_size: int,
     pool_size: int = 0,
     question_keep: float = 1.0,
+    lettered: float = 0.0,
 ) -> Iterator[tuple[torch.Tensor, EncodedRows]]:
     """Endless training batches: fresh items, or shuffled passes over a fixed pool when ``pool_size``."""
     if not pool_size:
-        stream = stream_items(seed, image_size, question_keep)
+        stream = stream_items(seed, image_size, question_keep, lettered=lettered)
         while True:
             yield maker([next(stream) for _ in range(batch_size)])
-    pool = make_items(pool_size, derive_seed(seed, "pool"), image_size)
+    pool = make_items(pool_size, derive_seed(seed, "pool"), image_size, lettered)
     rng = random.Random(seed)
     while True:
         order = list(range(pool_size))

@@ -37,6 +37,7 @@ from PIL import Image
 from training.synthetic_facts import caption, facts
 from training.synthetic_render import render
 from training.synthetic_scenes import SAMPLERS, Scene
+from vqa_demo.prompts import LETTERS, build_rows
 
 FAMILIES = tuple(SAMPLERS)
 COLUMNS = ("file_name", "question", "option1", "option2", "option3", "option4", "answer", "family")
@@ -140,13 +141,21 @@ def generate_split(
 
 
 def pretraining_items(
-    n: int, seed: int, image_size: int = 224, families: Iterable[str] | None = None
+    n: int,
+    seed: int,
+    image_size: int = 224,
+    families: Iterable[str] | None = None,
+    lettered: float = 0.0,
 ) -> Iterator[tuple[Image.Image, str, str]]:
     """Yield `n` generative tasks `(image, prefix, suffix)` over the synthetic images.
 
     A third are captions (`"caption en"` -> the scene described, naming what must be read); the rest
     are open questions (`"answer en What colour is the circle?"` -> `"red"`), including table cell
     look-ups (`"answer en What is in row 2, column Event?"`). Families take turns, as in the MC splits.
+    A `lettered` share of the questions instead shows the fact's four options in the MULTI_CLASS
+    prompt (`"...\nOptions: A) red | B) blue ...\nAnswer:"`) with the gold letter as the target, so
+    the base learns to point at an option, the skill a MULTI_CLASS head reads out. Its draws come
+    from a separate generator: with `lettered=0` the stream is the same as without the argument.
     """
     chosen = check_families(families)
     for index in range(n):
@@ -155,8 +164,15 @@ def pretraining_items(
         image = render(scene, image_size)
         if rng.random() < 1 / 3:
             yield image, "caption en", caption(scene)
+            continue
+        fact = rng.choice(facts(scene, rng))
+        letter_rng = random.Random(derive_seed(seed, "lettered", index))
+        if lettered and letter_rng.random() < lettered:
+            options = [fact.answer, *fact.distractors]
+            letter_rng.shuffle(options)
+            row = build_rows("multi_class", fact.question, options)[0]
+            yield image, row.question + row.tail, LETTERS[options.index(fact.answer)]
         else:
-            fact = rng.choice(facts(scene, rng))
             yield image, f"answer en {fact.question}", fact.answer
 
 
