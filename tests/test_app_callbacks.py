@@ -197,6 +197,9 @@ def test_config_from_env_and_flags(tmp_path):
     assert AppConfig.from_env({"VQA_ASSETS": str(tmp_path)}).checkpoints == [tmp_path / "checkpoints"]
     flags = AppConfig.from_args(["--assets", str(tmp_path / "x"), "--device", "cpu", "--unknown"], environ={})
     assert flags.checkpoints == [tmp_path / "x" / "checkpoints"] and flags.device == "cpu"
+    assert AppConfig(assets=tmp_path).delete_cache == (3600, 3600)
+    assert AppConfig.from_env({"VQA_UPLOAD_TTL": "0"}).delete_cache is None
+    assert AppConfig.from_args(["--upload-ttl", "60"], environ={}).delete_cache == (60, 60)
     launch = AppConfig(assets=tmp_path).launch_kwargs()
     assert launch["max_file_size"] == "10mb" and str(tmp_path) not in launch["allowed_paths"]
 

@@ -6,6 +6,7 @@ load of the base, the five checkpoints and the sentence model from an assets fol
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,36 @@ def test_only_example_and_validation_images_are_served(client, app_assets):
     assert status(root / "checkpoints" / "cond_gen" / "run_config.json") == 403
     assert status(root / "base" / "config.json") == 403
     assert status(root / "evaluation" / "predictions.jsonl") == 403
+
+
+def _cached_copies(data: bytes) -> list[Path]:
+    from gradio.utils import get_upload_folder
+
+    return [p for p in Path(get_upload_folder()).rglob("*") if p.is_file() and p.read_bytes() == data]
+
+
+def test_uploads_are_deleted_after_the_retention_time(app_assets, tmp_path):
+    """An upload is fetchable by its hashed path while cached: ``upload_ttl`` bounds how long."""
+    from dataclasses import replace
+
+    config = replace(app_assets.config, upload_ttl=1)
+    demo = build_demo(config)
+    url = launch(demo, config)
+    try:
+        example = load_split(app_assets.root / "validation")[0]
+        image = tmp_path / "private.png"
+        # A byte-unique upload, so copies left by other tests cannot be mistaken for it.
+        image.write_bytes(Path(example.image_path).read_bytes() + b"\0private")
+        client = Client(url, verbose=False, download_files=False)
+        a, b, c, d = example.options
+        status, *_ = client.predict(
+            handle_file(str(image)), example.question, 4, a, b, c, d, api_name="/answer"
+        )
+        assert status.startswith("✓")
+        assert _cached_copies(image.read_bytes()), "the upload should be in Gradio's cache at first"
+        deadline = time.monotonic() + 15
+        while _cached_copies(image.read_bytes()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _cached_copies(image.read_bytes())
+    finally:
+        demo.close()

@@ -40,7 +40,7 @@ def build_demo(
     ask = AskCallbacks(holder, config, assets.examples)
     explain = ExplainCallbacks(holder)
     errors = ErrorBrowser(holder, assets)
-    with gr.Blocks(title=config.title) as demo:
+    with gr.Blocks(title=config.title, delete_cache=config.delete_cache) as demo:
         gr.Markdown(HEADER, elem_id="app-header")
         with gr.Tabs():
             with gr.Tab("Ask", id="ask"):

@@ -10,6 +10,8 @@ Environment variables (CLI flags of the same name win)::
     VQA_MAX_FILE_SIZE upload limit, e.g. 10mb
     VQA_QUEUE_SIZE    requests that may wait in the queue
     VQA_THREADS       torch CPU threads for the model (default 1; 0 = torch's default)
+    VQA_UPLOAD_TTL    seconds an uploaded image stays in Gradio's cache before it is deleted
+                      (checked as often; default 3600; 0 keeps uploads until the server stops)
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class AppConfig:
     queue_size: int = 16
     # One thread: with two, a busy 2-core machine made /answer ~17x slower (5.3 s vs 0.31 s measured).
     threads: int = 1
+    # Uploads sit in Gradio's cache, fetchable by anyone holding the hashed path: purge them hourly.
+    upload_ttl: int = 3600
     max_image_bytes: int = 10 * 1024 * 1024
     title: str = "MC-VQA workbench"
 
@@ -80,6 +84,7 @@ class AppConfig:
             max_file_size=env.get("VQA_MAX_FILE_SIZE") or "10mb",
             queue_size=int(env.get("VQA_QUEUE_SIZE") or 16),
             threads=int(env.get("VQA_THREADS") or 1),
+            upload_ttl=int(env.get("VQA_UPLOAD_TTL") or 3600),
         )
 
     @classmethod
@@ -98,6 +103,12 @@ class AppConfig:
         parser.add_argument(
             "--threads", type=int, default=defaults.threads, help="torch CPU threads (0: default)"
         )
+        parser.add_argument(
+            "--upload-ttl",
+            type=int,
+            default=defaults.upload_ttl,
+            help="seconds before an upload is deleted from the cache (0: never)",
+        )
         args, _ = parser.parse_known_args(argv)
         assets = Path(args.assets).expanduser().resolve()
         checkpoints = [Path(p) for p in args.checkpoints] if args.checkpoints else None
@@ -113,7 +124,13 @@ class AppConfig:
             max_file_size=args.max_file_size,
             queue_size=args.queue_size,
             threads=args.threads,
+            upload_ttl=args.upload_ttl,
         )
+
+    @property
+    def delete_cache(self) -> tuple[int, int] | None:
+        """``gr.Blocks(delete_cache=(every, older_than))`` in seconds, or None to keep uploads."""
+        return (self.upload_ttl, self.upload_ttl) if self.upload_ttl > 0 else None
 
     def served_paths(self) -> list[str]:
         """The only folders Gradio may serve files from: example and validation images."""
