@@ -246,3 +246,13 @@ def free_memory() -> None:
 
 def run_main(main: Callable[[argparse.Namespace], int], parse: Callable[[], argparse.Namespace]) -> None:
     sys.exit(main(parse()))
+
+
+def cold(predictor, run: Callable[[], Any]) -> Callable[[], Any]:
+    """``run`` with the sentence-embedding cache emptied first, so no call reuses another's embeddings."""
+
+    def wrapped():
+        getattr(predictor.matcher, "clear_cache", lambda: None)()
+        return run()
+
+    return wrapped

@@ -8,6 +8,10 @@ never bought with a different answer.
 The naive COND_GEN pass is a plain teacher-forced forward of ``[image] prompt \\n option <eos>``
 that keeps only the logits it needs (``logits_to_keep``), so the vocabulary projection over the
 image tokens is not counted against the baseline: the measured ratio is the KV-sharing and batching.
+
+The naive full evaluation (:func:`naive_predict_item`) runs each variant through peft's unmerged
+LoRA forward, as a model loaded with ``PeftModel.from_pretrained`` does; the engine runs the same
+adapters merged into swapped-in weights (:mod:`vqa_demo.merged_adapters`).
 """
 
 from __future__ import annotations
@@ -178,6 +182,7 @@ def naive_predict_item(
 
     MULTI_CLASS has a single row by design (one pass, vision inside); SWAG runs K passes; COND_GEN
     runs K teacher-forced passes for its likelihoods plus transformers' ``generate`` for its text.
+    LoRA runs unmerged (peft's forward).
     Returns ``{variant: {"option_scores": float[K], "generated_text": str | None}}``.
     """
     core = predictor.backbone.core
@@ -187,7 +192,7 @@ def naive_predict_item(
         variant = predictor.variants[name]
         config = variant.config
         encoder = predictor.encoder_for(config)
-        with predictor.activate(variant):
+        with predictor.activate(variant, merged=False):
             if variant.head_name == "cond_gen":
                 pairs = [
                     full_pass_option_loglik(

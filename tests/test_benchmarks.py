@@ -59,7 +59,14 @@ def test_latency_app_path_failure_is_recorded_not_raised(tmp_path):
 def test_sharing_quick(tmp_path):
     data = run_quick(sharing, tmp_path, "--repeats", "2")
     ratios = data["ratios"]
-    assert set(ratios) == {"vision_once", "swag_batched", "cond_gen_shared_prefix", "batched_evaluation"}
+    assert set(ratios) == {
+        "vision_once",
+        "swag_batched",
+        "cond_gen_shared_prefix",
+        "batched_evaluation",
+        "merged_adapters",
+    }
+    assert ratios["merged_adapters"]["merged"], ratios["merged_adapters"]["unmerged_reason"]
     for entry in ratios.values():
         assert positive(entry["ratio"]) and positive(entry["naive_s"]) and positive(entry["optimised_s"])
     # The naive baselines compute the same scores as the engine.

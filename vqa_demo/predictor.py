@@ -28,6 +28,7 @@ from vqa_demo.config import RunConfig
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.forward import image_features
 from vqa_demo.matching import SentenceMatcher
+from vqa_demo.merged_adapters import MergedAdapters
 from vqa_demo.prompts import build_rows, clean_text
 from vqa_demo.scoring import classifier_scores
 
@@ -115,7 +116,11 @@ class Predictor:
         variants: Sequence[Variant],
         matcher: SentenceMatcher | None = None,
         batch_size: int = 16,
+        merge_adapters: bool | None = None,
     ):
+        """``merge_adapters``: run each variant with its LoRA merged into swapped-in weights
+        (:mod:`vqa_demo.merged_adapters`); ``None`` does so where the model allows it (small float32),
+        ``True`` insists, ``False`` keeps peft's unmerged forward."""
         self.backbone = backbone
         self.variants = {v.name: v for v in variants}
         self.matcher = matcher or SentenceMatcher()
@@ -123,6 +128,15 @@ class Predictor:
         self._encoders: dict[tuple, RowEncoder] = {}
         # peft's active adapter is global model state: one prediction at a time.
         self.lock = threading.Lock()
+        self.merged: MergedAdapters | None = None
+        self.unmerged_reason: str | None = "merging switched off" if merge_adapters is False else None
+        if merge_adapters is not False and any(v.adapter for v in self.variants.values()):
+            merged = MergedAdapters(backbone.model)
+            self.unmerged_reason = merged.unsupported_reason()
+            if self.unmerged_reason is None:
+                self.merged = merged
+            elif merge_adapters:
+                raise ValueError(f"cannot merge the adapters: {self.unmerged_reason}")
 
     # -- public API -------------------------------------------------------------------------------
     def predict(
@@ -204,13 +218,16 @@ class Predictor:
         pixels = self.backbone.processor.image_processor(rgb, return_tensors="pt")["pixel_values"]
         return pixels.to(self.backbone.device)
 
-    def activate(self, variant: Variant | None):
+    def activate(self, variant: Variant | None, merged: bool = True):
         """Context in which the model runs as ``variant`` (its LoRA adapter active); ``None`` or an
-        adapter-less variant means the bare base. peft's active adapter is global model state: hold
-        :attr:`lock` around any use."""
+        adapter-less variant means the bare base. With ``merged`` (and merging available) the adapter
+        runs merged into the weights, else through peft's LoRA branch; the scores agree to float
+        rounding. The active adapter is global model state: hold :attr:`lock` around any use."""
         model = self.backbone.model
         if variant is None or variant.adapter is None:
             return model.disable_adapter() if hasattr(model, "disable_adapter") else nullcontext()
+        if merged and self.merged is not None:
+            return self.merged.active(variant.adapter)
         model.set_adapter(variant.adapter)
         return nullcontext()
 
