@@ -11,7 +11,7 @@ from vqa_demo.cond_gen import option_loglik, run_prefix
 from vqa_demo.config import VARIANTS
 from vqa_demo.forward import image_features
 from vqa_demo.prompts import build_rows
-from vqa_demo.scoring import classifier_scores
+from vqa_demo.scoring import classifier_loss, classifier_scores
 
 ALL = list(VARIANTS)
 
@@ -97,6 +97,33 @@ def test_swag_batched_equals_per_option_passes(tiny_predictor, images):
                 for opt in OPTIONS[0]
             ]
         torch.testing.assert_close(batched, torch.stack(separate), atol=1e-5, rtol=0)
+
+
+def test_swag_mixed_k_runs_only_real_option_rows_and_trains(tiny_predictor, images):
+    variant = tiny_predictor.variants["swag-attentive"]
+    core, encoder = tiny_predictor.backbone.core, tiny_predictor.encoder_for(variant.config)
+    options = [OPTIONS[0][:2], OPTIONS[1], OPTIONS[2][:3]]
+    with torch.no_grad():
+        features = image_features(core, tiny_predictor.pixel_values(images))
+    with tiny_predictor.activate(variant):
+        out = classifier_scores(
+            core, variant.head, variant.config.head, encoder, QUESTIONS, options, features
+        )
+        alone = [
+            classifier_scores(core, variant.head, variant.config.head, encoder, [q], [o], features[b : b + 1])
+            for b, (q, o) in enumerate(zip(QUESTIONS, options))
+        ]
+    assert out.rows.input_ids.shape[0] == 2 + 4 + 3 and out.row_counts == [2, 4, 3]
+    assert out.first_row(2) == 6 and out.weights.shape[0] == 9
+    for b, single in enumerate(alone):
+        k = len(options[b])
+        torch.testing.assert_close(out.scores[b, :k], single.scores[0], atol=1e-5, rtol=0)
+        assert torch.isinf(out.scores[b, k:]).all() and (out.scores[b, k:] < 0).all()
+    # Gradients reach the head through the scattered scores.
+    variant.head.zero_grad()
+    classifier_loss(out.scores, torch.tensor([1, 3, 0])).backward()
+    assert variant.head.scorer.weight.grad is not None and variant.head.scorer.weight.grad.abs().sum() > 0
+    variant.head.zero_grad()
 
 
 def test_vision_tower_runs_once_per_call(tiny_predictor, images):

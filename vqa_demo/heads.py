@@ -90,16 +90,21 @@ class SwagHead(nn.Module):
         self.pooling = POOLINGS[pooling](hidden_size)
         self.scorer = nn.Linear(hidden_size, 1)
 
+    def row_scores(
+        self, hidden: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One logit per row: ``hidden float[R,T,D]``, ``mask bool[R,T]`` -> ``(float[R], weights float[R,T] | None)``."""
+        pooled, weights = self.pooling(hidden, mask)
+        return self.scorer(pooled.to(self.scorer.weight.dtype)).squeeze(-1), weights
+
     def forward(
         self, hidden: torch.Tensor, mask: torch.Tensor, num_options: int
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``hidden float[B*K,T,D]``, ``mask bool[B*K,T]`` -> ``(scores float[B,K], weights float[B*K,T] | None)``.
 
-        Row ``b*K + k`` holds option ``k`` of example ``b``. Examples with fewer options are padded to K
-        by the caller, who masks the padded scores with -inf.
+        Row ``b*K + k`` holds option ``k`` of example ``b``, as in ``BertForMultipleChoice``.
         """
-        pooled, weights = self.pooling(hidden, mask)
-        logits = self.scorer(pooled.to(self.scorer.weight.dtype)).squeeze(-1)  # [B*K]
+        logits, weights = self.row_scores(hidden, mask)
         return logits.view(-1, num_options), weights
 
 

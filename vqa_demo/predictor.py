@@ -281,17 +281,18 @@ class Predictor:
             config.prompt.style,
         )
         scores = out.scores.cpu().numpy()
-        rows_per_example = out.rows.input_ids.shape[0] // len(questions)
+        per_option = variant.head_name == "swag"
         predictions = []
         for b, opts in enumerate(options):
             option_scores = scores[b, : len(opts)]
             choice = int(np.argmax(option_scores))
+            first = out.first_row(b)
             extras: dict[str, Any] = {}
             if out.weights is not None:
-                row = b * rows_per_example + (choice if rows_per_example > 1 else 0)
+                row = first + (choice if per_option else 0)
                 extras["attention"] = self.attention_extras(out.rows.input_ids[row], out.weights[row])
-                extras["attention"]["row"] = "chosen option" if rows_per_example > 1 else "prompt"
-            truncated = any(out.rows.truncated[b * rows_per_example : (b + 1) * rows_per_example])
+                extras["attention"]["row"] = "chosen option" if per_option else "prompt"
+            truncated = any(out.rows.truncated[first : first + out.row_counts[b]])
             predictions.append(
                 VariantPrediction(
                     variant.name,

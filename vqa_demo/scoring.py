@@ -20,12 +20,17 @@ from vqa_demo.prompts import build_rows
 
 @dataclass
 class ClassifierOutput:
-    """scores float[B, K]; rows: the encoded rows (B for multi_class, B*K for swag);
-    weights float[R, T] for attentive pooling, else None."""
+    """scores float[B, K]; rows: the encoded rows, ``row_counts[b]`` of them for example ``b`` in
+    order (1 for multi_class, its own number of options for swag); weights float[R, T] for
+    attentive pooling, else None."""
 
     scores: torch.Tensor
     rows: EncodedRows
     weights: torch.Tensor | None
+    row_counts: list[int]
+
+    def first_row(self, b: int) -> int:
+        return sum(self.row_counts[:b])
 
 
 def pad_options(options: list[list[str]]) -> tuple[list[list[str]], torch.Tensor]:
@@ -48,21 +53,34 @@ def classifier_scores(
 ) -> ClassifierOutput:
     """MULTI_CLASS or SWAG scores for B examples with image features ``float[B, N, D]``.
 
-    SWAG runs all B*K (question, option) rows in one forward; their image features are the
-    per-example features repeated, not recomputed.
+    SWAG runs the (question, option) rows of all B examples in one forward, one row per real
+    option (an example with fewer than K options adds no padding rows; its missing scores are
+    -inf); their image features are the per-example features repeated, not recomputed.
     """
     padded, valid = pad_options(options)
     num_options = len(padded[0])
-    prompt_rows = [
-        row for q, opts in zip(questions, padded) for row in build_rows(head_cfg.head, q, opts, prompt_style)
+    swag = head_cfg.head == "swag"
+    per_example = [
+        build_rows(head_cfg.head, q, opts if swag else padded_opts, prompt_style)
+        for q, opts, padded_opts in zip(questions, options, padded)
     ]
-    rows = encoder.encode(prompt_rows, with_suffix=False).to(features.device)
-    rows_per_example = len(prompt_rows) // len(questions)
-    row_features = features.repeat_interleave(rows_per_example, dim=0) if rows_per_example > 1 else features
-    hidden = prefix_forward(core, rows, row_features).last_hidden_state
-    scores, weights = head(hidden, rows.attention_mask.bool(), num_options)
-    scores = scores.float().masked_fill(~valid.to(scores.device), float("-inf"))
-    return ClassifierOutput(scores, rows, weights)
+    row_counts = [len(rows) for rows in per_example]
+    rows = encoder.encode([r for rows in per_example for r in rows], with_suffix=False).to(features.device)
+    if swag:
+        counts = torch.tensor(row_counts, device=features.device)
+        features = features.repeat_interleave(counts, dim=0)
+    hidden = prefix_forward(core, rows, features).last_hidden_state
+    mask = rows.attention_mask.bool()
+    if swag:
+        logits, weights = head.row_scores(hidden, mask)  # [R]
+        example = torch.repeat_interleave(torch.arange(len(options)), torch.tensor(row_counts))
+        slot = torch.tensor([k for opts in options for k in range(len(opts))])
+        full = logits.new_full((len(options), num_options), float("-inf"))
+        scores = full.index_put((example.to(full.device), slot.to(full.device)), logits).float()
+    else:
+        scores, weights = head(hidden, mask, num_options)
+        scores = scores.float().masked_fill(~valid.to(scores.device), float("-inf"))
+    return ClassifierOutput(scores, rows, weights, row_counts)
 
 
 def cond_gen_loss(
