@@ -16,9 +16,8 @@ from vqa_demo.data import (
     examples_from_records,
     load_hf_dataset,
     load_split,
-    write_metadata,
-    write_submission,
 )
+from vqa_demo.data_writers import write_metadata, write_submission
 
 # Deliberately not in alphabetical order (nor in natural order: "img10" < "img9" as strings).
 UNSORTED_NAMES = ["zebra.png", "charts/img10.png", "apple.png", "charts/img9.png", "Mango.png"]

@@ -1,4 +1,4 @@
-"""Multiple-choice VQA data: examples, splits, loaders and the submission CSV.
+"""Multiple-choice VQA data: examples, splits and loaders (writers: :mod:`vqa_demo.data_writers`).
 
 A split is a Hugging Face ``imagefolder``-style directory: images (possibly in
 subfolders) plus ``metadata.csv`` or ``metadata.jsonl`` with one row per question::
@@ -13,7 +13,7 @@ options than the header by leaving the trailing option cells empty.
 Order matters: ``datasets.load_dataset("imagefolder", ...)`` sorts the images by
 file name, so predictions made on it and written next to the original metadata
 end up on the wrong rows (a known cause of wrong submissions). Everything here
-keeps the metadata file order, and :func:`write_submission` writes in that order.
+keeps the metadata file order, and :func:`~vqa_demo.data_writers.write_submission` writes in that order.
 
 Files are read with the stdlib ``csv`` and ``json`` modules rather than pandas so
 that no cell is silently turned into a float, a date or NaN.
@@ -25,9 +25,8 @@ import csv
 import io
 import json
 import math
-import operator
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ MAX_OPTIONS = 8
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")
 IMAGE_COLUMN = "image"
 
-_OPTION_COLUMN = re.compile(r"option([1-9]\d*)")
+OPTION_COLUMN = re.compile(r"option([1-9]\d*)")
 _MAX_LISTED = 5
 
 
@@ -128,7 +127,7 @@ def _where(row_number: int, file_name: str | None, source: str | None) -> str:
     return place + (f" (file_name {file_name!r})" if file_name else "")
 
 
-def _columns(records: list[Mapping]) -> list[str]:
+def column_union(records: list[Mapping]) -> list[str]:
     """Ordered union of the keys of all records (JSONL rows may differ)."""
     seen: dict[str, None] = {}
     for record in records:
@@ -138,7 +137,7 @@ def _columns(records: list[Mapping]) -> list[str]:
 
 def _option_columns(columns: list[str], source: str) -> list[str]:
     """``option1..optionK`` from the header, checked to be contiguous with 2 <= K <= 8."""
-    numbers = sorted(int(m.group(1)) for c in columns if (m := _OPTION_COLUMN.fullmatch(c)))
+    numbers = sorted(int(m.group(1)) for c in columns if (m := OPTION_COLUMN.fullmatch(c)))
     if not numbers:
         return []
     expected = list(range(1, numbers[-1] + 1))
@@ -245,7 +244,7 @@ def examples_from_records(
     """
     rows = [{str(k).strip(): v for k, v in record.items()} for record in records]
     source = source or name
-    columns = _columns(rows)
+    columns = column_union(rows)
     option_columns = _option_columns(columns, source)
     has_list = "options" in columns
     if option_columns and has_list:
@@ -401,87 +400,3 @@ def load_hf_dataset(dataset: Any, name: str = "hf") -> MCSplit:
             f"got a mapping of splits ({', '.join(map(str, dataset))}); pass one, e.g. ds['test']"
         )
     return examples_from_records(dataset, root=None, name=name)
-
-
-# ---------------------------------------------------------------- writers
-
-
-def write_submission(split: MCSplit, predicted_indices: Sequence[int], path: str | Path) -> Path:
-    """Write the ``file_name,answer`` CSV (1-based answers) in the split's original order.
-
-    ``predicted_indices[i]`` is the 0-based option chosen for ``split[i]``.
-    """
-    if len(predicted_indices) != len(split):
-        raise DataError(
-            f"got {len(predicted_indices)} predictions for the {len(split)} examples of split "
-            f"{split.name!r}; predict every example, in the split's order"
-        )
-    unnamed = [ex.id for ex in split if not ex.file_name]
-    if unnamed:
-        raise DataError(
-            f"split {split.name!r}: {len(unnamed)} example(s) have no file_name (first: {unnamed[0]}); "
-            f"a submission names every row by file_name, so load the split from its metadata file"
-        )
-    lines = []
-    for example, predicted in zip(split, predicted_indices):
-        try:
-            choice = operator.index(predicted)
-        except TypeError:
-            raise DataError(
-                f"prediction {predicted!r} for {example.file_name!r} is not an integer option index"
-            ) from None
-        if not 0 <= choice < example.num_options:
-            raise DataError(
-                f"prediction {choice} for {example.file_name!r} is not a 0-based option index "
-                f"0..{example.num_options - 1}"
-            )
-        lines.append((example.file_name, choice + 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["file_name", "answer"])
-        writer.writerows(lines)
-    return path
-
-
-def _example_record(example: MCExample) -> dict[str, Any]:
-    record: dict[str, Any] = {"file_name": example.file_name, "question": example.question}
-    record.update({f"option{i + 1}": text for i, text in enumerate(example.options)})
-    if example.answer_index is not None:
-        record["answer"] = example.answer_index + 1
-    return {**record, **example.metadata}
-
-
-def write_metadata(split_dir: str | Path, rows: Iterable[Mapping | MCExample], fmt: str = "csv") -> Path:
-    """Write ``metadata.csv`` (or ``metadata.jsonl`` with ``fmt="jsonl"``) into ``split_dir``.
-
-    ``rows`` are dicts or :class:`MCExample` s (written as ``file_name, question,
-    option1..optionK, answer`` 1-based, then their metadata). Rows keep their order;
-    in CSV, missing cells are left empty and list values are written as JSON.
-    """
-    if fmt not in ("csv", "jsonl"):
-        raise DataError(f"unknown metadata format {fmt!r}; use 'csv' or 'jsonl'")
-    records = [_example_record(r) if isinstance(r, MCExample) else dict(r) for r in rows]
-    split_dir = Path(split_dir)
-    split_dir.mkdir(parents=True, exist_ok=True)
-    path = split_dir / f"metadata.{fmt}"
-    if fmt == "jsonl":
-        with path.open("w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        return path
-    columns = _columns(records)
-    # option columns must stay contiguous even when rows with more options come later
-    options = sorted((c for c in columns if _OPTION_COLUMN.fullmatch(c)), key=lambda c: int(c[6:]))
-    if options:
-        first = min(columns.index(c) for c in options)
-        rest = [c for c in columns if c not in options]
-        columns = rest[:first] + options + rest[first:]
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for record in records:
-            writer.writerow(
-                {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in record.items()}
-            )
-    return path

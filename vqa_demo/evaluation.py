@@ -31,7 +31,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vqa_demo import metrics as M
-from vqa_demo.data import MCSplit, write_submission
+from vqa_demo.data import MCSplit
+from vqa_demo.data_writers import write_submission
 from vqa_demo.predictor import Predictor
 from vqa_demo.text_metrics import no_match_rate, text_metric_summary
 
