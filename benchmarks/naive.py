@@ -192,7 +192,7 @@ def naive_predict_item(
         variant = predictor.variants[name]
         config = variant.config
         encoder = predictor.encoder_for(config)
-        with predictor.activate(variant, merged=False):
+        with predictor.unmerged(), predictor.activate(variant):
             if variant.head_name == "cond_gen":
                 pairs = [
                     full_pass_option_loglik(

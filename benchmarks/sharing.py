@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.common import (
@@ -175,21 +174,11 @@ def bench_cond_gen(predictor, item, features, repeats, agreement) -> dict:
     }
 
 
-@contextmanager
-def unmerged(predictor):
-    """The predictor with peft's unmerged LoRA forward instead of merged weights."""
-    merged, predictor.merged = predictor.merged, None
-    try:
-        yield
-    finally:
-        predictor.merged = merged
-
-
 def bench_merged(predictor, split, names, repeats, agreement) -> dict:
     """(e): the same batched evaluation with adapters merged vs through peft's LoRA branch."""
 
     def run_unmerged():
-        with unmerged(predictor):
+        with predictor.unmerged():
             return evaluate(predictor, split, names, batch_size=16, progress=False)
 
     candidates = {

@@ -19,11 +19,8 @@ def predictor():
 
 
 def unmerged_predictions(predictor, images, options=OPTIONS):
-    merged, predictor.merged = predictor.merged, None
-    try:
+    with predictor.unmerged():
         return predictor.predict_batch(images, QUESTIONS, options)
-    finally:
-        predictor.merged = merged
 
 
 def assert_same_scores(a, b, atol=1e-5):
@@ -65,13 +62,11 @@ def test_merged_weights_follow_adapter_updates(images):
         for a, b in zip(after, before)
     ]
     assert any(changed)
-    assert_same_scores(
-        [
-            {n: a[n] for n in ALL if n != "swag-attentive"} | {"swag-attentive": b["swag-attentive"]}
-            for a, b in zip(after, before)
-        ],
-        before,
-    )  # the other variants' merged copies were not disturbed
+    # The other variants' merged copies were not disturbed.
+    for a, b in zip(after, before):
+        for name in ALL:
+            if name != "swag-attentive":
+                np.testing.assert_allclose(a[name].option_scores, b[name].option_scores, atol=1e-5, rtol=0)
 
 
 def test_merging_refuses_what_it_cannot_reproduce(images):

@@ -20,6 +20,7 @@ from transformers import PaliGemmaForConditionalGeneration
 
 from vqa_demo.encoding import EncodedRows, RowEncoder
 from vqa_demo.forward import lm_logits, prefix_forward
+from vqa_demo.scoring import option_grid
 
 
 @dataclass
@@ -74,7 +75,6 @@ def option_loglik(
     options get ``-inf`` in the padded slots. Log-probabilities are summed, never losses, so a
     higher score is always better.
     """
-    num_options = max(len(o) for o in options)
     row_of = torch.tensor([b for b, opts in enumerate(options) for _ in opts])
     suffixes = [encoder.suffix_ids(text) for opts in options for text in opts]
     ids, suffix_mask = encoder.pad_suffixes(suffixes)
@@ -94,13 +94,7 @@ def option_loglik(
     token_logp = token_logp * suffix_mask
     total = token_logp.sum(dim=1)
     mean = total / suffix_mask.sum(dim=1)
-
-    sum_scores = torch.full((len(options), num_options), float("-inf"), device=device)
-    mean_scores = sum_scores.clone()
-    slot = torch.tensor([k for opts in options for k in range(len(opts))], device=device)
-    sum_scores[row_of, slot] = total
-    mean_scores[row_of, slot] = mean
-    return sum_scores, mean_scores
+    return option_grid(total, options), option_grid(mean, options)
 
 
 @torch.no_grad()

@@ -43,7 +43,6 @@ class MergedAdapters:
     """Merged weights of each adapter of a peft model, swapped in by :meth:`active`."""
 
     def __init__(self, model: nn.Module, budget_bytes: int = DEFAULT_BUDGET_BYTES):
-        self.model = model
         self.layers = lora_linears(model)
         self.budget_bytes = budget_bytes
         self._merged: dict[str, tuple[tuple, list[nn.Parameter]]] = {}

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,18 +218,27 @@ class Predictor:
         pixels = self.backbone.processor.image_processor(rgb, return_tensors="pt")["pixel_values"]
         return pixels.to(self.backbone.device)
 
-    def activate(self, variant: Variant | None, merged: bool = True):
+    def activate(self, variant: Variant | None):
         """Context in which the model runs as ``variant`` (its LoRA adapter active); ``None`` or an
-        adapter-less variant means the bare base. With ``merged`` (and merging available) the adapter
-        runs merged into the weights, else through peft's LoRA branch; the scores agree to float
-        rounding. The active adapter is global model state: hold :attr:`lock` around any use."""
+        adapter-less variant means the bare base. Where merging is available the adapter runs merged
+        into the weights, else through peft's LoRA branch; the scores agree to float rounding. The
+        active adapter is global model state: hold :attr:`lock` around any use."""
         model = self.backbone.model
         if variant is None or variant.adapter is None:
             return model.disable_adapter() if hasattr(model, "disable_adapter") else nullcontext()
-        if merged and self.merged is not None:
+        if self.merged is not None:
             return self.merged.active(variant.adapter)
         model.set_adapter(variant.adapter)
         return nullcontext()
+
+    @contextmanager
+    def unmerged(self) -> Iterator[None]:
+        """Meanwhile every variant runs through peft's unmerged LoRA forward (for comparisons)."""
+        merged, self.merged = self.merged, None
+        try:
+            yield
+        finally:
+            self.merged = merged
 
     def _model_adapts_tower(self) -> bool:
         """Whether any adapter on the shared model (not only this predictor's) touches the vision tower."""

@@ -41,6 +41,15 @@ def pad_options(options: list[list[str]]) -> tuple[list[list[str]], torch.Tensor
     return padded, valid
 
 
+def option_grid(values: torch.Tensor, options: list[list[str]]) -> torch.Tensor:
+    """Per-option values ``float[R]`` (all options of example 0, then example 1, ...) as ``float[B, K]``,
+    ``-inf`` where an example has fewer than K options. Differentiable in ``values``."""
+    example = torch.tensor([b for b, opts in enumerate(options) for _ in opts], device=values.device)
+    slot = torch.tensor([k for opts in options for k in range(len(opts))], device=values.device)
+    grid = values.new_full((len(options), max(len(o) for o in options)), float("-inf"))
+    return grid.index_put((example, slot), values)
+
+
 def classifier_scores(
     core: PaliGemmaForConditionalGeneration,
     head: nn.Module,
@@ -73,10 +82,7 @@ def classifier_scores(
     mask = rows.attention_mask.bool()
     if swag:
         logits, weights = head.row_scores(hidden, mask)  # [R]
-        example = torch.repeat_interleave(torch.arange(len(options)), torch.tensor(row_counts))
-        slot = torch.tensor([k for opts in options for k in range(len(opts))])
-        full = logits.new_full((len(options), num_options), float("-inf"))
-        scores = full.index_put((example.to(full.device), slot.to(full.device)), logits).float()
+        scores = option_grid(logits, options).float()
     else:
         scores, weights = head(hidden, mask, num_options)
         scores = scores.float().masked_fill(~valid.to(scores.device), float("-inf"))
