@@ -116,7 +116,8 @@ def test_uploads_are_deleted_after_the_retention_time(app_assets, tmp_path):
     """An upload is fetchable by its hashed path while cached: ``upload_ttl`` bounds how long."""
     from dataclasses import replace
 
-    config = replace(app_assets.config, upload_ttl=1)
+    # Long enough that a loaded machine still sees the upload before it expires.
+    config = replace(app_assets.config, upload_ttl=6)
     demo = build_demo(config)
     url = launch(demo, config)
     try:
@@ -131,7 +132,7 @@ def test_uploads_are_deleted_after_the_retention_time(app_assets, tmp_path):
         )
         assert status.startswith("✓")
         assert _cached_copies(image.read_bytes()), "the upload should be in Gradio's cache at first"
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while _cached_copies(image.read_bytes()) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not _cached_copies(image.read_bytes())
