@@ -20,7 +20,7 @@ real tokens only), so rotary positions are those of the row encoded alone.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from transformers import PaliGemmaForConditionalGeneration
@@ -64,14 +64,11 @@ def left_padded(rows: EncodedRows) -> EncodedRows:
     shift = width - rows.attention_mask.sum(dim=1, keepdim=True)
     # Rolling each row right by its padding count moves the pads from the end to the front.
     source = (torch.arange(width, device=shift.device) - shift) % width
-    roll = lambda t: t.gather(1, source)  # noqa: E731
-    return EncodedRows(
-        roll(rows.input_ids),
-        roll(rows.attention_mask),
-        roll(rows.token_type_ids),
-        None,
-        rows.prefix_lengths,
-        rows.truncated,
+    return replace(
+        rows,
+        input_ids=rows.input_ids.gather(1, source),
+        attention_mask=rows.attention_mask.gather(1, source),
+        token_type_ids=rows.token_type_ids.gather(1, source),
     )
 
 
