@@ -8,6 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+# Autouse: a test fails when our code calls a deprecated library API (see tests/warning_guard.py).
+from tests.warning_guard import fail_on_our_deprecations  # noqa: F401
 from vqa_demo.predictor import Predictor
 from vqa_demo.tiny import TrigramMatcher as HashMatcher
 from vqa_demo.tiny import make_tiny_predictor, randomize, tiny_run_config

@@ -23,6 +23,7 @@ import json
 import math
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from vqa_demo.forward import image_features
 from vqa_demo.heads import build_head
 from vqa_demo.matching import SentenceMatcher
 from vqa_demo.predictor import Predictor, Variant
-from vqa_demo.scoring import variant_loss
+from vqa_demo.scoring import training_cuts, variant_loss
 
 
 class NonFiniteLossError(RuntimeError):
@@ -120,6 +121,28 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def report_cut_examples(run_config: RunConfig, encoder: RowEncoder, split: MCSplit) -> list[int]:
+    """Warn, naming the count and the first images, when training rows would lose text to a token budget."""
+    examples = list(split)
+    cut = training_cuts(
+        run_config.head,
+        encoder,
+        [ex.question for ex in examples],
+        [list(ex.options) for ex in examples],
+        [ex.answer_index for ex in examples],
+        run_config.prompt.style,
+    )
+    if cut:
+        names = ", ".join(examples[i].file_name or examples[i].id for i in cut[:5])
+        warnings.warn(
+            f"{len(cut)} of {len(examples)} training examples are cut to fit the token budgets ({names}"
+            f"{', ...' if len(cut) > 5 else ''}) and train on shortened text: shorten their questions or "
+            f"answers, or raise --max-text-tokens (now {run_config.prompt.max_text_tokens}) for prompts",
+            stacklevel=2,
+        )
+    return cut
 
 
 def smoke_data(out: Path, seed: int) -> Path:
@@ -260,6 +283,7 @@ def main(cfg: TrainConfig) -> dict:
         backbone.tokenizer, backbone.processor.image_token_id, backbone.image_seq_length,
         max_text_tokens=run_config.prompt.max_text_tokens,
     )  # fmt: skip
+    report_cut_examples(run_config, encoder, train_split)
     module = VariantModule(backbone, head, run_config, encoder).to(backbone.device)
 
     head_lr = cfg.head_lr or cfg.lr

@@ -8,12 +8,19 @@ row per option and every option (its tokens + ``<eos>``) is scored in a single b
 
 Generation continues greedily from the same cache, so the vision tower never runs again. These are
 inference functions (no gradients); training uses the teacher-forced suffix loss.
+
+The prefix batch is **left** padded, so every row's last prefix token sits at the same cache index and
+each row's tokens keep their true distances in cache-index space. Gemma 2's sliding-window layers
+measure the window in cache indices (and its cache keeps only the last ``window - 1`` entries), so
+with right padding a shorter row would see a shifted window once the prefix exceeds it (896 px:
+4096 image tokens + text > the 4096 window). Position ids are passed explicitly (1-based, counting
+real tokens only), so rotary positions are those of the row encoded alone.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from transformers import PaliGemmaForConditionalGeneration
@@ -27,8 +34,8 @@ from vqa_demo.scoring import option_grid
 class PrefixState:
     """What one prefix pass leaves behind for B examples.
 
-    cache: the KV cache (B rows); last_logits float[B, V] at each row's last prefix token;
-    prefix_lengths long[B]; attention_mask long[B, P].
+    cache: the KV cache (B rows, left padded); last_logits float[B, V] at each row's last prefix
+    token; prefix_lengths long[B] (real prefix tokens); attention_mask long[B, P], left padded.
     """
 
     cache: object
@@ -42,24 +49,33 @@ def run_prefix(
     core: PaliGemmaForConditionalGeneration, rows: EncodedRows, features: torch.Tensor
 ) -> PrefixState:
     """One cached pass over the (suffix-free) prompt rows ``[B, P]`` with image features ``float[B, N, D]``."""
-    out = prefix_forward(core, rows, features, use_cache=True)
-    last = rows.prefix_lengths - 1
-    hidden_last = out.last_hidden_state[torch.arange(len(last)), last]
-    return PrefixState(
-        out.past_key_values, lm_logits(core, hidden_last), rows.prefix_lengths, rows.attention_mask
+    left = left_padded(rows)
+    # PaliGemma positions are 1-based; left pads get 0 and are masked out everywhere.
+    positions = left.attention_mask.cumsum(dim=1)
+    out = prefix_forward(core, left, features, use_cache=True, position_ids=positions)
+    last_logits = lm_logits(core, out.last_hidden_state[:, -1])
+    return PrefixState(out.cache, last_logits, rows.prefix_lengths, left.attention_mask)
+
+
+def left_padded(rows: EncodedRows) -> EncodedRows:
+    """The same suffix-free rows ``[B, P]`` with their padding moved to the left (real tokens end at P - 1)."""
+    assert rows.labels is None, "only prompt rows without a suffix are left padded"
+    width = rows.attention_mask.shape[1]
+    shift = width - rows.attention_mask.sum(dim=1, keepdim=True)
+    # Rolling each row right by its padding count moves the pads from the end to the front.
+    source = (torch.arange(width, device=shift.device) - shift) % width
+    return replace(
+        rows,
+        input_ids=rows.input_ids.gather(1, source),
+        attention_mask=rows.attention_mask.gather(1, source),
+        token_type_ids=rows.token_type_ids.gather(1, source),
     )
 
 
 def _continue(core, cache, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor):
     """Feed ``ids long[R, L]`` after the cached prefix; returns hidden ``float[R, L, D]`` and the cache."""
-    out = core.model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=positions,
-        past_key_values=cache,
-        use_cache=True,
-    )
-    return out.last_hidden_state, out.past_key_values
+    out = core.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+    return out.last_hidden_state, out.cache
 
 
 @torch.no_grad()

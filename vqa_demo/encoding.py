@@ -9,6 +9,12 @@ Attention is prefix-LM: bidirectional over the prefix, causal over the suffix (t
 from ``token_type_ids``). User text is tokenized with ``split_special_tokens=True`` so a typed
 ``<image>`` or ``<eos>`` stays plain text, and truncation only ever removes text tokens: first from
 the question, then from the end of the tail. The image token count is fixed by the processor.
+
+Suffixes (answers) get their own budget, sized so that every option the input layer accepts
+(``MAX_OPTION_CHARS``) is scored and trained in full: a character is at most 4 UTF-8 bytes and
+neither byte-level BPE nor SentencePiece's byte fallback spends more than one token per byte. Only
+text that never passed that layer (a data file's overlong answer) can be cut, and the row is then
+flagged ``truncated``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,17 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from vqa_demo.prompts import PromptRow
+from vqa_demo.text_input import MAX_OPTION_CHARS
+
+MAX_TOKENS_PER_CHAR = 4
+
+
+def answer_token_budget(max_chars: int = MAX_OPTION_CHARS) -> int:
+    """Suffix tokens (``<eos>`` included) that any answer of ``max_chars`` characters fits in.
+
+    One more than ``MAX_TOKENS_PER_CHAR`` per character for SentencePiece's word-boundary piece.
+    """
+    return MAX_TOKENS_PER_CHAR * max_chars + 1 + 1
 
 
 @dataclass
@@ -27,7 +44,7 @@ class EncodedRows:
 
     input_ids, attention_mask, token_type_ids: long[R, T]; labels: long[R, T] with -100 outside the
     suffix (None when no row has a suffix); prefix_lengths: long[R] (image + text prefix tokens);
-    truncated: one flag per row, True when text was cut to fit the budget.
+    truncated: one flag per row, True when text (prompt or suffix) was cut to fit a budget.
     """
 
     input_ids: torch.Tensor
@@ -59,13 +76,14 @@ class RowEncoder:
         image_seq_length: int,
         separator: str = "\n",
         max_text_tokens: int = 192,
-        max_suffix_tokens: int = 48,
+        max_suffix_tokens: int | None = None,
     ):
         self.tokenizer = tokenizer
         self.image_token_id = image_token_id
         self.image_seq_length = image_seq_length
         self.max_text_tokens = max_text_tokens
-        self.max_suffix_tokens = max_suffix_tokens
+        # The default fits every option the inputs accept; smaller budgets are for known-short suffixes.
+        self.max_suffix_tokens = max_suffix_tokens or answer_token_budget()
         self.separator_ids = self.text_ids(separator)
         self.bos_id = tokenizer.bos_token_id
         self.eos_id = tokenizer.eos_token_id
@@ -90,9 +108,15 @@ class RowEncoder:
             head = head[: budget - len(question) - len(tail)]
         return [self.bos_id, *head, *question, *tail, *self.separator_ids], truncated
 
+    def suffix(self, text: str) -> tuple[list[int], bool]:
+        """Suffix ids ending in ``<eos>``, and whether text was cut (before the ``<eos>``) to fit."""
+        ids = self.text_ids(text)
+        cut = len(ids) > self.max_suffix_tokens - 1
+        return [*ids[: self.max_suffix_tokens - 1], self.eos_id], cut
+
     def suffix_ids(self, text: str) -> list[int]:
-        """Suffix ids ending in ``<eos>``; overlong suffixes are cut before the ``<eos>``."""
-        return [*self.text_ids(text)[: self.max_suffix_tokens - 1], self.eos_id]
+        """Suffix ids ending in ``<eos>`` (see :meth:`suffix`)."""
+        return self.suffix(text)[0]
 
     def encode(self, rows: list[PromptRow], with_suffix: bool = True) -> EncodedRows:
         """Encode rows; suffixes are appended (and labelled) only when ``with_suffix`` and present."""
@@ -101,12 +125,14 @@ class RowEncoder:
         for row in rows:
             prefix, was_cut = self.prefix_ids(row)
             prefix = image_ids + prefix
-            suffix = self.suffix_ids(row.suffix) if with_suffix and row.suffix is not None else []
+            suffix, suffix_cut = [], False
+            if with_suffix and row.suffix is not None:
+                suffix, suffix_cut = self.suffix(row.suffix)
             sequences.append(prefix + suffix)
             types.append([0] * len(prefix) + [1] * len(suffix))
             label_rows.append([-100] * len(prefix) + suffix)
             prefix_lengths.append(len(prefix))
-            truncated.append(was_cut)
+            truncated.append(was_cut or suffix_cut)
         length = max(len(s) for s in sequences)
         input_ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), length), dtype=torch.long)

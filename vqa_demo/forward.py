@@ -33,16 +33,19 @@ def prefix_forward(
     rows: EncodedRows,
     features: torch.Tensor,
     use_cache: bool = False,
+    position_ids: torch.Tensor | None = None,
 ):
     """Language-model pass over rows; ``features float[R, N, D]`` holds each row's image features.
 
-    Returns the ``PaliGemmaModel`` output: ``last_hidden_state float[R, T, D]`` (after the final norm)
-    and, with ``use_cache``, ``past_key_values``.
+    ``position_ids long[R, T]`` (1-based) are needed for left-padded rows; by default positions
+    count from the first column, right for right-padded rows. Returns the ``PaliGemmaModel`` output:
+    ``last_hidden_state float[R, T, D]`` (after the final norm) and, with ``use_cache``, ``cache``.
     """
     return core.model(
         input_ids=rows.input_ids,
         attention_mask=rows.attention_mask,
         token_type_ids=rows.token_type_ids,
+        position_ids=position_ids,
         mm_encoder_outputs=as_encoder_outputs(features),
         use_cache=use_cache,
     )

@@ -329,6 +329,8 @@ class Predictor:
             self.backbone.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in generated_ids
         ]
         cosine = self.matcher.cosine_scores(generated, options)
+        # Only text that skipped the input layer's option limit can exceed the answer budget.
+        options_cut = [any(encoder.suffix(text)[1] for text in opts) for opts in options]
         by_scoring = {
             "loglik_mean": loglik_mean.cpu().numpy(),
             "loglik_sum": loglik_sum.cpu().numpy(),
@@ -359,7 +361,7 @@ class Predictor:
                     softmax_np(scaled),
                     int(np.argmax(option_scores)),
                     extras,
-                    truncated=rows.truncated[b],
+                    truncated=rows.truncated[b] or options_cut[b],
                 )
             )
         return predictions

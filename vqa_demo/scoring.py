@@ -122,6 +122,30 @@ def classifier_loss(
     return nn.functional.cross_entropy(finite, answers, label_smoothing=label_smoothing)
 
 
+def training_cuts(
+    head_cfg: HeadConfig,
+    encoder: RowEncoder,
+    questions: list[str],
+    options: list[list[str]],
+    answers: list[int],
+    prompt_style: str = "default",
+) -> list[int]:
+    """Indices of the examples whose training rows (as :func:`variant_loss` builds them) lose text to
+    a token budget: the prompt's ``max_text_tokens``, or for COND_GEN the gold answer's suffix budget.
+    Tokenization only; run it once over a training split to report what training would cut."""
+    cut = []
+    for index, (question, opts, answer) in enumerate(zip(questions, options, answers)):
+        if head_cfg.head == "cond_gen":
+            rows = build_rows("cond_gen", question, opts, prompt_style, answer_index=answer)
+        else:
+            rows = build_rows(head_cfg.head, question, opts, prompt_style)
+        prompt_cut = any(encoder.prefix_ids(row)[1] for row in rows)
+        answer_cut = any(row.suffix is not None and encoder.suffix(row.suffix)[1] for row in rows)
+        if prompt_cut or answer_cut:
+            cut.append(index)
+    return cut
+
+
 def variant_loss(
     core: PaliGemmaForConditionalGeneration,
     head: nn.Module | None,

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 
 from vqa_demo.input_errors import InputError
 
+# Input limits: the model side sizes its answer budget from MAX_OPTION_CHARS (vqa_demo.encoding).
+MAX_QUESTION_CHARS = 2000
+MAX_OPTION_CHARS = 300
+
 _LINE_BREAKS = re.compile("\r\n|[\r\x85\u2028\u2029]")
 # C0/C1 controls except \n (tabs are already spaces), lone surrogates (unencodable) and the BOM.
 _UNWANTED = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x84\x86-\x9f\ufeff\ud800-\udfff]")
@@ -31,8 +35,8 @@ def prepare_question(
     *,
     min_options: int = 2,
     max_options: int = 8,
-    max_question_chars: int = 2000,
-    max_option_chars: int = 300,
+    max_question_chars: int = MAX_QUESTION_CHARS,
+    max_option_chars: int = MAX_OPTION_CHARS,
 ) -> PreparedQuestion:
     """Validate and clean one multiple-choice question.
 
