@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 
 import httpx
 
@@ -25,11 +26,11 @@ def queue_call(
     data: list,
     session: str | None = None,
     event_data: dict | None = None,
-    raw_body: bytes | None = None,
+    raw_body: Callable[[str], bytes] | None = None,
 ) -> tuple[int, list[dict]]:
     """POST ``/gradio_api/queue/join`` and read the event's messages; returns (join status, messages).
 
-    ``raw_body`` replaces the JSON body (for values JSON cannot carry, such as ``NaN``).
+    ``raw_body(session_hash)`` replaces the JSON body (for values JSON cannot carry, such as ``NaN``).
     """
     session = session or uuid.uuid4().hex[:12]
     body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": event_data}
@@ -38,7 +39,7 @@ def queue_call(
     else:
         join = httpx.post(
             f"{url}/gradio_api/queue/join",
-            content=raw_body,
+            content=raw_body(session),
             headers={"content-type": "application/json"},
             timeout=30,
         )
