@@ -111,10 +111,11 @@ class ImageAdmission:
         if self.cache_dir is None or self.created_files is None or not real.is_relative_to(self.cache_dir):
             return False
         for files in self.created_files():
-            files = list(files)
             if text in files or str(real) in files:
                 return True
-            if any(Path(f).name == real.name and os.path.realpath(f) == str(real) for f in files):
+            # Gradio stores the path it wrote, which differs from ours when GRADIO_TEMP_DIR is a link.
+            # list() copies the set in one step (the upload route may add to it meanwhile).
+            if any(Path(f).name == real.name and os.path.realpath(f) == str(real) for f in list(files)):
                 return True
         return False
 
