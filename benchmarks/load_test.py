@@ -318,15 +318,20 @@ def counting_http_statuses():
 # -- the run ---------------------------------------------------------------------------------------
 
 
-def outcome_of(kind: Kind, status: str | None) -> str:
-    """answered | rejected | wrong_category:<tag> | refused_valid:<tag> | bad_output."""
+def outcome_of(kind: Kind, result: Any) -> str:
+    """answered | rejected | wrong_category:<tag> | refused_valid:<tag> | bad_output.
+
+    ``result`` is /answer's output tuple: the status text first, the raw-scores JSON fifth (where a
+    refusal's category is).
+    """
     from vqa_demo.ui.ask import failure_category
 
+    status = result[0] if isinstance(result, list | tuple) and result else None
     if not isinstance(status, str):
         return "bad_output"
     if status.startswith("✓"):
         return "answered" if kind.expected is None else "answered_invalid"
-    category = failure_category(status)
+    category = failure_category(result[4] if len(result) > 4 else None)
     if kind.expected is None:
         return f"refused_valid:{category}"
     return "rejected" if category == kind.expected else f"wrong_category:{category}"
@@ -345,7 +350,7 @@ def run_client(client, kinds: list[Kind], files, variants, request_timeout, dead
             try:
                 job = client.submit(**form_kwargs(kind, files, variants), api_name="/answer")
                 result = job.result(timeout=min(request_timeout, remaining))
-                outcome = outcome_of(kind, result[0] if isinstance(result, list | tuple) and result else None)
+                outcome = outcome_of(kind, result)
             except QueueError:
                 outcome = QUEUE_FULL
             except TimeoutError:

@@ -1,8 +1,8 @@
 """Hostile uploads and text through the app's real Answer callback (the function behind ``/answer``).
 
-Every rejected input must come back as a status message whose stable category tag (the inline code
-at its end, read with :func:`failure_category`) is the expected one, with no traceback, and the
-predictor must not have been called. Accepted-but-odd input (a 10 000-character question, control
+Every rejected input must come back as a one-sentence status message (no category tag, no
+traceback) while the raw-scores output carries the expected stable category (read with
+:func:`failure_category`), and the predictor must not have been called. Accepted-but-odd input (a 10 000-character question, control
 characters, right-to-left text and emoji, literal special tokens) must reach the model, changed only
 as the status note says.
 """
@@ -81,9 +81,10 @@ def call(answer, image, question="What colour is the square?", options=OPTIONS, 
 def assert_refused(outputs, category: str, fake: FakePredictor) -> None:
     status, summary, chart, cond_gen, raw, result = outputs
     assert status.startswith("⚠"), status
-    assert failure_category(status) == category, status
+    assert failure_category(raw) == category, (status, raw)
+    assert raw["error"]["message"] in status and "`" not in status and category not in status
     assert "Traceback" not in status and "Error:" not in status
-    assert summary.empty and chart is None and raw is None and result is None
+    assert summary.empty and chart is None and result is None
     assert fake.calls == [], "the model ran on invalid input"
 
 
@@ -173,12 +174,12 @@ def test_image_component_hands_bytes_over_undecoded(tmp_path, fake):
     """Gradio's own Image preprocessing would open the file with Pillow first (a bare "Error")."""
     demo = build_demo(AppConfig(assets=tmp_path), predictor=fake)
     (component,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "ask-image"]
-    upload = tmp_path / "page.png"
-    upload.write_bytes(HTML)
-    assert component.preprocess(ImageData(path=str(upload), orig_name="page.png")) == str(upload)
+    (tmp_path / "examples").mkdir()
+    example = tmp_path / "examples" / "page.png"  # an admitted folder: the bytes are checked later
+    example.write_bytes(HTML)
+    assert component.preprocess(ImageData(path=str(example), orig_name="page.png")) == str(example.resolve())
     url = "data:image/png;base64," + base64.b64encode(HTML).decode()
     assert component.preprocess(ImageData(url=url)) == HTML
-    assert component.preprocess(ImageData(url="data:image/png;base64,@@@")) == b""
     assert component.preprocess(None) is None
 
 
@@ -233,7 +234,8 @@ def test_the_suite_covers_enough_distinct_hostile_inputs():
     assert len(set(refused)) + 1 >= 30  # + the file over the upload limit
     input_categories = {p[-1] for p in HOSTILE_FILES + HOSTILE_TEXT} & set(CATEGORIES)
     image_categories = {c for c in CATEGORIES if c.startswith("image_") and not c.startswith("image_array")}
-    assert image_categories - {"image_missing", "image_not_found"} <= input_categories
+    # image_not_allowed (the admission of the payload) is tested in test_image_admission.py.
+    assert image_categories - {"image_missing", "image_not_found", "image_not_allowed"} <= input_categories
 
 
 # -- accepted, with a note, and the model IS called --------------------------------------------------
@@ -242,7 +244,7 @@ def test_the_suite_covers_enough_distinct_hostile_inputs():
 def assert_answered(outputs, fake: FakePredictor) -> str:
     status = outputs[0]
     assert status.startswith("✓"), status
-    assert failure_category(status) is None
+    assert failure_category(outputs[4]) is None
     assert len(fake.calls) == 1
     return status
 
@@ -258,7 +260,7 @@ def test_ten_thousand_character_question_is_shortened_visibly(answer, fake, good
 
 def test_ten_thousand_character_option_is_shortened_visibly(answer, fake, good_image):
     status = assert_answered(call(answer, good_image, "Which?", ["x" * 10_000, "y", "z"]), fake)
-    assert "option 1 shortened to 300 characters" in status
+    assert "Option A shortened to 300 characters" in status
     assert [len(o) for o in fake.calls[0][2]] == [300, 1, 1]
 
 
@@ -267,7 +269,7 @@ def test_control_characters_are_removed_with_a_note(answer, fake, good_image):
         call(answer, good_image, "What\x00 colour\x07 is\x1b it?", ["re\x08d", "blue", "gr\x00een"]), fake
     )
     assert "removed 3 control characters from the question" in status
-    assert "removed 1 control character from option 1" in status
+    assert "removed 1 control character from Option A" in status
     _, sent_question, sent_options, _ = fake.calls[0]
     assert sent_question == "What colour is it?" and sent_options == ["red", "blue", "green"]
 

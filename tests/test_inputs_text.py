@@ -29,24 +29,54 @@ REJECTED = [
         ["8", "got 9"],
     ),
     ("above_custom_maximum", "Q?", ["a", "b", "c", "d", "e"], {"max_options": 4}, "too_many_options", ["4"]),
-    ("empty_option", "What is it?", ["cat", ""], {}, "option_empty", ["Option 2"]),
-    ("whitespace_option", "What is it?", ["  ", "cat", "dog"], {}, "option_empty", ["Option 1"]),
-    ("zero_width_option", "What is it?", ["cat", "dog", "\u200b\u200d"], {}, "option_empty", ["Option 3"]),
-    ("control_only_option", "What is it?", ["cat", "\x00\x07"], {}, "option_empty", ["Option 2"]),
-    ("none_option", "What is it?", ["cat", None], {}, "option_empty", ["Option 2"]),
-    ("duplicate_case", "What is it?", ["Cat", "cat"], {}, "option_duplicate", ["1 and 2"]),
+    ("empty_option", "What is it?", ["cat", ""], {}, "option_empty", ["Option B"]),
+    ("whitespace_option", "What is it?", ["  ", "cat", "dog"], {}, "option_empty", ["Option A"]),
+    ("zero_width_option", "What is it?", ["cat", "dog", "\u200b\u200d"], {}, "option_empty", ["Option C"]),
+    ("control_only_option", "What is it?", ["cat", "\x00\x07"], {}, "option_empty", ["Option B"]),
+    ("none_option", "What is it?", ["cat", None], {}, "option_empty", ["Option B"]),
+    ("duplicate_case", "What is it?", ["Cat", "cat"], {}, "option_duplicate", ["Options A and B"]),
     (
         "duplicate_whitespace",
         "What is it?",
         ["x", "a  big\tcat", " a big cat "],
         {},
         "option_duplicate",
-        ["2 and 3"],
+        ["Options B and C"],
     ),
-    ("duplicate_fullwidth", "What is it?", ["ＣＡＴ", "dog", "cat"], {}, "option_duplicate", ["1 and 3"]),
-    ("duplicate_zero_width", "What is it?", ["cat", "ca\u200bt"], {}, "option_duplicate", ["1 and 2"]),
-    ("duplicate_nfd", "What is it?", ["cafe\u0301", "café"], {}, "option_duplicate", ["1 and 2"]),
-    ("duplicate_after_cut", "Q?", ["x" * 400 + "1", "x" * 400 + "2"], {}, "option_duplicate", ["1 and 2"]),
+    (
+        "duplicate_fullwidth",
+        "What is it?",
+        ["ＣＡＴ", "dog", "cat"],
+        {},
+        "option_duplicate",
+        ["Options A and C"],
+    ),
+    (
+        "duplicate_zero_width",
+        "What is it?",
+        ["cat", "ca\u200bt"],
+        {},
+        "option_duplicate",
+        ["Options A and B"],
+    ),
+    ("duplicate_nfd", "What is it?", ["cafe\u0301", "café"], {}, "option_duplicate", ["Options A and B"]),
+    # Options that draw nothing count as empty (section 6 of issue 12), and invisible extras do not
+    # make two options different.
+    ("braille_blank_option", "Q?", ["cat", "\u2800\u2800"], {}, "option_empty", ["Option B"]),
+    ("hangul_filler_option", "Q?", ["\u3164", "cat"], {}, "option_empty", ["Option A"]),
+    ("halfwidth_filler_option", "Q?", ["cat", "dog", "\uffa0 \u115f"], {}, "option_empty", ["Option C"]),
+    ("combining_marks_only", "Q?", ["cat", "\u0301\u0308\u20dd"], {}, "option_empty", ["Option B"]),
+    ("variation_selectors_only", "Q?", ["cat", "\ufe0f\ufe0e\U000e0100"], {}, "option_empty", ["Option B"]),
+    ("grapheme_joiner_only", "Q?", ["cat", "\u034f\u200d\u2060"], {}, "option_empty", ["Option B"]),
+    ("duplicate_with_filler", "Q?", ["red", "red\u3164"], {}, "option_duplicate", ["Options A and B"]),
+    (
+        "duplicate_after_cut",
+        "Q?",
+        ["x" * 400 + "1", "x" * 400 + "2"],
+        {},
+        "option_duplicate",
+        ["Options A and B"],
+    ),
 ]
 
 
@@ -137,7 +167,7 @@ def test_overlong_option_is_cut_with_a_note_naming_it():
     prepared = prepare_question("Which?", ["short", "long " * 100])
     assert len(prepared.options[1]) <= 300
     assert prepared.options[1].endswith("long")
-    assert prepared.notes == [f"option 2 shortened to {len(prepared.options[1])} characters (limit 300)"]
+    assert prepared.notes == [f"Option B shortened to {len(prepared.options[1])} characters (limit 300)"]
 
 
 def test_megabyte_question_is_handled_quickly():

@@ -41,13 +41,28 @@ def test_schedule_mixes_valid_and_invalid_deterministically():
     assert 0.3 < valid / len(kinds) < 0.7
 
 
-def test_outcomes_are_classified_by_the_status_tag():
+def test_outcomes_are_classified_by_the_error_category():
     valid, empty = load_test.MIX[0], load_test.MIX[1]
-    assert load_test.outcome_of(valid, "✓ Answered with 5 variants in 0.3 s.") == "answered"
+
+    def refused(message, category):
+        return (
+            f"⚠ **{message}**",
+            None,
+            None,
+            "",
+            {"error": {"category": category, "message": message}},
+            None,
+        )
+
+    assert load_test.outcome_of(valid, ("✓ Answered with 5 variants in 0.3 s.", None)) == "answered"
     assert (
-        load_test.outcome_of(empty, "⚠ **The question is empty: type one.** `question_empty`") == "rejected"
+        load_test.outcome_of(empty, refused("The question is empty: type one.", "question_empty"))
+        == "rejected"
     )
-    assert load_test.outcome_of(empty, "⚠ **No image.** `image_missing`") == "wrong_category:image_missing"
-    assert load_test.outcome_of(valid, "⚠ **Answering failed.** `prediction_failed`").startswith(
+    assert (
+        load_test.outcome_of(empty, refused("No image.", "image_missing")) == "wrong_category:image_missing"
+    )
+    assert load_test.outcome_of(valid, refused("Answering failed.", "prediction_failed")).startswith(
         "refused_valid"
     )
+    assert load_test.outcome_of(valid, None) == "bad_output"

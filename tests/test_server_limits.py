@@ -219,10 +219,10 @@ def test_invalid_upload_over_the_api_gets_the_validation_message(server, tmp_pat
     page = tmp_path / "page.png"
     page.write_bytes(b"<!DOCTYPE html><html><body>not a picture</body></html>")
     client = Client(url, verbose=False, download_files=False)
-    status, *_ = client.predict(
+    status, *_, raw = client.predict(
         image=handle_file(str(page)), question="What?", k=2, option_a="a", option_b="b", api_name="/answer"
     )
-    assert status.startswith("⚠") and status.endswith("`image_not_raster`")
+    assert status.startswith("⚠") and raw["error"]["category"] == "image_not_raster"
     assert not demo.vqa_holder.loaded
 
 

@@ -98,11 +98,11 @@ def _check_byte_count(size: int, max_bytes: int) -> None:
     if size > max_bytes:
         raise InputError(
             "image_too_large",
-            f"The file is {_human_bytes(size)} and the limit is {_human_bytes(max_bytes)}: compress or downscale it.",
+            f"The file is {human_bytes(size)} and the limit is {human_bytes(max_bytes)}: compress or downscale it.",
         )
 
 
-def _human_bytes(size: int) -> str:
+def human_bytes(size: int) -> str:
     return f"{size / _MIB:.1f} MB" if size >= _MIB else f"{size:,} bytes"
 
 

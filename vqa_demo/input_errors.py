@@ -4,6 +4,7 @@ from __future__ import annotations
 
 CATEGORIES = (
     "image_missing",
+    "image_not_allowed",
     "image_not_found",
     "image_empty",
     "image_too_large",

@@ -29,7 +29,7 @@ from vqa_demo.encoding import RowEncoder
 from vqa_demo.forward import image_features
 from vqa_demo.matching import SentenceMatcher
 from vqa_demo.merged_adapters import MergedAdapters
-from vqa_demo.prompts import build_rows, clean_text
+from vqa_demo.prompts import build_rows, clean_option
 from vqa_demo.scoring import classifier_scores
 
 # Cosine similarities live in [-1, 1]; a temperature spreads them into usable probabilities.
@@ -156,7 +156,7 @@ class Predictor:
         if not (len(images) == len(questions) == len(options)):
             raise ValueError("images, questions and options must have the same length")
         # Every head sees options exactly as its prompts were trained on them (whitespace collapsed).
-        options = [[clean_text(o) for o in opts] for opts in options]
+        options = [[clean_option(o) for o in opts] for opts in options]
         names = self.select_variants(variants, {len(o) for o in options})
         results: list[dict[str, VariantPrediction]] = []
         for start in range(0, len(images), self.batch_size):

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 LETTERS = "ABCDEFGH"
 _WHITESPACE = re.compile(r"\s+")
+# The option joiner's bar (and its full-width twin) inside an option would make one option read as two.
+_OPTION_BARS = str.maketrans({"|": "/", "\uff5c": "/"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,15 @@ def clean_text(text: str) -> str:
     return _WHITESPACE.sub(" ", str(text)).strip()
 
 
+def clean_option(text: str) -> str:
+    """:func:`clean_text`, and ``|`` becomes ``/``: no option can contain the ``" | "`` joiner.
+
+    Line breaks and tabs are already spaces after :func:`clean_text`, so an option cannot start a
+    new ``Answer:`` or ``Hypothesis:`` line or fake ``choose_from``'s tab separator either.
+    """
+    return clean_text(text).translate(_OPTION_BARS)
+
+
 def _option_list(options: list[str], lettered: bool, joiner: str) -> str:
     if lettered:
         return joiner.join(f"{LETTERS[i]}) {opt}" for i, opt in enumerate(options))
@@ -59,7 +70,7 @@ def build_rows(
     if len(options) > len(LETTERS):
         raise ValueError(f"at most {len(LETTERS)} options are supported, got {len(options)}")
     question = clean_text(question)
-    options = [clean_text(o) for o in options]
+    options = [clean_option(o) for o in options]
     if style == "choose_from":
         lead, joiner, cue = "answer en ", " \t ", ""
         tail_intro, hyp_intro = " choose from: ", " hypothesis: "

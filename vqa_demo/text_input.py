@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from vqa_demo.input_errors import InputError
+from vqa_demo.prompts import LETTERS
 
 # Input limits: the model side sizes its answer budget from MAX_OPTION_CHARS (vqa_demo.encoding).
 MAX_QUESTION_CHARS = 2000
@@ -18,6 +19,20 @@ _LINE_BREAKS = re.compile("\r\n|[\r\x85\u2028\u2029]")
 _UNWANTED = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x84\x86-\x9f\ufeff\ud800-\udfff]")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _GRAPHEME_GLUE = {"\u200d", "\ufe0e", "\ufe0f"}
+# Letters that draw nothing but are not whitespace, formatting (Cf) or marks (M*): Hangul fillers,
+# the Braille blank, the combining grapheme joiner, Khmer inherent vowels, Mongolian free variation
+# selectors (Unicode's Default_Ignorable_Code_Point and the blank-looking fillers).
+_INVISIBLE = set("\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f")
+
+
+def option_letter(position: int) -> str:
+    """``2`` -> ``"B"``: the form's letter for a 1-based option position (the number past H)."""
+    return LETTERS[position - 1] if 1 <= position <= len(LETTERS) else str(position)
+
+
+def option_name(position: int) -> str:
+    """``2`` -> ``"Option B"``: an option as the form labels it."""
+    return f"Option {option_letter(position)}"
 
 
 @dataclass
@@ -45,8 +60,9 @@ def prepare_question(
     special-token strings (``"<image>"``, ``"<eos>"``...) are kept as typed (see the module
     docstring). Questions and options over their character limit are shortened, at a word boundary
     when one is near, with a note. Options are stripped and folded onto one line but never dropped:
-    an empty option, two options equal after case and whitespace folding, or a count outside
-    ``[min_options, max_options]`` raise :class:`InputError` naming the 1-based positions or limits.
+    an empty option (one of only invisible characters included), two options equal after case,
+    width, whitespace and invisible-character folding, or a count outside ``[min_options,
+    max_options]`` raise :class:`InputError` naming the options by letter (Option A...) or the limits.
     ``None`` counts as empty text (a blank form field); a bare string as ``options`` is a caller bug
     and raises ``TypeError``.
     """
@@ -64,10 +80,13 @@ def prepare_question(
     check_option_count(len(options), min_options=min_options, max_options=max_options)
     cleaned = []
     for position, option in enumerate(options, start=1):
-        name = f"option {position}"
+        name = option_name(position)
         value = " ".join(_clean_text(option, name, notes, max_option_chars).split())
         if _is_blank(value):
-            raise InputError("option_empty", f"Option {position} is empty: fill it in or remove it.")
+            raise InputError(
+                "option_empty",
+                f"{name} is empty (or holds only invisible characters): fill it in or remove it.",
+            )
         cleaned.append(_shorten(value, max_option_chars, name, notes))
     _check_duplicates(cleaned)
     return PreparedQuestion(question=text, options=cleaned, notes=notes)
@@ -104,9 +123,19 @@ def _clean_text(text: str | None, name: str, notes: list[str], limit: int) -> st
     return unicodedata.normalize("NFC", text)
 
 
+def _is_invisible(ch: str) -> bool:
+    # Zero-width (Cf), marks without a base letter (M*), variation selectors (Mn) and blank fillers.
+    return (
+        ch.isspace()
+        or ch in _INVISIBLE
+        or unicodedata.category(ch)[0] == "M"
+        or unicodedata.category(ch) == "Cf"
+    )
+
+
 def _is_blank(text: str) -> bool:
-    # Zero-width characters (category Cf) alone would look empty to the user.
-    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
+    """True if ``text`` would look empty: only whitespace, marks, formatting and blank-looking letters."""
+    return all(_is_invisible(ch) for ch in text)
 
 
 def _shorten(text: str, limit: int, name: str, notes: list[str]) -> str:
@@ -131,8 +160,10 @@ def _shorten(text: str, limit: int, name: str, notes: list[str]) -> str:
 
 
 def _option_key(option: str) -> str:
+    # Options that differ only in characters that draw nothing look the same to the user.
     folded = unicodedata.normalize("NFKC", option).casefold()
-    return " ".join("".join(ch for ch in folded if unicodedata.category(ch) != "Cf").split())
+    visible = "".join(" " if ch.isspace() else ch for ch in folded if ch.isspace() or not _is_invisible(ch))
+    return " ".join(visible.split()) or folded
 
 
 def _check_duplicates(options: list[str]) -> None:
@@ -143,7 +174,7 @@ def _check_duplicates(options: list[str]) -> None:
             earlier = first_position[key]
             raise InputError(
                 "option_duplicate",
-                f"Options {earlier} and {position} are the same ({options[earlier - 1][:40]!r} and "
-                f"{option[:40]!r}): make every option different.",
+                f"Options {option_letter(earlier)} and {option_letter(position)} are the same "
+                f"({options[earlier - 1][:40]!r} and {option[:40]!r}): make every option different.",
             )
         first_position[key] = position

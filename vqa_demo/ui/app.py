@@ -53,6 +53,8 @@ def build_demo(
                 build_errors_tab(errors)
         answer_event = wire_ask(ask, form, outputs)
         wire_explain(explain, view, outputs.result, answer_event)
+    # Files this app put in Gradio's cache (uploads, served outputs) are the only cached ones admitted.
+    ask.images.watch(demo)
     # api_open=False: Gradio otherwise (off Spaces) accepts direct POSTs to /gradio_api/run/<name>
     # that skip the queue, its size limit and the one-at-a-time model slot.
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1, api_open=False)

@@ -1,17 +1,19 @@
 """The Ask tab: an image, a question, 2 to 8 options and a choice of variants -> every variant's answer.
 
 The callbacks are methods of :class:`AskCallbacks` and return plain values (or ``gr.update``), so
-tests call them directly with a fake predictor. All user input passes through
-:func:`~vqa_demo.inputs.prepare_image` / :func:`~vqa_demo.inputs.prepare_question` first; a problem
-becomes a message in the status box (and a toast), and the model is not called.
+tests call them directly with a fake predictor. The image payload is admitted by
+:class:`~vqa_demo.ui.image_source.ImageAdmission` (the Image component's preprocess), then all user
+input passes through :func:`~vqa_demo.inputs.prepare_image` / :func:`~vqa_demo.inputs.prepare_question`;
+a problem becomes one sentence in the status box (replaced on every answer, so nothing lingers) and a
+``{"error": {"category", "message"}}`` object in the raw-scores JSON for API callers; the model is
+not called.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import inspect
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from vqa_demo.prompts import LETTERS
 from vqa_demo.ui.assets import Example
 from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
+from vqa_demo.ui.image_source import ImageAdmission, RefusedImage
 from vqa_demo.ui.plots import option_label, probabilities_figure
 
 log = logging.getLogger(__name__)
@@ -52,18 +55,23 @@ class AskResult:
 # Why an answer was refused, besides the input categories of vqa_demo.inputs (API callers branch on it).
 NO_VARIANT, VARIANT_INCOMPATIBLE = "no_variant", "variant_incompatible"
 MODEL_UNAVAILABLE, PREDICTION_FAILED = "model_unavailable", "prediction_failed"
-_CATEGORY_TAG = re.compile(r" `([a-z_]+)`$")
+INVALID_K, INVALID_TICK = "invalid_k", "invalid_tick"
 
 
-def status_error(message: str, category: str | None = None) -> str:
-    """``⚠ **message**``, ending in the stable category as inline code when one is given."""
-    return f"⚠ **{message}**" + (f" `{category}`" if category else "")
+def status_error(message: str) -> str:
+    """``⚠ **message**``: the text a person reads (the category goes to :func:`error_json`)."""
+    return f"⚠ **{message}**"
 
 
-def failure_category(status: str | None) -> str | None:
-    """The category tag at the end of a :func:`status_error` text (None for success or untagged)."""
-    match = _CATEGORY_TAG.search(status or "")
-    return match.group(1) if match and (status or "").startswith("⚠") else None
+def error_json(message: str, category: str) -> dict[str, Any]:
+    """The raw-scores output of a refused answer: ``{"error": {"category", "message"}}``."""
+    return {"error": {"category": category, "message": message}}
+
+
+def failure_category(raw: Any) -> str | None:
+    """The stable category of a refused answer from its raw-scores output (None after a success)."""
+    error = raw.get("error") if isinstance(raw, dict) else None
+    return error.get("category") if isinstance(error, dict) else None
 
 
 def status_ok(message: str, notes: list[str] | None = None) -> str:
@@ -133,6 +141,15 @@ def raw_scores(options: list[str], predictions: dict[str, VariantPrediction]) ->
     return out
 
 
+class BadArgument(ValueError):
+    """An API argument of the wrong type (``k``, a variant tick): one sentence and a stable category."""
+
+    def __init__(self, category: str, message: str):
+        super().__init__(message)
+        self.category = category
+        self.message = message
+
+
 def api_flag(variant: str) -> str:
     """``multi_class-last_token`` -> ``use_multi_class_last_token``: a variant's tick as an API parameter name."""
     return "use_" + re.sub(r"\W", "_", variant)
@@ -145,6 +162,7 @@ class AskCallbacks:
         self.holder = holder
         self.config = config
         self.examples = examples or []
+        self.images = ImageAdmission([config.examples_dir, config.validation_dir], config.max_image_bytes)
 
     # -- option rows and variant availability ----------------------------------------------------
     @staticmethod
@@ -157,11 +175,33 @@ class AskCallbacks:
 
     @staticmethod
     def requested_count(count: Any) -> int:
-        """``k`` as given (not clamped); a blank or non-numeric one means the default."""
-        try:
-            return int(count)
-        except (TypeError, ValueError, OverflowError):
+        """``k`` as given (not clamped; a blank one means the default); raises ``invalid_k`` unless whole."""
+        if count is None or count == "":
             return DEFAULT_OPTIONS
+        value = count.strip() if isinstance(count, str) else count
+        if isinstance(value, str) and value.lstrip("+-").isdigit():
+            value = int(value)
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadArgument(
+                INVALID_K,
+                f"k must be a whole number of options from {MIN_OPTIONS} to {MAX_OPTIONS}, not {str(count)[:40]!r}.",
+            )
+        return value
+
+    def requested_variants(self, ticks: list[Any]) -> list[str]:
+        """Names of the ticked variants; a tick must be a boolean (null counts as unticked)."""
+        names = []
+        for info, tick in zip(self.holder.infos, ticks):
+            if tick is True:
+                names.append(info.name)
+            elif tick is not None and tick is not False:
+                raise BadArgument(
+                    INVALID_TICK,
+                    f"{api_flag(info.name)} must be true or false (a JSON boolean), not {str(tick)[:40]!r}.",
+                )
+        return names
 
     def option_updates(self, count: int) -> list[dict]:
         return [gr.update(visible=i < count) for i in range(MAX_OPTIONS)]
@@ -191,6 +231,8 @@ class AskCallbacks:
 
     def pick_example(self, index: int) -> list:
         """Fill the form from example ``index``: image, question, options (unused rows emptied)."""
+        if not 0 <= index < len(self.examples):
+            return [gr.update() for _ in range(3 + MAX_OPTIONS + len(self.holder.infos))]
         example = self.examples[index]
         count = self.clamp_count(len(example.options) or DEFAULT_OPTIONS)
         values = list(example.options[:MAX_OPTIONS]) + [""] * (
@@ -205,7 +247,9 @@ class AskCallbacks:
         ]
 
     def on_example_select(self, evt: gr.SelectData) -> list:
-        return self.pick_example(int(evt.index))
+        """A gallery click; an index the gallery cannot have sent (a crafted event) changes nothing."""
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) and evt.index else evt.index
+        return self.pick_example(index if isinstance(index, int) and not isinstance(index, bool) else -1)
 
     # -- answering --------------------------------------------------------------------------------
     def answer(self, image: Any, question: str | None, count: Any, *values: Any) -> tuple:
@@ -215,20 +259,20 @@ class AskCallbacks:
         Returns ``(status, summary, chart, cond_gen, raw scores, result)``.
         """
         started = time.perf_counter()
-        count = self.requested_count(count)
-        option_texts = list(values[:MAX_OPTIONS])[: max(count, 0)]
-        ticks = list(values[MAX_OPTIONS:])
         try:
+            count = self.requested_count(count)
             # The form keeps k in range; an API caller's k=1 or k=9 is refused, not clamped.
             check_option_count(count, min_options=MIN_OPTIONS, max_options=MAX_OPTIONS)
+            requested = self.requested_variants(list(values[MAX_OPTIONS:]))
             prepared_question = prepare_question(
-                question, option_texts, min_options=MIN_OPTIONS, max_options=MAX_OPTIONS
+                question, list(values[:MAX_OPTIONS])[:count], min_options=MIN_OPTIONS, max_options=MAX_OPTIONS
             )
+            if isinstance(image, RefusedImage):
+                raise image.error
             prepared_image = prepare_image(image, max_bytes=self.config.max_image_bytes)
-        except InputError as error:
+        except (InputError, BadArgument) as error:
             return self._failure(error.message, error.category)
         options = prepared_question.options
-        requested = [info.name for info, tick in zip(self.holder.infos, ticks) if tick]
         skipped = {
             name: reason
             for name in requested
@@ -303,29 +347,35 @@ class AskCallbacks:
         answer.__doc__ = self.answer.__doc__
         return answer
 
-    def _failure(self, message: str, category: str) -> tuple:
-        gr.Warning(message)
-        return status_error(message, category), empty_summary(), None, "", None, None
+    @staticmethod
+    def _failure(message: str, category: str) -> tuple:
+        # No gr.Warning toast: toasts from earlier refusals stayed on screen after the input was
+        # fixed, while the status box is replaced by every answer.
+        return status_error(message), empty_summary(), None, "", error_json(message, category), None
 
 
-def undecoded_upload(payload) -> str | bytes | None:
-    """The Image component's preprocess for the Ask form: the uploaded file as it is, undecoded.
+def pass_through(payload: Any) -> Any:
+    """A preprocess that hands the client's value over unchanged, for the callback to validate.
 
-    Gradio's own preprocessing opens every upload with Pillow first, so a broken or hostile file
-    (random bytes, HTML named .png, a decompression-bomb header) failed there with a bare "Error"
-    before :func:`prepare_image` could say what is wrong. Returns the upload's path (Gradio has
-    already checked that this server received it), or a data URL's bytes.
+    ``gr.Number``'s own preprocess rounds the value and fails with a bare "Error" on a string, NaN or
+    infinity; :meth:`AskCallbacks.requested_count` says what is wrong instead.
     """
-    if payload is None:
-        return None
-    if payload.path:
-        return str(payload.path)
-    if payload.url and payload.url.startswith("data:"):
-        try:
-            return base64.b64decode(payload.url.rsplit(",", 1)[-1])
-        except (binascii.Error, ValueError):
-            return b""  # prepare_image reports an empty file
-    return None
+    return payload
+
+
+def admit_any_shape(image: gr.Image, admission: ImageAdmission) -> None:
+    """Make ``image`` hand every payload, whatever its shape, to ``admission`` (and nothing else).
+
+    Gradio validates an Image payload against ``ImageData`` first (a bare string or a list then
+    fails with a bare "Error") and its own preprocessing opens the file with Pillow before
+    :func:`prepare_image` could say what is wrong; a dict without Gradio's ``meta`` marker skips
+    Gradio's upload-folder check altogether. Instance overrides, not a subclass: Gradio writes a
+    .pyi stub next to any module that defines a component class.
+    """
+    schema = image.api_info()  # the API description still comes from ImageData
+    image.api_info = lambda: schema
+    image.data_model = None
+    image.preprocess = admission.preprocess
 
 
 def build_ask_inputs(callbacks: AskCallbacks):
@@ -342,9 +392,7 @@ def build_ask_inputs(callbacks: AskCallbacks):
                 elem_id="ask-image",
                 elem_classes="fill-image",
             )
-            # An instance override, not a subclass: Gradio writes a .pyi stub next to any module that
-            # defines a component class.
-            ns.image.preprocess = undecoded_upload
+            admit_any_shape(ns.image, callbacks.images)
             if callbacks.examples:
                 gr.Markdown("**Examples** · click one to fill the form", elem_classes="section-title")
             ns.gallery = gr.Gallery(
@@ -367,6 +415,7 @@ def build_ask_inputs(callbacks: AskCallbacks):
             ns.count = gr.Number(
                 value=DEFAULT_OPTIONS, precision=0, visible=False, label="number of options (K)"
             )
+            ns.count.preprocess = pass_through
             ns.options = []
             with gr.Group():
                 for i in range(MAX_OPTIONS):

@@ -7,7 +7,8 @@ Environment variables (CLI flags of the same name win)::
                       default <assets>/checkpoints
     VQA_BASE          base model dir or hub id (default: the one named in the run configs)
     VQA_DEVICE        auto | cpu | cuda
-    VQA_MAX_FILE_SIZE upload limit, e.g. 10mb
+    VQA_MAX_FILE_SIZE the one size limit, e.g. 10mb: each upload, a data URL's decoded bytes, the
+                      image bytes the model may read; request bodies are bounded from it
     VQA_QUEUE_SIZE    requests that may wait in the queue
     VQA_THREADS       torch CPU threads for the model (default 1; 0 = torch's default)
     VQA_UPLOAD_TTL    seconds an uploaded image stays in Gradio's cache before it is deleted
@@ -26,6 +27,25 @@ from pathlib import Path
 from vqa_demo.loading import ASSETS_DIR
 
 _SPLIT = re.compile(r"[," + re.escape(os.pathsep) + r"]")
+_SIZE = re.compile(r"(\d+)\s*(b|kb|mb|gb|tb)?", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+# The Ask form needs one image; the browser uploads one file per request.
+MAX_UPLOAD_FILES = 4
+# Room for the rest of a queue request (question, options, ticks) next to a data URL.
+REQUEST_MARGIN = 64 * 1024
+
+
+def parse_file_size(size: str | int) -> int:
+    """``"10mb"`` -> 10 485 760 bytes (units b, kb, mb, gb, tb of 1024; Gradio's own reading)."""
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    match = _SIZE.fullmatch(str(size).strip())
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(
+            f"--max-file-size must be a positive whole number with a unit such as 10mb (b, kb, mb, gb, tb), "
+            f"not {size!r}."
+        )
+    return int(match.group(1)) * _UNITS[(match.group(2) or "b").lower()]
 
 
 def _paths(text: str | None) -> list[Path]:
@@ -46,14 +66,25 @@ class AppConfig:
     threads: int = 1
     # Uploads sit in Gradio's cache, fetchable by anyone holding the hashed path: purge them hourly.
     upload_ttl: int = 3600
-    max_image_bytes: int = 10 * 1024 * 1024
     title: str = "MC-VQA workbench"
 
     def __post_init__(self) -> None:
+        parse_file_size(self.max_file_size)  # a typo fails at start-up, not on the first upload
         self.assets = Path(self.assets).expanduser().resolve()
         self.checkpoints = [Path(p).expanduser().resolve() for p in self.checkpoints] or [
             self.assets / "checkpoints"
         ]
+
+    # -- the one size limit and what derives from it ------------------------------------------------
+    @property
+    def max_image_bytes(self) -> int:
+        """Bytes of one image: an upload, a data URL after decoding, a file the model reads."""
+        return parse_file_size(self.max_file_size)
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Any request body: a data URL of ``max_image_bytes`` (base64: 4 characters per 3 bytes) plus a margin."""
+        return 4 * -(-self.max_image_bytes // 3) + REQUEST_MARGIN
 
     # -- derived paths (everything the app reads lives below these) ------------------------------
     @property
@@ -137,13 +168,23 @@ class AppConfig:
         return [str(p) for p in (self.examples_dir, self.validation_dir) if p.is_dir()]
 
     def launch_kwargs(self) -> dict:
-        """Arguments for ``demo.launch``: served folders, upload limit, theme and CSS."""
+        """Arguments for ``demo.launch``: served folders, size limits (with the body-limit middleware), theme, CSS."""
+        from starlette.middleware import Middleware
+
+        from vqa_demo.ui.request_limits import RequestLimits
         from vqa_demo.ui.style import CSS, theme
 
+        limits = Middleware(
+            RequestLimits,
+            max_body_bytes=self.max_request_bytes,
+            max_file_bytes=self.max_image_bytes,
+            max_files=MAX_UPLOAD_FILES,
+        )
         return {
             "allowed_paths": self.served_paths(),
             "blocked_paths": [str(p) for p in self.checkpoints],
-            "max_file_size": self.max_file_size,
+            "max_file_size": self.max_image_bytes,
+            "app_kwargs": {"middleware": [limits]},
             "theme": theme(),
             "css": CSS,
         }

@@ -144,15 +144,18 @@ class ErrorBrowser:
     def pick(self, rows: list[dict] | None, evt: gr.SelectData) -> tuple:
         """Selecting a table row: show the stored details of that example at once."""
         row = None
-        if evt.row_value and len(evt.row_value) >= 5:
+        if isinstance(evt.row_value, list) and len(evt.row_value) >= 5:
             row = {"#": evt.row_value[0], "variant": evt.row_value[4]}
-        elif rows and isinstance(evt.index, (list, tuple)) and evt.index[0] < len(rows):
-            row = rows[evt.index[0]]
+        elif rows and isinstance(evt.index, (list, tuple)) and evt.index and isinstance(evt.index[0], int):
+            row = rows[evt.index[0]] if 0 <= evt.index[0] < len(rows) else None
         return self.show(row)
 
     def show(self, row: dict | None) -> tuple:
         """(selected sample, image, details, stored-scores chart) for a table row."""
-        record = self.by_index.get(int(row["#"])) if row and row.get("#") is not None else None
+        try:
+            record = self.by_index.get(int(row["#"])) if row and row.get("#") is not None else None
+        except (TypeError, ValueError, OverflowError):  # a crafted select event, not a table row
+            record = None
         if record is None:
             return None, None, status_error("Pick a row in the table."), empty_figure("No example selected")
         sample = {"index": record.get("index"), "variant": row.get("variant")}

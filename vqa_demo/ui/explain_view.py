@@ -99,9 +99,11 @@ class ExplainCallbacks:
     ) -> tuple:
         """Captum attribution of ``variant``'s chosen option: (pixel heatmap, token highlights, caption)."""
         if result is None or not variant or variant not in result.predictions:
-            message = "Answer a question first, then pick one of the variants that answered."
-            gr.Warning(message)
-            return None, None, status_error(message)
+            return (
+                None,
+                None,
+                status_error("Answer a question first, then pick one of the variants that answered."),
+            )
         method = METHOD_LABELS.get(method_label, "integrated_gradients")
         prediction = result.predictions[variant]
         progress(0, desc="Computing attribution…")
