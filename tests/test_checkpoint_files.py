@@ -288,3 +288,23 @@ def test_app_with_only_bad_variants_explains_instead_of_crashing(app_assets, tmp
     (assets / "checkpoints" / "cond_gen" / "adapter_config.json").write_text("not json")
     holder = PredictorHolder.from_config(AppConfig(assets=assets))
     assert holder.names == [] and "cond_gen: " in holder.problem and "not valid JSON" in holder.problem
+
+
+def test_variant_refused_only_at_load_time_is_reported_not_run(tree, app_assets, tmp_path):
+    """Mis-named LoRA modules pass the start-up checks (no base yet) and are refused when the base loads."""
+    assets = tmp_path / "assets"
+    shutil.copytree(app_assets.root / "checkpoints", assets / "checkpoints")
+
+    def rename(state):
+        for part in ("lora_A", "lora_B"):
+            key = first_key(state, f"q_proj.{part}")
+            state[key.replace("q_proj", "q_projection")] = state.pop(key)
+
+    rewrite_tensors(assets / "checkpoints" / "swag-attentive" / "adapter_model.safetensors", rename)
+    holder = PredictorHolder.from_config(AppConfig(assets=assets, base=str(tree / "base")))
+    assert "swag-attentive" in holder.names and holder.skipped == []
+    predictor = holder.get()
+    assert "swag-attentive" not in predictor.variants and len(predictor.variants) == 4
+    assert "Skipped variant swag-attentive" in holder.skipped_text and "q_projection" in holder.skipped_text
+    reason = holder.info("swag-attentive").incompatibility(4)
+    assert reason.startswith("swag-attentive could not be loaded: swag-attentive/adapter_model.safetensors")

@@ -62,11 +62,19 @@ class CheckpointError(ValueError):
 
 def read_json_object(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
     """Parse ``path`` as one JSON object of at most ``max_bytes`` bytes and ``MAX_JSON_DEPTH`` levels."""
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise CheckpointError(f"{path} is {size:,} bytes, over the {max_bytes:,}-byte limit for {path.name}")
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise CheckpointError(
+                f"{path} is {size:,} bytes, over the {max_bytes:,}-byte limit for {path.name}"
+            )
+        with path.open("rb") as handle:
+            text = handle.read(max_bytes + 1)  # bounded: the file may grow after stat
+        if len(text) > max_bytes:
+            raise CheckpointError(f"{path} is over the {max_bytes:,}-byte limit for {path.name}")
+        data = json.loads(text.decode("utf-8"))
+    except OSError as error:
+        raise CheckpointError(f"{path} could not be read ({error.strerror})") from None
     except UnicodeDecodeError:
         raise CheckpointError(f"{path} is not UTF-8 text") from None
     except json.JSONDecodeError as error:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vqa_demo.checkpoints import CheckpointError, check_variant_dir
@@ -32,6 +32,8 @@ class VariantInfo:
     name: str
     config: RunConfig
     directory: Path | None = None
+    # Set when the base-dependent checks at load time refuse the variant after start-up listed it.
+    refusal: list[str] = field(default_factory=list, compare=False)
 
     @property
     def head(self) -> str:
@@ -43,6 +45,8 @@ class VariantInfo:
 
     def incompatibility(self, num_options: int) -> str | None:
         """Why the variant cannot answer ``num_options`` options (None if it can)."""
+        if self.refusal:
+            return f"{self.name} could not be loaded: {self.refusal[0]}"
         return Variant(self.name, self.config).incompatibility(num_options)
 
 
@@ -141,6 +145,10 @@ class PredictorHolder:
                 holder.usable_checkpoints, base=config.base, device=config.device, skipped=skipped
             )
             holder.skipped.extend(skipped)
+            for directory, reason in skipped:
+                for info in holder.infos:
+                    if str(info.directory) == directory:
+                        info.refusal.append(reason.replace(str(Path(directory).parent) + "/", ""))
             return predictor
 
         holder = cls(loader=load, checkpoints=config.checkpoints)
