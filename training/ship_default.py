@@ -26,6 +26,37 @@ from vqa_demo.data import load_split
 MAX_FILE_BYTES = 10 * 1024 * 1024
 
 
+def portable(value, replacements: dict[str, str]):
+    """``value`` (parsed JSON) with every path under a ``replacements`` key made relative.
+
+    Longest prefixes win, so ``/tmp/r2/synth/validation`` with ``{"/tmp/r2/synth": "data"}`` becomes
+    ``data/validation``. Only whole path prefixes are replaced: a tokenizer's ``"/"`` token stays.
+    """
+    if isinstance(value, dict):
+        return {k: portable(v, replacements) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, replacements) for v in value]
+    if not isinstance(value, str):
+        return value
+    for prefix in sorted(replacements, key=len, reverse=True):
+        root = prefix.rstrip("/")
+        if root and (value == root or value.startswith(root + "/")):
+            return replacements[prefix] + value[len(root) :]
+    return value
+
+
+def scrub_build_paths(assets: Path, replacements: dict[str, str]) -> list[Path]:
+    """Rewrite every JSON file under ``assets`` so no path of the build machine ships; returns the changed files."""
+    changed = []
+    for path in sorted(assets.rglob("*.json")):
+        data = json.loads(path.read_text())
+        cleaned = portable(data, replacements)
+        if cleaned != data:
+            path.write_text(json.dumps(cleaned, indent=2))
+            changed.append(path)
+    return changed
+
+
 def copy_tree(source: Path, target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
@@ -80,6 +111,17 @@ def main(args: argparse.Namespace) -> Path:
             }
         )
     (examples_dir / "examples.json").write_text(json.dumps(listing, indent=2))
+    scrub_build_paths(
+        assets,
+        {
+            str(Path(args.base).resolve()): "assets/base",
+            str(Path(args.data).resolve()): "data",
+            str(compare.resolve()): "runs/compare",
+            args.base: "assets/base",
+            args.data: "data",
+            str(compare): "runs/compare",
+        },
+    )
     too_big = [p for p in assets.rglob("*") if p.is_file() and p.stat().st_size >= MAX_FILE_BYTES]
     if too_big:
         raise SystemExit(f"files of 10 MB or more cannot ship: {[str(p) for p in too_big]}")

@@ -22,21 +22,27 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from vqa_demo.backbone import Backbone
+from vqa_demo.checkpoint_checks import (
+    CheckpointError,
+    check_adapter_config,
+    check_adapter_weights,
+    check_head_tensors,
+    read_json_object,
+)
 from vqa_demo.config import RunConfig
 from vqa_demo.heads import build_head
-from vqa_demo.safety import refuse_pickles
+from vqa_demo.safety import UnsafeCheckpointError, refuse_pickles
 
 RUN_CONFIG = "run_config.json"
 HEAD_FILE = "head.safetensors"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
-
-class CheckpointError(ValueError):
-    """A checkpoint directory is incomplete, malformed or does not fit the loaded base."""
+__all__ = ["CheckpointError", "check_variant_dir", "load_variants", "read_run_config", "save_variant"]
 
 
 def save_variant(
@@ -79,21 +85,24 @@ def _replace_dir(staging: Path, target: Path) -> None:
 
 
 def read_run_config(directory: str | Path) -> RunConfig:
+    """Parse and validate ``run_config.json`` (size-capped, typed, ranges checked)."""
     directory = Path(directory)
     path = directory / RUN_CONFIG
     if not path.is_file():
         raise CheckpointError(f"{directory} is not a variant checkpoint: {RUN_CONFIG} is missing")
+    data = read_json_object(path)
     try:
-        return RunConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, ValueError) as err:
+        return RunConfig.from_dict(data)
+    except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path} is not a valid run config: {err}") from err
 
 
 def check_variant_dir(directory: str | Path, backbone: Backbone | None = None) -> RunConfig:
-    """Validate a variant directory without loading weights; returns its config.
+    """Validate every file of a variant directory without building anything; returns its config.
 
-    Refuses pickle files (before anything is opened), names missing files, and refuses a variant
-    trained on another base than ``backbone``.
+    Refuses pickle files (before anything is opened), names missing files, checks the JSON files and
+    every tensor (see :mod:`vqa_demo.checkpoint_checks`). With ``backbone`` also checks that the
+    variant was trained on it, that its LoRA weights fit its linear layers and the head's shapes.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -110,6 +119,15 @@ def check_variant_dir(directory: str | Path, backbone: Backbone | None = None) -
             f"but the loaded base is '{backbone.source}' (fingerprint {backbone.fingerprint}); "
             "load the base it was trained on"
         )
+    adapter_config = check_adapter_config(directory / ADAPTER_FILES[0])
+    check_adapter_weights(
+        directory / ADAPTER_FILES[1], adapter_config, backbone.core if backbone is not None else None
+    )
+    if config.head.head != "cond_gen":
+        expected = None
+        if backbone is not None:
+            expected = build_head(config.head, backbone.hidden_size).state_dict()
+        check_head_tensors(directory / HEAD_FILE, expected)
     return config
 
 
@@ -119,58 +137,87 @@ def load_head(directory: str | Path, config: RunConfig, hidden_size: int) -> nn.
     if head is None:
         return None
     path = Path(directory) / HEAD_FILE
-    state = load_file(path)
-    expected = head.state_dict()
-    problems = [f"missing tensor '{k}'" for k in expected if k not in state]
-    problems += [f"unexpected tensor '{k}'" for k in state if k not in expected]
-    problems += [
-        f"'{k}' has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if problems:
+    try:
+        state = check_head_tensors(path, head.state_dict())
+    except CheckpointError as error:
         raise CheckpointError(
-            f"{path} does not match its run config ({config.variant}, K={config.head.num_options}, "
-            f"hidden size {hidden_size}): " + "; ".join(problems)
-        )
+            f"{error} (run config: {config.variant}, K={config.head.num_options}, hidden size {hidden_size})"
+        ) from None
     head.load_state_dict(state)
     return head.eval()
 
 
 def attach_adapter(backbone: Backbone, directory: str | Path, adapter: str) -> None:
-    """Load the LoRA adapter in ``directory`` into the shared base under the name ``adapter``."""
-    from peft import PeftModel
+    """Load the LoRA adapter in ``directory`` into the shared base under the name ``adapter``.
 
-    if hasattr(backbone.model, "peft_config"):
-        backbone.model.load_adapter(str(directory), adapter_name=adapter, is_trainable=False)
-    else:
+    Afterwards the adapter's weights in the model must be exactly the file's tensors (peft only warns
+    about keys it could not place); otherwise the adapter is removed again and CheckpointError raised.
+    """
+    from peft import PeftModel, get_peft_model_state_dict
+
+    first = not hasattr(backbone.model, "peft_config")
+    if first:
         backbone.model = PeftModel.from_pretrained(
             backbone.core, str(directory), adapter_name=adapter, is_trainable=False
         )
+    else:
+        backbone.model.load_adapter(str(directory), adapter_name=adapter, is_trainable=False)
     backbone.model.eval()
+    path = Path(directory) / ADAPTER_FILES[1]
+    loaded = set(get_peft_model_state_dict(backbone.model, adapter_name=adapter))
+    with safe_open(str(path), framework="pt") as handle:
+        saved = set(handle.keys())
+    if loaded != saved:
+        if first:
+            backbone.model = backbone.model.unload()
+        else:
+            backbone.model.delete_adapter(adapter)
+        unplaced = sorted(saved - loaded) or sorted(loaded - saved)
+        raise CheckpointError(
+            f"{path}: its tensors do not match the layers adapter_config.json targets "
+            f"(e.g. '{unplaced[0]}'); the adapter was not loaded"
+        )
 
 
-def load_variants(backbone: Backbone, directories: Sequence[str | Path]):
+def _refusal(directory: Path, error: Exception, skipped: list[tuple[str, str]] | None) -> None:
+    if skipped is None:
+        raise error
+    skipped.append((str(directory), str(error)))
+
+
+def load_variants(
+    backbone: Backbone, directories: Sequence[str | Path], skipped: list[tuple[str, str]] | None = None
+):
     """Load every variant directory onto ``backbone``; returns :class:`~vqa_demo.predictor.Variant` objects.
 
     All directories are validated before any weight is loaded. Names come from the run configs
-    (``swag-attentive``...); a repeated name falls back to the directory name.
+    (``swag-attentive``...); a repeated name falls back to the directory name. A bad variant raises,
+    unless ``skipped`` is a list: then ``(directory, reason)`` is appended and the others still load.
     """
     from vqa_demo.predictor import Variant
 
-    configs = [check_variant_dir(d, backbone) for d in directories]
+    checked: list[tuple[Path, RunConfig]] = []
+    for directory in map(Path, directories):
+        try:
+            checked.append((directory, check_variant_dir(directory, backbone)))
+        except (CheckpointError, UnsafeCheckpointError) as error:
+            _refusal(directory, error, skipped)
     names: list[str] = []
-    for directory, config in zip(directories, configs):
-        name = config.variant if config.variant not in names else Path(directory).name
+    for directory, config in checked:
+        name = config.variant if config.variant not in names else directory.name
         if name in names:
             raise CheckpointError(
                 f"two checkpoints are both named '{name}'; give their directories distinct names"
             )
         names.append(name)
     variants = []
-    for directory, config, name in zip(directories, configs, names):
+    for (directory, config), name in zip(checked, names):
         adapter = name.replace("-", "_")  # peft adapter names become attribute names
-        attach_adapter(backbone, directory, adapter)
+        try:
+            attach_adapter(backbone, directory, adapter)
+        except CheckpointError as error:
+            _refusal(directory, error, skipped)
+            continue
         head = load_head(directory, config, backbone.hidden_size)
         if head is not None:
             head.to(backbone.device)

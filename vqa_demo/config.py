@@ -7,6 +7,9 @@ checkpoint's ``run_config.json`` is exactly a serialised :class:`RunConfig`.
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +18,25 @@ POOLING_NAMES = ("last_token", "attentive")
 PROMPT_STYLES = ("default", "choose_from")
 QUANTIZATIONS = (None, "4bit", "8bit")
 COND_GEN_SCORINGS = ("loglik_mean", "loglik_sum", "cosine")
+MIN_OPTIONS, MAX_OPTIONS = 2, 8  # the K any variant may be asked with
+# Upper bounds for numbers read from run_config.json: a hostile or corrupt file must fail here,
+# before a LoRA of rank 200 000 or a prompt budget of 10^9 tokens is allocated.
+MAX_LORA_RANK = 1024
+MAX_TEXT_TOKENS = 8192
+MAX_NEW_TOKENS = 1024
+
+
+class ConfigError(ValueError):
+    """A configuration value has the wrong type or is out of range; the message names the field."""
+
+
+def check_range(name: str, value: float, low: float, high: float) -> None:
+    """Raise :class:`ConfigError` unless ``low <= value <= high`` (NaN and infinities are refused)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+
 
 # The five compared variants, named the way the app and the CLI name them.
 VARIANTS: dict[str, tuple[str, str | None]] = {
@@ -80,6 +102,11 @@ class LoraSettings:
 
     def __post_init__(self) -> None:
         self.targets = tuple(self.targets)
+        check_range("lora.r", self.r, 1, MAX_LORA_RANK)
+        check_range("lora.alpha", self.alpha, 1e-6, 1e6)
+        check_range("lora.dropout", self.dropout, 0.0, 0.99)
+        if not self.targets or not all(isinstance(t, str) and t for t in self.targets):
+            raise ConfigError("lora.targets must be a non-empty list of module names")
 
 
 @dataclass
@@ -93,6 +120,9 @@ class PromptConfig:
     def __post_init__(self) -> None:
         if self.style not in PROMPT_STYLES:
             raise ValueError(f"prompt style must be one of {PROMPT_STYLES}, got {self.style!r}")
+        check_range("prompt.max_text_tokens", self.max_text_tokens, 1, MAX_TEXT_TOKENS)
+        if not self.separator:
+            raise ConfigError("prompt.separator must not be empty")
 
 
 @dataclass
@@ -116,6 +146,9 @@ class HeadConfig:
             raise ValueError(f"{self.head} needs pooling in {POOLING_NAMES}, got {self.pooling!r}")
         if self.head == "multi_class" and not self.num_options:
             raise ValueError("multi_class needs num_options (the K it classifies over)")
+        if self.num_options is not None:
+            check_range("head.num_options", self.num_options, MIN_OPTIONS, MAX_OPTIONS)
+        check_range("head.max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
 
     @property
     def variant(self) -> str:
@@ -135,6 +168,15 @@ class TrainSettings:
     label_smoothing: float = 0.0
     seed: int = 0
     freeze_vision: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("train.learning_rate", self.learning_rate, 0.0, 10.0)
+        check_range("train.epochs", self.epochs, 0.0, 1e6)
+        check_range("train.batch_size", self.batch_size, 1, 1 << 20)
+        check_range("train.grad_accum", self.grad_accum, 1, 1 << 20)
+        check_range("train.warmup_ratio", self.warmup_ratio, 0.0, 1.0)
+        check_range("train.weight_decay", self.weight_decay, 0.0, 1e3)
+        check_range("train.label_smoothing", self.label_smoothing, 0.0, 1.0)
 
 
 @dataclass
@@ -157,19 +199,69 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        parts = {
-            "head": HeadConfig,
-            "backbone": BackboneConfig,
-            "prompt": PromptConfig,
-            "lora": LoraSettings,
-            "train": TrainSettings,
-        }
+    def from_dict(cls, data: Any) -> RunConfig:
+        """Parse a ``run_config.json`` object; raises :class:`ConfigError` naming the first bad field.
+
+        Types are checked against the dataclass annotations before any value is used (JSON's
+        ``"4"``, ``4.0``, ``true`` are not an int K), then ranges by each part's ``__post_init__``.
+        Unknown keys are ignored so that older code can read newer configs.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"a run config must be a JSON object, got {_json_kind(data)}")
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            if key in parts:
-                known = {f.name for f in dataclasses.fields(parts[key])}
-                kwargs[key] = parts[key](**{k: v for k, v in value.items() if k in known})
-            elif key in {"base_fingerprint", "metrics"}:
-                kwargs[key] = value
+            if key in _PARTS:
+                kwargs[key] = _parse_part(key, _PARTS[key], value)
+            elif key == "base_fingerprint":
+                kwargs[key] = _checked(key, value, str | None)
+            elif key == "metrics":
+                kwargs[key] = _checked(key, value, dict)
         return cls(**kwargs)
+
+
+_PARTS: dict[str, type] = {
+    "head": HeadConfig,
+    "backbone": BackboneConfig,
+    "prompt": PromptConfig,
+    "lora": LoraSettings,
+    "train": TrainSettings,
+}
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def _parse_part(key: str, part: type, value: Any):
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{key}' must be a JSON object, got {_json_kind(value)}")
+    hints = typing.get_type_hints(part)
+    known = {f.name for f in dataclasses.fields(part)}
+    checked = {k: _checked(f"{key}.{k}", v, hints[k]) for k, v in value.items() if k in known}
+    try:
+        return part(**checked)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"'{key}': {error}") from None
+
+
+def _checked(name: str, value: Any, hint: Any) -> Any:
+    """``value`` if it has the JSON type ``hint`` asks for (ints pass as floats), else ConfigError."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        hint = next(o for o in options if o is not type(None))
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{name} must be a list of strings, got {_json_kind(value)}")
+    origin = typing.get_origin(hint) or hint
+    if origin is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is int and isinstance(value, bool) or not isinstance(value, origin):
+        expected = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+        raise ConfigError(f"{name} must be {expected.get(origin, 'an object')}, got {value!r:.60}")
+    return value

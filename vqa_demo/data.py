@@ -22,28 +22,39 @@ that no cell is silently turned into a float, a date or NaN.
 from __future__ import annotations
 
 import csv
-import io
 import json
-import math
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from PIL import Image, ImageOps
+from PIL import Image
 
-MIN_OPTIONS = 2
-MAX_OPTIONS = 8
+from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
+from vqa_demo.data_rows import (
+    OPTION_COLUMN,
+    BadRow,
+    DataError,
+    cell_text,
+    check_image_file,
+    clean_question,
+    image_from_cell,
+    image_path_in,
+    option_columns,
+    parse_answer,
+    parse_options_cell,
+    trim_options,
+    where,
+)
+from vqa_demo.image_input import prepare_image
+from vqa_demo.input_errors import InputError
+
+__all__ = ["OPTION_COLUMN", "MAX_OPTIONS", "MIN_OPTIONS", "BadRow", "DataError", "MCExample", "MCSplit"]
+
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")
 IMAGE_COLUMN = "image"
-
-OPTION_COLUMN = re.compile(r"option([1-9]\d*)")
-_MAX_LISTED = 5
-
-
-class DataError(ValueError):
-    """A problem in user-supplied data; the message says what to change."""
+OnBadRow = Literal["fail", "skip"]
+_MAX_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -69,16 +80,13 @@ class MCExample:
         return len(self.options)
 
     def load_image(self) -> Image.Image:
-        """Return the image as RGB, rotated upright according to its EXIF orientation."""
-        if self.image is not None:
-            return ImageOps.exif_transpose(self.image).convert("RGB")
-        if self.image_path is None:
+        """Return the image as RGB, upright, after the app's upload checks (formats, byte and pixel limits)."""
+        if self.image is None and self.image_path is None:
             raise DataError(f"example {self.id!r} has no image: give it an image_path or an image")
         try:
-            with Image.open(self.image_path) as opened:
-                return ImageOps.exif_transpose(opened).convert("RGB")
-        except FileNotFoundError:
-            raise DataError(f"image file {self.image_path} of example {self.id!r} does not exist") from None
+            return prepare_image(self.image if self.image is not None else self.image_path).image
+        except InputError as error:
+            raise DataError(f"image of example {self.id!r}: {error.message}") from None
 
 
 @dataclass
@@ -88,6 +96,7 @@ class MCSplit:
     name: str
     examples: list[MCExample]
     root: Path | None = None
+    bad_rows: list[BadRow] = field(default_factory=list)  # rows left out (``on_bad_row="skip"``)
 
     @property
     def labeled(self) -> bool:
@@ -110,21 +119,7 @@ class MCSplit:
         return self.examples[index]
 
 
-# ---------------------------------------------------------------- row parsing
-
-
-def _text(value: Any) -> str:
-    """A cell as stripped text; missing cells (None, NaN from pandas) become ''."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value).strip()
-
-
-def _where(row_number: int, file_name: str | None, source: str | None) -> str:
-    place = f"row {row_number}" + (f" of {source}" if source else "")
-    return place + (f" (file_name {file_name!r})" if file_name else "")
+# ---------------------------------------------------------------- rows
 
 
 def column_union(records: list[Mapping]) -> list[str]:
@@ -135,151 +130,81 @@ def column_union(records: list[Mapping]) -> list[str]:
     return list(seen)
 
 
-def _option_columns(columns: list[str], source: str) -> list[str]:
-    """``option1..optionK`` from the header, checked to be contiguous with 2 <= K <= 8."""
-    numbers = sorted(int(m.group(1)) for c in columns if (m := OPTION_COLUMN.fullmatch(c)))
-    if not numbers:
-        return []
-    expected = list(range(1, numbers[-1] + 1))
-    if numbers != expected:
-        missing = ", ".join(f"option{n}" for n in sorted(set(expected) - set(numbers)))
-        found = ", ".join(f"option{n}" for n in numbers)
-        raise DataError(
-            f"{source}: option columns must be numbered option1..optionK without gaps; "
-            f"found {found}, missing {missing}"
-        )
-    if not MIN_OPTIONS <= len(numbers) <= MAX_OPTIONS:
-        raise DataError(
-            f"{source}: found {len(numbers)} option column(s); use {MIN_OPTIONS} to {MAX_OPTIONS} "
-            f"(option1..option{MAX_OPTIONS})"
-        )
-    return [f"option{n}" for n in numbers]
-
-
-def _parse_options_cell(value: Any, where: str) -> list[str]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else []
-        except json.JSONDecodeError:
-            raise DataError(
-                f'{where}: options {value!r} is not a JSON list; write it like ["red", "blue", "green"]'
-            ) from None
-    if hasattr(value, "tolist"):  # numpy / arrow arrays from in-memory datasets
-        value = value.tolist()
-    if not isinstance(value, (list, tuple)):
-        raise DataError(f"{where}: options must be a list of option texts, got {type(value).__name__}")
-    return [_text(v) for v in value]
-
-
-def _trim_options(texts: list[str], where: str) -> tuple[str, ...]:
-    """Drop trailing empty options (a row with fewer options); refuse gaps and K out of range."""
-    filled = [i for i, t in enumerate(texts) if t]
-    count = filled[-1] + 1 if filled else 0
-    gaps = [i + 1 for i in range(count) if not texts[i]]
-    if gaps:
-        raise DataError(
-            f"{where}: option{gaps[0]} is empty but option{count} is not; fill options from "
-            f"option1 upwards and leave only the trailing ones empty"
-        )
-    if not MIN_OPTIONS <= count <= MAX_OPTIONS:
-        raise DataError(f"{where}: has {count} non-empty option(s); give {MIN_OPTIONS} to {MAX_OPTIONS}")
-    return tuple(texts[:count])
-
-
-def _parse_answer(value: Any, num_options: int, where: str) -> int | None:
-    """1-based ``answer`` cell -> 0-based index; blank -> None."""
-    text = _text(value)
-    if not text:
-        return None
-    number: int | None = None
-    if not isinstance(value, bool):
-        try:
-            number = int(text)
-        except ValueError:
-            try:
-                as_float = float(text)  # "2.0" from spreadsheets that store numbers as floats
-            except ValueError:
-                as_float = math.nan
-            if as_float.is_integer():
-                number = int(as_float)
-    if number is None:
-        raise DataError(
-            f"{where}: answer {text!r} is not an integer; write the 1-based number of the "
-            f"correct option, 1 to {num_options} (K={num_options})"
-        )
-    if not 1 <= number <= num_options:
-        raise DataError(
-            f"{where}: answer {number} is out of range; it must be the 1-based option number "
-            f"1 to {num_options} (this row has K={num_options} options)"
-        )
-    return number - 1
-
-
-def _image_from_cell(value: Any) -> tuple[Image.Image | None, Path | None]:
-    """An ``image`` cell: a PIL image, an undecoded ``{"bytes", "path"}`` dict, or a path."""
-    if value is None:
-        return None, None
-    if isinstance(value, Image.Image):
-        return value, None
-    if isinstance(value, Mapping):
-        if value.get("bytes"):
-            return Image.open(io.BytesIO(value["bytes"])), None
-        return None, Path(value["path"]) if value.get("path") else None
-    if isinstance(value, (str, Path)) and str(value).strip():
-        return None, Path(str(value).strip())
-    return None, None
+def bad_rows_message(source: str, bad_rows: list[BadRow]) -> str:
+    """One line per bad row (the first ``_MAX_LISTED``), for an error or a skip report."""
+    lines = [f"  {bad}" for bad in bad_rows[:_MAX_LISTED]]
+    if len(bad_rows) > _MAX_LISTED:
+        lines.append(f"  ... and {len(bad_rows) - _MAX_LISTED} more")
+    return f"{source}: {len(bad_rows)} bad row(s):\n" + "\n".join(lines)
 
 
 def examples_from_records(
-    records: Iterable[Mapping], root: Path | None, name: str, source: str | None = None
+    records: Iterable[Mapping],
+    root: Path | None,
+    name: str,
+    source: str | None = None,
+    on_bad_row: OnBadRow = "fail",
+    check_images: bool = False,
 ) -> MCSplit:
     """Parse metadata rows into an :class:`MCSplit`, keeping their order.
 
-    With a ``root`` (imagefolder) every row needs ``file_name`` and gets
-    ``image_path = root / file_name``; without one ``file_name`` is optional and an
-    ``image`` column may carry the image. ``source`` names the data in error
-    messages (e.g. ``"metadata.csv"``); rows are numbered from 1, header excluded.
-    Example ids are the file name (``"name#2"``, ... for repeats) or ``"row-{i}"``
+    With a ``root`` (imagefolder) every row needs ``file_name``, which must stay inside ``root``,
+    and gets ``image_path = root / file_name`` (decoded once with the app's upload checks when
+    ``check_images``); without one ``file_name`` is optional and an ``image`` column may carry the
+    image. ``source`` names the data in error messages (e.g. ``"metadata.csv"``); rows are numbered
+    from 1, header excluded. A header problem always raises. Bad rows raise one :class:`DataError`
+    listing them all (``on_bad_row="fail"``) or are left out and listed in ``split.bad_rows``
+    (``"skip"``). Example ids are the file name (``"name#2"``, ... for repeats) or ``"row-{i}"``
     with ``i`` the 0-based position.
     """
+    if on_bad_row not in ("fail", "skip"):
+        raise ValueError(f"on_bad_row must be 'fail' or 'skip', got {on_bad_row!r}")
     rows = [{str(k).strip(): v for k, v in record.items()} for record in records]
     source = source or name
     columns = column_union(rows)
-    option_columns = _option_columns(columns, source)
+    options_in = option_columns(columns, source)
     has_list = "options" in columns
-    if option_columns and has_list:
+    if options_in and has_list:
         raise DataError(f"{source}: has both an 'options' column and option1.. columns; keep only one kind")
     required = ["question"] + (["file_name"] if root is not None else [])
     missing = [c for c in required if c not in columns]
-    if not option_columns and not has_list:
+    if not options_in and not has_list:
         missing.append("option1..optionK (or options)")
     if missing:
         raise DataError(
             f"{source}: missing required column(s) {', '.join(missing)}; columns found: "
             f"{', '.join(columns) or 'none'}"
         )
-    special = {"question", "file_name", "answer", "options", IMAGE_COLUMN, *option_columns}
+    special = {"question", "file_name", "answer", "options", IMAGE_COLUMN, *options_in}
     extra_columns = [c for c in columns if c and c not in special]
 
+    row_source = Path(source).name if root is not None else source  # the header line names the full path
     examples: list[MCExample] = []
+    bad_rows: list[BadRow] = []
     id_counts: dict[str, int] = {}
     for index, row in enumerate(rows):
-        file_name = _text(row.get("file_name")) or None
-        where = _where(index + 1, file_name, source)
-        if root is not None and file_name is None:
-            raise DataError(f"{where}: file_name is empty; give the image path relative to {root}")
-        question = _text(row.get("question"))
-        if not question:
-            raise DataError(f"{where}: question is empty")
-        if has_list:
-            texts = _parse_options_cell(row.get("options"), where)
-        else:
-            texts = [_text(row.get(c)) for c in option_columns]
-        options = _trim_options(texts, where)
-        answer_index = _parse_answer(row.get("answer"), len(options), where)
-        image, image_path = _image_from_cell(row.get(IMAGE_COLUMN))
-        if root is not None:
-            image_path = root / file_name
+        file_name = cell_text(row.get("file_name")) or None
+        place = where(index + 1, file_name, row_source)
+        try:
+            texts = (
+                parse_options_cell(row.get("options"), place)
+                if has_list
+                else [cell_text(row.get(c)) for c in options_in]
+            )
+            question, options = clean_question(
+                cell_text(row.get("question")), trim_options(texts, place), place
+            )
+            answer_index = parse_answer(row.get("answer"), len(options), place)
+            image, image_path = image_from_cell(row.get(IMAGE_COLUMN), place)
+            if root is not None:
+                if file_name is None:
+                    raise DataError(f"{place}: file_name is empty; give the image path relative to {root}")
+                image_path = image_path_in(root, file_name, place)
+                if check_images:
+                    check_image_file(image_path, place)
+        except DataError as error:
+            bad_rows.append(BadRow(index + 1, file_name, str(error)))
+            continue
         if file_name is None:
             example_id = f"row-{index}"
         else:
@@ -295,10 +220,12 @@ def examples_from_records(
                 file_name=file_name,
                 image_path=image_path,
                 image=image,
-                metadata={c: _text(row.get(c)) for c in extra_columns},
+                metadata={c: cell_text(row.get(c)) for c in extra_columns},
             )
         )
-    return MCSplit(name=name, examples=examples, root=root)
+    if bad_rows and on_bad_row == "fail":
+        raise DataError(bad_rows_message(source, bad_rows) + "\nFix or remove these rows.")
+    return MCSplit(name=name, examples=examples, root=root, bad_rows=bad_rows)
 
 
 # ---------------------------------------------------------------- loaders
@@ -306,22 +233,47 @@ def examples_from_records(
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames:
-            raise DataError(f"{path} is empty; it needs a header row such as file_name,question,option1,...")
-        header = [name.strip() for name in reader.fieldnames]
-        duplicates = sorted({c for c in header if header.count(c) > 1})
-        if duplicates:
-            raise DataError(f"{path}: duplicate column(s) {', '.join(duplicates)}; give each column once")
-        rows = []
-        for row in reader:
-            if None in row:  # DictReader puts surplus cells under the key None
+        # strict: an unterminated quote is an error instead of a cell that swallows the file's end.
+        reader = csv.DictReader(handle, strict=True)
+        rows: list[dict[str, Any]] = []
+        last_line = 0
+        try:
+            if not reader.fieldnames:
                 raise DataError(
-                    f"{path}: row {len(rows) + 1} has more cells than the header has columns "
-                    f"({len(header)}); quote cells that contain commas"
+                    f"{path} is empty; it needs a header row such as file_name,question,option1,..."
                 )
-            rows.append(row)
+            header = [name.strip() for name in reader.fieldnames]
+            duplicates = sorted({c for c in header if header.count(c) > 1})
+            if duplicates:
+                raise DataError(f"{path}: duplicate column(s) {', '.join(duplicates)}; give each column once")
+            last_line = reader.line_num
+            for row in reader:
+                if None in row:  # DictReader puts surplus cells under the key None
+                    raise DataError(
+                        f"{path}: row {len(rows) + 1} has more cells than the header has columns "
+                        f"({len(header)}); quote cells that contain commas"
+                    )
+                rows.append(row)
+                last_line = reader.line_num
+        except csv.Error as error:
+            raise DataError(_csv_problem(path, error, row=len(rows) + 1, line=last_line + 1)) from None
     return rows
+
+
+def _csv_problem(path: Path, error: csv.Error, row: int, line: int) -> str:
+    """A readable message for the csv module's errors on data row ``row`` (starting at file ``line``)."""
+    text = str(error)
+    place = f"{path}: row {row} (starting on line {line})"
+    if "field larger than field limit" in text:
+        return (
+            f"{place} has a cell longer than {csv.field_size_limit():,} characters; shorten it "
+            "(a quote that is never closed also makes one cell swallow the lines after it)"
+        )
+    if "unexpected end of data" in text:
+        return f'{place} has a quoted cell that is never closed; add the closing quote (")'
+    if "expected after" in text:
+        return f'{place} has text right after a closing quote; write a quote inside a quoted cell as ""'
+    return f"{place} is not valid CSV ({text}); quote cells that contain commas, quotes or line breaks"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -334,6 +286,8 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
                 raise DataError(f"{path}: line {line_number} is not valid JSON ({error.msg})") from None
+            except RecursionError:
+                raise DataError(f"{path}: line {line_number} is nested too deeply to be a data row") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}: line {line_number} must be a JSON object, one row per line")
             rows.append(row)
@@ -357,23 +311,18 @@ def _find_metadata(path: Path) -> Path:
     return found[0]
 
 
-def _check_images(split: MCSplit, metadata_file: Path) -> None:
-    missing = [ex.file_name for ex in split if ex.image_path is not None and not ex.image_path.is_file()]
-    if missing:
-        listed = ", ".join(str(m) for m in missing[:_MAX_LISTED])
-        more = f" and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
-        raise DataError(
-            f"{len(missing)} image file(s) listed in {metadata_file.name} are missing from "
-            f"{split.root}: {listed}{more}; file_name must be relative to that directory"
-        )
-
-
-def load_split(path: str | Path, name: str | None = None, check_images: bool = True) -> MCSplit:
+def load_split(
+    path: str | Path, name: str | None = None, check_images: bool = True, on_bad_row: OnBadRow = "fail"
+) -> MCSplit:
     """Load an imagefolder split (``metadata.csv`` or ``metadata.jsonl``) in file order.
 
     ``path`` is the split directory or its metadata file; ``name`` defaults to the
     directory name. Unlike ``datasets``' imagefolder loader this never sorts, so the
     examples (and any submission written from them) follow the metadata rows.
+    With ``check_images`` every image is decoded once with the app's upload checks, so a
+    bad image is a bad row now rather than a failure in the middle of a run. Bad rows
+    fail the whole load with their list, or with ``on_bad_row="skip"`` are left out and
+    listed in ``split.bad_rows`` (see :func:`examples_from_records`).
     """
     metadata_file = _find_metadata(Path(path))
     root = metadata_file.parent
@@ -381,13 +330,17 @@ def load_split(path: str | Path, name: str | None = None, check_images: bool = T
         rows = _read_csv(metadata_file) if metadata_file.suffix == ".csv" else _read_jsonl(metadata_file)
     except UnicodeDecodeError:
         raise DataError(f"{metadata_file} is not UTF-8 text; save it as UTF-8") from None
-    split = examples_from_records(rows, root, name or root.name, source=str(metadata_file))
-    if check_images:
-        _check_images(split, metadata_file)
-    return split
+    return examples_from_records(
+        rows,
+        root,
+        name or root.name,
+        source=str(metadata_file),
+        on_bad_row=on_bad_row,
+        check_images=check_images,
+    )
 
 
-def load_hf_dataset(dataset: Any, name: str = "hf") -> MCSplit:
+def load_hf_dataset(dataset: Any, name: str = "hf", on_bad_row: OnBadRow = "fail") -> MCSplit:
     """Convert an in-memory ``datasets.Dataset`` (or a list of dicts) to an :class:`MCSplit`.
 
     Columns: ``question``; ``option1..optionK`` or an ``options`` list; optional 1-based
@@ -399,4 +352,4 @@ def load_hf_dataset(dataset: Any, name: str = "hf") -> MCSplit:
         raise DataError(
             f"got a mapping of splits ({', '.join(map(str, dataset))}); pass one, e.g. ds['test']"
         )
-    return examples_from_records(dataset, root=None, name=name)
+    return examples_from_records(dataset, root=None, name=name, on_bad_row=on_bad_row)

@@ -6,13 +6,18 @@ Example::
 
 Writes ``metrics.json`` and ``predictions.jsonl`` (formats in :mod:`vqa_demo.evaluation`), and for an
 unlabeled split one ``submission_<variant>.csv`` per variant, rows in the metadata file's order.
+
+Every row and image is checked before the model loads. ``--on-bad-row fail`` (the default) stops
+there with the list of bad rows (row number and reason); ``--on-bad-row skip`` prints the list and
+evaluates the other rows (a submission then lacks the skipped rows).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from vqa_demo.data import load_split
+from vqa_demo.data import DataError, bad_rows_message, load_split
 from vqa_demo.evaluation import evaluate, write_evaluation
 from vqa_demo.loading import DEFAULT_CHECKPOINTS, load_predictor
 
@@ -33,11 +38,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--circular", action="store_true", help="also score every option rotation")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--on-bad-row",
+        choices=("fail", "skip"),
+        default="fail",
+        help="a malformed row or image: fail before loading the model (default), or skip it and report it",
+    )
     return parser.parse_args(argv)
 
 
+def load_checked_split(args: argparse.Namespace):
+    """The split with every row and image checked; exits with the bad rows' list under ``fail``."""
+    try:
+        split = load_split(args.data, on_bad_row=args.on_bad_row)
+    except DataError as error:
+        raise SystemExit(f"error: {error}") from None
+    if split.bad_rows:
+        print(f"skipping {bad_rows_message(args.data, split.bad_rows)}", file=sys.stderr)
+    if not split.examples:
+        raise SystemExit(f"error: no usable rows left in {args.data}")
+    return split
+
+
 def main(args: argparse.Namespace) -> dict:
-    split = load_split(args.data)
+    split = load_checked_split(args)
     predictor = load_predictor(
         args.checkpoints, base=args.base, device=args.device, batch_size=args.batch_size
     )

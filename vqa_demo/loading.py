@@ -53,11 +53,19 @@ def load_predictor(
     device: str = "auto",
     sentence_model: str = DEFAULT_SENTENCE_MODEL,
     batch_size: int = 16,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> Predictor:
-    """Load the base once and attach every variant found in ``checkpoints`` (dirs or a parent dir)."""
+    """Load the base once and attach every variant found in ``checkpoints`` (dirs or a parent dir).
+
+    A malformed variant raises :class:`CheckpointError`, unless ``skipped`` is a list: then it is
+    appended there as ``(directory, reason)`` and left out (at least one variant must load).
+    """
     roots = [checkpoints] if isinstance(checkpoints, str | Path) else list(checkpoints)
     directories = [d for root in roots for d in find_checkpoints(root)]
     base_source = resolve_base(base, directories[0])
     backbone = load_backbone(BackboneConfig(source=base_source, device=device))
-    variants = load_variants(backbone, directories)
+    variants = load_variants(backbone, directories, skipped=skipped)
+    if not variants:
+        reasons = "; ".join(reason for _, reason in skipped or [])
+        raise CheckpointError(f"none of the variant checkpoints could be loaded: {reasons}")
     return Predictor(backbone, variants, matcher=SentenceMatcher(sentence_model), batch_size=batch_size)

@@ -442,6 +442,8 @@ def build_ask_inputs(callbacks: AskCallbacks):
                     )
             if not callbacks.holder.infos:
                 gr.Markdown(status_error(callbacks.holder.problem or "No variant checkpoints were found."))
+            elif callbacks.holder.skipped:
+                gr.Markdown("⚠ " + callbacks.holder.skipped_text, elem_id="skipped-variants")
             ns.submit = gr.Button("Answer", variant="primary", size="lg", elem_id="answer-button")
             ns.status = gr.Markdown(label="Status", elem_classes="status-box", elem_id="ask-status")
     return ns

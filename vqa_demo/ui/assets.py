@@ -108,10 +108,12 @@ class AppAssets:
             self.notes.append(f"no validation split at {folder}")
             return None
         try:
-            return load_split(folder, check_images=False)
+            split = load_split(folder, check_images=False, on_bad_row="skip")
         except (DataError, OSError) as error:
             self.notes.append(f"validation split could not be read: {error}")
             return None
+        self.notes += [f"validation row left out: {bad}" for bad in split.bad_rows]
+        return split
 
     def _load_curves(self) -> dict[str, list[dict]]:
         """Training curves from comparison.json, else each checkpoint's metrics.jsonl."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from vqa_demo.checkpoints import CheckpointError, read_run_config
+from vqa_demo.checkpoints import CheckpointError, check_variant_dir
 from vqa_demo.config import VARIANTS, RunConfig
 from vqa_demo.loading import find_checkpoints, load_predictor
 from vqa_demo.predictor import Predictor, Variant
+from vqa_demo.safety import UnsafeCheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ class VariantInfo:
 
     name: str
     config: RunConfig
+    directory: Path | None = None
+    # Set when the base-dependent checks at load time refuse the variant after start-up listed it.
+    refusal: list[str] = field(default_factory=list, compare=False)
 
     @property
     def head(self) -> str:
@@ -41,19 +45,36 @@ class VariantInfo:
 
     def incompatibility(self, num_options: int) -> str | None:
         """Why the variant cannot answer ``num_options`` options (None if it can)."""
+        if self.refusal:
+            return f"{self.name} could not be loaded: {self.refusal[0]}"
         return Variant(self.name, self.config).incompatibility(num_options)
 
 
 def read_variant_infos(checkpoints: Sequence[Path]) -> list[VariantInfo]:
-    """Variant names and configs from run_config.json files, named the way ``load_variants`` names them."""
+    """Variant names and configs from the run configs of the variants that pass the file checks."""
+    return check_variants(checkpoints)[0]
+
+
+def check_variants(checkpoints: Sequence[Path]) -> tuple[list[VariantInfo], list[tuple[str, str]]]:
+    """Variant names and configs, named the way ``load_variants`` names them, and the refused ones.
+
+    Every directory's files are checked (without building the model); a malformed one is left out
+    and returned as ``(directory, reason)`` so the app can start with the others and say why.
+    """
     directories = [d for root in checkpoints for d in find_checkpoints(root)]
     infos: list[VariantInfo] = []
+    skipped: list[tuple[str, str]] = []
     for directory in directories:
-        config = read_run_config(directory)
+        try:
+            config = check_variant_dir(directory)
+        except (CheckpointError, UnsafeCheckpointError) as error:
+            log.warning("skipping variant checkpoint %s: %s", directory, error)
+            skipped.append((str(directory), str(error)))
+            continue
         taken = {i.name for i in infos}
         name = config.variant if config.variant not in taken else Path(directory).name
-        infos.append(VariantInfo(name, config))
-    return infos
+        infos.append(VariantInfo(name, config, Path(directory)))
+    return infos, skipped
 
 
 def canonical_order(infos: list[VariantInfo]) -> list[VariantInfo]:
@@ -81,16 +102,32 @@ class PredictorHolder:
         self._predictor = predictor
         self._lock = threading.Lock()
         self.checkpoints = [Path(p) for p in checkpoints]
+        self.problem: str | None = None
+        self.skipped: list[tuple[str, str]] = []  # (directory, reason) of refused variants
         if predictor is not None:
             self.infos = [VariantInfo(v.name, v.config) for v in predictor.variants.values()]
-            self.problem = None
         else:
             try:
-                self.infos = read_variant_infos(self.checkpoints)
-                self.problem = None
+                self.infos, self.skipped = check_variants(self.checkpoints)
             except CheckpointError as error:
                 self.infos, self.problem = [], str(error)
+            if not self.infos and self.skipped:
+                self.problem = "No variant checkpoint could be used. " + self.skipped_text
         self.infos = canonical_order(self.infos)
+
+    @property
+    def skipped_text(self) -> str:
+        """One line per refused variant: its folder name and why (empty when none was refused)."""
+        # Reasons name files by absolute path; a visitor only needs the variant folder's name.
+        return "\n\n".join(
+            f"Skipped variant {Path(d).name}: {reason.replace(str(Path(d).parent) + '/', '')}"
+            for d, reason in self.skipped
+        )
+
+    @property
+    def usable_checkpoints(self) -> list[Path]:
+        """The checked variant directories (what the loader should load)."""
+        return [i.directory for i in self.infos if i.directory is not None]
 
     @classmethod
     def from_config(cls, config) -> PredictorHolder:
@@ -101,9 +138,21 @@ class PredictorHolder:
                 import torch
 
                 torch.set_num_threads(config.threads)
-            return load_predictor(config.checkpoints, base=config.base, device=config.device)
+            # Only the variants that passed the start-up checks; the base-dependent checks may
+            # still refuse one, which then joins the skipped list instead of failing the others.
+            skipped: list[tuple[str, str]] = []
+            predictor = load_predictor(
+                holder.usable_checkpoints, base=config.base, device=config.device, skipped=skipped
+            )
+            holder.skipped.extend(skipped)
+            for directory, reason in skipped:
+                for info in holder.infos:
+                    if str(info.directory) == directory:
+                        info.refusal.append(reason.replace(str(Path(directory).parent) + "/", ""))
+            return predictor
 
-        return cls(loader=load, checkpoints=config.checkpoints)
+        holder = cls(loader=load, checkpoints=config.checkpoints)
+        return holder
 
     @property
     def loaded(self) -> bool:

@@ -1,0 +1,248 @@
+"""Validation of a variant directory's files before anything is built from them.
+
+Every check raises :class:`CheckpointError` naming the file and the problem. The JSON files are
+size-capped before parsing and depth-capped after; the safetensors files are opened through their
+header only (a pickle, an empty or a cut-off file fails there) and every tensor must be a finite
+floating-point array of the expected shape. ``adapter_config.json`` may only describe plain LoRA:
+options that rewrite the shared base weights when the adapter is loaded (PiSSA, OLoRA, LoftQ, CorDA,
+EVA initialisation) or change the adapter's maths (DoRA, trainable tokens, layer replication...)
+would silently change every other variant's answers, so they are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from vqa_demo.config import MAX_LORA_RANK
+
+MAX_JSON_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 32
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+# init_lora_weights values that only initialise the LoRA matrices themselves (peft's others read and
+# rewrite the base layer's weights at load time).
+SAFE_LORA_INITS = (True, False, "gaussian")
+# peft fields that must be unset (null, false, empty): each changes the maths or the base model.
+UNSUPPORTED_PEFT_FIELDS = (
+    "use_dora",
+    "use_rslora",
+    "use_qalora",
+    "use_bdlora",
+    "lora_bias",
+    "fan_in_fan_out",
+    "layer_replication",
+    "trainable_token_indices",
+    "modules_to_save",
+    "target_parameters",
+    "alora_invocation_tokens",
+    "megatron_config",
+    "loftq_config",
+    "eva_config",
+    "corda_config",
+    "lora_ga_config",
+    "kasa_config",
+    "velora_config",
+    "monteclora_config",
+    "arrow_config",
+)
+LORA_KEY = re.compile(r"base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory is incomplete, malformed or does not fit the loaded base."""
+
+
+def read_json_object(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """Parse ``path`` as one JSON object of at most ``max_bytes`` bytes and ``MAX_JSON_DEPTH`` levels."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise CheckpointError(
+                f"{path} is {size:,} bytes, over the {max_bytes:,}-byte limit for {path.name}"
+            )
+        with path.open("rb") as handle:
+            text = handle.read(max_bytes + 1)  # bounded: the file may grow after stat
+        if len(text) > max_bytes:
+            raise CheckpointError(f"{path} is over the {max_bytes:,}-byte limit for {path.name}")
+        data = json.loads(text.decode("utf-8"))
+    except OSError as error:
+        raise CheckpointError(f"{path} could not be read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path} is not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error.msg}, line {error.lineno})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path} is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise CheckpointError(f"{path} is nested more than {MAX_JSON_DEPTH} levels deep")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _depth(value: Any) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [
+            child
+            for item in level
+            if isinstance(item, (dict, list))
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+    return depth
+
+
+def check_adapter_config(path: Path) -> dict[str, Any]:
+    """Refuse anything in ``adapter_config.json`` other than plain LoRA; returns the parsed object."""
+    data = read_json_object(path)
+
+    def refuse(problem: str) -> CheckpointError:
+        return CheckpointError(f"{path}: {problem}")
+
+    if data.get("peft_type") != "LORA":
+        raise refuse(f"peft_type {data.get('peft_type')!r} is not supported; only plain LoRA ('LORA') is")
+    init = data.get("init_lora_weights", True)
+    if not any(init is safe or (isinstance(init, str) and init == safe) for safe in SAFE_LORA_INITS):
+        raise refuse(
+            f"init_lora_weights {init!r} rewrites the shared base model's weights when loaded and is "
+            "refused; set it to true"
+        )
+    unknown = sorted(set(data) - _lora_config_fields())
+    if unknown:
+        raise refuse(f"unknown field(s) {', '.join(unknown[:5])} are not supported by this peft version")
+    for name in UNSUPPORTED_PEFT_FIELDS:
+        if data.get(name):
+            raise refuse(f"{name}={data[name]!r:.60} is not supported; remove it (plain LoRA only)")
+    if data.get("bias", "none") != "none":
+        raise refuse(f"bias={data['bias']!r} would change the shared base's biases; set it to 'none'")
+    _check_number(path, "r", data.get("r"), 1, MAX_LORA_RANK, integer=True)
+    _check_number(path, "lora_alpha", data.get("lora_alpha"), 1e-6, 1e6)
+    _check_number(path, "lora_dropout", data.get("lora_dropout", 0.0), 0.0, 0.99)
+    for pattern, low, high in (("rank_pattern", 1, MAX_LORA_RANK), ("alpha_pattern", 1e-6, 1e6)):
+        values = data.get(pattern) or {}
+        if not isinstance(values, dict):
+            raise refuse(f"{pattern} must be an object")
+        for key, value in values.items():
+            _check_number(path, f"{pattern}[{key!r}]", value, low, high, integer=pattern == "rank_pattern")
+    targets = data.get("target_modules")
+    if not (
+        isinstance(targets, str) or (isinstance(targets, list) and all(isinstance(t, str) for t in targets))
+    ):
+        raise refuse("target_modules must be a regular expression or a list of module names")
+    return data
+
+
+def _lora_config_fields() -> set[str]:
+    import dataclasses
+
+    from peft import LoraConfig
+
+    return {f.name for f in dataclasses.fields(LoraConfig)}
+
+
+def _check_number(path: Path, name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+        raise CheckpointError(
+            f"{path}: {name} must be {'an integer' if integer else 'a number'}, got {value!r:.40}"
+        )
+    if not low <= value <= high:
+        raise CheckpointError(f"{path}: {name} must be between {low:g} and {high:g}, got {value!r}")
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Load a safetensors file whose tensors are all finite floats; names the first bad one."""
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file (cut off, or another format such as a pickle): {error}"
+        ) from None
+    if not tensors:
+        raise CheckpointError(f"{path} holds no tensors")
+    for name, tensor in tensors.items():
+        if tensor.dtype not in FLOAT_DTYPES:
+            raise CheckpointError(
+                f"{path}: tensor '{name}' has dtype {tensor.dtype}; weights must be floating point"
+            )
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: tensor '{name}' contains NaN or infinite values")
+    return tensors
+
+
+def check_adapter_weights(
+    path: Path, adapter_config: Mapping[str, Any], base: torch.nn.Module | None = None
+) -> dict[str, torch.Tensor]:
+    """Check ``adapter_model.safetensors``: LoRA A/B pairs of the configured ranks, on ``base``'s linears.
+
+    ``lora_A`` is ``float[r, in_features]`` and ``lora_B`` ``float[out_features, r]``; with ``base``
+    (the un-wrapped model) each module must exist there as a linear layer of those sizes, so a file
+    whose tensors are mis-named is refused instead of being loaded as no LoRA at all.
+    """
+    tensors = read_tensors(path)
+    pairs: dict[str, dict[str, torch.Tensor]] = {}
+    for name, tensor in tensors.items():
+        match = LORA_KEY.fullmatch(name)
+        if match is None or tensor.dim() != 2:
+            raise CheckpointError(f"{path}: tensor '{name}' is not a LoRA A/B weight matrix")
+        pairs.setdefault(match["module"], {})[match["part"]] = tensor
+    ranks = adapter_config.get("rank_pattern") or {}
+    for module, parts in pairs.items():
+        if set(parts) != {"A", "B"}:
+            raise CheckpointError(f"{path}: module '{module}' has lora_{''.join(parts)} but not its pair")
+        rank = next(
+            (r for key, r in ranks.items() if re.search(rf"(^|\.){key}$", module)), adapter_config["r"]
+        )
+        a, b = parts["A"], parts["B"]
+        if a.shape[0] != rank or b.shape[1] != rank:
+            raise CheckpointError(
+                f"{path}: module '{module}' has LoRA rank {a.shape[0]}/{b.shape[1]}, but adapter_config.json says r={rank}"
+            )
+        if base is not None:
+            _check_target(path, base, module, in_features=a.shape[1], out_features=b.shape[0])
+    return tensors
+
+
+def _check_target(
+    path: Path, base: torch.nn.Module, module: str, in_features: int, out_features: int
+) -> None:
+    try:
+        layer = base.get_submodule(module)
+    except AttributeError:
+        layer = None
+    if not isinstance(layer, torch.nn.Linear):
+        raise CheckpointError(f"{path}: '{module}' is not a linear layer of the loaded base model")
+    if (layer.in_features, layer.out_features) != (in_features, out_features):
+        raise CheckpointError(
+            f"{path}: '{module}' is {layer.in_features}->{layer.out_features} in the base, "
+            f"but its LoRA weights are {in_features}->{out_features}"
+        )
+
+
+def check_head_tensors(path: Path, expected: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """Check ``head.safetensors``; with ``expected`` (a built head's state dict) names and shapes too."""
+    state = read_tensors(path)
+    if expected is None:
+        return state
+    problems = [f"missing tensor '{k}'" for k in expected if k not in state]
+    problems += [f"unexpected tensor '{k}'" for k in state if k not in expected]
+    problems += [
+        f"'{k}' has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if problems:
+        raise CheckpointError(f"{path}: " + "; ".join(problems))
+    return state
