@@ -107,15 +107,15 @@ def test_training_accuracy_equals_cli_evaluation(tmp_path, data_dir):
 
 
 def test_non_finite_loss_stops_with_the_step(tmp_path, data_dir, monkeypatch):
-    real_loss = train_module.variant_loss
+    real_loss = train_module.variant_loss_terms
     calls = {"n": 0}
 
     def flaky_loss(*args, **kwargs):
         calls["n"] += 1
-        loss = real_loss(*args, **kwargs)
-        return loss * float("nan") if calls["n"] == 3 else loss
+        total, terms = real_loss(*args, **kwargs)
+        return (total * float("nan") if calls["n"] == 3 else total), terms
 
-    monkeypatch.setattr(train_module, "variant_loss", flaky_loss)
+    monkeypatch.setattr(train_module, "variant_loss_terms", flaky_loss)
     with pytest.raises(NonFiniteLossError, match="at step 3"):
         main(smoke_config(tmp_path, data_dir))
 
