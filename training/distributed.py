@@ -108,6 +108,7 @@ class RunWriter:
                 handle.write(json.dumps(record) + "\n")
 
     def finish(self) -> None:
-        if self.tracking:
-            self.accelerator.end_training()
+        """Close the trackers (not ``end_training``: it ends the process group another run may still use)."""
         self.accelerator.wait_for_everyone()
+        for tracker in self.accelerator.trackers:
+            tracker.finish()

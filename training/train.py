@@ -33,6 +33,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ from tqdm.auto import tqdm
 
 from training.distributed import RunWriter, rank_indices
 from training.resume import load_state, save_state, trim_metrics
+from training.steps import FeatureCache, VariantModule, train_micro_batch
 from vqa_demo.backbone import add_lora, load_backbone
 from vqa_demo.checkpoints import save_variant
 from vqa_demo.config import BackboneConfig, HeadConfig, LoraSettings, PromptConfig, RunConfig, TrainSettings
@@ -48,17 +50,11 @@ from vqa_demo.data import MCSplit, load_split
 from vqa_demo.distributed import Shard
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.evaluation import EvaluationResult, evaluate, write_evaluation
-from vqa_demo.forward import image_features
 from vqa_demo.heads import build_head
 from vqa_demo.matching import SentenceMatcher
 from vqa_demo.predictor import Predictor, Variant
-from vqa_demo.scoring import variant_loss_terms
 
 REPORT_TO = ("none", "tensorboard", "wandb")
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss."""
 
 
 @dataclass
@@ -149,63 +145,6 @@ def smoke_data(out: Path, seed: int) -> Path:
     return root
 
 
-class VariantModule(nn.Module):
-    """LoRA-adapted PaliGemma + head as one module, so accelerate/DDP see every trainable parameter.
-
-    ``forward(inputs, questions, options, answers) -> (loss_sum, terms)``, where ``inputs`` are image
-    features ``float[B,N,D]``, or pixels ``float[B,3,H,W]`` when the vision tower trains too.
-    """
-
-    def __init__(self, backbone, head: nn.Module | None, run_config: RunConfig, encoder: RowEncoder):
-        super().__init__()
-        self.model = backbone.model
-        self.head = head
-        self.backbone = backbone
-        self.run_config = run_config
-        self.encoder = encoder
-
-    def forward(self, inputs, questions, options, answers, label_smoothing: float = 0.0):
-        """``(summed loss, number of terms)``, see :func:`~vqa_demo.scoring.variant_loss_terms`."""
-        cfg = self.run_config
-        features = image_features(self.backbone.core, inputs, grad=True) if cfg.lora.vision else inputs
-        return variant_loss_terms(
-            self.backbone.core, self.head, cfg.head, self.encoder, questions, options, answers, features,
-            cfg.prompt.style, label_smoothing,
-        )  # fmt: skip
-
-
-class FeatureCache:
-    """Per-example model inputs of a split, computed once.
-
-    With a frozen tower these are the image features ``float[N, D]`` (they never change, so the
-    tower runs once per image for the whole run); with ``--train-vision`` they are the pixel values,
-    and the tower runs inside the module's forward with gradients.
-    """
-
-    def __init__(
-        self, backbone, split: MCSplit, enabled: bool, pixels_only: bool = False, batch_size: int = 32
-    ):
-        self.backbone, self.split, self.enabled, self.pixels_only = backbone, split, enabled, pixels_only
-        self.store: dict[int, torch.Tensor] = {}
-        self.batch_size = batch_size
-
-    def get(self, indices: list[int]) -> torch.Tensor:
-        """``float[B, N, D]`` features (or ``float[B, 3, H, W]`` pixels) for the examples at ``indices``."""
-        missing = [i for i in indices if i not in self.store]
-        for start in range(0, len(missing), self.batch_size):
-            chunk = missing[start : start + self.batch_size]
-            images = [self.split[i].load_image() for i in chunk]
-            pixels = self.backbone.processor.image_processor(images, return_tensors="pt")["pixel_values"]
-            pixels = pixels.to(self.backbone.device)
-            values = pixels if self.pixels_only else image_features(self.backbone.core, pixels)
-            for i, value in zip(chunk, values):
-                self.store[i] = value
-        out = torch.stack([self.store[i] for i in indices])
-        if not self.enabled:
-            self.store.clear()
-        return out
-
-
 def cosine_lr(step: int, total: int, warmup: int) -> float:
     """LR multiplier: linear warm-up then cosine decay to 0."""
     if step < warmup:
@@ -252,7 +191,7 @@ def load_data(cfg: TrainConfig, accelerator, out: Path) -> tuple[Path, MCSplit, 
 
 
 def build_model(cfg: TrainConfig, run_config: RunConfig, device: torch.device):
-    """``(backbone, head, encoder, module, adapter name)`` on this process's device."""
+    """``(backbone, head, module, adapter name)`` on this process's device."""
     backbone_cfg = BackboneConfig(source=cfg.base, quantization=cfg.quantization, device=str(device))
     backbone = load_backbone(backbone_cfg)
     if cfg.quantization:
@@ -270,7 +209,7 @@ def build_model(cfg: TrainConfig, run_config: RunConfig, device: torch.device):
         separator=run_config.prompt.separator, max_text_tokens=run_config.prompt.max_text_tokens,
     )  # fmt: skip
     module = VariantModule(backbone, head, run_config, encoder).to(backbone.device)
-    return backbone, head, encoder, module, adapter
+    return backbone, head, module, adapter
 
 
 def build_optimizer(cfg: TrainConfig, backbone, head, num_examples: int, num_processes: int):
@@ -287,45 +226,74 @@ def build_optimizer(cfg: TrainConfig, backbone, head, num_examples: int, num_pro
     return optimizer, scheduler, total_steps
 
 
-def train_micro_batch(cfg, accelerator, module, optimizer, features, split, batch, step) -> float:
-    """Forward and backward of this process's share of one micro-batch; returns the global mean loss.
+@dataclass
+class Run:
+    """The pieces of one training run, as built by :func:`start_run` on every process."""
 
-    Each process's summed loss is divided by the terms of the whole micro-batch and multiplied by the
-    process count (DDP averages gradients), so the gradient is that of the global mean.
-    """
-    examples = [split[i] for i in batch.indices]
-    with accelerator.accumulate(module):
-        total, terms = module(
-            features.get(batch.indices),
-            [ex.question for ex in examples],
-            [list(ex.options) for ex in examples],
-            [ex.answer_index for ex in examples],
-            cfg.label_smoothing,
-        )
-        total = total * batch.weight
-        local = torch.tensor([total.item(), terms * batch.weight], dtype=torch.float64)
-        summed = accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu()
-        loss = float(summed[0] / summed[1])
-        if not math.isfinite(loss):
-            raise NonFiniteLossError(
-                f"the loss became {loss} at step {step + 1} (epoch {batch.epoch}); lower --lr "
-                f"(now {cfg.lr}) or add --label-smoothing, then restart or --resume from the last good state"
+    cfg: TrainConfig
+    accelerator: Any
+    writer: RunWriter
+    shard: Shard
+    data: Path
+    train_split: MCSplit
+    val_split: MCSplit
+    run_config: RunConfig
+    backbone: Any
+    head: nn.Module | None
+    module: nn.Module
+    adapter: str
+    optimizer: Any
+    scheduler: Any
+    total_steps: int
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    def restore(self) -> tuple[int, dict]:
+        """``(step, best)``: from ``state/`` with ``--resume``, else a fresh start."""
+        if self.cfg.resume and (self.out / "state").is_dir():
+            step, best = load_state(
+                self.out / "state", self.backbone, self.head, self.optimizer, self.scheduler, self.adapter
             )
-        accelerator.backward(total * (accelerator.num_processes / float(summed[1])))
-        if accelerator.sync_gradients:
-            accelerator.clip_grad_norm_(module.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad()
-    return loss
+            self.writer.save(trim_metrics, self.out / "metrics.jsonl", step)
+            self.accelerator.print(f"resumed from step {step}")
+            return step, best
+        self.writer.fresh_start(asdict(self.cfg))
+        return 0, {"accuracy": -1.0, "step": None}
+
+    def validate(self, matcher, step: int, best: dict, record: dict) -> dict:
+        """Validate, add the accuracy to ``record``, save ``best/`` if it improved; returns the best."""
+        result = validate(
+            self.backbone, self.head, self.run_config, self.adapter, self.val_split, matcher,
+            self.cfg.eval_batch_size, self.shard,
+        )  # fmt: skip
+        accuracy = result.metrics["variants"][self.run_config.variant]["accuracy"]
+        record.update(
+            accuracy=accuracy["accuracy"], accuracy_low=accuracy["low"], accuracy_high=accuracy["high"]
+        )
+        if accuracy["accuracy"] <= best["accuracy"]:
+            return best
+        self.run_config.metrics = {
+            "val_accuracy": accuracy,
+            "step": step,
+            "split": str(self.data / "validation"),
+        }
+        self.writer.save(save_best, self.out, self.run_config, self.backbone, self.head, self.adapter, result, self.val_split)  # fmt: skip
+        return {"accuracy": accuracy["accuracy"], "step": step}
+
+    def save_state(self, step: int, best: dict) -> None:
+        self.writer.save(
+            save_state, self.out / "state", self.backbone, self.head, self.optimizer, self.scheduler,
+            self.adapter, step, best,
+        )  # fmt: skip
 
 
-def main(cfg: TrainConfig) -> dict:
-    """Train one variant; returns ``{"best_accuracy", "best_step", "steps", "seconds", "out"}``."""
+def start_run(cfg: TrainConfig) -> Run:
+    """Accelerator, data, model and optimizer of a run, on this process's device."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
-    if cfg.smoke:
-        cfg = apply_smoke(cfg)
     out = Path(cfg.out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -340,7 +308,7 @@ def main(cfg: TrainConfig) -> dict:
     data, train_split, val_split = load_data(cfg, accelerator, out)
     seed_everything(cfg.seed)
     run_config = cfg.run_config()
-    backbone, head, encoder, module, adapter = build_model(cfg, run_config, accelerator.device)
+    backbone, head, module, adapter = build_model(cfg, run_config, accelerator.device)
     optimizer, scheduler, total_steps = build_optimizer(
         cfg, backbone, head, len(train_split), accelerator.num_processes
     )
@@ -348,26 +316,26 @@ def main(cfg: TrainConfig) -> dict:
     # per process, for data loaders that shrink with the process count (ours do not).
     module, optimizer = accelerator.prepare(module, optimizer)
     writer = RunWriter(accelerator, out, cfg.report_to, asdict(cfg))
-    shard = Shard.from_accelerate(accelerator)
+    return Run(
+        cfg, accelerator, writer, Shard.from_accelerate(accelerator), data, train_split, val_split,
+        run_config, backbone, head, module, adapter, optimizer, scheduler, total_steps,
+    )  # fmt: skip
 
-    step, best = 0, {"accuracy": -1.0, "step": None}
-    if cfg.resume and (out / "state").is_dir():
-        step, best = load_state(out / "state", backbone, head, optimizer, scheduler, adapter)
-        writer.save(trim_metrics, out / "metrics.jsonl", step)
-        accelerator.print(f"resumed from step {step}")
-    else:
-        writer.fresh_start(asdict(cfg))
 
+def main(cfg: TrainConfig) -> dict:
+    """Train one variant; returns ``{"best_accuracy", "best_step", "steps", "seconds", "out"}``."""
+    if cfg.smoke:
+        cfg = apply_smoke(cfg)
+    run = start_run(cfg)
+    accelerator, train_split, total_steps = run.accelerator, run.train_split, run.total_steps
+    step, best = run.restore()
     matcher = SentenceMatcher()
-    features = FeatureCache(backbone, train_split, cfg.cache_features, pixels_only=cfg.train_vision)
-    global_micro = cfg.batch_size * accelerator.num_processes
-    batches_per_epoch = math.ceil(len(train_split) / global_micro)
+    features = FeatureCache(run.backbone, train_split, cfg.cache_features, pixels_only=cfg.train_vision)
+    batches_per_epoch = math.ceil(len(train_split) / (cfg.batch_size * accelerator.num_processes))
     start_time = time.perf_counter()
     losses: list[float] = []
-    module.train()
-    bar = tqdm(
-        total=total_steps, initial=step, desc=run_config.variant, disable=not accelerator.is_main_process
-    )
+    run.module.train()
+    bar = tqdm(total=total_steps, initial=step, desc=run.run_config.variant, disable=not run.writer.is_main)
     micro_index = step * cfg.grad_accum
     while step < total_steps:
         batch = rank_indices(
@@ -375,53 +343,37 @@ def main(cfg: TrainConfig) -> dict:
             accelerator.num_processes, accelerator.process_index,
         )  # fmt: skip
         if cfg.log_examples:
-            writer.log_examples(micro_index, batch, [train_split[i].id for i in batch.indices])
+            run.writer.log_examples(micro_index, batch, [train_split[i].id for i in batch.indices])
         losses.append(
-            train_micro_batch(cfg, accelerator, module, optimizer, features, train_split, batch, step)
+            train_micro_batch(cfg, accelerator, run.module, run.optimizer, features, train_split, batch, step)
         )
         micro_index += 1
         if not accelerator.sync_gradients:
             continue
-        scheduler.step()
+        run.scheduler.step()
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-cfg.grad_accum * 5 :]):.3f}", best=f"{best['accuracy']:.3f}")
-        epoch = round(micro_index / batches_per_epoch, 3)
-        record = None
+        record = {"step": step, "epoch": round(micro_index / batches_per_epoch, 3)}
         if step % cfg.log_every == 0 or step == total_steps:
-            record = {"step": step, "epoch": epoch, "loss": float(np.mean(losses))}
-            record["lr"] = scheduler.get_last_lr()[0]
+            record.update(loss=float(np.mean(losses)), lr=run.scheduler.get_last_lr()[0])
             losses = []
-        if step % cfg.eval_every == 0 or step == total_steps:
-            result = validate(
-                backbone, head, run_config, adapter, val_split, matcher, cfg.eval_batch_size, shard
-            )
-            accuracy = result.metrics["variants"][run_config.variant]["accuracy"]
-            record = record or {"step": step, "epoch": epoch}
-            record.update(
-                accuracy=accuracy["accuracy"], accuracy_low=accuracy["low"], accuracy_high=accuracy["high"]
-            )
-            if accuracy["accuracy"] > best["accuracy"]:
-                best = {"accuracy": accuracy["accuracy"], "step": step}
-                run_config.metrics = {
-                    "val_accuracy": accuracy,
-                    "step": step,
-                    "split": str(data / "validation"),
-                }
-                writer.save(save_best, out, run_config, backbone, head, adapter, result, val_split)
-        if record is not None:
+        evaluating = step % cfg.eval_every == 0 or step == total_steps
+        if evaluating:
+            best = run.validate(matcher, step, best, record)
+        if len(record) > 2:
             record["seconds"] = round(time.perf_counter() - start_time, 2)
-            writer.append(record)
-        if step % cfg.eval_every == 0 or step == total_steps:
-            writer.save(save_state, out / "state", backbone, head, optimizer, scheduler, adapter, step, best)
+            run.writer.append(record)
+        if evaluating:
+            run.save_state(step, best)
         if cfg.stop_after_steps and step >= cfg.stop_after_steps and step < total_steps:
             bar.close()
-            writer.finish()
-            return {"stopped_at": step, "out": str(out)}
+            run.writer.finish()
+            return {"stopped_at": step, "out": str(run.out)}
     bar.close()
-    run_config.metrics = {"final_step": step, "best": best}
-    writer.save(save_variant, out / "last", run_config, backbone, head, adapter)
-    writer.finish()
+    run.run_config.metrics = {"final_step": step, "best": best}
+    run.writer.save(save_variant, run.out / "last", run.run_config, run.backbone, run.head, run.adapter)
+    run.writer.finish()
     seconds = time.perf_counter() - start_time
     accelerator.print(
         f"best validation accuracy {best['accuracy']:.4f} at step {best['step']}; {seconds:.0f} s"
@@ -431,7 +383,7 @@ def main(cfg: TrainConfig) -> dict:
         "best_step": best["step"],
         "steps": step,
         "seconds": seconds,
-        "out": str(out),
+        "out": str(run.out),
     }
 
 

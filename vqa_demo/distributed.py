@@ -55,8 +55,10 @@ class Shard:
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return cls()
         from accelerate import PartialState
+        from accelerate.utils import parse_flag_from_env
 
-        return cls.from_accelerate(PartialState())
+        # PartialState, unlike Accelerator, does not read the flag `accelerate launch --cpu` sets.
+        return cls.from_accelerate(PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU")))
 
     def wait(self) -> None:
         """Block until every process gets here (nothing to wait for in one process)."""
