@@ -289,7 +289,10 @@ def test_missing_images_listed(tmp_path):
     message = str(info.value)
     assert message.startswith(f"{split_dir / 'metadata.csv'}: 7 bad row(s)")
     for i in range(7):
-        assert f"row {i + 1} of metadata.csv (file_name 'm{i}.png'): image 'm{i}.png': No image file at" in message
+        assert (
+            f"row {i + 1} of metadata.csv (file_name 'm{i}.png'): image 'm{i}.png': No image file at"
+            in message
+        )
     assert "present.png" not in message
     # with check_images=False the split loads and the missing file fails only when opened
     split = load_split(split_dir, check_images=False)

@@ -9,12 +9,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import training.steps as steps_module
 import training.train as train_module
-from training.train import NonFiniteLossError, TrainConfig, main, parse_args
+from training.steps import NonFiniteLossError
+from training.train import TrainConfig, main, parse_args
 from vqa_demo.checkpoints import check_variant_dir
+from vqa_demo.config import VARIANTS
 from vqa_demo.data import load_split
+from vqa_demo.encoding import RowEncoder
 from vqa_demo.evaluate import main as evaluate_main
 from vqa_demo.evaluate import parse_args as evaluate_args
+from vqa_demo.evaluation import read_predictions
+from vqa_demo.loading import load_predictor
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +38,11 @@ def smoke_config(out, data_dir, **overrides) -> TrainConfig:
 
 
 def read_metrics(out):
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return read_jsonl(out / "metrics.jsonl")
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_cli_parses_flags():
@@ -83,39 +93,83 @@ def test_resume_finishes_like_an_uninterrupted_run(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-def test_training_accuracy_equals_cli_evaluation(tmp_path, data_dir):
-    main(smoke_config(tmp_path / "run", data_dir, variant="cond_gen", pooling=None))
-    logged = json.loads((tmp_path / "run" / "best" / "run_config.json").read_text())["metrics"][
-        "val_accuracy"
-    ]
+def test_training_time_validation_equals_cli_evaluation_for_all_five_variants(tmp_path, data_dir):
+    """One evaluation path: every example's choice and scores, not just the accuracy."""
+    for name, (head, pooling) in VARIANTS.items():
+        main(smoke_config(tmp_path / name, data_dir, variant=head, pooling=pooling, max_steps=4))
     metrics = evaluate_main(
         evaluate_args(
-            [
-                "--checkpoints",
-                str(tmp_path / "run" / "best"),
-                "--data",
-                str(data_dir / "validation"),
-                "--out",
-                str(tmp_path / "eval"),
-            ]
+            ["--checkpoints", *(str(tmp_path / name / "best") for name in VARIANTS)]
+            + ["--data", str(data_dir / "validation"), "--out", str(tmp_path / "eval"), "--batch-size", "32"]
         )
     )
-    assert metrics["variants"]["cond_gen"]["accuracy"] == logged
-    assert len((tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()) == len(
-        load_split(data_dir / "validation")
+    cli = read_predictions(tmp_path / "eval" / "predictions.jsonl")
+    assert len(cli) == len(load_split(data_dir / "validation"))
+    for name in VARIANTS:
+        logged = json.loads((tmp_path / name / "best" / "run_config.json").read_text())["metrics"]
+        assert metrics["variants"][name]["accuracy"] == logged["val_accuracy"]
+        during_training = read_predictions(tmp_path / name / "best_validation" / "predictions.jsonl")
+        assert [r["id"] for r in during_training] == [r["id"] for r in cli]
+        for trained, evaluated in zip(during_training, cli):
+            a, b = trained["variants"][name], evaluated["variants"][name]
+            assert a["choice"] == b["choice"], (name, trained["id"])
+            for key in ("option_scores", "probabilities", "loglik_mean", "loglik_sum", "cosine"):
+                if key in a:
+                    torch.testing.assert_close(torch.tensor(b[key]), torch.tensor(a[key]), rtol=0, atol=1e-5)
+            assert a.get("generated_text") == b.get("generated_text")
+
+
+@pytest.mark.slow
+def test_non_default_separator_trains_saves_loads_and_predicts_the_same_encoding(
+    tmp_path, data_dir, monkeypatch
+):
+    separator = " =>\n"
+    encoded: dict[str, dict[str, tuple[int, ...]]] = {"train": {}, "predict": {}}
+    phase = ["train"]
+    real_prefix_ids = RowEncoder.prefix_ids
+
+    def recording_prefix_ids(self, row):
+        ids, truncated = real_prefix_ids(self, row)
+        encoded[phase[0]][row.prefix] = tuple(ids)
+        return ids, truncated
+
+    monkeypatch.setattr(RowEncoder, "prefix_ids", recording_prefix_ids)
+    main(
+        smoke_config(
+            tmp_path, data_dir, variant="cond_gen", pooling=None, max_steps=2, prompt_separator=separator,
+            log_examples=True,
+        )
+    )  # fmt: skip
+    config = check_variant_dir(tmp_path / "best")
+    assert config.prompt.separator == separator
+
+    phase[0] = "predict"
+    predictor = load_predictor([tmp_path / "best"])
+    trained = {i for r in read_jsonl(tmp_path / "examples.jsonl") for share in r["ranks"] for i in share}
+    examples = [ex for ex in load_split(data_dir / "train").examples if ex.id in trained][:4]
+    predictor.predict_batch(
+        [ex.load_image() for ex in examples],
+        [ex.question for ex in examples],
+        [list(ex.options) for ex in examples],
     )
+    separator_ids = tuple(predictor.backbone.tokenizer(separator, add_special_tokens=False)["input_ids"])
+    assert len(separator_ids) > 1
+    assert all(ids[-len(separator_ids) :] == separator_ids for ids in encoded["train"].values())
+    shared = encoded["train"].keys() & encoded["predict"].keys()
+    assert len(shared) == len(examples)
+    assert all(encoded["train"][prefix] == encoded["predict"][prefix] for prefix in shared)
 
 
 def test_non_finite_loss_stops_with_the_step(tmp_path, data_dir, monkeypatch):
-    real_loss = train_module.variant_loss
+    real_loss = steps_module.variant_loss_terms
     calls = {"n": 0}
 
     def flaky_loss(*args, **kwargs):
         calls["n"] += 1
-        loss = real_loss(*args, **kwargs)
-        return loss * float("nan") if calls["n"] == 3 else loss
+        total, terms = real_loss(*args, **kwargs)
+        return (total * float("nan") if calls["n"] == 3 else total), terms
 
-    monkeypatch.setattr(train_module, "variant_loss", flaky_loss)
+    monkeypatch.setattr(steps_module, "variant_loss_terms", flaky_loss)
     with pytest.raises(NonFiniteLossError, match="at step 3"):
         main(smoke_config(tmp_path, data_dir))
 

@@ -26,6 +26,7 @@ from training.train import TrainConfig, apply_smoke, smoke_data
 from training.train import main as train_main
 from vqa_demo.config import VARIANTS
 from vqa_demo.data import load_split
+from vqa_demo.distributed import Shard
 from vqa_demo.evaluation import evaluate, write_evaluation
 from vqa_demo.loading import load_predictor
 
@@ -65,13 +66,20 @@ def build_comparison(setting: dict, out: Path, metrics: dict, train_results: dic
 
 
 def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
-    """Train each variant with ``cfg`` (its variant/pooling replaced), then evaluate all together."""
+    """Train each variant with ``cfg`` (its variant/pooling replaced), then evaluate all together.
+
+    Under ``accelerate launch`` every step is shared out as in :mod:`training.train`; the main
+    process writes.
+    """
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    shard = Shard.from_environment()
     if cfg.smoke:
         cfg = apply_smoke(cfg)
         if not cfg.data:
-            cfg.data = str(smoke_data(out, cfg.seed))
+            if shard.is_main:
+                smoke_data(out, cfg.seed)
+            shard.wait()
+            cfg.data = str(out / "smoke-data")
     started = time.perf_counter()
     train_results = {}
     for name in variants or list(VARIANTS):
@@ -81,8 +89,13 @@ def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
     val_split = load_split(Path(cfg.data) / "validation")
     if cfg.max_val:
         val_split.examples = val_split.examples[: cfg.max_val]
-    predictor = load_predictor([out / name / "best" for name in train_results], base=cfg.base)
-    result = evaluate(predictor, val_split, list(train_results), cfg.eval_batch_size, progress=False)
+    device = str(shard.device) if shard.device is not None else "auto"
+    predictor = load_predictor([out / name / "best" for name in train_results], base=cfg.base, device=device)
+    result = evaluate(
+        predictor, val_split, list(train_results), cfg.eval_batch_size, progress=False, shard=shard
+    )
+    if not shard.is_main:
+        return {}
     write_evaluation(result, out / "evaluation", val_split)
     setting = {k: v for k, v in asdict(cfg).items() if k not in {"variant", "pooling", "out", "resume"}}
     setting["wall_seconds"] = round(time.perf_counter() - started, 1)

@@ -373,7 +373,12 @@ def parse_args(argv: list[str] | None = None) -> PretrainConfig:
     for name, value in dataclasses.asdict(defaults.size).items():
         flag = "--" + name.replace("_", "-")
         parser.add_argument(flag, type=int, default=value, help=f"model size: {name}")
-    parser.add_argument("--smoke", action="store_true", help="tiny model, few steps, one repeated batch")
+    parser.add_argument(
+        "--smoke",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="tiny model, few steps, one repeated batch",
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1:
         parser.error("--steps and --batch-size must be at least 1")

@@ -1,7 +1,8 @@
 """Resumable training state, written atomically.
 
 ``state/`` holds the LoRA weights, the head, the optimizer and scheduler, the torch RNG state and
-the step counter. It is written to a temporary sibling and renamed into place, so a run killed
+the step counter. Under several processes the main process writes it and every process reads it
+back (their LoRA, head and optimizer states are identical: DDP keeps them in step). It is written to a temporary sibling and renamed into place, so a run killed
 while saving resumes from the previous complete state.
 """
 
@@ -55,13 +56,17 @@ def load_state(directory: Path, backbone, head, optimizer, scheduler, adapter: s
     optimizer.load_state_dict(optim["optimizer"])
     scheduler.load_state_dict(optim["scheduler"])
     torch.set_rng_state(load_file(directory / "rng.safetensors")["torch_rng"])
-    metrics = directory.parent / "metrics.jsonl"
+    return meta["step"], meta["best"]
+
+
+def trim_metrics(metrics: Path, step: int) -> None:
+    """Drop ``metrics.jsonl`` records after ``step`` (the run was killed later than its last save).
+
+    A separate step from :func:`load_state`, which every process runs: only the main process writes.
+    """
+    metrics = Path(metrics)
     if metrics.is_file():
-        # Drop records written after this state (the run was killed later than its last save).
         kept = [
-            line
-            for line in metrics.read_text().splitlines()
-            if line and json.loads(line)["step"] <= meta["step"]
+            line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= step
         ]
         metrics.write_text("".join(line + "\n" for line in kept))
-    return meta["step"], meta["best"]

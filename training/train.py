@@ -6,48 +6,57 @@ Examples::
     python -m training.train --variant swag --pooling attentive --data data/synth --base assets/base --out runs/swag-att
     # one minute on a CPU, tiny random model, synthetic data made on the fly
     python -m training.train --variant multi_class --pooling last_token --base tiny --out runs/smoke --smoke
-    # real PaliGemma 2 on a GPU, 4-bit, several GPUs through accelerate
-    accelerate launch -m training.train --variant cond_gen --data data/mcvqa --base google/paligemma2-3b-pt-448 \\
-        --quantization 4bit --gradient-checkpointing --batch-size 4 --grad-accum 4 --out runs/pg2-cond-gen
+    # real PaliGemma 2 on 4 GPUs through accelerate, 4-bit: global batch 4 x 4 x 2 = 32
+    accelerate launch --num_processes 4 -m training.train --variant cond_gen --data data/mcvqa \\
+        --base google/paligemma2-3b-pt-448 --quantization 4bit --gradient-checkpointing \\
+        --batch-size 4 --grad-accum 2 --report-to tensorboard --out runs/pg2-cond-gen
 
 ``--data`` holds ``train/`` and ``validation/`` imagefolder splits. The run directory gets
 ``metrics.jsonl`` (loss every ``--log-every`` steps, validation accuracy every ``--eval-every``),
-``best/`` (the variant checkpoint with the best validation accuracy), ``last/`` and ``state/`` (for
-``--resume``). Validation goes through the same :class:`~vqa_demo.predictor.Predictor` as the app.
+``best/`` (the variant checkpoint with the best validation accuracy) with its per-example validation
+predictions in ``best_validation/``, ``last/`` and ``state/`` (for ``--resume``). Validation goes
+through the same :class:`~vqa_demo.predictor.Predictor` as the app.
+
+Several processes (``accelerate launch --num_processes N``): ``--batch-size`` is per process, and one
+optimizer step sees the global batch ``batch_size x N x grad_accum``. Each epoch is shuffled once with
+the seed, whatever N is; process ``r`` takes rows ``[r*b, (r+1)*b)`` of each global micro-batch of
+``b*N`` rows (a short last one leaves later processes fewer rows or none), and the loss is the global
+micro-batch's mean, so N processes with batch ``b`` train like one process with batch ``N*b``. Only
+the main process writes files; validation splits its batches over the processes and gathers them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from training.resume import load_state, save_state
+from training.distributed import RunWriter, rank_indices
+from training.resume import load_state, save_state, trim_metrics
+from training.steps import FeatureCache, VariantModule, train_micro_batch
 from vqa_demo.backbone import add_lora, load_backbone
 from vqa_demo.checkpoints import save_variant
 from vqa_demo.config import BackboneConfig, HeadConfig, LoraSettings, PromptConfig, RunConfig, TrainSettings
 from vqa_demo.data import MCSplit, load_split
+from vqa_demo.distributed import Shard
 from vqa_demo.encoding import RowEncoder
-from vqa_demo.evaluation import evaluate
-from vqa_demo.forward import image_features
+from vqa_demo.evaluation import EvaluationResult, evaluate, write_evaluation
 from vqa_demo.heads import build_head
 from vqa_demo.matching import SentenceMatcher
 from vqa_demo.predictor import Predictor, Variant
-from vqa_demo.scoring import training_cuts, variant_loss
+from vqa_demo.scoring import training_cuts
 
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss."""
+REPORT_TO = ("none", "tensorboard", "wandb")
 
 
 @dataclass
@@ -71,6 +80,7 @@ class TrainConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     prompt_style: str = "default"
+    prompt_separator: str = "\n"  # between prefix and suffix; saved in run_config.json, used by prediction
     max_text_tokens: int = 192
     eval_every: int = 50
     log_every: int = 10
@@ -85,13 +95,17 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0: torch's default); 1 avoids oversubscription on a busy small CPU
     resume: bool = False
     smoke: bool = False
+    report_to: str = "none"  # "none", "tensorboard" or "wandb": accelerate's experiment trackers
+    log_examples: bool = False  # debug: examples.jsonl lists the example ids each process trained on
     stop_after_steps: int | None = None  # testing aid: exit early as if killed
 
     def run_config(self) -> RunConfig:
         return RunConfig(
             head=HeadConfig(head=self.variant, pooling=self.pooling, num_options=self.num_options),
             backbone=BackboneConfig(source=self.base, quantization=self.quantization),
-            prompt=PromptConfig(style=self.prompt_style, max_text_tokens=self.max_text_tokens),
+            prompt=PromptConfig(
+                style=self.prompt_style, separator=self.prompt_separator, max_text_tokens=self.max_text_tokens
+            ),
             lora=LoraSettings(
                 r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout, vision=self.train_vision
             ),
@@ -149,72 +163,10 @@ def smoke_data(out: Path, seed: int) -> Path:
     """Generate a small synthetic train/validation pair for --smoke runs without --data."""
     from training.synthetic import generate_split
 
-    root = out / "smoke-data"
+    root = Path(out) / "smoke-data"
     generate_split(root / "train", 32, seed, "train", image_size=64)
     generate_split(root / "validation", 16, seed + 1, "validation", image_size=64)
     return root
-
-
-class VariantModule(nn.Module):
-    """LoRA-adapted PaliGemma + head as one module, so accelerate/DDP see every trainable parameter.
-
-    ``forward(inputs, questions, options, answers) -> loss`` (scalar), where ``inputs`` are image
-    features ``float[B,N,D]``, or pixels ``float[B,3,H,W]`` when the vision tower trains too.
-    """
-
-    def __init__(self, backbone, head: nn.Module | None, run_config: RunConfig, encoder: RowEncoder):
-        super().__init__()
-        self.model = backbone.model
-        self.head = head
-        self.backbone = backbone
-        self.run_config = run_config
-        self.encoder = encoder
-
-    def forward(self, inputs, questions, options, answers, label_smoothing: float = 0.0):
-        cfg = self.run_config
-        features = image_features(self.backbone.core, inputs, grad=True) if cfg.lora.vision else inputs
-        return variant_loss(
-            self.backbone.core, self.head, cfg.head, self.encoder, questions, options, answers, features,
-            cfg.prompt.style, label_smoothing,
-        )  # fmt: skip
-
-
-class FeatureCache:
-    """Per-example model inputs of a split, computed once.
-
-    With a frozen tower these are the image features ``float[N, D]`` (they never change, so the
-    tower runs once per image for the whole run); with ``--train-vision`` they are the pixel values,
-    and the tower runs inside the module's forward with gradients.
-    """
-
-    def __init__(
-        self, backbone, split: MCSplit, enabled: bool, pixels_only: bool = False, batch_size: int = 32
-    ):
-        self.backbone, self.split, self.enabled, self.pixels_only = backbone, split, enabled, pixels_only
-        self.store: dict[int, torch.Tensor] = {}
-        self.batch_size = batch_size
-
-    def get(self, indices: list[int]) -> torch.Tensor:
-        """``float[B, N, D]`` features (or ``float[B, 3, H, W]`` pixels) for the examples at ``indices``."""
-        missing = [i for i in indices if i not in self.store]
-        for start in range(0, len(missing), self.batch_size):
-            chunk = missing[start : start + self.batch_size]
-            images = [self.split[i].load_image() for i in chunk]
-            pixels = self.backbone.processor.image_processor(images, return_tensors="pt")["pixel_values"]
-            pixels = pixels.to(self.backbone.device)
-            values = pixels if self.pixels_only else image_features(self.backbone.core, pixels)
-            for i, value in zip(chunk, values):
-                self.store[i] = value
-        out = torch.stack([self.store[i] for i in indices])
-        if not self.enabled:
-            self.store.clear()
-        return out
-
-
-def epoch_order(num_examples: int, seed: int, epoch: int) -> list[int]:
-    """The shuffled example order of one epoch; a pure function of (seed, epoch), so resume replays it."""
-    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
-    return torch.randperm(num_examples, generator=generator).tolist()
 
 
 def cosine_lr(step: int, total: int, warmup: int) -> float:
@@ -225,8 +177,10 @@ def cosine_lr(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def validate(backbone, head, run_config, adapter: str, split: MCSplit, matcher, batch_size: int) -> dict:
-    """Validation accuracy through the shared predictor (no teacher forcing)."""
+def validate(
+    backbone, head, run_config, adapter: str, split: MCSplit, matcher, batch_size: int, shard: Shard
+) -> EvaluationResult:
+    """Validation through the shared predictor (no teacher forcing), split over the processes."""
     name = run_config.variant
     predictor = Predictor(
         backbone, [Variant(name, run_config, head, adapter)], matcher=matcher, batch_size=batch_size
@@ -234,41 +188,36 @@ def validate(backbone, head, run_config, adapter: str, split: MCSplit, matcher, 
     backbone.model.eval()
     if head is not None:
         head.eval()
-    result = evaluate(predictor, split, [name], batch_size, progress=False)
+    result = evaluate(predictor, split, [name], batch_size, progress=False, shard=shard)
     backbone.model.train()
     if head is not None:
         head.train()
-    return result.metrics["variants"][name]["accuracy"]
+    return result
 
 
-def append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
-
-
-def main(cfg: TrainConfig) -> dict:
-    """Train one variant; returns ``{"best_accuracy", "best_step", "steps", "seconds", "out"}``."""
-    from accelerate import Accelerator
-
-    if cfg.smoke:
-        cfg = apply_smoke(cfg)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = Path(cfg.data) if cfg.data else smoke_data(out, cfg.seed) if cfg.smoke else None
-    if data is None:
+def load_data(cfg: TrainConfig, accelerator, out: Path) -> tuple[Path, MCSplit, MCSplit]:
+    """``(data dir, train split, validation split)``; smoke data is generated by the main process."""
+    if cfg.data:
+        data = Path(cfg.data)
+    elif cfg.smoke:
+        if accelerator.is_main_process:
+            smoke_data(out, cfg.seed)
+        accelerator.wait_for_everyone()
+        data = out / "smoke-data"
+    else:
         raise SystemExit("--data is required (a folder with train/ and validation/ splits), or use --smoke")
     train_split, val_split = load_split(data / "train"), load_split(data / "validation")
     if cfg.max_train:
         train_split.examples = train_split.examples[: cfg.max_train]
     if cfg.max_val:
         val_split.examples = val_split.examples[: cfg.max_val]
+    return data, train_split, val_split
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    run_config = cfg.run_config()
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
-    backbone = load_backbone(BackboneConfig(source=cfg.base, quantization=cfg.quantization))
+
+def build_model(cfg: TrainConfig, run_config: RunConfig, device: torch.device):
+    """``(backbone, head, module, adapter name)`` on this process's device."""
+    backbone_cfg = BackboneConfig(source=cfg.base, quantization=cfg.quantization, device=str(device))
+    backbone = load_backbone(backbone_cfg)
     if cfg.quantization:
         from peft import prepare_model_for_kbit_training
 
@@ -281,108 +230,176 @@ def main(cfg: TrainConfig) -> dict:
     head = build_head(run_config.head, backbone.hidden_size)
     encoder = RowEncoder(
         backbone.tokenizer, backbone.processor.image_token_id, backbone.image_seq_length,
-        max_text_tokens=run_config.prompt.max_text_tokens,
+        separator=run_config.prompt.separator, max_text_tokens=run_config.prompt.max_text_tokens,
     )  # fmt: skip
-    report_cut_examples(run_config, encoder, train_split)
     module = VariantModule(backbone, head, run_config, encoder).to(backbone.device)
+    return backbone, head, module, adapter
 
-    head_lr = cfg.head_lr or cfg.lr
+
+def build_optimizer(cfg: TrainConfig, backbone, head, num_examples: int, num_processes: int):
+    """``(optimizer, scheduler, total optimizer steps)``; steps count global batches."""
     lora_params = [p for p in backbone.model.parameters() if p.requires_grad]
     groups = [{"params": lora_params, "lr": cfg.lr}]
     if head is not None:
-        groups.append({"params": list(head.parameters()), "lr": head_lr})
+        groups.append({"params": list(head.parameters()), "lr": cfg.head_lr or cfg.lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_split) / (cfg.batch_size * cfg.grad_accum))
+    steps_per_epoch = math.ceil(num_examples / (cfg.batch_size * num_processes * cfg.grad_accum))
     total_steps = cfg.max_steps or max(1, int(steps_per_epoch * cfg.epochs))
     warmup = max(1, int(total_steps * cfg.warmup_ratio))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, total_steps, warmup))
-    module, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
+    return optimizer, scheduler, total_steps
 
-    metrics_path = out / "metrics.jsonl"
-    step, best = 0, {"accuracy": -1.0, "step": None}
-    if cfg.resume and (out / "state").is_dir():
-        step, best = load_state(out / "state", backbone, head, optimizer, scheduler, adapter)
-        accelerator.print(f"resumed from step {step}")
-    else:
-        metrics_path.unlink(missing_ok=True)
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
+@dataclass
+class Run:
+    """The pieces of one training run, as built by :func:`start_run` on every process."""
+
+    cfg: TrainConfig
+    accelerator: Any
+    writer: RunWriter
+    shard: Shard
+    data: Path
+    train_split: MCSplit
+    val_split: MCSplit
+    run_config: RunConfig
+    backbone: Any
+    head: nn.Module | None
+    module: nn.Module
+    adapter: str
+    optimizer: Any
+    scheduler: Any
+    total_steps: int
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    def restore(self) -> tuple[int, dict]:
+        """``(step, best)``: from ``state/`` with ``--resume``, else a fresh start."""
+        if self.cfg.resume and (self.out / "state").is_dir():
+            step, best = load_state(
+                self.out / "state", self.backbone, self.head, self.optimizer, self.scheduler, self.adapter
+            )
+            self.writer.save(trim_metrics, self.out / "metrics.jsonl", step)
+            self.accelerator.print(f"resumed from step {step}")
+            return step, best
+        self.writer.fresh_start(asdict(self.cfg))
+        return 0, {"accuracy": -1.0, "step": None}
+
+    def validate(self, matcher, step: int, best: dict, record: dict) -> dict:
+        """Validate, add the accuracy to ``record``, save ``best/`` if it improved; returns the best."""
+        result = validate(
+            self.backbone, self.head, self.run_config, self.adapter, self.val_split, matcher,
+            self.cfg.eval_batch_size, self.shard,
+        )  # fmt: skip
+        accuracy = result.metrics["variants"][self.run_config.variant]["accuracy"]
+        record.update(
+            accuracy=accuracy["accuracy"], accuracy_low=accuracy["low"], accuracy_high=accuracy["high"]
+        )
+        if accuracy["accuracy"] <= best["accuracy"]:
+            return best
+        self.run_config.metrics = {
+            "val_accuracy": accuracy,
+            "step": step,
+            "split": str(self.data / "validation"),
+        }
+        self.writer.save(save_best, self.out, self.run_config, self.backbone, self.head, self.adapter, result, self.val_split)  # fmt: skip
+        return {"accuracy": accuracy["accuracy"], "step": step}
+
+    def save_state(self, step: int, best: dict) -> None:
+        self.writer.save(
+            save_state, self.out / "state", self.backbone, self.head, self.optimizer, self.scheduler,
+            self.adapter, step, best,
+        )  # fmt: skip
+
+
+def start_run(cfg: TrainConfig) -> Run:
+    """Accelerator, data, model and optimizer of a run, on this process's device."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    out = Path(cfg.out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.grad_accum,
+        log_with=None if cfg.report_to == "none" else cfg.report_to,
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "trackers")),
+    )
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    data, train_split, val_split = load_data(cfg, accelerator, out)
+    seed_everything(cfg.seed)
+    run_config = cfg.run_config()
+    backbone, head, module, adapter = build_model(cfg, run_config, accelerator.device)
+    if accelerator.is_main_process:
+        report_cut_examples(run_config, module.encoder, train_split)
+    optimizer, scheduler, total_steps = build_optimizer(
+        cfg, backbone, head, len(train_split), accelerator.num_processes
+    )
+    # The scheduler is stepped by hand once per optimizer step: accelerate's wrapper would step it once
+    # per process, for data loaders that shrink with the process count (ours do not).
+    module, optimizer = accelerator.prepare(module, optimizer)
+    writer = RunWriter(accelerator, out, cfg.report_to, asdict(cfg))
+    return Run(
+        cfg, accelerator, writer, Shard.from_accelerate(accelerator), data, train_split, val_split,
+        run_config, backbone, head, module, adapter, optimizer, scheduler, total_steps,
+    )  # fmt: skip
+
+
+def main(cfg: TrainConfig) -> dict:
+    """Train one variant; returns ``{"best_accuracy", "best_step", "steps", "seconds", "out"}``."""
+    if cfg.smoke:
+        cfg = apply_smoke(cfg)
+    run = start_run(cfg)
+    accelerator, train_split, total_steps = run.accelerator, run.train_split, run.total_steps
+    step, best = run.restore()
     matcher = SentenceMatcher()
-    features = FeatureCache(backbone, train_split, cfg.cache_features, pixels_only=cfg.train_vision)
-    micro = cfg.batch_size
-    batches_per_epoch = math.ceil(len(train_split) / micro)
+    features = FeatureCache(run.backbone, train_split, cfg.cache_features, pixels_only=cfg.train_vision)
+    batches_per_epoch = math.ceil(len(train_split) / (cfg.batch_size * accelerator.num_processes))
     start_time = time.perf_counter()
     losses: list[float] = []
-    module.train()
-    bar = tqdm(
-        total=total_steps, initial=step, desc=run_config.variant, disable=not accelerator.is_main_process
-    )
+    run.module.train()
+    bar = tqdm(total=total_steps, initial=step, desc=run.run_config.variant, disable=not run.writer.is_main)
     micro_index = step * cfg.grad_accum
     while step < total_steps:
-        epoch, position = divmod(micro_index, batches_per_epoch)
-        order = epoch_order(len(train_split), cfg.seed, epoch)
-        indices = order[position * micro : (position + 1) * micro]
-        examples = [train_split[i] for i in indices]
-        with accelerator.accumulate(module):
-            loss = module(
-                features.get(indices),
-                [ex.question for ex in examples],
-                [list(ex.options) for ex in examples],
-                [ex.answer_index for ex in examples],
-                cfg.label_smoothing,
-            )
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"the loss became {loss.item()} at step {step + 1} (epoch {epoch}); lower --lr "
-                    f"(now {cfg.lr}) or add --label-smoothing, then restart or --resume from the last good state"
-                )
-            accelerator.backward(loss)
-            if accelerator.sync_gradients:
-                accelerator.clip_grad_norm_(module.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+        batch = rank_indices(
+            len(train_split), cfg.seed, micro_index, cfg.batch_size,
+            accelerator.num_processes, accelerator.process_index,
+        )  # fmt: skip
+        if cfg.log_examples:
+            run.writer.log_examples(micro_index, batch, [train_split[i].id for i in batch.indices])
+        losses.append(
+            train_micro_batch(cfg, accelerator, run.module, run.optimizer, features, train_split, batch, step)
+        )
         micro_index += 1
-        losses.append(loss.item())
         if not accelerator.sync_gradients:
             continue
+        run.scheduler.step()
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-cfg.grad_accum * 5 :]):.3f}", best=f"{best['accuracy']:.3f}")
-        record = None
+        record = {"step": step, "epoch": round(micro_index / batches_per_epoch, 3)}
         if step % cfg.log_every == 0 or step == total_steps:
-            record = {
-                "step": step,
-                "epoch": round(micro_index / batches_per_epoch, 3),
-                "loss": float(np.mean(losses)),
-            }
-            record["lr"] = scheduler.get_last_lr()[0]
+            record.update(loss=float(np.mean(losses)), lr=run.scheduler.get_last_lr()[0])
             losses = []
-        if step % cfg.eval_every == 0 or step == total_steps:
-            accuracy = validate(backbone, head, run_config, adapter, val_split, matcher, cfg.eval_batch_size)
-            record = record or {"step": step, "epoch": round(micro_index / batches_per_epoch, 3)}
-            record.update(
-                accuracy=accuracy["accuracy"], accuracy_low=accuracy["low"], accuracy_high=accuracy["high"]
-            )
-            if accuracy["accuracy"] > best["accuracy"]:
-                best = {"accuracy": accuracy["accuracy"], "step": step}
-                run_config.metrics = {
-                    "val_accuracy": accuracy,
-                    "step": step,
-                    "split": str(data / "validation"),
-                }
-                save_variant(out / "best", run_config, backbone, head, adapter)
-        if record is not None:
+        evaluating = step % cfg.eval_every == 0 or step == total_steps
+        if evaluating:
+            best = run.validate(matcher, step, best, record)
+        if len(record) > 2:
             record["seconds"] = round(time.perf_counter() - start_time, 2)
-            append_jsonl(metrics_path, record)
-        if step % cfg.eval_every == 0 or step == total_steps:
-            save_state(out / "state", backbone, head, optimizer, scheduler, adapter, step, best)
+            run.writer.append(record)
+        if evaluating:
+            run.save_state(step, best)
         if cfg.stop_after_steps and step >= cfg.stop_after_steps and step < total_steps:
             bar.close()
-            return {"stopped_at": step, "out": str(out)}
+            run.writer.finish()
+            return {"stopped_at": step, "out": str(run.out)}
     bar.close()
-    run_config.metrics = {"final_step": step, "best": best}
-    save_variant(out / "last", run_config, backbone, head, adapter)
+    run.run_config.metrics = {"final_step": step, "best": best}
+    run.writer.save(save_variant, run.out / "last", run.run_config, run.backbone, run.head, run.adapter)
+    run.writer.finish()
     seconds = time.perf_counter() - start_time
     accelerator.print(
         f"best validation accuracy {best['accuracy']:.4f} at step {best['step']}; {seconds:.0f} s"
@@ -392,8 +409,14 @@ def main(cfg: TrainConfig) -> dict:
         "best_step": best["step"],
         "steps": step,
         "seconds": seconds,
-        "out": str(out),
+        "out": str(run.out),
     }
+
+
+def save_best(out: Path, run_config, backbone, head, adapter: str, result: EvaluationResult, split) -> None:
+    """``best/`` and the per-example validation predictions that made it best (``best_validation/``)."""
+    save_variant(out / "best", run_config, backbone, head, adapter)
+    write_evaluation(result, out / "best_validation", split)
 
 
 def parse_args(argv=None) -> TrainConfig:
@@ -404,7 +427,9 @@ def parse_args(argv=None) -> TrainConfig:
     for name, value in asdict(defaults).items():
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
-            parser.add_argument(flag, action="store_true", default=value)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        elif name == "report_to":
+            parser.add_argument(flag, choices=REPORT_TO, default=value, help="experiment tracker")
         else:
             kind = type(value) if value is not None else (float if name in {"head_lr"} else str)
             if name in {"max_steps", "max_train", "max_val", "stop_after_steps"}:

@@ -217,7 +217,11 @@ def _quantization_config(kind: str | None, dtype: torch.dtype):
 def load_backbone(cfg: BackboneConfig) -> Backbone:
     """Load the base model and processor described by ``cfg`` (weights only from safetensors)."""
     if cfg.source == "tiny":
-        return build_tiny_backbone()
+        backbone = build_tiny_backbone()
+        if cfg.device != "auto":  # an explicit device (accelerate's, under accelerate launch) is honoured
+            backbone.device = resolve_device(cfg.device)
+            backbone.model.to(backbone.device)
+        return backbone
     source = resolve_backbone_source(cfg.source)
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
@@ -230,7 +234,8 @@ def load_backbone(cfg: BackboneConfig) -> Backbone:
     kwargs = {"dtype": dtype, "use_safetensors": True}
     if quantization is not None:
         kwargs["quantization_config"] = quantization
-        kwargs["device_map"] = "auto"
+        # Under accelerate launch each process holds a whole copy on its own GPU (cfg.device = cuda:i).
+        kwargs["device_map"] = "auto" if cfg.device == "auto" else {"": device.index or 0}
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
     model = PaliGemmaForConditionalGeneration.from_pretrained(source, **kwargs).eval()

@@ -3,6 +3,8 @@
 Example::
 
     python -m vqa_demo.evaluate --checkpoints assets/checkpoints --data assets/validation --out runs/eval --circular
+    # the same on several GPUs: each process scores its share of the batches, the main process writes
+    accelerate launch --num_processes 2 -m vqa_demo.evaluate --data assets/validation --out runs/eval
 
 Writes ``metrics.json`` and ``predictions.jsonl`` (formats in :mod:`vqa_demo.evaluation`), and for an
 unlabeled split one ``submission_<variant>.csv`` per variant, rows in the metadata file's order.
@@ -18,6 +20,7 @@ import argparse
 import sys
 
 from vqa_demo.data import DataError, bad_rows_message, load_split
+from vqa_demo.distributed import Shard
 from vqa_demo.evaluation import evaluate, write_evaluation
 from vqa_demo.loading import DEFAULT_CHECKPOINTS, load_predictor
 
@@ -36,8 +39,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--variants", nargs="*", default=None, help="subset of variant names")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--circular", action="store_true", help="also score every option rotation")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--circular",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also score every option rotation",
+    )
+    parser.add_argument("--device", default="auto", help="ignored under accelerate launch (its device)")
     parser.add_argument(
         "--on-bad-row",
         choices=("fail", "skip"),
@@ -62,10 +70,12 @@ def load_checked_split(args: argparse.Namespace):
 
 def main(args: argparse.Namespace) -> dict:
     split = load_checked_split(args)
-    predictor = load_predictor(
-        args.checkpoints, base=args.base, device=args.device, batch_size=args.batch_size
-    )
-    result = evaluate(predictor, split, args.variants, args.batch_size, circular=args.circular)
+    shard = Shard.from_environment()
+    device = str(shard.device) if shard.device is not None else args.device
+    predictor = load_predictor(args.checkpoints, base=args.base, device=device, batch_size=args.batch_size)
+    result = evaluate(predictor, split, args.variants, args.batch_size, circular=args.circular, shard=shard)
+    if not shard.is_main:
+        return result.metrics
     write_evaluation(result, args.out, split)
     for name, m in result.metrics["variants"].items():
         if m.get("n"):

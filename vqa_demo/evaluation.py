@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from vqa_demo import metrics as M
 from vqa_demo.data import MCSplit
 from vqa_demo.data_writers import write_submission
+from vqa_demo.distributed import Shard
 from vqa_demo.predictor import Predictor
 from vqa_demo.text_metrics import no_match_rate, text_metric_summary
 
@@ -71,11 +72,15 @@ def predict_records(
     variants: Sequence[str] | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    starts: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-example records (see module docstring) for every example of ``split``, in order."""
+    """Per-example records (see module docstring), in order, for the batches beginning at ``starts``
+    (default: every batch of ``split``)."""
     records = []
-    bar = tqdm(total=len(split), desc=f"evaluate {split.name}", unit="ex", disable=not progress)
-    for start in range(0, len(split), batch_size):
+    starts = range(0, len(split), batch_size) if starts is None else starts
+    total = sum(len(split.examples[s : s + batch_size]) for s in starts)
+    bar = tqdm(total=total, desc=f"evaluate {split.name}", unit="ex", disable=not progress)
+    for start in starts:
         chunk = split.examples[start : start + batch_size]
         results = predictor.predict_batch(
             [ex.load_image() for ex in chunk],
@@ -110,11 +115,13 @@ def add_circular_choices(
     variants: Sequence[str],
     batch_size: int = 16,
 ) -> None:
-    """Re-score every example under each option rotation; store choices mapped back to original order.
+    """Re-score the examples of ``records`` under each option rotation; store choices mapped back to
+    original order. ``records`` cover whole batches of ``batch_size`` (all of them, or one shard's).
 
     ``circular_choices[r]`` is the original index chosen when option i was shown at (i + r) % K.
     """
-    for start in range(0, len(split), batch_size):
+    by_index = {record["index"]: record for record in records}
+    for start in sorted({index - index % batch_size for index in by_index}):
         chunk = split.examples[start : start + batch_size]
         images = [ex.load_image() for ex in chunk]
         num_options = max(ex.num_options for ex in chunk)
@@ -130,7 +137,7 @@ def add_circular_choices(
                     )
         for i in range(len(chunk)):
             for name in variants:
-                records[start + i]["variants"][name]["circular_choices"] = choices[name][i]
+                by_index[start + i]["variants"][name]["circular_choices"] = choices[name][i]
 
 
 def variant_metrics(records: list[dict[str, Any]], name: str, circular: bool = False) -> dict[str, Any]:
@@ -205,11 +212,19 @@ def evaluate(
     batch_size: int = 16,
     circular: bool = False,
     progress: bool = True,
+    shard: Shard | None = None,
 ) -> EvaluationResult:
-    """Batched evaluation of ``variants`` (default: all that fit the split's option counts)."""
-    records = predict_records(predictor, split, variants, batch_size, progress)
+    """Batched evaluation of ``variants`` (default: all that fit the split's option counts).
+
+    With a ``shard`` of several processes each computes its share of the batches and every process
+    gets all records back in order, so the metrics equal a single-process evaluation exactly.
+    """
+    shard = shard or Shard()
+    starts = shard.batch_starts(len(split), batch_size)
+    records = predict_records(predictor, split, variants, batch_size, progress and shard.is_main, starts)
     if circular and records:
         add_circular_choices(predictor, split, records, list(records[0]["variants"]), batch_size)
+    records = shard.gather_records(records, len(split))
     return EvaluationResult(summarize(records, split.name, circular), records)
 
 

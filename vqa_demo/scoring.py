@@ -98,8 +98,10 @@ def cond_gen_loss(
     features: torch.Tensor,
     prompt_style: str = "default",
     label_smoothing: float = 0.0,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """Teacher-forced cross-entropy on the gold option text as the suffix (training only)."""
+    """Teacher-forced cross-entropy on the gold option text as the suffix (training only); ``reduction``
+    as in ``cross_entropy`` over the suffix tokens of all B rows."""
     prompt_rows = [
         build_rows("cond_gen", q, opts, prompt_style, answer_index=a)[0]
         for q, opts, a in zip(questions, options, answers)
@@ -110,16 +112,47 @@ def cond_gen_loss(
     labels = rows.labels[:, 1:]
     scored = labels != -100
     logits = lm_logits(core, hidden[:, :-1][scored])
-    return nn.functional.cross_entropy(logits, labels[scored], label_smoothing=label_smoothing)
+    return nn.functional.cross_entropy(
+        logits, labels[scored], label_smoothing=label_smoothing, reduction=reduction
+    )
 
 
 def classifier_loss(
-    scores: torch.Tensor, answers: torch.Tensor, label_smoothing: float = 0.0
+    scores: torch.Tensor, answers: torch.Tensor, label_smoothing: float = 0.0, reduction: str = "mean"
 ) -> torch.Tensor:
     """Cross-entropy over options for ``scores float[B, K]`` (padded options are -inf) and gold ``long[B]``."""
     # -inf on padded options would give NaN under label smoothing; a large negative keeps them impossible.
     finite = scores.masked_fill(torch.isinf(scores), -1e4)
-    return nn.functional.cross_entropy(finite, answers, label_smoothing=label_smoothing)
+    return nn.functional.cross_entropy(finite, answers, label_smoothing=label_smoothing, reduction=reduction)
+
+
+def variant_loss_terms(
+    core: PaliGemmaForConditionalGeneration,
+    head: nn.Module | None,
+    head_cfg: HeadConfig,
+    encoder: RowEncoder,
+    questions: list[str],
+    options: list[list[str]],
+    answers: list[int],
+    features: torch.Tensor,
+    prompt_style: str = "default",
+    label_smoothing: float = 0.0,
+) -> tuple[torch.Tensor, int]:
+    """The summed training loss of B examples and the number of terms it sums (gold suffix tokens for
+    COND_GEN, examples otherwise): processes holding parts of one global batch add both up to get the
+    global batch's mean exactly, whatever the split."""
+    if head_cfg.head == "cond_gen":
+        total = cond_gen_loss(
+            core, encoder, questions, options, answers, features, prompt_style, label_smoothing, "sum"
+        )
+        prompt_rows = [
+            build_rows("cond_gen", q, o, prompt_style, answer_index=a)[0]
+            for q, o, a in zip(questions, options, answers)
+        ]
+        return total, sum(len(encoder.suffix_ids(row.suffix)) for row in prompt_rows)
+    out = classifier_scores(core, head, head_cfg, encoder, questions, options, features, prompt_style)
+    gold = torch.tensor(answers, device=out.scores.device)
+    return classifier_loss(out.scores, gold, label_smoothing, "sum"), len(answers)
 
 
 def training_cuts(
