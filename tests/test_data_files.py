@@ -129,7 +129,7 @@ def test_answer_types_in_jsonl(tmp_path):
 
 def test_duplicate_options_are_reported(tmp_path):
     message = refusal(write_split(tmp_path / "s", [row(), row(options=("Red", "green", " red "))]))
-    assert "row 2 of metadata.csv" in message and "Options 1 and 3 are the same" in message
+    assert "row 2 of metadata.csv" in message and "Options A and C are the same" in message
 
 
 def test_control_characters_are_cleaned_as_in_the_app(tmp_path):
@@ -140,7 +140,7 @@ def test_control_characters_are_cleaned_as_in_the_app(tmp_path):
     assert example.question == "Which colour?" and example.options == ("red", "green", "blue")
     # An option made only of control characters is empty, as in the form.
     message = refusal(write_split(tmp_path / "t", [row(), row(options=("red", "\x00\x01", "blue"))]))
-    assert "Option 2 is empty" in message
+    assert "Option B is empty" in message
 
 
 def test_over_long_csv_field_gets_a_clear_message(tmp_path):
