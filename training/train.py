@@ -34,7 +34,15 @@ from tqdm.auto import tqdm
 from training.resume import load_state, save_state
 from vqa_demo.backbone import add_lora, load_backbone
 from vqa_demo.checkpoints import save_variant
-from vqa_demo.config import BackboneConfig, HeadConfig, LoraSettings, PromptConfig, RunConfig, TrainSettings
+from vqa_demo.config import (
+    BackboneConfig,
+    HeadConfig,
+    LoraSettings,
+    PromptConfig,
+    RunConfig,
+    TrainSettings,
+    default_prompt_style,
+)
 from vqa_demo.data import MCSplit, load_split
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.evaluation import evaluate
@@ -69,7 +77,7 @@ class TrainConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
-    prompt_style: str = "default"
+    prompt_style: str | None = None  # None: the base's own (choose_from for mix checkpoints, else default)
     max_text_tokens: int = 192
     eval_every: int = 50
     log_every: int = 10
@@ -90,7 +98,10 @@ class TrainConfig:
         return RunConfig(
             head=HeadConfig(head=self.variant, pooling=self.pooling, num_options=self.num_options),
             backbone=BackboneConfig(source=self.base, quantization=self.quantization),
-            prompt=PromptConfig(style=self.prompt_style, max_text_tokens=self.max_text_tokens),
+            prompt=PromptConfig(
+                style=self.prompt_style or default_prompt_style(self.base),
+                max_text_tokens=self.max_text_tokens,
+            ),
             lora=LoraSettings(
                 r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout, vision=self.train_vision
             ),
