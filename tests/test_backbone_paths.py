@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tests.conftest import tiny_run_config
 from vqa_demo.backbone import add_lora, build_tiny_backbone, load_backbone, save_backbone
-from vqa_demo.config import PALIGEMMA2_PRESETS, BackboneConfig, resolve_backbone_source
+from vqa_demo.config import PRESETS, BackboneConfig, resolve_backbone_source
 
 
 def test_presets_cover_sizes_and_resolutions():
     assert resolve_backbone_source("paligemma2-3b-pt-448") == "google/paligemma2-3b-pt-448"
-    assert len(PALIGEMMA2_PRESETS) == 9
+    assert len([p for p in PRESETS.values() if p.generation == 2 and not p.mix]) == 9
     assert resolve_backbone_source("some/other-model") == "some/other-model"
 
 
@@ -29,12 +30,13 @@ def test_tiny_model_has_paligemma2_structure():
     )
 
 
-def test_saved_base_loads_back_identically(tmp_path):
-    original = build_tiny_backbone(seed=5)
+@pytest.mark.parametrize("generation", [1, 2])
+def test_saved_base_loads_back_identically(tmp_path, generation):
+    original = build_tiny_backbone(seed=5, generation=generation)
     save_backbone(original, tmp_path / "base")
     assert not list((tmp_path / "base").glob("*.bin"))
     loaded = load_backbone(BackboneConfig(source=str(tmp_path / "base")))
-    assert loaded.fingerprint == original.fingerprint
+    assert loaded.fingerprint == original.fingerprint and loaded.generation == generation
     assert loaded.dtype == torch.float32 and loaded.device.type == "cpu"
     for (name, a), (_, b) in zip(original.core.state_dict().items(), loaded.core.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)

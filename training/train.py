@@ -46,7 +46,15 @@ from training.resume import load_state, save_state, trim_metrics
 from training.steps import FeatureCache, VariantModule, train_micro_batch
 from vqa_demo.backbone import add_lora, load_backbone
 from vqa_demo.checkpoints import save_variant
-from vqa_demo.config import BackboneConfig, HeadConfig, LoraSettings, PromptConfig, RunConfig, TrainSettings
+from vqa_demo.config import (
+    BackboneConfig,
+    HeadConfig,
+    LoraSettings,
+    PromptConfig,
+    RunConfig,
+    TrainSettings,
+    default_prompt_style,
+)
 from vqa_demo.data import MCSplit, load_split
 from vqa_demo.distributed import Shard
 from vqa_demo.encoding import RowEncoder
@@ -79,7 +87,7 @@ class TrainConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
-    prompt_style: str = "default"
+    prompt_style: str | None = None  # None: the base's own (choose_from for mix checkpoints, else default)
     prompt_separator: str = "\n"  # between prefix and suffix; saved in run_config.json, used by prediction
     max_text_tokens: int = 192
     eval_every: int = 50
@@ -104,7 +112,9 @@ class TrainConfig:
             head=HeadConfig(head=self.variant, pooling=self.pooling, num_options=self.num_options),
             backbone=BackboneConfig(source=self.base, quantization=self.quantization),
             prompt=PromptConfig(
-                style=self.prompt_style, separator=self.prompt_separator, max_text_tokens=self.max_text_tokens
+                style=self.prompt_style or default_prompt_style(self.base),
+                separator=self.prompt_separator,
+                max_text_tokens=self.max_text_tokens,
             ),
             lora=LoraSettings(
                 r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout, vision=self.train_vision

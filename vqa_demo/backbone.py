@@ -3,7 +3,8 @@
 Three sources, one result (:class:`Backbone`):
 - a hub id or preset (``google/paligemma2-3b-pt-448``): the real thing, needs hub access;
 - a local directory written by :func:`save_backbone` (the offline default in ``assets/base``);
-- ``"tiny"``: a random PaliGemma 2-structured model built in-process, for tests.
+- ``"tiny:paligemma"`` / ``"tiny:paligemma2"`` (= ``"tiny"``): a random model of PaliGemma 1's
+  (Gemma decoder) or PaliGemma 2's (Gemma 2 decoder) structure built in-process, for tests.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from transformers import (
     AutoProcessor,
     Gemma2Config,
+    GemmaConfig,
     PaliGemmaConfig,
     PaliGemmaForConditionalGeneration,
     PaliGemmaProcessor,
@@ -25,7 +27,7 @@ from transformers import (
     SiglipVisionConfig,
 )
 
-from vqa_demo.config import BackboneConfig, LoraSettings, resolve_backbone_source
+from vqa_demo.config import TINY_GENERATIONS, BackboneConfig, LoraSettings, resolve_backbone_source
 from vqa_demo.safety import refuse_pickles
 from vqa_demo.tokenizer import tiny_tokenizer
 
@@ -64,6 +66,11 @@ class Backbone:
         return int(self.processor.image_seq_length)
 
     @property
+    def generation(self) -> int:
+        """1 for PaliGemma (Gemma decoder), 2 for PaliGemma 2 (Gemma 2), read from the model config."""
+        return 1 if self.core.config.text_config.model_type == "gemma" else 2
+
+    @property
     def hidden_size(self) -> int:
         return int(self.core.config.text_config.hidden_size)
 
@@ -95,20 +102,27 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
-def tiny_processor(image_size: int = 20, patch_size: int = 5) -> PaliGemmaProcessor:
-    """A PaliGemma processor with a small byte-level tokenizer and a SigLIP image processor."""
+def tiny_processor(image_size: int = 20, patch_size: int = 5, generation: int = 2) -> PaliGemmaProcessor:
+    """A PaliGemma processor with a small byte-level tokenizer and a SigLIP image processor.
+
+    As on the hub, PaliGemma 1's tokenizer is configured to add ``<bos>`` itself and PaliGemma 2's
+    is not; the processor switches it off either way.
+    """
+    tokenizer = tiny_tokenizer()
+    tokenizer.add_bos_token = generation == 1
     image_processor = SiglipImageProcessorPil(
         size={"height": image_size, "width": image_size},
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.5, 0.5, 0.5],
     )
     image_processor.image_seq_length = (image_size // patch_size) ** 2
-    return PaliGemmaProcessor(image_processor=image_processor, tokenizer=tiny_tokenizer())
+    return PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
-def paligemma2_config(
+def paligemma_config(
     processor: PaliGemmaProcessor,
     *,
+    generation: int = 2,
     image_size: int,
     patch_size: int,
     hidden_size: int,
@@ -121,7 +135,8 @@ def paligemma2_config(
     vision_heads: int,
     vision_intermediate_size: int,
 ) -> PaliGemmaConfig:
-    """A PaliGemma 2 config (Gemma 2 decoder + SigLIP tower) sized by the arguments.
+    """A PaliGemma config sized by the arguments: SigLIP tower + Gemma 2 decoder (``generation=2``,
+    alternating sliding-window layers, logit soft-capping) or Gemma decoder (``generation=1``).
 
     The vocabulary follows the processor's tokenizer, rounded up to a multiple of 64 as the real
     257 152-token PaliGemma vocabulary is.
@@ -129,7 +144,7 @@ def paligemma2_config(
     tokenizer = processor.tokenizer
     vocab_size = -(-len(tokenizer) // 64) * 64
     head_dim = hidden_size // num_heads
-    text_config = Gemma2Config(
+    common = dict(
         vocab_size=vocab_size,
         hidden_size=hidden_size,
         intermediate_size=intermediate_size,
@@ -137,13 +152,18 @@ def paligemma2_config(
         num_attention_heads=num_heads,
         num_key_value_heads=num_kv_heads,
         head_dim=head_dim,
-        query_pre_attn_scalar=head_dim,
-        max_position_embeddings=4096,
-        sliding_window=4096,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
+    if generation == 1:
+        text_config = GemmaConfig(
+            **common, max_position_embeddings=8192, hidden_activation="gelu_pytorch_tanh"
+        )
+    else:
+        text_config = Gemma2Config(
+            **common, query_pre_attn_scalar=head_dim, max_position_embeddings=4096, sliding_window=4096
+        )
     vision_config = SiglipVisionConfig(
         hidden_size=vision_hidden_size,
         intermediate_size=vision_intermediate_size,
@@ -160,21 +180,32 @@ def paligemma2_config(
         image_token_id=processor.image_token_id,
         projection_dim=hidden_size,
     )
-    config.text_config.model_type = "gemma2"
+    config.text_config.model_type = text_config.model_type
     return config
 
 
-def build_tiny_backbone(seed: int = 0, image_size: int = 20, patch_size: int = 5) -> Backbone:
-    """A random PaliGemma 2-structured model (hidden 32, 2 layers, 16 image tokens) for tests."""
-    processor = tiny_processor(image_size, patch_size)
-    config = paligemma2_config(
+def paligemma2_config(processor: PaliGemmaProcessor, **sizes) -> PaliGemmaConfig:
+    """:func:`paligemma_config` of PaliGemma 2 (Gemma 2 decoder)."""
+    return paligemma_config(processor, generation=2, **sizes)
+
+
+def build_tiny_backbone(
+    seed: int = 0, image_size: int = 20, patch_size: int = 5, generation: int = 2, source: str | None = None
+) -> Backbone:
+    """A random model of PaliGemma ``generation``'s structure (hidden 32, 2 layers, 16 image tokens).
+
+    PaliGemma 1 has multi-query attention (one key/value head), PaliGemma 2 grouped queries.
+    """
+    processor = tiny_processor(image_size, patch_size, generation)
+    config = paligemma_config(
         processor,
+        generation=generation,
         image_size=image_size,
         patch_size=patch_size,
         hidden_size=32,
         num_layers=2,
         num_heads=4,
-        num_kv_heads=2,
+        num_kv_heads=1 if generation == 1 else 2,
         intermediate_size=64,
         vision_hidden_size=32,
         vision_layers=2,
@@ -183,7 +214,8 @@ def build_tiny_backbone(seed: int = 0, image_size: int = 20, patch_size: int = 5
     )
     torch.manual_seed(seed)
     model = PaliGemmaForConditionalGeneration(config).eval()
-    return Backbone(model, processor, "tiny", torch.device("cpu"), torch.float32)
+    source = source or ("tiny:paligemma" if generation == 1 else "tiny")
+    return Backbone(model, processor, source, torch.device("cpu"), torch.float32)
 
 
 def _quantization_config(kind: str | None, dtype: torch.dtype):
@@ -216,8 +248,8 @@ def _quantization_config(kind: str | None, dtype: torch.dtype):
 
 def load_backbone(cfg: BackboneConfig) -> Backbone:
     """Load the base model and processor described by ``cfg`` (weights only from safetensors)."""
-    if cfg.source == "tiny":
-        backbone = build_tiny_backbone()
+    if cfg.source in TINY_GENERATIONS:
+        backbone = build_tiny_backbone(generation=TINY_GENERATIONS[cfg.source], source=cfg.source)
         if cfg.device != "auto":  # an explicit device (accelerate's, under accelerate launch) is honoured
             backbone.device = resolve_device(cfg.device)
             backbone.model.to(backbone.device)

@@ -57,8 +57,9 @@ def variant_name(head: str, pooling: str | None) -> str:
 class BackboneConfig:
     """Where the PaliGemma model comes from and how it is loaded.
 
-    ``source`` is a hub id (``google/paligemma2-3b-pt-448``), a local directory holding a saved base
-    model + processor, or ``"tiny"`` for a random model built in-process (tests).
+    ``source`` is a hub id (``google/paligemma2-3b-pt-448``) or preset name (see :data:`PRESETS`), a
+    local directory holding a saved base model + processor, or one of :data:`TINY_GENERATIONS`
+    (``tiny:paligemma``, ``tiny:paligemma2`` = ``tiny``) for a random model built in-process (tests).
     """
 
     source: str = "assets/base"
@@ -72,17 +73,69 @@ class BackboneConfig:
             raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
 
 
-# Real PaliGemma 2 checkpoints; they need hub access and a GPU-sized machine.
-PALIGEMMA2_PRESETS: dict[str, str] = {
-    f"paligemma2-{size}-pt-{res}": f"google/paligemma2-{size}-pt-{res}"
-    for size in ("3b", "10b", "28b")
-    for res in (224, 448, 896)
-}
+@dataclass(frozen=True)
+class Preset:
+    """A real PaliGemma checkpoint on the hub (needs access and a GPU-sized machine).
+
+    ``generation`` 1 is a Gemma decoder, 2 a Gemma 2 decoder. Mix checkpoints were fine-tuned on a
+    mixture of tasks written in PaliGemma's task syntax (``answer en {question}``, ``caption en`` ...),
+    so their default prompt style is ``choose_from`` (``answer en {question} choose from: ...``).
+    Both generations' processors lay a prompt out as ``[<image> x N] <bos> prompt \\n`` (PaliGemma 1's
+    tokenizer config adds a ``<bos>`` of its own; the processor, and our encoder, never let it).
+    """
+
+    hub_id: str
+    generation: int
+    resolution: int
+    mix: bool = False
+
+    @property
+    def tiny(self) -> str:
+        """The in-process stand-in with the same structure (random weights, seconds to build)."""
+        return "tiny:paligemma" if self.generation == 1 else "tiny:paligemma2"
+
+    @property
+    def prompt_style(self) -> str:
+        return "choose_from" if self.mix else "default"
+
+
+def _presets() -> dict[str, Preset]:
+    presets = {
+        f"paligemma-3b-pt-{res}": Preset(f"google/paligemma-3b-pt-{res}", 1, res) for res in (224, 448, 896)
+    }
+    for size in ("3b", "10b", "28b"):
+        for res in (224, 448, 896):
+            presets[f"paligemma2-{size}-pt-{res}"] = Preset(f"google/paligemma2-{size}-pt-{res}", 2, res)
+        for res in (224, 448):
+            presets[f"paligemma2-{size}-mix-{res}"] = Preset(
+                f"google/paligemma2-{size}-mix-{res}", 2, res, mix=True
+            )
+    return presets
+
+
+PRESETS: dict[str, Preset] = _presets()
+
+# In-process random models of each generation's structure; plain "tiny" is PaliGemma 2's.
+TINY_GENERATIONS: dict[str, int] = {"tiny": 2, "tiny:paligemma": 1, "tiny:paligemma2": 2}
+
+
+def preset_for(name_or_id: str) -> Preset | None:
+    """The preset named ``name_or_id`` (``paligemma2-3b-mix-448``) or with that hub id, else None."""
+    if name_or_id in PRESETS:
+        return PRESETS[name_or_id]
+    return next((p for p in PRESETS.values() if p.hub_id == name_or_id), None)
 
 
 def resolve_backbone_source(name_or_path: str) -> str:
     """Map a preset name (``paligemma2-3b-pt-448``) to its hub id; anything else is returned unchanged."""
-    return PALIGEMMA2_PRESETS.get(name_or_path, name_or_path)
+    preset = PRESETS.get(name_or_path)
+    return preset.hub_id if preset else name_or_path
+
+
+def default_prompt_style(base: str) -> str:
+    """The prompt style a base expects: ``choose_from`` for mix checkpoints, else ``default``."""
+    preset = preset_for(base)
+    return preset.prompt_style if preset else "default"
 
 
 @dataclass

@@ -6,9 +6,13 @@ Row layout (right padded)::
     |------------- prefix: token_type 0 ------------| suffix: 1 |
 
 Attention is prefix-LM: bidirectional over the prefix, causal over the suffix (transformers builds it
-from ``token_type_ids``). User text is tokenized with ``split_special_tokens=True`` so a typed
-``<image>`` or ``<eos>`` stays plain text, and truncation only ever removes text tokens: first from
-the question, then from the end of the tail. The image token count is fixed by the processor.
+from ``token_type_ids``). Every row equals ``PaliGemmaProcessor(text=prefix, suffix=suffix)`` token
+for token: the prompt text is tokenized in one piece, and exactly one ``<bos>`` follows the image
+tokens in both generations (PaliGemma 1's tokenizer is configured to add a ``<bos>`` of its own, the
+processor switches that off, and the encoder never asks the tokenizer for special tokens). User text
+is tokenized with ``split_special_tokens=True`` so a typed ``<image>`` or ``<eos>`` stays plain text
+(the processor would turn it into a special token), and truncation only ever removes text: first
+from the question, then from the end of the tail. The image token count is fixed by the processor.
 
 Suffixes (answers) get their own budget, sized so that every option the input layer accepts
 (``MAX_OPTION_CHARS``) is scored and trained in full: a character is at most 4 UTF-8 bytes and
@@ -84,11 +88,11 @@ class RowEncoder:
         self.max_text_tokens = max_text_tokens
         # The default fits every option the inputs accept; smaller budgets are for known-short suffixes.
         self.max_suffix_tokens = max_suffix_tokens or answer_token_budget()
-        self.separator_ids = self.text_ids(separator)
+        self.separator = separator
         self.bos_id = tokenizer.bos_token_id
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id
-        if max_text_tokens < len(self.separator_ids) + 2:
+        if max_text_tokens < len(self.text_ids(separator)) + 2:
             raise ValueError(f"max_text_tokens={max_text_tokens} leaves no room for text")
 
     def text_ids(self, text: str) -> list[int]:
@@ -97,16 +101,53 @@ class RowEncoder:
             return []
         return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
+    def prefix_text(self, row: PromptRow) -> tuple[str, bool]:
+        """The prompt text that is encoded (head + question + tail + separator), cut to the budget.
+
+        The whole text is tokenized in one piece, exactly as ``PaliGemmaProcessor`` tokenizes
+        ``<bos>{prompt}\\n`` (tokenizing the parts separately leaves a lone space token after a head
+        like ``"answer en "``, and merges across part boundaries differ). Over budget, the question
+        is shortened at a token boundary (its longest prefix that fits), then the end of the tail:
+        the result is still the processor's encoding of a shorter prompt. Returns ``(text, truncated)``.
+        """
+        parts = [row.head, row.question, row.tail]
+        budget = self.max_text_tokens - 1  # the <bos>
+        if self.count(parts) <= budget:
+            return "".join(parts) + self.separator, False
+        for index in (1, 2, 0):  # question first, then the tail's end, the head only as a last resort
+            parts[index] = self.shortened(parts, index, budget)
+            if self.count(parts) <= budget:
+                break
+        return "".join(parts) + self.separator, True
+
+    def count(self, parts: list[str]) -> int:
+        """Number of tokens of the joined parts plus the separator."""
+        return len(self.text_ids("".join(parts) + self.separator))
+
+    def shortened(self, parts: list[str], index: int, budget: int) -> str:
+        """The longest token-boundary prefix of ``parts[index]`` with which all parts fit ``budget``."""
+        text = parts[index]
+        spans = self.tokenizer(
+            text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True
+        )["offset_mapping"]
+        cuts = sorted({0, *(end for _, end in spans)})  # byte pieces of one character share an end
+
+        def fits(cut: int) -> bool:
+            return self.count([*parts[:index], text[:cut], *parts[index + 1 :]]) <= budget
+
+        # Token counts grow with the cut almost always by one per token: start at the estimate and walk.
+        excess = self.count(parts) - budget
+        position = max(0, len(cuts) - 1 - excess)
+        while position > 0 and not fits(cuts[position]):
+            position -= 1
+        while position + 1 < len(cuts) and fits(cuts[position + 1]):
+            position += 1
+        return text[: cuts[position]]
+
     def prefix_ids(self, row: PromptRow) -> tuple[list[int], bool]:
         """Text prefix ids (``<bos>`` ... ``<sep>``, no image tokens) within the budget, and a truncation flag."""
-        head, question, tail = self.text_ids(row.head), self.text_ids(row.question), self.text_ids(row.tail)
-        budget = self.max_text_tokens - 1 - len(self.separator_ids)
-        truncated = len(head) + len(question) + len(tail) > budget
-        if truncated:
-            question = question[: max(0, budget - len(head) - len(tail))]
-            tail = tail[: max(0, budget - len(head) - len(question))]
-            head = head[: budget - len(question) - len(tail)]
-        return [self.bos_id, *head, *question, *tail, *self.separator_ids], truncated
+        text, truncated = self.prefix_text(row)
+        return [self.bos_id, *self.text_ids(text)], truncated
 
     def suffix(self, text: str) -> tuple[list[int], bool]:
         """Suffix ids ending in ``<eos>``, and whether text was cut (before the ``<eos>``) to fit."""

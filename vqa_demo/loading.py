@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vqa_demo.backbone import load_backbone
 from vqa_demo.checkpoints import CheckpointError, load_variants, read_run_config
-from vqa_demo.config import BackboneConfig
+from vqa_demo.config import TINY_GENERATIONS, BackboneConfig, preset_for
 from vqa_demo.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
 from vqa_demo.predictor import Predictor
 
@@ -32,13 +32,13 @@ def resolve_base(base: str | Path | None, checkpoint: Path) -> str:
 
     A relative source (``assets/base``) is looked up next to the checkpoint first, walking up its
     folders, so a copied ``assets/`` tree uses its own base; then relative to the working directory.
-    Anything else (a hub id, ``tiny``) is returned unchanged.
+    Anything else (a hub id or preset, ``tiny:paligemma``) is returned unchanged.
     """
     if base is not None:
         return str(base)
     source = read_run_config(checkpoint).backbone.source
     relative = Path(source)
-    if source == "tiny" or relative.is_absolute():
+    if source in TINY_GENERATIONS or preset_for(source) or relative.is_absolute():
         return source
     for parent in checkpoint.resolve().parents:
         for candidate in (parent / relative, parent / relative.name):
