@@ -264,3 +264,27 @@ def agreement_figure(agreement: Mapping | None) -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, height=400)
+
+
+def confusion_figure(counts, labels: Sequence[str]) -> go.Figure:
+    """Heatmap of ``counts int[K, K]``: rows the gold position, columns the chosen one; each cell shows its count
+    and its share of the row (the diagonal is right, the rest are mistakes)."""
+    rows = [[int(v) for v in row] for row in counts]
+    totals = [sum(row) or 1 for row in rows]
+    shares = [[v / t for v in row] for row, t in zip(rows, totals)]
+    fig = go.Figure(
+        go.Heatmap(
+            z=shares,
+            x=[f"chose {x}" for x in labels],
+            y=[f"gold {y}" for y in labels],
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            text=[[f"{v}<br>{s:.0%}" for v, s in zip(row, share)] for row, share in zip(rows, shares)],
+            texttemplate="%{text}",
+            hovertemplate="%{y}, %{x}: %{text}<extra></extra>",
+            colorbar={"tickformat": ".0%", "title": {"text": "share of row"}},
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, height=380)
