@@ -107,6 +107,8 @@ def test_refuses_images_outside_the_validation_folder(browser, tmp_path):
     run, status, *_ = browser.live({"index": 0, "variants": list(THREE)}, "cond_gen", 0.5)
     assert run is None and "not in the validation folder" in status
     assert browser.image_path("../secret.png") is None
+    assert browser.assets.validation_image("../secret.png") is None
+    assert browser.assets.validation_image(str(tmp_path / "secret.png")) is None
 
 
 # -- the tiny model -------------------------------------------------------------------------------
