@@ -109,12 +109,12 @@ def side_views(run: LiveRun | None, variant: str | None, opacity: float) -> tupl
             f"{chosen_title}\n\nPooling weights of the chosen option's row. {chosen_caption}",
         )
     shared = (
-        f" {variant} pools one prompt that holds every option, so one set of weights (on the right) "
-        "serves both; an attribution below separates the two options."
+        f" {variant} pools one prompt that holds every option, so the same weights serve both sides; "
+        "an attribution below separates the two options."
     )
     return (
-        None,
-        None,
+        chosen_image,
+        chosen_tokens,
         gold_title + shared,
         chosen_image,
         chosen_tokens,

@@ -193,8 +193,9 @@ class ErrorBrowser:
         stored = record["variants"]
         wrong = [n for n in selected if n in stored and stored[n]["choice"] != record["gold"]]
         explainable = wrong or [n for n in selected if n in stored]
-        attentive = [n for n in explainable if self.is_attentive(n)]
-        preferred = (attentive or explainable or [None])[0]
+        # The best variant's mistake first, and one with pooling weights when there is one.
+        ranked = sorted(explainable, key=lambda n: (not self.is_attentive(n), -self.accuracy_of(n)))
+        preferred = ranked[0] if ranked else None
         sample = {"index": record["index"], "variants": selected, "variant": preferred}
         figure = probabilities_figure(
             record["options"],
@@ -205,6 +206,9 @@ class ErrorBrowser:
         dropdown = gr.update(choices=explainable, value=preferred, interactive=bool(explainable))
         image = self.assets.validation_image(record.get("file_name"))
         return sample, image, self.details(record), figure, dropdown, gr.update(interactive=True)
+
+    def accuracy_of(self, name: str) -> float:
+        return self.accuracy.get(name, {}).get("accuracy", 0.0)
 
     def is_attentive(self, name: str) -> bool:
         return any(i.name == name and i.attentive for i in self.holder.infos)

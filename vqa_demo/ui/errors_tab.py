@@ -18,8 +18,8 @@ def build_filters(browser: ErrorBrowser, initial: tuple) -> SimpleNamespace:
         browser.variant_choices,
         value=browser.default_variants,
         label="Variants",
-        info="Validation accuracy after each name; chance-level variants (95% interval includes chance) "
-        "start unticked so their guesses do not bury the informative mistakes.",
+        info="Validation accuracy after each name. Chance-level variants (95% interval includes chance) "
+        "start unticked, unless all are, so their guesses do not bury the informative mistakes.",
         elem_id="errors-variants",
     )
     with gr.Row(equal_height=True):
@@ -123,12 +123,19 @@ def build_example(ns: SimpleNamespace) -> None:
                 ns.sides += [image, tokens, caption]
     with gr.Row(equal_height=True):
         ns.method = gr.Radio(
-            list(METHOD_LABELS), value="Integrated gradients", label="Attribution method", scale=2
+            list(METHOD_LABELS),
+            value="Integrated gradients",
+            label="Attribution method",
+            scale=2,
+            elem_id="errors-method",
         )
-        ns.steps = gr.Slider(4, 64, value=16, step=4, label="Integrated-gradient steps", scale=2)
+        ns.steps = gr.Slider(
+            4, 64, value=16, step=4, label="Integrated-gradient steps", scale=2, elem_id="errors-steps"
+        )
         ns.attribute = gr.Button("Attribute both options", scale=1, elem_id="errors-attribute")
     ns.attributions = []
-    with gr.Row(equal_height=False):
+    # Hidden until asked for: four empty frames under every example would push it off the screen.
+    with gr.Row(equal_height=False, visible=False) as ns.attribution_row:
         for side, elem in (
             ("Gold option", "errors-attribution-gold"),
             ("Chosen option", "errors-attribution"),
@@ -200,10 +207,24 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
             api_visibility="private",
             show_progress="hidden",
         )
-    ns.variant.input(
-        lambda: [None, None, ""] * 2, None, ns.attributions, api_visibility="private", queue=False
+    for trigger in (ns.table.select, ns.gallery.select, ns.variant.input):
+        trigger(
+            lambda: [gr.update(visible=False), *[None, None, ""] * 2],
+            None,
+            [ns.attribution_row, *ns.attributions],
+            api_visibility="private",
+            queue=False,
+        )
+    ns.method.change(
+        lambda label: gr.update(interactive=METHOD_LABELS.get(label) == "integrated_gradients"),
+        ns.method,
+        ns.steps,
+        api_visibility="private",
+        queue=False,
     )
     ns.attribute.click(
+        lambda: gr.update(visible=True), None, ns.attribution_row, api_visibility="private", queue=False
+    ).then(
         browser.attribute,
         [ns.run, ns.variant, ns.method, ns.steps, ns.opacity],
         ns.attributions,
