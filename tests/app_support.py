@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import HashMatcher, make_tiny_predictor, tiny_run_config
+from training.compare import build_comparison
 from training.synthetic import generate_split
 from vqa_demo.backbone import build_tiny_backbone, load_backbone, save_backbone
 from vqa_demo.checkpoints import load_variants, save_variant
@@ -73,19 +74,11 @@ def build_app_assets(root: Path) -> AppAssetsDir:
     assets = AppAssetsDir(root)
     result = evaluate(assets.load_predictor(), split, progress=False)
     write_evaluation(result, root / "evaluation", split)
-    comparison = {
-        "split": "validation",
-        "n": len(split),
-        "variants": {
-            name: {
-                "accuracy": m["accuracy"],
-                "by_family": m["by_metadata"].get("family", {}),
-                "curve": fake_curve(i),
-                "train_seconds": 12.0 + i,
-            }
-            for i, (name, m) in enumerate(result.metrics["variants"].items())
-        },
+    # Written the way training.compare writes it (curves from the checkpoints' metrics.jsonl).
+    trained_runs = {
+        name: {"best_step": 40, "seconds": 12.0 + i} for i, name in enumerate(result.metrics["variants"])
     }
+    comparison = build_comparison({"num_options": 4}, root / "checkpoints", result.metrics, trained_runs)
     (root / "comparison.json").write_text(json.dumps(comparison))
     (root / "examples").mkdir()
     one_per_family = {ex.metadata["family"]: ex for ex in reversed(split.examples)}

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import threading
 import time
 import warnings
 from contextlib import contextmanager
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -18,8 +15,6 @@ from PIL import Image
 from tests.app_support import FakePredictor
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
-from vqa_demo.ui.assets import AppAssets, inside
-from vqa_demo.ui.errors import ANY_POSITION, ANY_VARIANT, ErrorBrowser, error_rows
 from vqa_demo.ui.explain_view import ExplainCallbacks
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 
@@ -213,87 +208,3 @@ def test_config_from_env_and_flags(tmp_path):
     assert AppConfig.from_args(["--upload-ttl", "60"], environ={}).delete_cache == (60, 60)
     launch = AppConfig(assets=tmp_path).launch_kwargs()
     assert launch["max_file_size"] == 10 * 1024 * 1024 and str(tmp_path) not in launch["allowed_paths"]
-
-
-# -- Errors tab --------------------------------------------------------------------------------------
-
-
-def record(index, gold, choices, confidences, family="table"):
-    return {
-        "index": index,
-        "file_name": f"img_{index}.png",
-        "question": f"question {index}?",
-        "options": ["w", "x", "y", "z"],
-        "gold": gold,
-        "metadata": {"family": family},
-        "variants": {
-            name: {"choice": c, "confidence": p, "probabilities": [p, 1 - p, 0, 0], "correct": c == gold}
-            for name, c, p in zip(["cond_gen", "swag-attentive"], choices, confidences)
-        },
-    }
-
-
-RECORDS = [
-    record(0, 0, [1, 1], [0.9, 0.6], "table"),  # both wrong, agree
-    record(1, 2, [2, 3], [0.8, 0.4], "clock"),  # swag wrong, disagree
-    record(2, 1, [1, 1], [0.7, 0.7], "table"),  # both right
-]
-
-
-def test_error_filters():
-    assert [(r["#"], r["variant"]) for r in error_rows(RECORDS)] == [
-        (0, "cond_gen"),
-        (0, "swag-attentive"),
-        (1, "swag-attentive"),
-    ]
-    assert [r["#"] for r in error_rows(RECORDS, variant="cond_gen")] == [0]
-    assert [r["#"] for r in error_rows(RECORDS, family="clock")] == [1]
-    assert [r["#"] for r in error_rows(RECORDS, position="C")] == [1]
-    assert [r["#"] for r in error_rows(RECORDS, confidence=(0.5, 1.0))] == [0, 0]
-    assert [r["#"] for r in error_rows(RECORDS, disagree_only=True)] == [1]
-    row = error_rows(RECORDS, variant="swag-attentive", position="C")[0]
-    assert (row["gold"], row["predicted"], row["variants agree"], row["gold_text"]) == ("C", "D", "no", "y")
-
-
-def browser_for(records, tmp_path, predictor=None):
-    (tmp_path / "validation").mkdir()
-    for r in records:
-        Image.new("RGB", (32, 32), (10 * r["index"], 90, 160)).save(tmp_path / "validation" / r["file_name"])
-    assets = AppAssets(AppConfig(assets=tmp_path), records=records)
-    return ErrorBrowser(
-        PredictorHolder(predictor=predictor or FakePredictor(["cond_gen", "swag-attentive"])),
-        assets,
-        tmp_path,
-    )
-
-
-def test_error_browser_filters_exports_and_shows(tmp_path):
-    browser = browser_for(RECORDS, tmp_path)
-    table, rows, caption, download = browser.filter(ANY_VARIANT, "table", ANY_POSITION, 0, 1, False)
-    assert len(table) == 2 and "**2** mispredictions" in caption
-    exported = list(csv.DictReader(io.StringIO(Path(download["value"]).read_text())))
-    assert [(r["#"], r["variant"], r["gold_text"], r["predicted_text"]) for r in exported] == [
-        ("0", "cond_gen", "w", "x"),
-        ("0", "swag-attentive", "w", "x"),
-    ]
-    select = gr.SelectData(None, {"index": [1, 2], "value": "q", "row_value": list(table.iloc[1])})
-    sample, image, details, chart = browser.pick(rows, select)
-    assert sample == {"index": 0, "variant": "swag-attentive"} and image.size == (32, 32)
-    assert "✓ **gold**" in details and "question 0?" in details
-    assert chart.data[0].y is not None
-    status, live, heatmap, tokens = browser.rerun(sample)
-    assert status.startswith("✓") and isinstance(heatmap, Image.Image) and "swag-attentive" in status
-
-
-def test_error_browser_refuses_paths_outside_the_validation_folder(tmp_path):
-    secret = tmp_path / "secret.png"
-    Image.new("RGB", (8, 8)).save(secret)
-    evil = record(5, 0, [1, 1], [0.9, 0.9])
-    evil["file_name"] = "../secret.png"
-    browser = browser_for([record(4, 0, [1, 1], [0.9, 0.9])], tmp_path)
-    browser.by_index[5] = evil
-    assert browser.assets.validation_image("../secret.png") is None
-    assert browser.assets.validation_image(str(secret)) is None
-    status, *_ = browser.rerun({"index": 5, "variant": "cond_gen"})
-    assert "not in the validation folder" in status
-    assert inside(secret, tmp_path / "validation") is None

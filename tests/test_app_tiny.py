@@ -8,11 +8,8 @@ from PIL import Image
 
 from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
 from vqa_demo.ui.assets import AppAssets
-from vqa_demo.ui.compare import comparison_data, summary_markdown
-from vqa_demo.ui.errors import ANY_POSITION, ANY_VARIANT, ErrorBrowser
 from vqa_demo.ui.explain_view import ExplainCallbacks
 from vqa_demo.ui.holder import PredictorHolder
-from vqa_demo.ui.plots import accuracy_figure, agreement_figure, curves_figure
 
 NAMES = ["cond_gen", "multi_class-last_token", "multi_class-attentive", "swag-last_token", "swag-attentive"]
 
@@ -72,32 +69,3 @@ def test_three_options_skip_multi_class(app, app_assets):
         str(example.image_path), example.question, *form(list(example.options[:3]), ticks)
     )
     assert status.startswith("✓") and list(raw) == ["cond_gen", "swag-last_token", "swag-attentive"]
-
-
-def test_error_browser_on_the_stored_evaluation(app, tmp_path):
-    holder, assets, _ = app
-    browser = ErrorBrowser(holder, assets, tmp_path)
-    table, rows, caption, download = browser.filter(
-        "swag-attentive", "all families", ANY_POSITION, 0, 1, False
-    )
-    stored = [r for r in assets.records if r["variants"]["swag-attentive"]["choice"] != r["gold"]]
-    assert len(rows) == len(stored) > 0 and set(table["variant"]) == {"swag-attentive"}
-    sample, image, details, chart = browser.show(rows[0])
-    assert image.size == (64, 64) and "Question:" in details
-    status, live, heatmap, tokens = browser.rerun(sample)
-    assert "Same choices as the stored run" in status  # the stored run and the live one agree
-    assert heatmap.size == (384, 384) and len(live.data) == 5
-    assert len(browser.filter(ANY_VARIANT, "all families", ANY_POSITION, 0, 1, True)[1]) <= len(
-        browser.filter(ANY_VARIANT, "all families", ANY_POSITION, 0, 1, False)[1]
-    )
-
-
-def test_compare_figures_from_the_assets(app):
-    _, assets, _ = app
-    data = comparison_data(assets)
-    assert list(data["variants"]) == NAMES
-    assert all(v["accuracy"]["n"] == 12 and v["by_family"] for v in data["variants"].values())
-    assert "| cond_gen |" in summary_markdown(data, assets)
-    assert [t.name for t in accuracy_figure(data["variants"], 4).data][-1] == "chance (25%)"
-    assert list(agreement_figure(data["agreement"]).data[0].x) == NAMES
-    assert len(curves_figure(assets.curves).data) == 10

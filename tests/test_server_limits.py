@@ -176,7 +176,7 @@ def test_queue_is_bounded_and_the_model_runs_one_at_a_time(server):
     assert demo._queue.default_concurrency_limit == 1
 
 
-@pytest.mark.parametrize("route", ["run/answer", "api/answer", "run/rerun", "run/pick"])
+@pytest.mark.parametrize("route", ["run/answer", "api/answer", "run/live", "run/pick_row"])
 def test_direct_posts_that_would_skip_the_queue_are_refused(server, route):
     url, *_ = server
     body = {"data": [None, "What?", 2, "a", "b", *[""] * 6, *[True] * 5]}

@@ -13,7 +13,8 @@ from vqa_demo.ui.ask import AskCallbacks, build_ask_inputs, build_ask_outputs, w
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.compare import build_compare_tab
 from vqa_demo.ui.config import AppConfig
-from vqa_demo.ui.errors import ErrorBrowser, build_errors_tab
+from vqa_demo.ui.errors import ErrorBrowser
+from vqa_demo.ui.errors_tab import build_errors_tab, wire_open_in_ask
 from vqa_demo.ui.explain_view import ExplainCallbacks, build_explain, wire_explain
 from vqa_demo.ui.holder import PredictorHolder
 
@@ -42,7 +43,7 @@ def build_demo(
     errors = ErrorBrowser(holder, assets)
     with gr.Blocks(title=config.title, delete_cache=config.delete_cache) as demo:
         gr.Markdown(HEADER, elem_id="app-header")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Ask", id="ask"):
                 form = build_ask_inputs(ask)
                 outputs = build_ask_outputs()
@@ -50,9 +51,10 @@ def build_demo(
             with gr.Tab("Compare", id="compare"):
                 build_compare_tab(assets)
             with gr.Tab("Errors", id="errors"):
-                build_errors_tab(errors)
+                errors_view = build_errors_tab(errors)
         answer_event = wire_ask(ask, form, outputs)
         wire_explain(explain, view, outputs.result, answer_event)
+        wire_open_in_ask(errors, errors_view, form, tabs, ask.variant_info)
     # Files this app put in Gradio's cache (uploads, served outputs) are the only cached ones admitted.
     ask.images.watch(demo)
     # api_open=False: Gradio otherwise (off Spaces) accepts direct POSTs to /gradio_api/run/<name>

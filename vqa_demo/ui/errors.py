@@ -1,14 +1,16 @@
-"""The Errors tab: browse the validation examples a variant got wrong, from ``predictions.jsonl``.
+"""The Errors tab: validation examples the selected variants got wrong, one row per example.
 
-The table has one row per (example, variant that missed it). Filters: variant, family, gold
-position, the variant's confidence range, and "variants disagree". Selecting a row shows the stored
-scores at once, then re-runs the example live for the attentive heatmap; the current rows export as CSV.
+Rows come from the evaluation's ``predictions.jsonl`` (see :mod:`vqa_demo.ui.error_data`); a table
+with thumbnails, a gallery of the most confident mistakes and a confusion matrix of gold against
+chosen position show the same filtered set. Selecting an example shows the stored answers at once
+and then answers it live, once, to put the gold option's explanation next to the chosen one's
+(:mod:`vqa_demo.ui.error_explain`). *Open in Ask* copies the example into the Ask form.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
+import base64
+import io
 import logging
 import tempfile
 from pathlib import Path
@@ -17,163 +19,204 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from vqa_demo.prompts import LETTERS
-from vqa_demo.ui.ask import status_error, status_ok
-from vqa_demo.ui.assets import AppAssets
-from vqa_demo.ui.explain_view import attention_view
+from vqa_demo.ui.ask import MAX_OPTIONS, status_error, status_ok
+from vqa_demo.ui.assets import AppAssets, inside
+from vqa_demo.ui.chance import is_chance_level
+from vqa_demo.ui.error_data import (
+    ALL_FAMILIES,
+    ANY_POSITION,
+    MISSED_BY_ALL,
+    ErrorFilter,
+    by_confidence,
+    confusion_counts,
+    default_variants,
+    error_examples,
+    family_of,
+    labelled,
+    letter,
+    mean_chance,
+    misses_text,
+    option_text,
+    variant_accuracy,
+    variant_names,
+    write_csv,
+)
+from vqa_demo.ui.error_explain import LiveRun, attribute_both, live_run, side_views
+from vqa_demo.ui.explain_view import METHOD_LABELS
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
-from vqa_demo.ui.plots import canonical, empty_figure, option_label, probabilities_figure
+from vqa_demo.ui.plots import confusion_figure, empty_figure, probabilities_figure
 
 log = logging.getLogger(__name__)
 
-ANY_VARIANT, ALL_FAMILIES, ANY_POSITION = "any variant", "all families", "any position"
-TABLE_COLUMNS = ["#", "family", "question", "gold", "variant", "predicted", "confidence", "variants agree"]
-EXPORT_COLUMNS = [*TABLE_COLUMNS, "file_name", "options", "gold_text", "predicted_text"]
-
-
-def letter(index: int | None) -> str:
-    return LETTERS[index] if index is not None and 0 <= index < len(LETTERS) else "?"
-
-
-def error_rows(
-    records: list[dict[str, Any]],
-    variant: str = ANY_VARIANT,
-    family: str = ALL_FAMILIES,
-    position: str = ANY_POSITION,
-    confidence: tuple[float, float] = (0.0, 1.0),
-    disagree_only: bool = False,
-) -> list[dict[str, Any]]:
-    """Mispredicted (example, variant) pairs that pass the filters, in split order.
-
-    ``confidence`` bounds the wrong variant's probability for its choice (inclusive).
-    """
-    low, high = sorted(confidence)
-    rows = []
-    for record in records:
-        gold = record.get("gold")
-        predictions = record.get("variants") or {}
-        if gold is None:
-            continue
-        record_family = (record.get("metadata") or {}).get("family", "")
-        if family not in (ALL_FAMILIES, None, "") and record_family != family:
-            continue
-        if position not in (ANY_POSITION, None, "") and letter(gold) != position:
-            continue
-        agree = len({p.get("choice") for p in predictions.values()}) <= 1
-        if disagree_only and agree:
-            continue
-        for name in canonical(predictions):
-            p = predictions[name]
-            if variant not in (ANY_VARIANT, None, "") and name != variant:
-                continue
-            if p.get("choice") == gold or not low <= float(p.get("confidence", 0.0)) <= high:
-                continue
-            options = record.get("options") or []
-            choice = p.get("choice")
-            rows.append(
-                {
-                    "#": record.get("index"),
-                    "family": record_family,
-                    "question": record.get("question", ""),
-                    "gold": letter(gold),
-                    "variant": name,
-                    "predicted": letter(choice),
-                    "confidence": round(float(p.get("confidence", 0.0)), 3),
-                    "variants agree": "yes" if agree else "no",
-                    "file_name": record.get("file_name"),
-                    "options": " | ".join(options),
-                    "gold_text": options[gold] if gold < len(options) else "",
-                    "predicted_text": options[choice] if choice is not None and choice < len(options) else "",
-                }
-            )
-    return rows
-
-
-def write_csv(rows: list[dict[str, Any]], folder: Path) -> Path:
-    """The rows as CSV in ``folder``; the name is a hash of the content, so sessions never clash."""
-    lines = [EXPORT_COLUMNS] + [[row.get(c, "") for c in EXPORT_COLUMNS] for row in rows]
-    digest = hashlib.sha256(repr(lines).encode()).hexdigest()[:12]
-    path = folder / f"mispredictions-{digest}.csv"
-    if not path.exists():
-        partial = path.with_suffix(".tmp")
-        with open(partial, "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerows(lines)
-        partial.replace(path)
-    return path
+TABLE_COLUMNS = [
+    "image",
+    "#",
+    "family",
+    "question",
+    "gold",
+    "missed by (choice, confidence)",
+    "selected agree",
+]
+TABLE_TYPES = ["markdown", "number", "str", "str", "str", "str", "str"]
+GALLERY_SIZE = 60  # the most confident mistakes; the table holds them all
+THUMBNAIL_SIDE = 56
 
 
 class ErrorBrowser:
-    """Event handlers of the Errors tab."""
+    """Event handlers of the Errors tab; every return value is plain data or ``gr.update``."""
 
     def __init__(self, holder: PredictorHolder, assets: AppAssets, export_dir: Path | None = None):
         self.holder = holder
         self.assets = assets
-        self.records = assets.records
+        self.records = labelled(assets.records)
         self.by_index = {r.get("index"): r for r in self.records}
         self.export_dir = export_dir or Path(tempfile.mkdtemp(prefix="vqa-errors-"))
+        self.accuracy = variant_accuracy(self.records)
+        self.chance = mean_chance(self.records)
+        self.thumbnails: dict[Any, str] = {}
 
-    # -- choices for the filters ------------------------------------------------------------------
+    # -- filter choices ---------------------------------------------------------------------------
     @property
-    def variant_choices(self) -> list[str]:
-        names = canonical(dict.fromkeys(n for r in self.records for n in (r.get("variants") or {})))
-        return [ANY_VARIANT, *names]
+    def variant_choices(self) -> list[tuple[str, str]]:
+        """``(label, name)`` per variant; the label gives the accuracy and marks chance level."""
+        choices = []
+        for name in variant_names(self.records):
+            acc = self.accuracy.get(name)
+            label = name
+            if acc is not None:
+                label += f" · {acc['accuracy']:.0%}"
+                if self.chance is not None and is_chance_level(acc["low"], acc["high"], self.chance):
+                    label += " · chance level"
+            choices.append((label, name))
+        return choices
+
+    @property
+    def default_variants(self) -> list[str]:
+        return default_variants(self.records)
 
     @property
     def family_choices(self) -> list[str]:
-        families = sorted({(r.get("metadata") or {}).get("family", "") for r in self.records} - {""})
-        return [ALL_FAMILIES, *families]
+        return [ALL_FAMILIES, *sorted({family_of(r) for r in self.records} - {""})]
 
     @property
     def position_choices(self) -> list[str]:
         k = max((len(r.get("options") or []) for r in self.records), default=4)
-        return [ANY_POSITION, *LETTERS[:k]]
+        return [ANY_POSITION, *[letter(i) for i in range(k)]]
 
     # -- filtering --------------------------------------------------------------------------------
-    def filter(self, variant, family, position, low, high, disagree_only) -> tuple:
-        """(table, rows for selection, count caption, CSV download) for the current filters."""
-        rows = error_rows(
-            self.records, variant, family, position, (float(low), float(high)), bool(disagree_only)
+    def filter(self, variants, family, position, low, high, disagree_only, missed_by) -> tuple:
+        """(table, gallery, rows, gallery rows, caption, CSV download, confusion figure) for the filters."""
+        selected = [n for n in variant_names(self.records) if n in (variants or [])]
+        chosen = ErrorFilter(
+            tuple(selected), family, position, (float(low), float(high)), bool(disagree_only), missed_by
         )
-        table = pd.DataFrame([[r[c] for c in TABLE_COLUMNS] for r in rows], columns=TABLE_COLUMNS)
-        examples = len(self.records)
-        caption = f"**{len(rows)}** mispredictions match (of {examples} validation examples)."
+        rows = error_examples(self.records, chosen)
+        table = pd.DataFrame(
+            [
+                [self.thumbnail(r), r["#"], r["family"], r["question"], r["gold"], misses_text(r)]
+                + ["no" if r["disagree"] else "yes"]
+                for r in rows
+            ],
+            columns=TABLE_COLUMNS,
+        )
+        ranked = by_confidence(rows)[:GALLERY_SIZE]
+        gallery = [(self.image_path(r["file_name"]), self.gallery_caption(r)) for r in ranked]
+        gallery = [(path, caption) for path, caption in gallery if path]
+        mispredictions = sum(len(r["misses"]) for r in rows)
+        caption = (
+            f"**{len(rows)}** of {len(self.records)} validation examples missed by "
+            f"{'every' if missed_by == MISSED_BY_ALL else 'at least one'} of the {len(selected)} selected "
+            f"variants ({mispredictions} wrong answers)."
+            if selected
+            else "Tick at least one variant to see its mistakes."
+        )
         download = gr.update(value=str(write_csv(rows, self.export_dir)), interactive=bool(rows))
-        return table, rows, caption, download
-
-    # -- one example ------------------------------------------------------------------------------
-    def pick(self, rows: list[dict] | None, evt: gr.SelectData) -> tuple:
-        """Selecting a table row: show the stored details of that example at once."""
-        row = None
-        if isinstance(evt.row_value, list) and len(evt.row_value) >= 5:
-            row = {"#": evt.row_value[0], "variant": evt.row_value[4]}
-        elif rows and isinstance(evt.index, (list, tuple)) and evt.index and isinstance(evt.index[0], int):
-            row = rows[evt.index[0]] if 0 <= evt.index[0] < len(rows) else None
-        return self.show(row)
-
-    def show(self, row: dict | None) -> tuple:
-        """(selected sample, image, details, stored-scores chart) for a table row."""
-        try:
-            record = self.by_index.get(int(row["#"])) if row and row.get("#") is not None else None
-        except (TypeError, ValueError, OverflowError):  # a crafted select event, not a table row
-            record = None
-        if record is None:
-            return None, None, status_error("Pick a row in the table."), empty_figure("No example selected")
-        sample = {"index": record.get("index"), "variant": row.get("variant")}
-        image = self.assets.validation_image(record.get("file_name"))
-        predictions = record.get("variants") or {}
-        figure = probabilities_figure(
-            record["options"],
-            {n: p["probabilities"] for n, p in predictions.items()},
-            {n: p["choice"] for n, p in predictions.items()},
-            gold=record.get("gold"),
+        counts = confusion_counts(self.records, selected, family)
+        confusion = (
+            confusion_figure(counts, [letter(i) for i in range(len(counts))])
+            if selected and counts.size
+            else empty_figure("Tick at least one variant")
         )
-        return sample, image, self.details(record), figure
+        return table, gallery, rows, [r["#"] for r in ranked], caption, download, confusion
 
     @staticmethod
-    def details(record: dict) -> str:
-        options, gold = record["options"], record.get("gold")
-        predictions = record.get("variants") or {}
-        family = (record.get("metadata") or {}).get("family")
+    def gallery_caption(row: dict[str, Any]) -> str:
+        worst = max(row["misses"], key=lambda m: m["confidence"])
+        return f"#{row['#']} gold {row['gold']} · {worst['variant']} chose {worst['predicted']} ({worst['confidence']:.0%})"
+
+    def image_path(self, file_name: str | None) -> str | None:
+        path = inside(Path(file_name or ""), self.assets.config.validation_dir) if file_name else None
+        return str(path) if path is not None and path.is_file() else None
+
+    def thumbnail(self, row: dict[str, Any]) -> str:
+        """A small inline PNG as Markdown (cached): the table needs no file served for it."""
+        if row["#"] not in self.thumbnails:
+            image = self.assets.validation_image(row["file_name"])
+            markdown = ""
+            if image is not None:
+                image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+                buffer = io.BytesIO()
+                image.save(buffer, format="PNG")
+                markdown = (
+                    f"![#{row['#']}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+                )
+            self.thumbnails[row["#"]] = markdown
+        return self.thumbnails[row["#"]]
+
+    # -- selecting an example ---------------------------------------------------------------------
+    def pick_row(self, variants, evt: gr.SelectData) -> tuple:
+        """A table cell was selected: its row's ``#`` names the example."""
+        index = evt.row_value[1] if evt.row_value and len(evt.row_value) > 1 else None
+        return self.show(index, variants)
+
+    def pick_gallery(self, ranked: list, variants, evt: gr.SelectData) -> tuple:
+        position = evt.index if isinstance(evt.index, int) else None
+        index = ranked[position] if ranked and position is not None and position < len(ranked) else None
+        return self.show(index, variants)
+
+    def show(self, index: Any, variants: list[str] | None) -> tuple:
+        """(sample, image, details, stored chart, explain-variant update, Open-in-Ask update) for example ``index``."""
+        record = self.by_index.get(int(index)) if index is not None and str(index).strip() != "" else None
+        if record is None:
+            message = status_error("Pick an example in the table or the gallery.")
+            return (
+                None,
+                None,
+                message,
+                empty_figure("No example selected"),
+                gr.update(),
+                gr.update(interactive=False),
+            )
+        selected = [n for n in variant_names(self.records) if n in (variants or [])] or variant_names(
+            self.records
+        )
+        stored = record["variants"]
+        wrong = [n for n in selected if n in stored and stored[n]["choice"] != record["gold"]]
+        explainable = wrong or [n for n in selected if n in stored]
+        # The best variant's mistake first, and one with pooling weights when there is one.
+        ranked = sorted(explainable, key=lambda n: (not self.is_attentive(n), -self.accuracy_of(n)))
+        preferred = ranked[0] if ranked else None
+        sample = {"index": record["index"], "variants": selected, "variant": preferred}
+        figure = probabilities_figure(
+            record["options"],
+            {n: stored[n]["probabilities"] for n in selected if n in stored},
+            {n: stored[n]["choice"] for n in selected if n in stored},
+            gold=record["gold"],
+        )
+        dropdown = gr.update(choices=explainable, value=preferred, interactive=bool(explainable))
+        image = self.assets.validation_image(record.get("file_name"))
+        return sample, image, self.details(record), figure, dropdown, gr.update(interactive=True)
+
+    def accuracy_of(self, name: str) -> float:
+        return self.accuracy.get(name, {}).get("accuracy", 0.0)
+
+    def is_attentive(self, name: str) -> bool:
+        return any(i.name == name and i.attentive for i in self.holder.infos)
+
+    def details(self, record: dict) -> str:
+        options, gold = record["options"], record["gold"]
+        stored = record["variants"]
+        family = family_of(record)
         lines = [
             f"**#{record.get('index')}** · `{record.get('file_name')}`"
             + (f" · family *{family}*" if family else ""),
@@ -181,172 +224,128 @@ class ErrorBrowser:
             f"**Question:** {record.get('question', '')}",
             "",
         ]
-        for k, option in enumerate(options):
-            pickers = [n for n, p in predictions.items() if p.get("choice") == k]
+        for k in range(len(options)):
+            pickers = [n for n in stored if stored[n].get("choice") == k]
             mark = " ✓ **gold**" if k == gold else ""
-            chosen = f" ← {', '.join(pickers)}" if pickers else ""
-            lines.append(f"- {option_label(k, option, 80)}{mark}{chosen}")
-        lines += ["", "| variant | predicted | confidence | correct |", "|---|---|---:|:---:|"]
-        for name in canonical(predictions):
-            p = predictions[name]
-            choice = p.get("choice")
             lines.append(
-                f"| {name} | {letter(choice)} | {p.get('confidence', 0):.1%} | {'✔' if choice == gold else '✘'} |"
+                f"- {option_text(options, k)}{mark}" + (f" ← {', '.join(pickers)}" if pickers else "")
+            )
+        lines += ["", "| variant (stored run) | chose | confidence | correct |", "|---|---|---:|:---:|"]
+        labels = dict((name, label) for label, name in self.variant_choices)
+        for name in variant_names([record]):
+            p = stored[name]
+            correct = "✔" if p.get("choice") == gold else "✘"
+            lines.append(
+                f"| {labels.get(name, name)} | {option_text(options, p.get('choice'))} | {p.get('confidence', 0):.0%} | {correct} |"
             )
             if p.get("generated_text") is not None:
                 lines.append(f"| ↳ generated | “{p['generated_text']}” | | |")
         return "\n".join(lines)
 
-    def rerun(self, sample: dict | None, opacity: float = 0.55) -> tuple:
-        """Run the selected example live: (status, live chart, attentive heatmap, highlighted tokens)."""
+    # -- answering it live, once ------------------------------------------------------------------
+    def live(self, sample: dict | None, variant: str | None, opacity: float) -> tuple:
+        """Answer the selected example now: (run, status, six side-by-side views, six cleared attribution views)."""
+        cleared = (None, None, "")
         record = self.by_index.get(sample.get("index")) if sample else None
         if record is None:
-            return status_error("Pick a row in the table first."), None, None, None
+            return (
+                None,
+                status_error("Pick an example first."),
+                *side_views(None, None, opacity),
+                *cleared * 2,
+            )
         image = self.assets.validation_image(record.get("file_name"))
         if image is None:
-            return (
-                status_error(f"The image {record.get('file_name')!r} is not in the validation folder."),
-                None,
-                None,
-                None,
-            )
-        options = list(record["options"])
+            message = status_error(f"The image {record.get('file_name')!r} is not in the validation folder.")
+            return None, message, *side_views(None, None, opacity), *cleared * 2
+        k = len(record["options"])
+        names = [n for n in sample.get("variants") or [] if n in self.holder.names]
+        names = [n for n in names if self.holder.info(n).incompatibility(k) is None]
+        if not names:
+            message = status_error("None of the selected variants is loaded: tick one that the app serves.")
+            return None, message, *side_views(None, None, opacity), *cleared * 2
         try:
-            predictor = self.holder.get()
-            names = [
-                n for n in self.holder.names if self.holder.info(n).incompatibility(len(options)) is None
-            ]
-            predictions = predictor.predict(image, record["question"], options, names)
+            run = live_run(self.holder.get(), record, image, names)
         except ModelUnavailable as error:
-            return status_error(str(error)), None, None, None
+            return None, status_error(str(error)), *side_views(None, None, opacity), *cleared * 2
         except Exception as error:  # report, do not crash the session
-            log.exception("live re-run failed")
-            return status_error(f"Re-running failed ({type(error).__name__}: {error})."), None, None, None
-        figure = probabilities_figure(
-            options,
-            {n: p.probabilities for n, p in predictions.items()},
-            {n: p.choice for n, p in predictions.items()},
-            gold=record.get("gold"),
-        )
-        attentive = [n for n, p in predictions.items() if "attention" in p.extras]
-        preferred = (
-            sample.get("variant")
-            if sample.get("variant") in attentive
-            else (attentive[0] if attentive else None)
-        )
-        heatmap, tokens, caption = (None, None, "No attentive variant is loaded, so no heatmap.")
-        if preferred:
-            heatmap, tokens, caption = attention_view(
-                image, predictions[preferred].extras["attention"], opacity
-            )
-            caption = f"Heatmap of **{preferred}**. " + caption
+            log.exception("live run failed")
+            message = status_error(f"Answering the example failed ({type(error).__name__}: {error}).")
+            return None, message, *side_views(None, None, opacity), *cleared * 2
         changed = [
-            n
-            for n, p in predictions.items()
-            if n in record["variants"] and p.choice != record["variants"][n]["choice"]
+            n for n, p in run.predictions.items() if p.choice != record["variants"].get(n, {}).get("choice")
         ]
         note = (
-            f" Changed since the stored run: {', '.join(changed)}."
+            f"Changed since the stored run: {', '.join(changed)}."
             if changed
-            else " Same choices as the stored run."
+            else "Same choices as the stored run."
         )
-        seconds = sum(p.seconds for p in predictions.values())
-        return (
-            status_ok(f"Re-ran {len(predictions)} variants in {seconds:.2f} s.{note}") + "\n\n" + caption,
-            figure,
-            heatmap,
-            tokens,
-        )
+        seconds = sum(p.seconds for p in run.predictions.values())
+        status = status_ok(f"Answered now by {len(run.predictions)} variants in {seconds:.2f} s. {note}")
+        return run, status, *side_views(run, variant, opacity), *cleared * 2
 
+    @staticmethod
+    def render(run: LiveRun | None, variant: str | None, opacity: float) -> tuple:
+        """Repaint the side-by-side views for another variant or opacity (no model call)."""
+        return side_views(run, variant, opacity)
 
-def build_errors_tab(browser: ErrorBrowser) -> None:
-    """Lay out and wire the Errors tab."""
-    if not browser.records:
-        gr.Markdown(
-            status_error(
-                "No predictions.jsonl in the assets' evaluation folder, so there is nothing to browse."
+    def attribute(
+        self,
+        run: LiveRun | None,
+        variant: str | None,
+        method_label: str,
+        steps: float,
+        opacity: float,
+        progress=gr.Progress(),  # noqa: B008 (Gradio injects the tracker through this default)
+    ) -> tuple:
+        """Captum attributions of the gold and the chosen option: six views (image, tokens, caption) x 2."""
+        if run is None or not variant or variant not in run.predictions:
+            message = status_error("Select an example and a variant first.")
+            return None, None, message, None, None, message
+        method = METHOD_LABELS.get(method_label, "integrated_gradients")
+        progress(0, desc="Computing attributions…")
+        try:
+            return attribute_both(
+                self.holder.get(),
+                run,
+                variant,
+                method,
+                int(steps),
+                opacity,
+                on_progress=lambda fraction: progress(fraction, desc="Computing attributions…"),
             )
-            + "\n\n"
-            + "; ".join(browser.assets.notes)
-        )
-        return
-    initial = browser.filter(ANY_VARIANT, ALL_FAMILIES, ANY_POSITION, 0.0, 1.0, False)
-    with gr.Row(equal_height=True):
-        variant = gr.Dropdown(browser.variant_choices, value=ANY_VARIANT, label="Variant", scale=2)
-        family = gr.Dropdown(browser.family_choices, value=ALL_FAMILIES, label="Family", scale=2)
-        position = gr.Dropdown(browser.position_choices, value=ANY_POSITION, label="Gold position", scale=1)
-        disagree = gr.Checkbox(label="Only where variants disagree", value=False, scale=1)
-    with gr.Row(equal_height=True):
-        low = gr.Slider(0, 1, value=0, step=0.05, label="Confidence from", scale=2)
-        high = gr.Slider(0, 1, value=1, step=0.05, label="Confidence to", scale=2)
-        with gr.Column(scale=2, min_width=240):
-            caption = gr.Markdown(initial[2], elem_id="errors-count")
-            download = gr.DownloadButton(
-                "Export these rows as CSV", value=initial[3]["value"], size="sm", elem_id="errors-export"
-            )
-    table = gr.Dataframe(
-        value=initial[0],
-        interactive=False,
-        wrap=True,
-        max_height=360,
-        elem_id="errors-table",
-        column_widths=["6%", "11%", "33%", "7%", "17%", "9%", "9%", "8%"],
-    )
-    rows = gr.State(initial[1])
-    sample = gr.State(None)
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=2):
-            image = gr.Image(
-                label="Example",
-                type="pil",
-                interactive=False,
-                height=300,
-                elem_id="errors-image",
-                elem_classes="fill-image",
-            )
-        with gr.Column(scale=3):
-            details = gr.Markdown("Select a row to see the example.", elem_id="errors-details")
-    stored = gr.Plot(
-        label="Stored probabilities (predictions.jsonl; gold marked ✓, choices outlined)",
-        elem_id="errors-stored-chart",
-    )
-    rerun = gr.Button("Re-run this example live", elem_id="errors-rerun")
-    live_status = gr.Markdown(elem_classes="status-box")
-    with gr.Row(equal_height=False):
-        live_chart = gr.Plot(label="Live probabilities (re-run now)", elem_id="errors-live-chart")
-        with gr.Column():
-            heatmap = gr.Image(
-                label="Attentive heatmap (live)",
-                type="pil",
-                interactive=False,
-                height=300,
-                elem_id="errors-heatmap",
-                format="png",
-                elem_classes="fill-image",
-            )
-            tokens = gr.HighlightedText(label="Pooling weights over the text tokens", show_legend=False)
+        except ModelUnavailable as error:
+            return None, None, status_error(str(error)), None, None, ""
+        except Exception as error:  # report, do not crash the session
+            log.exception("attribution failed")
+            message = status_error(f"Attribution failed ({type(error).__name__}: {error}).")
+            return None, None, message, None, None, ""
 
-    filters = [variant, family, position, low, high, disagree]
-    for component in filters:
-        trigger = component.release if isinstance(component, gr.Slider) else component.change
-        trigger(
-            browser.filter, filters, [table, rows, caption, download], api_visibility="private", queue=False
+    # -- Open in Ask ------------------------------------------------------------------------------
+    def open_in_ask(self, sample: dict | None, variant_info=None) -> list:
+        """The Ask form's new values: image, question, K, 8 option rows, one tick per variant, status, tab."""
+        record = self.by_index.get(sample.get("index")) if sample else None
+        infos = self.holder.infos
+        if record is None:
+            message = status_error("Pick an example in the Errors tab first.")
+            return [gr.update()] * (3 + MAX_OPTIONS + len(infos)) + [message, gr.update()]
+        options = list(record["options"])[:MAX_OPTIONS]
+        k = len(options)
+        rows = [gr.update(value=options[i] if i < k else "", visible=i < k) for i in range(MAX_OPTIONS)]
+        ticks = []
+        for info in infos:
+            reason = info.incompatibility(k)
+            text = f"unavailable: {reason}" if reason else (variant_info(info.name) if variant_info else None)
+            ticks.append(
+                gr.update(
+                    value=reason is None and info.name in sample["variants"],
+                    interactive=reason is None,
+                    info=text,
+                )
+            )
+        status = status_ok(
+            f"Filled from validation example #{record['index']} (gold: {option_text(options, record['gold'])}). "
+            "Edit anything and press Answer."
         )
-    live_outputs = [live_status, live_chart, heatmap, tokens]
-    table.select(browser.pick, [rows], [sample, image, details, stored], api_visibility="private").then(
-        browser.rerun,
-        [sample],
-        live_outputs,
-        api_visibility="private",
-        concurrency_id="model",
-        concurrency_limit=1,
-    )
-    rerun.click(
-        browser.rerun,
-        [sample],
-        live_outputs,
-        api_name="rerun_example",
-        concurrency_id="model",
-        concurrency_limit=1,
-        api_visibility="private",
-    )
+        image = self.image_path(record.get("file_name"))
+        return [image, record["question"], k, *rows, *ticks, status, gr.Tabs(selected="ask")]

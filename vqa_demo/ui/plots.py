@@ -198,48 +198,6 @@ def position_figure(position_bias: Mapping[str, Mapping]) -> go.Figure:
     return grouped_accuracy_figure(groups, "gold position")
 
 
-def curves_figure(curves: Mapping[str, Sequence[Mapping]]) -> go.Figure:
-    """Training loss and validation accuracy against step, one line per variant."""
-    names = canonical(n for n, c in curves.items() if c)
-    if not names:
-        return empty_figure("No training curves available")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation accuracy"))
-    for name in names:
-        colour = variant_colour(name, names)
-        loss = [r for r in curves[name] if r.get("loss") is not None and r.get("step") is not None]
-        acc = [r for r in curves[name] if r.get("accuracy") is not None and r.get("step") is not None]
-        fig.add_scatter(
-            x=[r["step"] for r in loss],
-            y=[r["loss"] for r in loss],
-            name=name,
-            mode="lines",
-            line={"color": colour},
-            legendgroup=name,
-            row=1,
-            col=1,
-        )
-        fig.add_scatter(
-            x=[r["step"] for r in acc],
-            y=[r["accuracy"] for r in acc],
-            name=name,
-            mode="lines+markers",
-            line={"color": colour},
-            legendgroup=name,
-            showlegend=False,
-            row=1,
-            col=2,
-        )
-    fig.update_xaxes(title="step")
-    fig.update_yaxes(title="loss", row=1, col=1)
-    fig.update_yaxes(title="accuracy", tickformat=".0%", row=1, col=2)
-    fig = _layout(fig, height=380)
-    fig.update_layout(
-        legend={"orientation": "v", "yanchor": "top", "y": 1.0, "xanchor": "left", "x": 1.02},
-        margin={"t": 40, "r": 10},
-    )
-    return fig
-
-
 def agreement_figure(agreement: Mapping | None) -> go.Figure:
     """Heatmap of how often two variants chose the same option (``metrics.json``'s ``agreement``)."""
     if not agreement or not agreement.get("variants"):
@@ -264,3 +222,125 @@ def agreement_figure(agreement: Mapping | None) -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, height=400)
+
+
+def confusion_figure(counts, labels: Sequence[str]) -> go.Figure:
+    """Heatmap of ``counts int[K, K]``: rows the gold position, columns the chosen one; each cell shows its count
+    and its share of the row (the diagonal is right, the rest are mistakes)."""
+    rows = [[int(v) for v in row] for row in counts]
+    totals = [sum(row) or 1 for row in rows]
+    shares = [[v / t for v in row] for row, t in zip(rows, totals)]
+    fig = go.Figure(
+        go.Heatmap(
+            z=shares,
+            x=[f"chose {x}" for x in labels],
+            y=[f"gold {y}" for y in labels],
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            text=[[f"{v}<br>{s:.0%}" for v, s in zip(row, share)] for row, share in zip(rows, shares)],
+            texttemplate="%{text}",
+            hovertemplate="%{y}, %{x}: %{text}<extra></extra>",
+            colorbar={"tickformat": ".0%", "title": {"text": "share of row"}},
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, height=380)
+
+
+def family_accuracy_figure(
+    groups: Mapping[str, Mapping[str, Mapping]], chance: Mapping[str, float]
+) -> go.Figure:
+    """:func:`grouped_accuracy_figure` over families with a dotted chance line over each family's bars.
+
+    ``chance`` maps family -> expected accuracy of guessing (mean 1/K of its questions).
+    """
+    fig = grouped_accuracy_figure(groups, "family")
+    keys = sorted({k for g in groups.values() if g for k in g})
+    for position, key in enumerate(keys):
+        if key not in chance:
+            continue
+        # Categories sit at 0, 1, ...: the segment spans the family's group of bars.
+        fig.add_shape(
+            type="line",
+            x0=position - 0.45,
+            x1=position + 0.45,
+            y0=chance[key],
+            y1=chance[key],
+            xref="x",
+            yref="y",
+            line={"dash": "dot", "color": "#555", "width": 2},
+        )
+    if keys and any(k in chance for k in keys):
+        fig.add_scatter(
+            x=[None],
+            y=[None],
+            mode="lines",
+            name="chance",
+            line={"dash": "dot", "color": "#555", "width": 2},
+        )
+    return fig
+
+
+def _curve_trace(fig: go.Figure, records, name, names, key, col, showlegend) -> None:
+    points = [r for r in records if r.get(key) is not None and r.get("step") is not None]
+    if not points:
+        return
+    fig.add_scatter(
+        x=[r["step"] for r in points],
+        y=[r[key] for r in points],
+        name=name,
+        mode="lines+markers" if key == "accuracy" else "lines",
+        line={"color": variant_colour(name, names)},
+        legendgroup=name,
+        showlegend=showlegend,
+        row=1,
+        col=col,
+    )
+
+
+def split_loss_curves_figure(
+    curves: Mapping[str, Sequence[Mapping]], token_level: Sequence[str], chance: float | None = None
+) -> go.Figure:
+    """Training curves in three panels: the K-way cross-entropies together, the token-level LM losses
+    (``token_level`` variants, e.g. COND_GEN) on their own axis, and validation accuracy with chance."""
+    names = canonical(n for n, c in curves.items() if c)
+    if not names:
+        return empty_figure("No training curves available")
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        subplot_titles=(
+            "K-way loss (cross-entropy over the options)",
+            "token-level loss (COND_GEN)",
+            "validation accuracy",
+        ),
+        horizontal_spacing=0.07,
+    )
+    for name in names:
+        col = 2 if name in token_level else 1
+        _curve_trace(fig, curves[name], name, names, "loss", col, True)
+        _curve_trace(fig, curves[name], name, names, "accuracy", 3, False)
+    if chance is not None:
+        steps = [r["step"] for n in names for r in curves[n] if r.get("step") is not None]
+        if steps:
+            fig.add_scatter(
+                x=[min(steps), max(steps)],
+                y=[chance, chance],
+                mode="lines",
+                name=f"chance ({chance:.0%})",
+                line={"dash": "dot", "color": "#888"},
+                hoverinfo="skip",
+                row=1,
+                col=3,
+            )
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="loss", row=1, col=1)
+    fig.update_yaxes(title="loss per token", row=1, col=2)
+    fig.update_yaxes(title="accuracy", tickformat=".0%", range=[0, 1.05], row=1, col=3)
+    fig = _layout(fig, height=380)
+    fig.update_layout(
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+        margin={"t": 40, "r": 10, "b": 90},
+    )
+    return fig

@@ -1,0 +1,105 @@
+"""The Errors tab in headless Chromium: select an example -> explanation -> Open in Ask -> edited re-run.
+
+Needs Debian's ``chromium`` and the ``playwright`` package, as tests/test_app_browser.py does.
+Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.app_support import launch
+from tests.test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, shot, wait_image
+from vqa_demo.ui import build_demo
+from vqa_demo.ui.holder import PredictorHolder
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def page(app_assets):
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    holder = PredictorHolder(loader=app_assets.load_predictor, checkpoints=app_assets.config.checkpoints)
+    demo = build_demo(app_assets.config, holder=holder)
+    url = launch(demo, app_assets.config)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(TIMEOUT_MS)
+                page.goto(url)
+                page.wait_for_selector("#answer-button")
+                yield page
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+
+
+def text_of(page, selector: str) -> str:
+    return page.locator(selector).inner_text()
+
+
+def test_errors_select_open_in_ask_and_edited_rerun(page):
+    page.get_by_role("tab", name="Errors").click()
+    page.wait_for_selector("#errors-table [data-testid='cell-0-3']")
+    # Thumbnails are real images, not broken links.
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#errors-table img'); return i && i.complete && i.naturalWidth > 0; }"
+    )
+    assert "of 12 validation examples" in text_of(page, "#errors-count")
+
+    page.locator("#errors-table [data-testid='cell-0-3']").click()
+    page.wait_for_function("document.querySelector('#errors-details').innerText.includes('Question:')")
+    wait_image(page, "#errors-image")
+    page.wait_for_function("document.querySelector('#errors-live-status').innerText.includes('Answered now')")
+    details = text_of(page, "#errors-details")
+    question = re.search(r"Question:\s*(.+)", details).group(1).strip()
+    gold_line = next(line for line in details.splitlines() if "gold" in line and ") " in line)
+    assert re.match(r"\s*[A-H]\) ", gold_line), gold_line  # option letters with their text
+    assert not page.locator("#errors-attribution").is_visible()  # no empty frames before asking
+    page.locator("#errors-method").get_by_text("Saliency (gradient)").click()
+    page.wait_for_selector("#errors-steps input[type=range]:disabled")  # steps mean nothing to saliency
+    page.click("#errors-attribute")
+    wait_image(page, "#errors-attribution-gold")
+    wait_image(page, "#errors-attribution")
+    assert "Attribution of" in text_of(page, "#errors-attribution-gold-caption")
+    shot(page, "errors-1-selected")
+
+    page.get_by_role("tab", name="Gallery (most confident mistakes first)").click()
+    page.wait_for_selector("#errors-gallery button.thumbnail-item")
+    page.get_by_role("tab", name="Confusion of positions").click()
+    page.wait_for_selector("#errors-confusion .js-plotly-plot")
+    shot(page, "errors-2-confusion")
+
+    page.click("#errors-open-in-ask")
+    page.wait_for_selector("#question textarea", state="visible")
+    page.wait_for_function(
+        "q => document.querySelector('#question textarea').value === q", arg=question, timeout=TIMEOUT_MS
+    )
+    wait_image(page, "#ask-image")
+    assert "Filled from validation example" in text_of(page, "#ask-status")
+    option_a = page.locator("#option-A").locator("textarea, input").first
+    assert option_a.input_value() != ""
+
+    page.locator("#question textarea").fill(question + " Look again.")
+    option_a.fill("zebra")
+    page.click("#answer-button")
+    page.wait_for_function("document.querySelector('#ask-status').innerText.includes('Answered with')")
+    page.wait_for_function("document.querySelector('#scores-chart').textContent.includes('A) zebra')")
+    shot(page, "errors-3-edited-rerun")
+
+
+def test_compare_tab_shows_mcnemar_and_split_curves(page):
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_selector("#compare-curves .js-plotly-plot")
+    assert "validation examples" in text_of(page, "#compare-summary")
+    assert "only A right" in text_of(page, "#compare-mcnemar")
+    assert "token-level loss" in page.locator("#compare-curves").text_content()
+    shot(page, "compare")
