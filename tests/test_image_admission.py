@@ -185,17 +185,17 @@ def test_a_crafted_gallery_select_changes_nothing_and_errs_nowhere(server, index
 
 
 @pytest.mark.parametrize(
-    "row_value", [["abc", 1, 2, 3, "x"], {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}, "abcdef"]
+    "row_value", [["abc", "zz", 2, 3, "x"], {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}, "abcdef"]
 )
 def test_a_crafted_errors_table_select_is_a_message(server, row_value):
-    select = event_id(server["demo"], fn_name="pick")
+    select = event_id(server["demo"], fn_name="pick_row")
     _, messages = queue_call(
-        server["url"], select, [None], event_data={"index": [10**6, 0], "value": "x", "row_value": row_value}
+        server["url"], select, [[]], event_data={"index": [10**6, 0], "value": "x", "row_value": row_value}
     )
     done = completed_output(messages)
     assert done["success"], done
-    sample, image, details, _ = done["output"]["data"]
-    assert sample is None and image is None and "Pick a row" in details
+    sample, image, details, *_ = done["output"]["data"]
+    assert sample is None and image is None and "Pick an example" in details
 
 
 def test_gradio_client_cannot_name_a_server_file_but_can_upload_one(server):

@@ -166,17 +166,22 @@ class ErrorBrowser:
     # -- selecting an example ---------------------------------------------------------------------
     def pick_row(self, variants, evt: gr.SelectData) -> tuple:
         """A table cell was selected: its row's ``#`` names the example."""
-        index = evt.row_value[1] if evt.row_value and len(evt.row_value) > 1 else None
+        row = evt.row_value
+        index = row[1] if isinstance(row, list) and len(row) > 1 else None
         return self.show(index, variants)
 
     def pick_gallery(self, ranked: list, variants, evt: gr.SelectData) -> tuple:
         position = evt.index if isinstance(evt.index, int) else None
-        index = ranked[position] if ranked and position is not None and position < len(ranked) else None
+        valid = isinstance(ranked, list) and position is not None and 0 <= position < len(ranked)
+        index = ranked[position] if valid else None
         return self.show(index, variants)
 
     def show(self, index: Any, variants: list[str] | None) -> tuple:
         """(sample, image, details, stored chart, explain-variant update, Open-in-Ask update) for example ``index``."""
-        record = self.by_index.get(int(index)) if index is not None and str(index).strip() != "" else None
+        try:
+            record = self.by_index.get(int(index)) if index is not None and str(index).strip() != "" else None
+        except (TypeError, ValueError, OverflowError):  # a crafted select event, not a table row
+            record = None
         if record is None:
             message = status_error("Pick an example in the table or the gallery.")
             return (
