@@ -45,7 +45,7 @@ def build_demo(
         with gr.Tabs():
             with gr.Tab("Ask", id="ask"):
                 form = build_ask_inputs(ask)
-                outputs = build_ask_outputs()
+                outputs = build_ask_outputs(ask)
                 view = build_explain(explain)
             with gr.Tab("Compare", id="compare"):
                 build_compare_tab(assets)

@@ -47,6 +47,13 @@ def attention_view(image, attention: dict, opacity: float) -> tuple[Any, list, s
     return heatmap_overlay(image, grid, opacity, min_side=DISPLAY_SIDE), highlights, caption
 
 
+def image_gone(result: AskResult) -> str | None:
+    """Why ``result``'s image can no longer be explained (None while its copies are kept)."""
+    if result.image.available:
+        return None
+    return "This answer's image is no longer kept (answers are kept for a limited time): answer again."
+
+
 class ExplainCallbacks:
     """Event handlers of the Explain section; ``result`` is the Ask tab's :class:`AskResult` state."""
 
@@ -86,7 +93,9 @@ class ExplainCallbacks:
                 None,
                 "No attentive variant answered: tick an *-attentive* variant to see its pooling weights.",
             )
-        return attention_view(result.image, result.predictions[variant].extras["attention"], opacity)
+        if gone := image_gone(result):
+            return None, None, gone
+        return attention_view(result.image.display, result.predictions[variant].extras["attention"], opacity)
 
     def attribute(
         self,
@@ -102,6 +111,11 @@ class ExplainCallbacks:
             message = "Answer a question first, then pick one of the variants that answered."
             gr.Warning(message)
             return None, None, status_error(message)
+        pixel_values = result.image.pixel_values  # read once: the memory may drop it meanwhile
+        if pixel_values is None:
+            gone = image_gone(result)
+            gr.Warning(gone)
+            return None, None, status_error(gone)
         method = METHOD_LABELS.get(method_label, "integrated_gradients")
         prediction = result.predictions[variant]
         progress(0, desc="Computing attribution…")
@@ -109,7 +123,7 @@ class ExplainCallbacks:
             predictor = self.holder.get()
             (attribution,) = attribute(
                 predictor,
-                [result.image],
+                [pixel_values],
                 [result.question],
                 [result.options],
                 variant,
@@ -127,7 +141,12 @@ class ExplainCallbacks:
 
     @staticmethod
     def attribution_view(result: AskResult, attribution, opacity: float) -> tuple:
-        image = heatmap_overlay(result.image, attribution.pixel_magnitude, opacity, min_side=DISPLAY_SIDE)
+        display = result.image.display
+        image = (
+            heatmap_overlay(display, attribution.pixel_magnitude, opacity, min_side=DISPLAY_SIDE)
+            if display is not None
+            else None
+        )
         tokens = [display_token(t) for t in attribution.tokens]
         signed = attribution.method == "integrated_gradients"
         highlights = token_highlights(tokens, attribution.token_scores, signed=signed)
