@@ -58,4 +58,5 @@ def build_demo(
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1, api_open=False)
     # Kept for tests and launchers that want to reach the pieces.
     demo.vqa_holder, demo.vqa_assets, demo.vqa_config = holder, assets, config
+    demo.vqa_memory = ask.memory
     return demo
