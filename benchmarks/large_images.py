@@ -7,8 +7,8 @@
 (``--session-ttl``, default 20 s). Two 31.5-megapixel PNGs are drawn in-process (flat colour fields
 and gradients, a few hundred KB on disk, ~95 MB each once decoded). After a warm-up answer on a
 small image (which loads the model; its resident memory is the baseline), ``--clients`` clients
-ask at once, every request from a new ``gradio_client.Client`` (a fresh session, as an API caller
-without a heartbeat is), alternating the two images. The server then sits idle past the time to
+ask at once, every request under a new session (``Client.reset_session``: nothing of an earlier
+request's session is reused), alternating the two images. The server then sits idle past the time to
 live and Gradio's one-second state sweep.
 
 Resident memory (RSS of the server process) is reported after start, after the warm-up, at its
@@ -61,15 +61,21 @@ def large_png(path: Path, size: tuple[int, int] = IMAGE_SIZE, seed: int = 0) -> 
     return path
 
 
-def ask_in_fresh_session(url: str, image: Path, example, timeout: float) -> tuple[str, float]:
-    """One ``/answer`` from a new client (a new session); returns (outcome, seconds)."""
-    from gradio_client import Client, handle_file
+def connect(url: str, timeout: float):
+    """A ``gradio_client.Client`` whose HTTP calls wait up to ``timeout`` s (a busy server answers late)."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": timeout})
+
+
+def ask_in_fresh_session(client, image: Path, example, timeout: float) -> tuple[str, float]:
+    """One ``/answer`` under a new session of ``client``; returns (outcome, seconds)."""
+    from gradio_client import handle_file
     from gradio_client.utils import QueueError
 
     started = time.perf_counter()
-    client = None
     try:
-        client = Client(url, verbose=False, download_files=False)
+        client.reset_session()
         options = {f"option_{letter}": text for letter, text in zip("abcd", example.options)}
         job = client.submit(
             image=handle_file(str(image)), question=example.question, k=4, **options, api_name="/answer"
@@ -80,25 +86,22 @@ def ask_in_fresh_session(url: str, image: Path, example, timeout: float) -> tupl
         outcome = "queue_full"
     except Exception as error:  # reported as an error, never a crash of the benchmark
         outcome = f"exception:{type(error).__name__}:{str(error)[:80]}"
-    finally:
-        if client is not None:
-            client.close()
     return outcome, time.perf_counter() - started
 
 
-def run_clients(url: str, images: list[Path], example, args) -> list[dict[str, Any]]:
-    """``args.clients`` threads, each sending ``args.requests`` requests one after another."""
+def run_clients(clients: list, images: list[Path], example, args) -> list[dict[str, Any]]:
+    """One thread per client, each sending ``args.requests`` requests one after another."""
     records: list[dict[str, Any]] = []
     lock = threading.Lock()
 
     def client_loop(index: int) -> None:
         for request in range(args.requests):
             image = images[(index + request) % len(images)]
-            outcome, seconds = ask_in_fresh_session(url, image, example, args.request_timeout)
+            outcome, seconds = ask_in_fresh_session(clients[index], image, example, args.request_timeout)
             with lock:
                 records.append({"client": index, "outcome": outcome, "seconds": seconds})
 
-    threads = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(args.clients)]
+    threads = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(len(clients))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -136,12 +139,16 @@ def main(args: argparse.Namespace) -> int:
         server.wait_ready(args.start_timeout)
         rss: dict[str, float] = {"after_start": server.rss_mb()}
         with counting_http_statuses() as http:
-            warm_outcome, _ = ask_in_fresh_session(server.url, example.image, example, args.request_timeout)
+            # Connected one after another: a Client's start-up requests time out under 8 at once.
+            clients = [connect(server.url, args.request_timeout) for _ in range(args.clients)]
+            warm_outcome, _ = ask_in_fresh_session(clients[0], example.image, example, args.request_timeout)
             rss["after_warmup"] = server.rss_mb()
             with MemorySampler(server) as sampler:
                 started = time.monotonic()
-                records = run_clients(server.url, images, example, args)
+                records = run_clients(clients, images, example, args)
                 run_s = time.monotonic() - started
+            for client in clients:
+                client.close()
             rss["peak_during_run"] = sampler.peak
             rss["after_run"] = server.rss_mb()
             idle_s = args.session_ttl + args.idle_margin

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -127,6 +128,15 @@ def test_release_drops_one_copy_and_ignores_unknown_ones():
     memory.release(None)
     assert not first.available and second.available and memory.held_bytes == second.nbytes
     assert memory.expire() == 0  # ttl 0: no age limit
+
+
+def test_the_sweeper_expires_copies_while_no_answer_comes_in():
+    memory = AnswerMemory(ttl=0.2, max_bytes=10**9, sweep_every=0.05)
+    copy = memory.admit(kept())
+    deadline = time.monotonic() + 10
+    while copy.available and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not copy.available and len(memory) == 0 and memory.held_bytes == 0
 
 
 def test_glibc_gives_freed_image_memory_back_after_a_trim():

@@ -154,7 +154,9 @@ class AskCallbacks:
         self.holder = holder
         self.config = config
         self.examples = examples or []
-        self.memory = AnswerMemory(config.session_ttl, config.session_memory_bytes)
+        self.memory = AnswerMemory(
+            config.session_ttl, config.session_memory_bytes, sweep_every=min(60.0, config.session_ttl / 4)
+        )
 
     def forget(self, result: AskResult | None) -> None:
         """``gr.State``'s delete callback: the session's answer expired, drop its image copies now."""

@@ -27,6 +27,7 @@ import ctypes
 import ctypes.util
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import cache
@@ -102,16 +103,26 @@ class AnswerMemory:
 
     Thread-safe: answers are admitted from worker threads while Gradio's state sweeper releases
     expired sessions from its event loop. ``ttl`` <= 0 keeps copies until the byte budget needs
-    the room; ``max_bytes`` <= 0 keeps none (Explain then asks to answer again).
+    the room; ``max_bytes`` <= 0 keeps none (Explain then asks to answer again). With
+    ``sweep_every`` seconds, a daemon thread also expires copies while no answer comes in:
+    Gradio keeps a closed browser session's state for an hour whatever its time to live.
     """
 
-    def __init__(self, ttl: float, max_bytes: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        ttl: float,
+        max_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+        sweep_every: float | None = None,
+    ):
         self.ttl = ttl
         self.max_bytes = max_bytes
         self.clock = clock
         self._kept: OrderedDict[int, tuple[KeptImage, float]] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
+        if sweep_every and ttl > 0:
+            threading.Thread(target=_sweep, args=(weakref.ref(self), sweep_every), daemon=True).start()
 
     @property
     def held_bytes(self) -> int:
@@ -166,3 +177,11 @@ class AnswerMemory:
         self._held -= kept.nbytes
         kept.forget()
         return kept.nbytes
+
+
+def _sweep(memory_ref: weakref.ref, every: float) -> None:
+    """Expire ``memory_ref``'s copies every ``every`` seconds until the memory itself is gone."""
+    while (memory := memory_ref()) is not None:
+        memory.expire()
+        del memory  # no strong reference while sleeping, so the memory can be collected
+        time.sleep(every)
