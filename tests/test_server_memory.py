@@ -126,5 +126,3 @@ def test_the_session_bound_reaches_gradio(server):
     assert demo.state_session_capacity == MAX_SESSIONS
     (state,) = [b for b in demo.blocks.values() if type(b).__name__ == "State"]
     assert state.time_to_live == TTL and state.delete_callback.__self__.memory is demo.vqa_memory
-
-
