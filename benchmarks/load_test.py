@@ -5,6 +5,8 @@
     python -m benchmarks.load_test --assets assets    # a given assets folder (its base/ is used when present)
     python -m benchmarks.load_test --quick            # 3 clients x 4 requests on the tiny assets (CI)
     python -m benchmarks.load_test --queue-size 2     # a small queue: shows clean queue-full rejections
+    python -m benchmarks.load_test --large-images     # fresh sessions on 31.5 MP PNGs: RSS before/after/idle
+                                                      # (benchmarks/large_images.py)
 
 The server is ``python app.py`` in a subprocess (the Space's entry point, unchanged) on 127.0.0.1 at a
 free port. After a warm-up (one request of each valid kind, which loads the model; ``--quick``: one
@@ -40,6 +42,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,7 +195,9 @@ def free_port() -> int:
 class Server:
     """``python app.py`` on 127.0.0.1:<free port>, its log in a file; stopped by :meth:`stop`."""
 
-    def __init__(self, assets: Path, queue_size: int, log_path: Path, threads: int):
+    def __init__(
+        self, assets: Path, queue_size: int, log_path: Path, threads: int, extra_args: Sequence[str] = ()
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -206,6 +211,7 @@ class Server:
         ]
         if (assets / "base" / "config.json").is_file():
             command += ["--base", str(assets / "base")]
+        command += list(extra_args)
         env = {
             **os.environ,
             "GRADIO_SERVER_NAME": "127.0.0.1",
@@ -438,6 +444,11 @@ def main(args: argparse.Namespace) -> int:
 
     from benchmarks.common import machine_info
 
+    if args.large_images:
+        from benchmarks import large_images
+
+        return large_images.main(args)
+
     clients_n, requests_n = (3, 4) if args.quick else (args.clients, args.requests)
     if args.clients_set:
         clients_n = args.clients
@@ -649,14 +660,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="OMP_NUM_THREADS for the server (default: torch's choice; 1 in --quick, where tiny ops under "
         "OpenMP contention on a loaded 2-core machine are several times slower with 2 threads)",
     )
-    parser.add_argument(
-        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "load_test.json"
-    )
+    parser.add_argument("--out", type=Path, default=None, help="JSON results (default: benchmarks/results/)")
     parser.add_argument("--no-fail", action="store_true", help="report missed targets but exit 0")
+    from benchmarks import large_images
+
+    large_images.add_args(parser)
     args = parser.parse_args(argv)
     given = argv if argv is not None else sys.argv[1:]
     args.clients_set = any(a.startswith("--clients") for a in given)
     args.requests_set = any(a.startswith("--requests") for a in given)
+    if args.large_images and not args.requests_set:
+        args.requests = 2
+    name = "load_test_large_images.json" if args.large_images else "load_test.json"
+    args.out = args.out or Path(__file__).resolve().parent / "results" / name
     return args
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tests.conftest import HashMatcher, make_tiny_predictor, tiny_run_config
 from training.compare import build_comparison
@@ -94,6 +95,11 @@ class FakePredictor:
         self.variants = {n: Variant(n, tiny_run_config(n)) for n in names}
         self.calls: list[tuple] = []
         self.seconds = seconds
+
+    def pixel_values(self, images) -> torch.Tensor:
+        """``float[B, 3, 8, 8]``: each image shrunk to 8 x 8, as a processor would make model input."""
+        arrays = [np.asarray(img.convert("RGB").resize((8, 8)), dtype=np.float32) / 255 for img in images]
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
 
     def predict(self, image, question, options, variants=None):
         self.calls.append((image, question, list(options), list(variants or [])))

@@ -136,7 +136,7 @@ def test_explain_paints_the_attentive_heatmap_and_tokens(ask, image_file):
     assert max(score for _, score in tokens) == 1.0 and tokens[1][0] == "What"
     assert "50%" in caption and attr_picker["choices"] == NAMES
     faint, _, _ = explain.render_attention(result, "swag-attentive", 0.0)
-    enlarged = result.image.resize((384, 288), Image.Resampling.LANCZOS)
+    enlarged = Image.open(image_file).convert("RGB").resize((384, 288), Image.Resampling.LANCZOS)
     assert np.array_equal(np.asarray(faint), np.asarray(enlarged))
     none, _, message = explain.render_attention(result, "cond_gen", 0.5)
     assert none is None and "No attentive variant" in message

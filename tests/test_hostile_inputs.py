@@ -300,6 +300,7 @@ def test_literal_special_tokens_are_text_and_the_image_token_count_is_unchanged(
 
     class Counting:  # the real tiny predictor, counted
         variants = tiny_predictor.variants
+        pixel_values = tiny_predictor.pixel_values
 
         def predict(self, *args, **kwargs):
             calls.append(args)

@@ -33,6 +33,7 @@ from vqa_demo.predictor import Predictor, Variant
 from vqa_demo.prompts import build_rows
 
 METHODS = ("integrated_gradients", "saliency")
+OVERLAY_MAX_SIDE = 512  # heatmaps are painted on the image fitted into this many pixels
 
 # Anchor colours of matplotlib's "inferno" map (dark = little weight, bright = much).
 _INFERNO = np.array(
@@ -71,11 +72,28 @@ def normalise_map(values: np.ndarray) -> np.ndarray:
     return values / peak if peak > 0 else np.zeros_like(values)
 
 
+def fit_long_side(image: Image.Image, max_side: int | None, min_side: int | None = None) -> Image.Image:
+    """``image`` scaled (Lanczos) so its long side is at most ``max_side`` and at least ``min_side``.
+
+    Returns ``image`` itself when it already fits. Fitting an already fitted image changes nothing,
+    so a copy fitted into ``max_side`` gives the same overlays as the original.
+    """
+    long_side = max(image.size)
+    target = min(long_side, max_side or long_side)
+    target = max(target, min_side or 0)
+    if target == long_side:
+        return image
+    scale = target / long_side
+    return image.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS
+    )
+
+
 def heatmap_overlay(
     image: Image.Image,
     grid: np.ndarray,
     opacity: float = 0.5,
-    max_side: int | None = 512,
+    max_side: int | None = OVERLAY_MAX_SIDE,
     min_side: int | None = None,
 ) -> Image.Image:
     """Paint ``grid float[g, g]`` (or any ``float[h, w]`` map, >= 0) over ``image``.
@@ -85,15 +103,7 @@ def heatmap_overlay(
     ``opacity`` 0 shows the image alone, 1 the heatmap alone. The image is first scaled so its long
     side is at most ``max_side`` and (for display) at least ``min_side`` pixels.
     """
-    base = image.convert("RGB")
-    long_side = max(base.size)
-    target = min(long_side, max_side or long_side)
-    target = max(target, min_side or 0)
-    if target != long_side:
-        scale = target / long_side
-        base = base.resize(
-            (max(1, round(base.width * scale)), max(1, round(base.height * scale))), Image.Resampling.LANCZOS
-        )
+    base = fit_long_side(image.convert("RGB"), max_side, min_side)
     grid = normalise_map(np.asarray(grid, dtype=np.float32))
     if grid.ndim != 2:
         raise ValueError(f"grid must be 2-D, got shape {grid.shape}")
@@ -249,7 +259,7 @@ class ScoreForward:
 
 def attribute(
     predictor: Predictor,
-    images: Sequence[Image.Image],
+    images: Sequence[Image.Image | torch.Tensor],
     questions: Sequence[str],
     options: Sequence[Sequence[str]],
     variant: str,
@@ -265,7 +275,8 @@ def attribute(
     normalisation, and ``<pad>`` embeddings for every text token; ``n_steps`` Gauss-Legendre steps)
     or ``"saliency"`` (plain gradients, one backward pass). Examples are attributed together; each
     example's result is the same as attributing it alone. ``on_progress`` receives the finished
-    fraction after every forward chunk (``internal_batch_size`` rows, default ``4 * B``).
+    fraction after every forward chunk (``internal_batch_size`` rows, default ``4 * B``). An image
+    may be given as its model input, :meth:`Predictor.pixel_values`'s row ``float[3, H, W]``.
     """
     from captum.attr import IntegratedGradients, Saliency
 

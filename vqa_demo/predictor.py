@@ -140,19 +140,25 @@ class Predictor:
 
     # -- public API -------------------------------------------------------------------------------
     def predict(
-        self, image: Image.Image, question: str, options: Sequence[str], variants: Sequence[str] | None = None
+        self,
+        image: Image.Image | torch.Tensor,
+        question: str,
+        options: Sequence[str],
+        variants: Sequence[str] | None = None,
     ) -> dict[str, VariantPrediction]:
         """Answer one question; returns ``{variant name: VariantPrediction}``."""
         return self.predict_batch([image], [question], [list(options)], variants)[0]
 
     def predict_batch(
         self,
-        images: Sequence[Image.Image],
+        images: Sequence[Image.Image | torch.Tensor],
         questions: Sequence[str],
         options: Sequence[Sequence[str]],
         variants: Sequence[str] | None = None,
     ) -> list[dict[str, VariantPrediction]]:
-        """Answer B questions (chunked by ``batch_size``); one dict per example, in input order."""
+        """Answer B questions (chunked by ``batch_size``); one dict per example, in input order.
+
+        An image may be given as its :meth:`pixel_values` row (``float[3, H, W]``) instead."""
         if not (len(images) == len(questions) == len(options)):
             raise ValueError("images, questions and options must have the same length")
         # Every head sees options exactly as its prompts were trained on them (whitespace collapsed).
@@ -212,11 +218,26 @@ class Predictor:
             )
         return self._encoders[key]
 
-    def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """``float[B, 3, H, W]`` on the model's device."""
-        rgb = [img.convert("RGB") for img in images]
-        pixels = self.backbone.processor.image_processor(rgb, return_tensors="pt")["pixel_values"]
-        return pixels.to(self.backbone.device)
+    def pixel_values(self, images: Sequence[Image.Image | torch.Tensor]) -> torch.Tensor:
+        """``float[B, 3, H, W]`` on the model's device.
+
+        An item may already be model input, ``float[3, H, W]`` as this method returns it for one
+        image: it is used as it is (the app keeps that instead of a large decoded upload).
+        """
+        device = self.backbone.device
+        pictures = [img.convert("RGB") for img in images if not isinstance(img, torch.Tensor)]
+        if len(pictures) == len(images):
+            processor = self.backbone.processor.image_processor
+            return processor(pictures, return_tensors="pt")["pixel_values"].to(device)
+        size = self.backbone.processor.image_processor.size
+        expected = (3, size["height"], size["width"])
+        for img in images:
+            if isinstance(img, torch.Tensor) and tuple(img.shape) != expected:
+                raise ValueError(f"pixel values must be float{list(expected)}, got {list(img.shape)}")
+        processed = iter(self.pixel_values(pictures) if pictures else [])
+        return torch.stack(
+            [img.to(device) if isinstance(img, torch.Tensor) else next(processed) for img in images]
+        )
 
     def activate(self, variant: Variant | None):
         """Context in which the model runs as ``variant`` (its LoRA adapter active); ``None`` or an

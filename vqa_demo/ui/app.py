@@ -46,7 +46,7 @@ def build_demo(
         with gr.Tabs() as tabs:
             with gr.Tab("Ask", id="ask"):
                 form = build_ask_inputs(ask)
-                outputs = build_ask_outputs()
+                outputs = build_ask_outputs(ask)
                 view = build_explain(explain)
             with gr.Tab("Compare", id="compare"):
                 build_compare_tab(assets)
@@ -62,4 +62,5 @@ def build_demo(
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1, api_open=False)
     # Kept for tests and launchers that want to reach the pieces.
     demo.vqa_holder, demo.vqa_assets, demo.vqa_config = holder, assets, config
+    demo.vqa_memory = ask.memory
     return demo

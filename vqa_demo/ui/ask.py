@@ -23,7 +23,6 @@ from typing import Any
 import gradio as gr
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from vqa_demo.inputs import InputError, check_option_count, prepare_image, prepare_question
 from vqa_demo.predictor import VariantPrediction
@@ -33,6 +32,13 @@ from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 from vqa_demo.ui.image_source import ImageAdmission, RefusedImage
 from vqa_demo.ui.plots import option_label, probabilities_figure
+from vqa_demo.ui.session_memory import (
+    TRIM_AFTER_BYTES,
+    AnswerMemory,
+    KeptImage,
+    keep_image,
+    return_freed_memory,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +48,12 @@ SUMMARY_COLUMNS = ["variant", "answer", "confidence", "time (ms)", "note"]
 
 @dataclass
 class AskResult:
-    """The last answered question, kept in the session for the Explain section."""
+    """The last answered question, kept in the session for the Explain section.
 
-    image: Image.Image
+    ``image`` holds bounded copies only (see :mod:`vqa_demo.ui.session_memory`), never the upload.
+    """
+
+    image: KeptImage
     question: str
     options: list[str]
     predictions: dict[str, VariantPrediction]
@@ -163,6 +172,13 @@ class AskCallbacks:
         self.config = config
         self.examples = examples or []
         self.images = ImageAdmission([config.examples_dir, config.validation_dir], config.max_image_bytes)
+        self.memory = AnswerMemory(
+            config.session_ttl, config.session_memory_bytes, sweep_every=min(60.0, config.session_ttl / 4)
+        )
+
+    def forget(self, result: AskResult | None) -> None:
+        """``gr.State``'s delete callback: the session's answer expired, drop its image copies now."""
+        self.memory.release(result.image if result is not None else None)
 
     # -- option rows and variant availability ----------------------------------------------------
     @staticmethod
@@ -288,20 +304,21 @@ class AskCallbacks:
             return self._failure("Tick at least one variant to answer with.", NO_VARIANT)
         try:
             predictor = self.holder.get()
-            predictions = predictor.predict(
-                prepared_image.image, prepared_question.question, options, runnable
-            )
+            kept = keep_image(prepared_image.image, predictor.pixel_values)
+            decoded_bytes = 3 * prepared_image.image.width * prepared_image.image.height
+            image_notes, prepared_image = prepared_image.notes, None  # frees the full-resolution pixels
+            if decoded_bytes >= TRIM_AFTER_BYTES:
+                return_freed_memory()
+            predictions = predictor.predict(kept.pixel_values, prepared_question.question, options, runnable)
         except ModelUnavailable as error:
             return self._failure(str(error), MODEL_UNAVAILABLE)
         except Exception as error:  # a model failure must not leave the UI without an answer
             log.exception("prediction failed")
             return self._failure(f"Answering failed ({type(error).__name__}: {error}).", PREDICTION_FAILED)
         seconds = time.perf_counter() - started
-        notes = (
-            prepared_image.notes + prepared_question.notes + [f"{n} skipped: {r}" for n, r in skipped.items()]
-        )
+        notes = image_notes + prepared_question.notes + [f"{n} skipped: {r}" for n, r in skipped.items()]
         result = AskResult(
-            prepared_image.image, prepared_question.question, options, predictions, seconds, notes
+            self.memory.admit(kept), prepared_question.question, options, predictions, seconds, notes
         )
         figure = probabilities_figure(
             options,
@@ -449,7 +466,7 @@ def build_ask_inputs(callbacks: AskCallbacks):
     return ns
 
 
-def build_ask_outputs():
+def build_ask_outputs(callbacks: AskCallbacks):
     ns = SimpleNamespace()
     ns.summary = gr.Dataframe(
         value=empty_summary(), label="Answers", interactive=False, wrap=True, elem_id="summary-table"
@@ -460,7 +477,8 @@ def build_ask_outputs():
     ns.cond_gen = gr.Markdown(label="COND_GEN details", elem_classes="cond-gen-box", elem_id="cond-gen")
     with gr.Accordion("Raw scores (JSON)", open=False):
         ns.raw = gr.JSON(label="Per-variant scores")
-    ns.result = gr.State(None)
+    ttl = callbacks.config.session_ttl
+    ns.result = gr.State(None, time_to_live=ttl if ttl > 0 else None, delete_callback=callbacks.forget)
     return ns
 
 

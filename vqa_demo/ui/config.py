@@ -13,6 +13,12 @@ Environment variables (CLI flags of the same name win)::
     VQA_THREADS       torch CPU threads for the model (default 1; 0 = torch's default)
     VQA_UPLOAD_TTL    seconds an uploaded image stays in Gradio's cache before it is deleted
                       (checked as often; default 3600; 0 keeps uploads until the server stops)
+    VQA_SESSION_TTL   seconds a session keeps its last answer (and that answer's image copies) for
+                      the Explain section (default 1800; 0 keeps it until memory or sessions run out)
+    VQA_SESSION_MEMORY  bytes all sessions together may hold in answer images, oldest dropped
+                      first (default 256mb)
+    VQA_MAX_SESSIONS  sessions whose state Gradio keeps (~0.2 MB each), least recently used dropped
+                      first (default 500)
 """
 
 from __future__ import annotations
@@ -66,10 +72,18 @@ class AppConfig:
     threads: int = 1
     # Uploads sit in Gradio's cache, fetchable by anyone holding the hashed path: purge them hourly.
     upload_ttl: int = 3600
+    # A 36 MP upload held in each of 8 sessions kept ~1.4 GB; sessions now keep bounded copies only.
+    session_ttl: int = 1800
+    session_memory: str = "256mb"
+    # Gradio keeps each session's state (~0.2 MB measured) until this many newer ones exist.
+    max_sessions: int = 500
     title: str = "MC-VQA workbench"
 
     def __post_init__(self) -> None:
         parse_file_size(self.max_file_size)  # a typo fails at start-up, not on the first upload
+        parse_file_size(self.session_memory)
+        if self.max_sessions < 1:
+            raise ValueError(f"max_sessions must be at least 1, got {self.max_sessions}")
         self.assets = Path(self.assets).expanduser().resolve()
         self.checkpoints = [Path(p).expanduser().resolve() for p in self.checkpoints] or [
             self.assets / "checkpoints"
@@ -85,6 +99,10 @@ class AppConfig:
     def max_request_bytes(self) -> int:
         """Any request body: a data URL of ``max_image_bytes`` (base64: 4 characters per 3 bytes) plus a margin."""
         return 4 * -(-self.max_image_bytes // 3) + REQUEST_MARGIN
+
+    @property
+    def session_memory_bytes(self) -> int:
+        return parse_file_size(self.session_memory)
 
     # -- derived paths (everything the app reads lives below these) ------------------------------
     @property
@@ -116,6 +134,9 @@ class AppConfig:
             queue_size=int(env.get("VQA_QUEUE_SIZE") or 16),
             threads=int(env.get("VQA_THREADS") or 1),
             upload_ttl=int(env.get("VQA_UPLOAD_TTL") or 3600),
+            session_ttl=int(env.get("VQA_SESSION_TTL") or 1800),
+            session_memory=env.get("VQA_SESSION_MEMORY") or "256mb",
+            max_sessions=int(env.get("VQA_MAX_SESSIONS") or 500),
         )
 
     @classmethod
@@ -140,6 +161,20 @@ class AppConfig:
             default=defaults.upload_ttl,
             help="seconds before an upload is deleted from the cache (0: never)",
         )
+        parser.add_argument(
+            "--session-ttl",
+            type=int,
+            default=defaults.session_ttl,
+            help="seconds a session keeps its last answer for Explain (0: until memory runs out)",
+        )
+        parser.add_argument(
+            "--session-memory",
+            default=defaults.session_memory,
+            help="answer image copies all sessions may hold together, e.g. 256mb",
+        )
+        parser.add_argument(
+            "--max-sessions", type=int, default=defaults.max_sessions, help="sessions whose state is kept"
+        )
         args, _ = parser.parse_known_args(argv)
         assets = Path(args.assets).expanduser().resolve()
         checkpoints = [Path(p) for p in args.checkpoints] if args.checkpoints else None
@@ -156,6 +191,9 @@ class AppConfig:
             queue_size=args.queue_size,
             threads=args.threads,
             upload_ttl=args.upload_ttl,
+            session_ttl=args.session_ttl,
+            session_memory=args.session_memory,
+            max_sessions=args.max_sessions,
         )
 
     @property
@@ -185,6 +223,7 @@ class AppConfig:
             "blocked_paths": [str(p) for p in self.checkpoints],
             "max_file_size": self.max_image_bytes,
             "app_kwargs": {"middleware": [limits]},
+            "state_session_capacity": self.max_sessions,
             "theme": theme(),
             "css": CSS,
         }

@@ -47,6 +47,13 @@ def attention_view(image, attention: dict, opacity: float) -> tuple[Any, list, s
     return heatmap_overlay(image, grid, opacity, min_side=DISPLAY_SIDE), highlights, caption
 
 
+def image_gone(result: AskResult) -> str | None:
+    """Why ``result``'s image can no longer be explained (None while its copies are kept)."""
+    if result.image.available:
+        return None
+    return "This answer's image is no longer kept (answers are kept for a limited time): answer again."
+
+
 class ExplainCallbacks:
     """Event handlers of the Explain section; ``result`` is the Ask tab's :class:`AskResult` state."""
 
@@ -86,7 +93,9 @@ class ExplainCallbacks:
                 None,
                 "No attentive variant answered: tick an *-attentive* variant to see its pooling weights.",
             )
-        return attention_view(result.image, result.predictions[variant].extras["attention"], opacity)
+        if gone := image_gone(result):
+            return None, None, gone
+        return attention_view(result.image.display, result.predictions[variant].extras["attention"], opacity)
 
     def attribute(
         self,
@@ -99,11 +108,11 @@ class ExplainCallbacks:
     ) -> tuple:
         """Captum attribution of ``variant``'s chosen option: (pixel heatmap, token highlights, caption)."""
         if result is None or not variant or variant not in result.predictions:
-            return (
-                None,
-                None,
-                status_error("Answer a question first, then pick one of the variants that answered."),
-            )
+            message = "Answer a question first, then pick one of the variants that answered."
+            return None, None, status_error(message)
+        pixel_values = result.image.pixel_values  # read once: the memory may drop it meanwhile
+        if pixel_values is None:
+            return None, None, status_error(image_gone(result))
         method = METHOD_LABELS.get(method_label, "integrated_gradients")
         prediction = result.predictions[variant]
         progress(0, desc="Computing attribution…")
@@ -111,7 +120,7 @@ class ExplainCallbacks:
             predictor = self.holder.get()
             (attribution,) = attribute(
                 predictor,
-                [result.image],
+                [pixel_values],
                 [result.question],
                 [result.options],
                 variant,
@@ -129,7 +138,12 @@ class ExplainCallbacks:
 
     @staticmethod
     def attribution_view(result: AskResult, attribution, opacity: float) -> tuple:
-        image = heatmap_overlay(result.image, attribution.pixel_magnitude, opacity, min_side=DISPLAY_SIDE)
+        display = result.image.display
+        image = (
+            heatmap_overlay(display, attribution.pixel_magnitude, opacity, min_side=DISPLAY_SIDE)
+            if display is not None
+            else None
+        )
         tokens = [display_token(t) for t in attribution.tokens]
         signed = attribution.method == "integrated_gradients"
         highlights = token_highlights(tokens, attribution.token_scores, signed=signed)
