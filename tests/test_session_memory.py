@@ -223,7 +223,7 @@ def test_settings_come_from_flags_and_environment():
         256 * 2**20,
         500,
     )
-    with pytest.raises(ValueError, match="not a size"):
+    with pytest.raises(ValueError, match="--session-memory must be a positive number"):
         AppConfig(session_memory="plenty")
     with pytest.raises(ValueError, match="max_sessions"):
         AppConfig(max_sessions=0)

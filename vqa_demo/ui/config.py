@@ -33,7 +33,7 @@ from pathlib import Path
 from vqa_demo.loading import ASSETS_DIR
 
 _SPLIT = re.compile(r"[," + re.escape(os.pathsep) + r"]")
-_SIZE = re.compile(r"(\d+)\s*(b|kb|mb|gb|tb)?", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 # The Ask form needs one image; the browser uploads one file per request.
 MAX_UPLOAD_FILES = 4
@@ -41,17 +41,17 @@ MAX_UPLOAD_FILES = 4
 REQUEST_MARGIN = 64 * 1024
 
 
-def parse_file_size(size: str | int) -> int:
-    """``"10mb"`` -> 10 485 760 bytes (units b, kb, mb, gb, tb of 1024; Gradio's own reading)."""
-    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+def parse_file_size(size: str | int, setting: str = "--max-file-size", allow_zero: bool = False) -> int:
+    """``"10mb"`` -> 10 485 760 bytes (units b, kb, mb, gb, tb of 1024, as Gradio reads them; ``1.5gb`` works)."""
+    if isinstance(size, int) and not isinstance(size, bool) and (size > 0 or (allow_zero and size == 0)):
         return size
     match = _SIZE.fullmatch(str(size).strip())
-    if not match or int(match.group(1)) <= 0:
+    value = int(float(match.group(1)) * _UNITS[(match.group(2) or "b").lower()]) if match else -1
+    if value < 0 or (value == 0 and not allow_zero):
         raise ValueError(
-            f"--max-file-size must be a positive whole number with a unit such as 10mb (b, kb, mb, gb, tb), "
-            f"not {size!r}."
+            f"{setting} must be a positive number with a unit such as 10mb (b, kb, mb, gb, tb), not {size!r}."
         )
-    return int(match.group(1)) * _UNITS[(match.group(2) or "b").lower()]
+    return value
 
 
 def _paths(text: str | None) -> list[Path]:
@@ -81,7 +81,7 @@ class AppConfig:
 
     def __post_init__(self) -> None:
         parse_file_size(self.max_file_size)  # a typo fails at start-up, not on the first upload
-        parse_file_size(self.session_memory)
+        parse_file_size(self.session_memory, "--session-memory", allow_zero=True)
         if self.max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, got {self.max_sessions}")
         self.assets = Path(self.assets).expanduser().resolve()
@@ -102,7 +102,7 @@ class AppConfig:
 
     @property
     def session_memory_bytes(self) -> int:
-        return parse_file_size(self.session_memory)
+        return parse_file_size(self.session_memory, "--session-memory", allow_zero=True)
 
     # -- derived paths (everything the app reads lives below these) ------------------------------
     @property
