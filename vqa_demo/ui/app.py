@@ -9,6 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from vqa_demo.predictor import Predictor
+from vqa_demo.ui.answer_notes import AnswerNotes
 from vqa_demo.ui.ask import AskCallbacks, build_ask_inputs, build_ask_outputs, wire_ask
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.compare import build_compare_tab
@@ -16,6 +17,7 @@ from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.errors import ErrorBrowser, build_errors_tab
 from vqa_demo.ui.explain_view import ExplainCallbacks, build_explain, wire_explain
 from vqa_demo.ui.holder import PredictorHolder
+from vqa_demo.ui.model_card import build_model_card, card_markdown, card_title
 
 HEADER = """# Multiple-choice VQA workbench
 Three answer heads on one PaliGemma backbone: **COND_GEN** generates the answer, **MULTI_CLASS** classifies
@@ -37,13 +39,17 @@ def build_demo(
             else PredictorHolder.from_config(config)
         )
     assets = AppAssets.load(config)
-    ask = AskCallbacks(holder, config, assets.examples)
-    explain = ExplainCallbacks(holder)
+    card = build_model_card(holder.infos, assets.comparison, holder.checkpoints, config.base)
+    ask = AskCallbacks(holder, config, assets.examples, card)
+    explain = ExplainCallbacks(holder, card)
+    notes = AnswerNotes(holder, card)
     errors = ErrorBrowser(holder, assets)
     with gr.Blocks(title=config.title, delete_cache=config.delete_cache) as demo:
         gr.Markdown(HEADER, elem_id="app-header")
         with gr.Tabs():
             with gr.Tab("Ask", id="ask"):
+                with gr.Accordion(card_title(card), open=card.offline_default, elem_id="model-card"):
+                    gr.Markdown(card_markdown(card))
                 form = build_ask_inputs(ask)
                 outputs = build_ask_outputs()
                 view = build_explain(explain)
@@ -52,10 +58,11 @@ def build_demo(
             with gr.Tab("Errors", id="errors"):
                 build_errors_tab(errors)
         answer_event = wire_ask(ask, form, outputs)
+        answer_event.then(notes.render, outputs.result, form.notes, api_visibility="private")
         wire_explain(explain, view, outputs.result, answer_event)
     # api_open=False: Gradio otherwise (off Spaces) accepts direct POSTs to /gradio_api/run/<name>
     # that skip the queue, its size limit and the one-at-a-time model slot.
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1, api_open=False)
     # Kept for tests and launchers that want to reach the pieces.
-    demo.vqa_holder, demo.vqa_assets, demo.vqa_config = holder, assets, config
+    demo.vqa_holder, demo.vqa_assets, demo.vqa_config, demo.vqa_card = holder, assets, config, card
     return demo

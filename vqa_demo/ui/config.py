@@ -138,7 +138,7 @@ class AppConfig:
 
     def launch_kwargs(self) -> dict:
         """Arguments for ``demo.launch``: served folders, upload limit, theme and CSS."""
-        from vqa_demo.ui.style import CSS, theme
+        from vqa_demo.ui.style import CSS, JS, theme
 
         return {
             "allowed_paths": self.served_paths(),
@@ -146,4 +146,5 @@ class AppConfig:
             "max_file_size": self.max_file_size,
             "theme": theme(),
             "css": CSS,
+            "js": JS,
         }
