@@ -216,8 +216,8 @@ class AskCallbacks:
         if standing is None:
             return text
         if standing.chance_level:
-            return f"⚠ chance level (validation {standing.interval()}, chance {standing.chance:.2f}); {text}"
-        return f"{text} · validation {standing.interval()}"
+            return f"⚠ chance level: val. {standing.interval()}, chance {standing.chance:.2f}"
+        return f"{text} · val. {standing.interval()}"
 
     @staticmethod
     def button_updates(count: int) -> list[dict]:

@@ -243,7 +243,7 @@ def completeness_line(attribution) -> str:
     text = (
         f"Completeness: the attributions add up to {change + attribution.convergence_delta:+.3g} against a score "
         f"change of {change:+.3g} from the baseline ({attribution.baseline_score:.3g} → {attribution.score:.3g}); "
-        f"error {attribution.convergence_delta:+.3g} = {error:.0%} of the change at {attribution.n_steps} steps."
+        f"error {attribution.convergence_delta:+.3g} = {error:.1%} of the change at {attribution.n_steps} steps."
     )
     if error > TOLERANCE:
         text = (
