@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 
 from tests.app_support import FakePredictor
+from vqa_demo.explain import colormap
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
 from vqa_demo.ui.assets import AppAssets, inside
 from vqa_demo.ui.errors import ANY_POSITION, ANY_VARIANT, ErrorBrowser, error_rows
-from vqa_demo.explain import colormap
 from vqa_demo.ui.explain_view import ExplainCallbacks
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 

@@ -77,8 +77,10 @@ def test_card_describes_the_offline_default(shipped):
     _, _, _, card = shipped
     summary = json.loads((ASSETS_DIR / "base" / "pretrain_summary.json").read_text())
     assert card.offline_default and card.base_name == "assets/base"
-    assert card.parameters == summary["num_parameters"] == safetensors_parameters(
-        ASSETS_DIR / "base" / "model.safetensors"
+    assert (
+        card.parameters
+        == summary["num_parameters"]
+        == safetensors_parameters(ASSETS_DIR / "base" / "model.safetensors")
     )
     assert (card.image_size, card.image_tokens) == (96, summary["image_seq_length"])
     text = card_markdown(card)
@@ -197,7 +199,9 @@ def test_a_photo_shows_the_domain_note_under_the_answer(shipped, tmp_path):
 def test_a_cut_prompt_shows_the_text_the_model_saw(tiny_predictor, app_assets):
     options = ["red", "blue", "green", "grey"]
     question = "Which colour " + " ".join(f"word{i}" for i in range(400)) + " END?"
-    seen = seen_prompts(tiny_predictor, ["cond_gen", "swag-attentive", "multi_class-last_token"], question, options)
+    seen = seen_prompts(
+        tiny_predictor, ["cond_gen", "swag-attentive", "multi_class-last_token"], question, options
+    )
     assert set(seen) == {"cond_gen", "swag-attentive", "multi_class-last_token"}
     tokenizer = tiny_predictor.backbone.tokenizer
     for name, text in seen.items():
@@ -218,4 +222,6 @@ def test_a_cut_prompt_shows_the_text_the_model_saw(tiny_predictor, app_assets):
     _, table, *_, result = ask.answer(str(image), question, 4, *options, *[""] * 4, *ticks)
     assert "truncated" in " ".join(table["note"])
     rendered = AnswerNotes(holder, None).render(result)
-    assert "saw only" in rendered and "`cond_gen`" in rendered and "word0" in rendered and "END?" not in rendered
+    assert (
+        "saw only" in rendered and "`cond_gen`" in rendered and "word0" in rendered and "END?" not in rendered
+    )

@@ -60,6 +60,7 @@ def save_small(png: bytes, path: Path, width: int) -> None:
 
 
 def wait_image(page, selector: str) -> None:
+    page.locator(selector).scroll_into_view_if_needed()  # Gradio's images load lazily
     page.wait_for_function(
         "s => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth > 0; }",
         arg=f"{selector} img",

@@ -184,8 +184,9 @@ class AskCallbacks:
         return frozenset(n for n in self.holder.names if self.card and self.card.is_chance_level(n))
 
     def default_tick(self, name: str) -> bool:
-        """Ticked on a first visit unless the model card shows the variant at chance level."""
-        return not (self.card and self.card.is_chance_level(name))
+        """Ticked on a first visit unless the model card shows it at chance level (all, if every one is)."""
+        chance = self.chance_level_names()
+        return name not in chance or chance >= set(self.holder.names)
 
     def variant_updates(self, count: int, previous: int | None = None) -> list[dict]:
         """Checkbox updates for ``count`` options: a variant that cannot take them is unticked and disabled, with why.
