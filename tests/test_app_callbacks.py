@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.app_support import FakePredictor
+from vqa_demo.explain import colormap
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
 from vqa_demo.ui.explain_view import ExplainCallbacks
@@ -124,20 +125,27 @@ def test_api_caller_ticking_an_incompatible_variant_gets_it_skipped(ask, fake, i
     assert "skipped: multi_class-attentive was trained for exactly 4 options" in " ".join(table["note"])
 
 
-def test_explain_paints_the_attentive_heatmap_and_tokens(ask, image_file):
+def test_explain_paints_the_attentive_heatmap_and_tokens_on_one_scale(ask, image_file):
     *_, result = ask.answer(image_file, "What colour?", *form(["red", "blue", "green", "grey"]))
     explain = ExplainCallbacks(ask.holder)
-    picker, heatmap, tokens, caption, attr_picker = explain.refresh(result, 0.5)
-    assert (
-        picker["choices"] == ["multi_class-attentive", "swag-attentive"]
-        and picker["value"] == "multi_class-attentive"
-    )
+    picker, heatmap, tokens, caption, attr_picker, *cleared = explain.refresh(result, 1.0, "Patch grid")
+    assert picker["choices"] == [(n, n) for n in ["multi_class-attentive", "swag-attentive"]]
+    assert picker["value"] == "multi_class-attentive" and cleared == [None, "", "", None]
     assert isinstance(heatmap, Image.Image) and heatmap.size == (384, 288)
-    assert max(score for _, score in tokens) == 1.0 and tokens[1][0] == "What"
-    assert "50%" in caption and attr_picker["choices"] == NAMES
+    # The fake's grid peaks at 0.5 on patch (1, 2) of 4x4; the brightest token weighs 0.3. One scale:
+    # the patch is the top colour, the token 0.3 / 0.5 of the way up, and the legend's peak is 0.5.
+    pixels = np.asarray(heatmap)
+    patch = pixels[72:144, 192:288]  # rows 1, columns 2 of a 4x4 grid over 384x288
+    assert (patch == colormap(np.array([1.0]))[0]).all()  # crisp: every pixel of the patch alike
+    r, g, b = colormap(np.array([0.6]))[0]
+    assert f"background:rgb({r},{g},{b})" in tokens and ">What<" in tokens
+    assert "0.5" in caption and "50%" in caption and "One scale" in caption
+    assert attr_picker["choices"] == [(n, n) for n in NAMES]
     faint, _, _ = explain.render_attention(result, "swag-attentive", 0.0)
     enlarged = Image.open(image_file).convert("RGB").resize((384, 288), Image.Resampling.LANCZOS)
     assert np.array_equal(np.asarray(faint), np.asarray(enlarged))
+    smooth, _, _ = explain.render_attention(result, "swag-attentive", 1.0, "Smooth")
+    assert len(np.unique(np.asarray(smooth)[72:144, 192:288].reshape(-1, 3), axis=0)) > 1
     none, _, message = explain.render_attention(result, "cond_gen", 0.5)
     assert none is None and "No attentive variant" in message
 
@@ -145,8 +153,8 @@ def test_explain_paints_the_attentive_heatmap_and_tokens(ask, image_file):
 def test_explain_before_answering_is_a_message(ask):
     explain = ExplainCallbacks(ask.holder)
     with no_toast():
-        image, tokens, caption = explain.attribute(None, None, "Integrated gradients", 8, 0.5)
-    assert image is None and "Answer a question first" in caption
+        image, tokens, caption, stored = explain.attribute(None, None, "Integrated gradients", 8, 0.5)
+    assert image is None and stored is None and "Answer a question first" in caption
 
 
 def test_holder_loads_once_lazily_and_reports_failures(fake):

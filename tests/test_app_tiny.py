@@ -48,16 +48,16 @@ def test_answer_and_explain_with_the_tiny_model(app):
     assert "log-lik" in cond_gen and len(chart.data) == 5
 
     explain = ExplainCallbacks(holder)
-    picker, heatmap, tokens, _, _ = explain.refresh(result, 0.6)
-    assert picker["choices"] == ["multi_class-attentive", "swag-attentive"]
-    assert isinstance(heatmap, Image.Image) and tokens[0][0] == "<bos>"
+    picker, heatmap, tokens, *_ = explain.refresh(result, 0.6)
+    assert picker["choices"] == [(n, n) for n in ["multi_class-attentive", "swag-attentive"]]
+    assert isinstance(heatmap, Image.Image) and ">&lt;bos&gt;<" in tokens
     for variant, method in [("cond_gen", "Integrated gradients"), ("swag-attentive", "Saliency (gradient)")]:
-        image, highlights, caption = explain.attribute(result, variant, method, 4, 0.5)
+        image, chips, caption, (attribution, side) = explain.attribute(result, variant, method, 4, 0.5)
         assert isinstance(image, Image.Image), caption
-        assert variant in caption and len(highlights) > 5
-    assert any(
-        score is None for _, score in explain.attribute(result, "cond_gen", "Integrated gradients", 4, 0.5)[1]
-    )
+        assert variant in caption and chips.count("<span") > 5 and attribution.variant == variant
+        assert side * side == holder.get().backbone.image_seq_length
+    # COND_GEN's attribution includes the scored answer tokens, after a marker.
+    assert "scored answer" in explain.attribute(result, "cond_gen", "Integrated gradients", 4, 0.5)[1]
 
 
 def test_three_options_skip_multi_class(app, app_assets):

@@ -58,6 +58,7 @@ def test_plain_header_and_chance_marks(shipped):
     assert "split" not in text.split("\n")[0]
     rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
     assert "*chance level*" in rows["multi_class-last_token"] and "above" in rows["cond_gen"]
+    assert "*chance level*" in rows["multi_class-attentive"]  # the same exact-test rule as the model card
 
 
 def test_mcnemar_table_matches_a_recomputation_from_the_predictions(shipped):

@@ -95,21 +95,25 @@ def heatmap_overlay(
     opacity: float = 0.5,
     max_side: int | None = OVERLAY_MAX_SIDE,
     min_side: int | None = None,
+    peak: float | None = None,
+    nearest: bool = False,
 ) -> Image.Image:
     """Paint ``grid float[g, g]`` (or any ``float[h, w]`` map, >= 0) over ``image``.
 
-    The grid is normalised by its maximum and upsampled bilinearly to the image size, which is the
-    geometry the processor used (it stretches the image to a square, so the stretch is undone here).
+    The grid is divided by ``peak`` (default: its own maximum; pass a shared one to put several maps
+    on one scale) and upsampled to the image size, bilinearly or, with ``nearest``, as crisp patches.
+    That is the geometry the processor used (it stretches the image to a square, so the stretch is
+    undone here).
     ``opacity`` 0 shows the image alone, 1 the heatmap alone. The image is first scaled so its long
     side is at most ``max_side`` and (for display) at least ``min_side`` pixels.
     """
     base = fit_long_side(image.convert("RGB"), max_side, min_side)
-    grid = normalise_map(np.asarray(grid, dtype=np.float32))
+    grid = np.asarray(grid, dtype=np.float32)
     if grid.ndim != 2:
         raise ValueError(f"grid must be 2-D, got shape {grid.shape}")
-    upsampled = np.asarray(
-        Image.fromarray(grid, mode="F").resize(base.size, Image.Resampling.BILINEAR), dtype=np.float32
-    )
+    grid = normalise_map(grid) if peak is None else (grid / peak if peak > 0 else np.zeros_like(grid))
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
+    upsampled = np.asarray(Image.fromarray(grid, mode="F").resize(base.size, resample), dtype=np.float32)
     colours = colormap(upsampled).astype(np.float32)
     opacity = float(np.clip(opacity, 0.0, 1.0))
     blended = (1 - opacity) * np.asarray(base, dtype=np.float32) + opacity * colours
@@ -143,7 +147,7 @@ class Attribution:
     options, separator; for COND_GEN also the scored option tokens and ``<eos>``) with the signed
     attribution summed over the embedding (integrated gradients) or the gradient's L2 norm
     (saliency). ``score``: the forward value at the input; ``convergence_delta``: integrated
-    gradients' completeness error (attributions' sum minus ``score - baseline score``).
+    gradients' completeness error (attributions' sum minus ``score - baseline_score``).
     """
 
     variant: str
@@ -156,6 +160,16 @@ class Attribution:
     suffix_start: int | None = None
     convergence_delta: float | None = None
     seconds: float = 0.0
+    baseline_score: float | None = None
+    n_steps: int | None = None
+
+    @property
+    def relative_error(self) -> float | None:
+        """|completeness error| / |score - baseline score| (integrated gradients only)."""
+        if self.convergence_delta is None or self.baseline_score is None:
+            return None
+        change = abs(self.score - self.baseline_score)
+        return abs(self.convergence_delta) / change if change > 0 else float("inf")
 
     @property
     def pixel_magnitude(self) -> np.ndarray:
@@ -317,9 +331,11 @@ def attribute(
             )
             pixel_maps = grads[0].abs().amax(dim=1)
             token_maps = grads[1].norm(dim=-1)
-            deltas = [None] * batch
+            deltas = baseline_scores = [None] * batch
         else:
             baselines = (torch.zeros_like(pixels), forward.baseline_embeds)
+            with torch.no_grad():
+                baseline_scores = forward(*baselines, *forward.additional_args).float().cpu().tolist()
             attributions, delta = IntegratedGradients(counted).attribute(
                 inputs,
                 baselines=baselines,
@@ -347,6 +363,48 @@ def attribute(
                 suffix_start=suffix_start,
                 convergence_delta=deltas[b],
                 seconds=seconds,
+                baseline_score=baseline_scores[b],
+                n_steps=n_steps if method == "integrated_gradients" else None,
             )
         )
     return results
+
+
+def attribute_until_complete(
+    predictor: Predictor,
+    image: Image.Image,
+    question: str,
+    options: Sequence[str],
+    variant: str,
+    target: int,
+    n_steps: int = 16,
+    max_steps: int = 128,
+    tolerance: float = 0.05,
+    on_progress: Callable[[float], None] | None = None,
+) -> Attribution:
+    """Integrated gradients for one example, with more steps (x4, up to ``max_steps``) while the error is large.
+
+    Stops once ``|delta| <= tolerance * |score - baseline score|``; otherwise returns the try with
+    the smallest relative error (more steps do not always help: the error is not monotone in steps),
+    whose ``relative_error`` and ``n_steps`` let a caller flag an unreliable map.
+    """
+    steps, best = max(1, int(n_steps)), None
+    while True:
+        (result,) = attribute(
+            predictor,
+            [image],
+            [question],
+            [list(options)],
+            variant,
+            targets=[target],
+            n_steps=steps,
+            on_progress=on_progress,
+        )
+        error = result.relative_error
+        if error is None or error <= tolerance:
+            return result
+        if best is None or error < best.relative_error:
+            best = result
+        if steps >= max_steps:
+            return best
+        steps = min(max_steps, steps * 4)

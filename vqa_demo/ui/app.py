@@ -9,6 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from vqa_demo.predictor import Predictor
+from vqa_demo.ui.answer_notes import AnswerNotes
 from vqa_demo.ui.ask import AskCallbacks, build_ask_inputs, build_ask_outputs, wire_ask
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.compare import build_compare_tab
@@ -17,6 +18,7 @@ from vqa_demo.ui.errors import ErrorBrowser
 from vqa_demo.ui.errors_tab import build_errors_tab, wire_open_in_ask
 from vqa_demo.ui.explain_view import ExplainCallbacks, build_explain, wire_explain
 from vqa_demo.ui.holder import PredictorHolder
+from vqa_demo.ui.model_card import build_model_card, card_markdown, card_title
 
 HEADER = """# Multiple-choice VQA workbench
 Three answer heads on one PaliGemma backbone: **COND_GEN** generates the answer, **MULTI_CLASS** classifies
@@ -38,13 +40,17 @@ def build_demo(
             else PredictorHolder.from_config(config)
         )
     assets = AppAssets.load(config)
-    ask = AskCallbacks(holder, config, assets.examples)
-    explain = ExplainCallbacks(holder)
+    card = build_model_card(holder.infos, assets.comparison, holder.checkpoints, config.base)
+    ask = AskCallbacks(holder, config, assets.examples, card)
+    explain = ExplainCallbacks(holder, card)
+    notes = AnswerNotes(holder, card)
     errors = ErrorBrowser(holder, assets)
     with gr.Blocks(title=config.title, delete_cache=config.delete_cache) as demo:
         gr.Markdown(HEADER, elem_id="app-header")
         with gr.Tabs() as tabs:
             with gr.Tab("Ask", id="ask"):
+                with gr.Accordion(card_title(card), open=card.offline_default, elem_id="model-card"):
+                    gr.Markdown(card_markdown(card))
                 form = build_ask_inputs(ask)
                 outputs = build_ask_outputs(ask)
                 view = build_explain(explain)
@@ -53,6 +59,7 @@ def build_demo(
             with gr.Tab("Errors", id="errors"):
                 errors_view = build_errors_tab(errors)
         answer_event = wire_ask(ask, form, outputs)
+        answer_event.then(notes.render, outputs.result, form.notes, api_visibility="private")
         wire_explain(explain, view, outputs.result, answer_event)
         wire_open_in_ask(errors, errors_view, form, tabs, ask.variant_info)
     # Files this app put in Gradio's cache (uploads, served outputs) are the only cached ones admitted.
@@ -61,6 +68,6 @@ def build_demo(
     # that skip the queue, its size limit and the one-at-a-time model slot.
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1, api_open=False)
     # Kept for tests and launchers that want to reach the pieces.
-    demo.vqa_holder, demo.vqa_assets, demo.vqa_config = holder, assets, config
+    demo.vqa_holder, demo.vqa_assets, demo.vqa_config, demo.vqa_card = holder, assets, config, card
     demo.vqa_memory = ask.memory
     return demo

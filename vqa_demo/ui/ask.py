@@ -31,7 +31,8 @@ from vqa_demo.ui.assets import Example
 from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 from vqa_demo.ui.image_source import ImageAdmission, RefusedImage
-from vqa_demo.ui.plots import option_label, probabilities_figure
+from vqa_demo.ui.model_card import ModelCard
+from vqa_demo.ui.plots import empty_figure, option_label, probabilities_figure
 from vqa_demo.ui.session_memory import (
     TRIM_AFTER_BYTES,
     AnswerMemory,
@@ -84,7 +85,8 @@ def failure_category(raw: Any) -> str | None:
 
 
 def status_ok(message: str, notes: list[str] | None = None) -> str:
-    lines = [f"✓ {message}"] + [f"<span class='small-note'>Note: {n}</span>" for n in notes or []]
+    """``✓ message`` and one ``Note: ...`` paragraph per note: Markdown that reads as plain text for API callers."""
+    lines = [f"✓ {message}"] + [f"Note: {n}" for n in notes or []]
     return "\n\n".join(lines)
 
 
@@ -93,12 +95,16 @@ def empty_summary() -> pd.DataFrame:
 
 
 def summary_table(
-    options: list[str], predictions: dict[str, VariantPrediction], skipped: dict[str, str]
+    options: list[str],
+    predictions: dict[str, VariantPrediction],
+    skipped: dict[str, str],
+    chance_level: frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
     """One row per variant: chosen option, its probability, time per example, remarks."""
     rows = []
     for name, p in predictions.items():
-        note = "prompt text was truncated" if p.truncated else ""
+        remarks = ["chance level on validation"] if name in chance_level else []
+        note = "; ".join(remarks + (["prompt text was truncated"] if p.truncated else []))
         rows.append(
             [
                 name,
@@ -167,10 +173,17 @@ def api_flag(variant: str) -> str:
 class AskCallbacks:
     """The Ask tab's event handlers, bound to the shared predictor holder."""
 
-    def __init__(self, holder: PredictorHolder, config: AppConfig, examples: list[Example] | None = None):
+    def __init__(
+        self,
+        holder: PredictorHolder,
+        config: AppConfig,
+        examples: list[Example] | None = None,
+        card: ModelCard | None = None,
+    ):
         self.holder = holder
         self.config = config
         self.examples = examples or []
+        self.card = card
         self.images = ImageAdmission([config.examples_dir, config.validation_dir], config.max_image_bytes)
         self.memory = AnswerMemory(
             config.session_ttl, config.session_memory_bytes, sweep_every=min(60.0, config.session_ttl / 4)
@@ -222,33 +235,66 @@ class AskCallbacks:
     def option_updates(self, count: int) -> list[dict]:
         return [gr.update(visible=i < count) for i in range(MAX_OPTIONS)]
 
-    def variant_updates(self, count: int) -> list[dict]:
-        """Checkbox updates: a variant that cannot take ``count`` options is unticked and disabled, with why."""
+    def chance_level_names(self) -> frozenset[str]:
+        """Variants whose validation interval includes chance (marked wherever variants are listed)."""
+        return frozenset(n for n in self.holder.names if self.card and self.card.is_chance_level(n))
+
+    def default_tick(self, name: str) -> bool:
+        """Ticked on a first visit unless the model card shows it at chance level (all, if every one is)."""
+        chance = self.chance_level_names()
+        return name not in chance or chance >= set(self.holder.names)
+
+    def variant_updates(self, count: int, previous: int | None = None) -> list[dict]:
+        """Checkbox updates for ``count`` options: a variant that cannot take them is unticked and disabled, with why.
+
+        A variant that could already answer ``previous`` options keeps the user's tick (no value is
+        sent); one that becomes available again gets its default tick.
+        """
         updates = []
         for info in self.holder.infos:
             reason = info.incompatibility(count)
             if reason:
                 updates.append(gr.update(value=False, interactive=False, info=f"unavailable: {reason}"))
+            elif previous is not None and info.incompatibility(previous) is None:
+                updates.append(gr.update(interactive=True, info=self.variant_info(info.name)))
             else:
-                updates.append(gr.update(value=True, interactive=True, info=self.variant_info(info.name)))
+                value = self.default_tick(info.name)
+                updates.append(gr.update(value=value, interactive=True, info=self.variant_info(info.name)))
         return updates
 
     def variant_info(self, name: str) -> str:
         info = self.holder.info(name)
         if info.head == "cond_gen":
-            return "generates, then scores options by likelihood"
-        kind = "one K-way classifier" if info.head == "multi_class" else "one score per option"
-        return f"{kind}, {info.config.head.pooling.replace('_', '-')} pooling"
+            text = "generates, then scores options by likelihood"
+        else:
+            kind = "one K-way classifier" if info.head == "multi_class" else "one score per option"
+            text = f"{kind}, {info.config.head.pooling.replace('_', '-')} pooling"
+        standing = self.card.standings.get(name) if self.card else None
+        if standing is None:
+            return text
+        if standing.chance_level:
+            return f"⚠ chance level: val. {standing.interval()}, chance {standing.chance:.2f}"
+        return f"{text} · val. {standing.interval()}"
+
+    @staticmethod
+    def button_updates(count: int) -> list[dict]:
+        """+ and - are disabled where they would do nothing (at 8 and at 2 options)."""
+        return [gr.update(interactive=count < MAX_OPTIONS), gr.update(interactive=count > MIN_OPTIONS)]
 
     def change_count(self, count: Any, delta: int) -> list:
-        """Add (+1) or remove (-1) an option row; returns the new count and the row/checkbox updates."""
-        new = self.clamp_count(self.clamp_count(count) + delta)
-        return [new, *self.option_updates(new), *self.variant_updates(new)]
+        """Add (+1) or remove (-1) an option row: the new count, row, checkbox and +/- button updates."""
+        old = self.clamp_count(count)
+        new = self.clamp_count(old + delta)
+        return [new, *self.option_updates(new), *self.variant_updates(new, old), *self.button_updates(new)]
 
-    def pick_example(self, index: int) -> list:
-        """Fill the form from example ``index``: image, question, options (unused rows emptied)."""
+    def pick_example(self, index: int, current: Any = None) -> list:
+        """Fill the form from example ``index``: image, question, options (unused rows emptied).
+
+        ``current`` is the form's option count before; ticks of variants that fit both are kept.
+        """
         if not 0 <= index < len(self.examples):
-            return [gr.update() for _ in range(3 + MAX_OPTIONS + len(self.holder.infos))]
+            unchanged = 3 + MAX_OPTIONS + len(self.holder.infos) + len(self.button_updates(DEFAULT_OPTIONS))
+            return [gr.update() for _ in range(unchanged)]
         example = self.examples[index]
         count = self.clamp_count(len(example.options) or DEFAULT_OPTIONS)
         values = list(example.options[:MAX_OPTIONS]) + [""] * (
@@ -259,13 +305,15 @@ class AskCallbacks:
             example.question,
             count,
             *[gr.update(value=v, visible=i < count) for i, v in enumerate(values)],
-            *self.variant_updates(count),
+            *self.variant_updates(count, None if current is None else self.clamp_count(current)),
+            *self.button_updates(count),
         ]
 
-    def on_example_select(self, evt: gr.SelectData) -> list:
+    def on_example_select(self, current: Any, evt: gr.SelectData) -> list:
         """A gallery click; an index the gallery cannot have sent (a crafted event) changes nothing."""
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) and evt.index else evt.index
-        return self.pick_example(index if isinstance(index, int) and not isinstance(index, bool) else -1)
+        valid = isinstance(index, int) and not isinstance(index, bool)
+        return self.pick_example(index if valid else -1, current)
 
     # -- answering --------------------------------------------------------------------------------
     def answer(self, image: Any, question: str | None, count: Any, *values: Any) -> tuple:
@@ -328,7 +376,7 @@ class AskCallbacks:
         message = f"Answered with {len(predictions)} variant{'s' if len(predictions) > 1 else ''} in {seconds:.2f} s."
         return (
             status_ok(message, notes),
-            summary_table(options, predictions, skipped),
+            summary_table(options, predictions, skipped, self.chance_level_names()),
             figure,
             cond_gen_markdown(options, predictions),
             raw_scores(options, predictions),
@@ -416,8 +464,8 @@ def build_ask_inputs(callbacks: AskCallbacks):
                 value=[(str(e.image_path), e.caption) for e in callbacks.examples] or None,
                 label="Examples",
                 show_label=False,
-                columns=4,
-                height=190,
+                columns=5,
+                height="auto",
                 allow_preview=False,
                 visible=bool(callbacks.examples),
                 elem_id="examples-gallery",
@@ -454,7 +502,11 @@ def build_ask_inputs(callbacks: AskCallbacks):
                 for info in callbacks.holder.infos:
                     ns.variants.append(
                         gr.Checkbox(
-                            value=True, label=info.name, info=callbacks.variant_info(info.name), min_width=200
+                            value=callbacks.default_tick(info.name),
+                            label=info.name,
+                            info=callbacks.variant_info(info.name),
+                            min_width=200,
+                            elem_id=f"tick-{info.name}",
                         )
                     )
             if not callbacks.holder.infos:
@@ -463,6 +515,7 @@ def build_ask_inputs(callbacks: AskCallbacks):
                 gr.Markdown("⚠ " + callbacks.holder.skipped_text, elem_id="skipped-variants")
             ns.submit = gr.Button("Answer", variant="primary", size="lg", elem_id="answer-button")
             ns.status = gr.Markdown(label="Status", elem_classes="status-box", elem_id="ask-status")
+            ns.notes = gr.Markdown(elem_classes="domain-note", elem_id="answer-notes")
     return ns
 
 
@@ -471,8 +524,14 @@ def build_ask_outputs(callbacks: AskCallbacks):
     ns.summary = gr.Dataframe(
         value=empty_summary(), label="Answers", interactive=False, wrap=True, elem_id="summary-table"
     )
+    # The first Plotly figure of a process takes about a second (plotly loads its validators
+    # lazily), and the browser fetches plotly.js only when it first shows a plot: one throw-away
+    # figure now and a placeholder plot on the page pay both before the first answer.
+    probabilities_figure(["A", "B"], {"cond_gen": [0.5, 0.5]}, {"cond_gen": 0})
     ns.chart = gr.Plot(
-        label="Probability of each option, per variant (chosen option outlined)", elem_id="scores-chart"
+        value=empty_figure("Each variant's probability per option appears here.", height=200),
+        label="Probability of each option, per variant (chosen option outlined)",
+        elem_id="scores-chart",
     )
     ns.cond_gen = gr.Markdown(label="COND_GEN details", elem_classes="cond-gen-box", elem_id="cond-gen")
     with gr.Accordion("Raw scores (JSON)", open=False):
@@ -484,25 +543,25 @@ def build_ask_outputs(callbacks: AskCallbacks):
 
 def wire_ask(callbacks: AskCallbacks, form, out) -> Any:
     """Connect the form's events; returns the Answer event (for chaining the explanation)."""
-    rows_and_ticks = [*form.options, *form.variants]
+    rows_ticks_buttons = [*form.options, *form.variants, form.add, form.remove]
     form.add.click(
         lambda c: callbacks.change_count(c, +1),
         form.count,
-        [form.count, *rows_and_ticks],
+        [form.count, *rows_ticks_buttons],
         queue=False,
         api_visibility="private",
     )
     form.remove.click(
         lambda c: callbacks.change_count(c, -1),
         form.count,
-        [form.count, *rows_and_ticks],
+        [form.count, *rows_ticks_buttons],
         queue=False,
         api_visibility="private",
     )
     form.gallery.select(
         callbacks.on_example_select,
-        None,
-        [form.image, form.question, form.count, *rows_and_ticks],
+        form.count,
+        [form.image, form.question, form.count, *rows_ticks_buttons],
         queue=False,
         api_visibility="private",
     )

@@ -2,8 +2,8 @@
 
 Layout (``assets/``)::
 
-    examples/            images for the Ask tab (question and options from examples/metadata.csv, or
-                         from the validation row with the same file name)
+    examples/            images for the Ask tab (question and options from examples/examples.json or
+                         examples/metadata.csv, or from the validation row with the same file name)
     validation/          the labelled split (metadata.csv with a family column + images)
     evaluation/          metrics.json + predictions.jsonl (see vqa_demo.evaluation)
     comparison.json      per-variant accuracy, per-family accuracy and training curves
@@ -30,7 +30,7 @@ from vqa_demo.ui.config import AppConfig
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-MAX_EXAMPLES = 8
+EXAMPLES_LISTING = "examples.json"
 
 
 @dataclass
@@ -135,10 +135,13 @@ class AppAssets:
         return curves
 
     def _load_examples(self) -> list[Example]:
+        """Every example the assets ship, in their listed order (no cap: each family must appear)."""
         folder = self.config.examples_dir
         by_file = {ex.file_name: ex for ex in (self.validation or [])}
         examples: list[Example] = []
-        if (folder / "metadata.csv").is_file() or (folder / "metadata.jsonl").is_file():
+        if (folder / EXAMPLES_LISTING).is_file():
+            examples = self._listed_examples(folder)
+        elif (folder / "metadata.csv").is_file() or (folder / "metadata.jsonl").is_file():
             try:
                 split = load_split(folder)
                 for ex in split.examples:
@@ -170,7 +173,22 @@ class AppAssets:
                     continue
                 seen.add(family)
                 examples.append(Example(path, ex.question, list(ex.options), _caption(family, ex.question)))
-        return examples[:MAX_EXAMPLES]
+        return examples
+
+    def _listed_examples(self, folder: Path) -> list[Example]:
+        """Examples from ``examples.json`` (written by ``training/ship_default.py``): image, question, options, family."""
+        listing = _read_json(folder / EXAMPLES_LISTING, self.notes)
+        examples = []
+        for entry in listing if isinstance(listing, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            path = inside(Path(str(entry.get("image", ""))), folder)
+            if path is None or not path.is_file():
+                self.notes.append(f"example image {entry.get('image')!r} is missing from {folder}")
+                continue
+            question, options = str(entry.get("question", "")), [str(o) for o in entry.get("options", [])]
+            examples.append(Example(path, question, options, _caption(entry.get("family"), question)))
+        return examples
 
     # -- access -----------------------------------------------------------------------------------
     def validation_image(self, file_name: str | None) -> Image.Image | None:
@@ -193,9 +211,9 @@ class AppAssets:
         return []
 
 
-def _caption(family: str | None, question: str, width: int = 38) -> str:
-    text = f"{family}: {question}" if family else question
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _caption(family: str | None, question: str) -> str:
+    """The full ``family: question`` (the gallery shortens it on screen and shows it whole on hover)."""
+    return f"{family}: {question}" if family else question
 
 
 def _variant_name(directory: Path) -> str:

@@ -105,7 +105,7 @@ def summary_markdown(data: dict[str, Any], counts: list[tuple[str, int]], notes:
         if not acc:
             lines.append(f"| {name} | – | – | – | – | – |")
             continue
-        at_chance = chance is not None and is_chance_level(acc["low"], acc["high"], chance)
+        at_chance = chance is not None and is_chance_level(acc, chance)
         versus = (
             "*chance level*"
             if at_chance

@@ -206,11 +206,11 @@ class AppConfig:
         return [str(p) for p in (self.examples_dir, self.validation_dir) if p.is_dir()]
 
     def launch_kwargs(self) -> dict:
-        """Arguments for ``demo.launch``: served folders, size limits (with the body-limit middleware), theme, CSS."""
+        """Arguments for ``demo.launch``: served folders, size limits (with the body-limit middleware), theme, CSS, JS."""
         from starlette.middleware import Middleware
 
         from vqa_demo.ui.request_limits import RequestLimits
-        from vqa_demo.ui.style import CSS, theme
+        from vqa_demo.ui.style import CSS, JS, theme
 
         limits = Middleware(
             RequestLimits,
@@ -226,4 +226,5 @@ class AppConfig:
             "state_session_capacity": self.max_sessions,
             "theme": theme(),
             "css": CSS,
+            "js": JS,
         }

@@ -79,12 +79,12 @@ def mean_chance(records: list[dict[str, Any]]) -> float | None:
 
 
 def chance_variants(records: list[dict[str, Any]]) -> list[str]:
-    """Variants whose accuracy interval includes chance."""
+    """Variants at chance level (see :mod:`vqa_demo.ui.chance`)."""
     chance = mean_chance(records)
     if chance is None:
         return []
     accuracy = variant_accuracy(records)
-    return [n for n, a in accuracy.items() if is_chance_level(a["low"], a["high"], chance)]
+    return [n for n, a in accuracy.items() if is_chance_level(a, chance)]
 
 
 def default_variants(records: list[dict[str, Any]]) -> list[str]:

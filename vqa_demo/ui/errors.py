@@ -85,7 +85,7 @@ class ErrorBrowser:
             label = name
             if acc is not None:
                 label += f" · {acc['accuracy']:.0%}"
-                if self.chance is not None and is_chance_level(acc["low"], acc["high"], self.chance):
+                if self.chance is not None and is_chance_level(acc, self.chance):
                     label += " · chance level"
             choices.append((label, name))
         return choices

@@ -1,8 +1,10 @@
 """The Explain section under the answers: pooling-weight heatmaps and on-demand captum attributions.
 
 Heatmaps come for free with an answer (the attentive variants return their pooling weights); the
-opacity slider re-paints them without running the model. Attributions run the model again with
-gradients, so they are computed only when asked, with a progress bar.
+opacity slider and the view switch re-paint them without running the model. Attributions run the
+model again with gradients, so they are computed only when asked, with a progress bar; integrated
+gradients raise their steps until the completeness error is small, and say so when it stays large.
+Image and tokens share one colour scale with a legend (:mod:`vqa_demo.ui.explain_render`).
 """
 
 from __future__ import annotations
@@ -12,39 +14,57 @@ from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
-import numpy as np
 
-from vqa_demo.explain import METHODS, attribute, heatmap_overlay, token_highlights
+from vqa_demo.explain import METHODS, attribute, attribute_until_complete, heatmap_overlay
 from vqa_demo.ui.ask import AskResult, status_error
+from vqa_demo.ui.explain_render import (
+    DISPLAY_SIDE,
+    VIEWS,
+    Explanation,
+    attribution_explanation,
+    display_token,
+    legend_html,
+    paint,
+    pooling_explanation,
+    tokens_html,
+)
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
+from vqa_demo.ui.model_card import ModelCard
 from vqa_demo.ui.plots import option_label
 
 log = logging.getLogger(__name__)
 
-DISPLAY_SIDE = 384  # small images are enlarged to this long side before painting
-
 METHOD_LABELS = {"Integrated gradients": "integrated_gradients", "Saliency (gradient)": "saliency"}
 assert set(METHOD_LABELS.values()) == set(METHODS)
-
-
-def display_token(token: str) -> str:
-    """Make invisible tokens visible in highlighted text."""
-    return token.replace("\n", "↵ ")
+# Integrated gradients take 4x the steps, up to this cap, while |error| > TOLERANCE x |score change|
+# (on the default, 64 steps usually reach it; 128 steps of a variant take about 20 s on 2 busy cores).
+MAX_STEPS, TOLERANCE = 128, 0.05
 
 
 def attention_view(image, attention: dict, opacity: float) -> tuple[Any, list, str]:
-    """(heatmap image, highlighted tokens, caption) from a prediction's ``extras["attention"]``."""
-    grid = np.asarray(attention["image_grid"], dtype=np.float32)
-    tokens = [display_token(t) for t in attention["tokens"]]
-    highlights = token_highlights(tokens, attention["token_weights"])
+    """(heatmap image, highlighted tokens, caption) from a prediction's ``extras["attention"]``.
+
+    For ``gr.HighlightedText``: image and tokens are divided by one shared peak (the largest weight
+    over patches and tokens together), so their brightness compares.
+    """
+    explanation = pooling_explanation(attention)
+    peak = explanation.peak
+    tokens = [display_token(t) for t in explanation.tokens]
+    highlights = [
+        (t, round(float(w) / peak, 4) if peak > 0 else 0.0) for t, w in zip(tokens, explanation.token_values)
+    ]
     caption = (
         f"Pooling weight on the image: **{attention['image_mass']:.0%}**, on the text: "
         f"**{1 - attention['image_mass']:.0%}** (row: {attention.get('row', 'prompt')}). "
-        "Brighter patches and redder tokens weigh more."
+        "Brighter patches and redder tokens weigh more, on one scale."
     )
-    if grid.ndim != 2:
+    if explanation.image.ndim != 2:
         return None, highlights, caption + " The image tokens do not form a square grid, so no heatmap."
-    return heatmap_overlay(image, grid, opacity, min_side=DISPLAY_SIDE), highlights, caption
+    return (
+        heatmap_overlay(image, explanation.image, opacity, min_side=DISPLAY_SIDE, peak=peak),
+        highlights,
+        caption,
+    )
 
 
 def image_gone(result: AskResult) -> str | None:
@@ -57,8 +77,26 @@ def image_gone(result: AskResult) -> str | None:
 class ExplainCallbacks:
     """Event handlers of the Explain section; ``result`` is the Ask tab's :class:`AskResult` state."""
 
-    def __init__(self, holder: PredictorHolder):
+    def __init__(self, holder: PredictorHolder, card: ModelCard | None = None):
         self.holder = holder
+        self.card = card
+
+    def ranked(self, names: list[str]) -> list[str]:
+        """Meaningful variants first (best validation accuracy first), chance-level ones last."""
+        standings = self.card.standings if self.card else {}
+
+        def key(name: str) -> tuple:
+            standing = standings.get(name)
+            if standing is None:
+                return (1, 0.0)
+            return (2 if standing.chance_level else 0, -standing.accuracy)
+
+        return sorted(names, key=key)
+
+    def choices(self, names: list[str]) -> list[tuple[str, str]]:
+        """Dropdown entries ``(label, name)``; a chance-level variant's label says so."""
+        chance = {n for n in names if self.card and self.card.is_chance_level(n)}
+        return [(f"{n} (chance level)" if n in chance else n, n) for n in names]
 
     @staticmethod
     def attentive_variants(result: AskResult | None) -> list[str]:
@@ -66,23 +104,34 @@ class ExplainCallbacks:
             return []
         return [n for n, p in result.predictions.items() if "attention" in p.extras]
 
-    def refresh(self, result: AskResult | None, opacity: float) -> tuple:
-        """After an answer: fill the variant pickers and paint the first attentive variant's heatmap."""
-        attentive = self.attentive_variants(result)
-        answered = list(result.predictions) if result else []
+    def refresh(self, result: AskResult | None, opacity: float, view: str = VIEWS[0]) -> tuple:
+        """After an answer: fill the pickers (best meaningful variant first), paint its heatmap, clear the old attribution."""
+        attentive = self.ranked(self.attentive_variants(result))
+        answered = self.ranked(list(result.predictions) if result else [])
         first = attentive[0] if attentive else None
-        heatmap, tokens, caption = self.render_attention(result, first, opacity)
+        heatmap, tokens, caption = self.render_attention(result, first, opacity, view)
         return (
-            gr.update(choices=attentive, value=first, interactive=bool(attentive)),
+            gr.update(choices=self.choices(attentive), value=first, interactive=bool(attentive)),
             heatmap,
             tokens,
             caption,
-            gr.update(choices=answered, value=answered[0] if answered else None, interactive=bool(answered)),
+            gr.update(
+                choices=self.choices(answered),
+                value=answered[0] if answered else None,
+                interactive=bool(answered),
+            ),
+            None,
+            "",
+            "",
+            None,
         )
 
-    def render_attention(self, result: AskResult | None, variant: str | None, opacity: float) -> tuple:
+    def render_attention(
+        self, result: AskResult | None, variant: str | None, opacity: float, view: str = VIEWS[0]
+    ) -> tuple:
+        """(heatmap image, token HTML, legend + caption) for ``variant``'s pooling weights."""
         if result is None:
-            return None, None, "Answer a question first."
+            return None, "", "Answer a question first."
         if (
             not variant
             or variant not in result.predictions
@@ -90,12 +139,29 @@ class ExplainCallbacks:
         ):
             return (
                 None,
-                None,
+                "",
                 "No attentive variant answered: tick an *-attentive* variant to see its pooling weights.",
             )
-        if gone := image_gone(result):
-            return None, None, gone
-        return attention_view(result.image.display, result.predictions[variant].extras["attention"], opacity)
+        display = result.image.display  # read once: the memory may drop it meanwhile
+        if display is None:
+            return None, "", image_gone(result)
+        attention = result.predictions[variant].extras["attention"]
+        explanation = pooling_explanation(attention)
+        caption = (
+            f"Pooling weight on the image: **{attention['image_mass']:.0%}**, on the text: "
+            f"**{1 - attention['image_mass']:.0%}** (row: {attention.get('row', 'prompt')})."
+        )
+        if explanation.image.ndim != 2:
+            caption += " The image tokens do not form a square grid, so no heatmap."
+        return (
+            paint(display, explanation, opacity, view),
+            tokens_html(explanation),
+            self.legend(explanation, caption),
+        )
+
+    @staticmethod
+    def legend(explanation: Explanation, caption: str) -> str:
+        return legend_html(explanation) + "\n\n" + caption
 
     def attribute(
         self,
@@ -104,99 +170,122 @@ class ExplainCallbacks:
         method_label: str,
         steps: float,
         opacity: float,
+        view: str = VIEWS[0],
         progress=gr.Progress(),  # noqa: B008 (Gradio injects the tracker through this default)
     ) -> tuple:
-        """Captum attribution of ``variant``'s chosen option: (pixel heatmap, token highlights, caption)."""
+        """Captum attribution of ``variant``'s chosen option: (pixel heatmap, token HTML, legend + caption)."""
         if result is None or not variant or variant not in result.predictions:
             message = "Answer a question first, then pick one of the variants that answered."
-            return None, None, status_error(message)
+            return None, "", status_error(message), None
         pixel_values = result.image.pixel_values  # read once: the memory may drop it meanwhile
         if pixel_values is None:
-            return None, None, status_error(image_gone(result))
+            return None, "", status_error(image_gone(result)), None
         method = METHOD_LABELS.get(method_label, "integrated_gradients")
         prediction = result.predictions[variant]
         progress(0, desc="Computing attribution…")
+        report = lambda fraction: progress(fraction, desc="Computing attribution…")  # noqa: E731
         try:
             predictor = self.holder.get()
-            (attribution,) = attribute(
-                predictor,
-                [pixel_values],
-                [result.question],
-                [result.options],
-                variant,
-                targets=[prediction.choice],
-                method=method,
-                n_steps=int(steps),
-                on_progress=lambda fraction: progress(fraction, desc="Computing attribution…"),
-            )
+            if method == "integrated_gradients":
+                attribution = attribute_until_complete(
+                    predictor,
+                    pixel_values,
+                    result.question,
+                    result.options,
+                    variant,
+                    prediction.choice,
+                    n_steps=int(steps),
+                    max_steps=MAX_STEPS,
+                    tolerance=TOLERANCE,
+                    on_progress=report,
+                )
+            else:
+                (attribution,) = attribute(
+                    predictor,
+                    [pixel_values],
+                    [result.question],
+                    [result.options],
+                    variant,
+                    targets=[prediction.choice],
+                    method=method,
+                    on_progress=report,
+                )
+            side = int(round(predictor.backbone.image_seq_length**0.5))
         except ModelUnavailable as error:
-            return None, None, status_error(str(error))
+            return None, "", status_error(str(error)), None
         except Exception as error:  # report, do not crash the session
             log.exception("attribution failed")
-            return None, None, status_error(f"Attribution failed ({type(error).__name__}: {error}).")
-        return self.attribution_view(result, attribution, opacity)
+            return None, "", status_error(f"Attribution failed ({type(error).__name__}: {error})."), None
+        stored = (attribution, side)
+        return (*self.attribution_view(result, attribution, opacity, side, view), stored)
 
-    @staticmethod
-    def attribution_view(result: AskResult, attribution, opacity: float) -> tuple:
-        display = result.image.display
-        image = (
-            heatmap_overlay(display, attribution.pixel_magnitude, opacity, min_side=DISPLAY_SIDE)
-            if display is not None
-            else None
-        )
-        tokens = [display_token(t) for t in attribution.tokens]
-        signed = attribution.method == "integrated_gradients"
-        highlights = token_highlights(tokens, attribution.token_scores, signed=signed)
-        if attribution.suffix_start is not None:
-            highlights.insert(attribution.suffix_start, ("  ⟶ scored answer: ", None))
+    def repaint_attribution(self, result: AskResult | None, stored, opacity: float, view: str) -> tuple:
+        """Repaint the kept attribution for a new opacity or view (no model call); nothing when there is none."""
+        if result is None or stored is None:
+            return gr.update(), gr.update(), gr.update()
+        attribution, side = stored
+        return self.attribution_view(result, attribution, opacity, side, view)
+
+    def attribution_view(
+        self, result: AskResult, attribution, opacity: float, side: int, view: str = VIEWS[0]
+    ) -> tuple:
+        explanation = attribution_explanation(attribution, side, view)
         what = "summed log-likelihood" if attribution.suffix_start is not None else "score"
         lines = [
             f"Attribution of **{attribution.variant}**'s {what} for "
             f"**{option_label(attribution.target, result.options[attribution.target], 40)}** "
             f"({attribution.score:.3f}) · {attribution.method.replace('_', ' ')} · {attribution.seconds:.1f} s.",
         ]
-        if signed:
+        if attribution.method == "integrated_gradients":
             lines.append(
-                "Red tokens raise the score, blue ones lower it; the heatmap shows |attribution| per pixel."
+                "Colour = size of each patch's and token's contribution; a token marked − lowers the score "
+                "(hover a token for its signed value)."
             )
+            lines.append(completeness_line(attribution))
         else:
-            lines.append("Gradient magnitude: how sensitive the score is to each pixel and token.")
-        if attribution.convergence_delta is not None:
-            lines.append(
-                f"Completeness error (sum of attributions vs. score change from the baseline): "
-                f"{attribution.convergence_delta:+.3g}; more steps make it smaller."
-            )
-        return image, highlights, "\n\n".join(lines)
+            lines.append("Gradient magnitude: how sensitive the score is to each patch and token.")
+        display = result.image.display
+        image = paint(display, explanation, opacity, view) if display is not None else None
+        return image, tokens_html(explanation), self.legend(explanation, "\n\n".join(lines))
+
+
+def completeness_line(attribution) -> str:
+    """The completeness check in words: attributions should add up to score - baseline score."""
+    change = attribution.score - attribution.baseline_score
+    error = attribution.relative_error
+    text = (
+        f"Completeness: the attributions add up to {change + attribution.convergence_delta:+.3g} against a score "
+        f"change of {change:+.3g} from the baseline ({attribution.baseline_score:.3g} → {attribution.score:.3g}); "
+        f"error {attribution.convergence_delta:+.3g} = {error:.1%} of the change at {attribution.n_steps} steps."
+    )
+    if error > TOLERANCE:
+        text = (
+            f"⚠ **Unreliable attribution**: the completeness error stays at {error:.0%} of the score change "
+            f"even at {attribution.n_steps} steps, so these colours do not add up to the score. {text}"
+        )
+    return text
 
 
 def build_explain(callbacks: ExplainCallbacks):
     """Lay out the Explain section; returns its components."""
     ns = SimpleNamespace()
     gr.Markdown("### Explain the answer", elem_classes="section-title")
+    with gr.Row():
+        ns.view = gr.Radio(
+            list(VIEWS),
+            value=VIEWS[0],
+            label="Image view (patch grid: one square per image token; smooth: interpolated)",
+            elem_id="heat-view",
+            scale=3,
+        )
+        ns.opacity = gr.Slider(0, 1, value=0.55, step=0.05, label="Heatmap opacity", scale=2)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             gr.Markdown("**Attentive pooling weights** (free with every answer)")
-            with gr.Row():
-                ns.attn_variant = gr.Dropdown(
-                    label="Attentive variant", choices=[], interactive=False, scale=2
-                )
-                ns.opacity = gr.Slider(0, 1, value=0.55, step=0.05, label="Heatmap opacity", scale=2)
-            ns.heatmap = gr.Image(
-                label="Pooling weights over the image",
-                type="pil",
-                interactive=False,
-                height=320,
-                elem_id="attention-heatmap",
-                format="png",
-                elem_classes="fill-image",
-            )
-            ns.tokens = gr.HighlightedText(
-                label="Pooling weights over the text tokens",
-                show_legend=False,
-                elem_id="attention-tokens",
-                combine_adjacent=False,
-            )
-            ns.caption = gr.Markdown(elem_classes="small-note")
+            ns.attn_variant = gr.Dropdown(label="Attentive variant", choices=[], interactive=False)
+            ns.heatmap = _heat_image("attention-heatmap")
+            ns.caption = gr.Markdown(elem_classes="small-note", elem_id="attention-caption")
+            ns.tokens = gr.HTML(elem_id="attention-tokens")
         with gr.Column(scale=1):
             gr.Markdown("**Attribution** (captum; runs the model again with gradients)")
             with gr.Row():
@@ -204,46 +293,75 @@ def build_explain(callbacks: ExplainCallbacks):
                 ns.method = gr.Radio(
                     list(METHOD_LABELS), value="Integrated gradients", label="Method", scale=3
                 )
-            ns.steps = gr.Slider(4, 64, value=16, step=4, label="Integrated-gradient steps")
+            ns.steps = gr.Slider(
+                4,
+                64,
+                value=16,
+                step=4,
+                label=f"Integrated-gradient steps (raised up to {MAX_STEPS} if needed)",
+            )
             ns.attr_button = gr.Button(
                 "Compute attribution", variant="secondary", elem_id="attribution-button"
             )
-            ns.attr_image = gr.Image(
-                label="Pixel attribution",
-                type="pil",
-                interactive=False,
-                height=320,
-                elem_id="attribution-heatmap",
-                format="png",
-                elem_classes="fill-image",
-            )
-            ns.attr_tokens = gr.HighlightedText(
-                label="Token attribution", show_legend=False, elem_id="attribution-tokens"
-            )
-            ns.attr_caption = gr.Markdown(elem_classes="small-note")
+            ns.attr_image = _heat_image("attribution-heatmap")
+            ns.attr_caption = gr.Markdown(elem_classes="small-note", elem_id="attribution-caption")
+            ns.attr_tokens = gr.HTML(elem_id="attribution-tokens")
+    ns.attribution = gr.State(None)
     return ns
 
 
+def _heat_image(elem_id: str) -> gr.Image:
+    # No label badge: it would cover the top of the heatmap; the Markdown heading above names it.
+    return gr.Image(
+        show_label=False,
+        type="pil",
+        interactive=False,
+        height=320,
+        elem_id=elem_id,
+        format="png",
+        elem_classes="fill-image",
+        buttons=[],
+    )
+
+
 def wire_explain(callbacks: ExplainCallbacks, view, result_state, answer_event) -> None:
+    """Every answer repaints the heatmap and clears the previous attribution; view changes repaint both."""
+    attribution_outputs = [view.attr_image, view.attr_tokens, view.attr_caption, view.attribution]
     answer_event.then(
         callbacks.refresh,
-        [result_state, view.opacity],
-        [view.attn_variant, view.heatmap, view.tokens, view.caption, view.attr_variant],
+        [result_state, view.opacity, view.view],
+        [view.attn_variant, view.heatmap, view.tokens, view.caption, view.attr_variant, *attribution_outputs],
         api_visibility="private",
     )
-    for trigger in (view.attn_variant.change, view.opacity.change):
+    for trigger in (view.attn_variant.change, view.opacity.change, view.view.change):
         trigger(
             callbacks.render_attention,
-            [result_state, view.attn_variant, view.opacity],
+            [result_state, view.attn_variant, view.opacity, view.view],
             [view.heatmap, view.tokens, view.caption],
             api_visibility="private",
             show_progress="hidden",
             trigger_mode="always_last",  # dragging the slider repaints once it settles, not per pixel
         )
+    for trigger in (view.opacity.change, view.view.change):
+        trigger(
+            callbacks.repaint_attribution,
+            [result_state, view.attribution, view.opacity, view.view],
+            [view.attr_image, view.attr_tokens, view.attr_caption],
+            api_visibility="private",
+            show_progress="hidden",
+            trigger_mode="always_last",
+        )
+    view.method.change(
+        lambda label: gr.update(interactive=METHOD_LABELS.get(label) == "integrated_gradients"),
+        view.method,
+        view.steps,
+        queue=False,
+        api_visibility="private",
+    )
     view.attr_button.click(
         callbacks.attribute,
-        [result_state, view.attr_variant, view.method, view.steps, view.opacity],
-        [view.attr_image, view.attr_tokens, view.attr_caption],
+        [result_state, view.attr_variant, view.method, view.steps, view.opacity, view.view],
+        attribution_outputs,
         api_visibility="private",
         concurrency_id="model",
         concurrency_limit=1,

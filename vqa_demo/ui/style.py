@@ -1,4 +1,4 @@
-"""The app's look: a Gradio theme with system fonts (no web-font downloads) and a little CSS."""
+"""The app's look: a Gradio theme with system fonts (no web-font downloads), a little CSS and JS."""
 
 from __future__ import annotations
 
@@ -20,6 +20,29 @@ CSS = """
 /* Small images (diagrams, the tiny default's 64 px renders) fill their frame instead of sitting in a corner. */
 .fill-image img { width: 100% !important; height: 100% !important; object-fit: contain; }
 #errors-table [role="gridcell"] { cursor: pointer; }
+.status-box p + p { color: var(--body-text-color-subdued); font-size: 0.9em; }
+/* Every example in view: no inner scroll box; short captions on the thumbnail, the whole text on hover. */
+#examples-gallery .grid-wrap { max-height: none !important; overflow: visible !important; }
+#examples-gallery .caption-label { max-width: 100%; font-size: 0.75em; }
+.domain-note p { border-left: 4px solid #f0ad4e; padding-left: 0.6em; }
+.heat-legend { display: flex; align-items: center; gap: 0.5em; font-size: 0.85em; margin: 0.2em 0; }
+.heat-legend .bar { flex: 1; height: 0.8em; border-radius: 2px; }
+.heat-tokens { line-height: 2em; font-family: var(--font-mono); font-size: 0.9em; }
+.heat-tokens span { padding: 0.15em 0.1em; border-radius: 3px; white-space: pre; }
+.heat-tokens .answer-mark { color: var(--body-text-color-subdued); font-family: var(--font); }
+"""
+
+# The gallery renders captions only as text on the thumbnail (cut with an ellipsis) and as the
+# image's alt; this copies the full caption into each thumbnail's title, so hovering shows it.
+JS = """
+() => {
+  const titled = () => document.querySelectorAll('#examples-gallery button.thumbnail-item').forEach((b) => {
+    const img = b.querySelector('img');
+    if (img && img.alt && b.title !== img.alt) b.title = img.alt;
+  });
+  new MutationObserver(titled).observe(document.body, { childList: true, subtree: true });
+  titled();
+}
 """
 
 

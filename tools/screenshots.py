@@ -1,0 +1,166 @@
+"""Screenshots of the running app for the README: Ask (answered, with the heatmap), Compare and Errors.
+
+    python -m tools.screenshots                      # writes docs/screenshots/{ask,compare,errors}.png
+    python -m tools.screenshots --out /tmp/shots --example 3
+
+Starts the app on the offline default (``assets/``) on a free loopback port, drives headless
+Chromium (Debian's ``/usr/bin/chromium``; playwright downloads no browser) and saves small PNGs:
+each capture is scaled to ``--width`` pixels and reduced to a 256-colour palette. It also prints how
+long after the status line the answer's chart was drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from vqa_demo.ui import AppConfig, build_demo
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_app(assets: Path):
+    """The app as ``app.py`` builds it, on loopback; returns (demo, url)."""
+    config = AppConfig(assets=assets)
+    demo = build_demo(config)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        ssr_mode=False,
+        **config.launch_kwargs(),
+    )
+    return demo, url
+
+
+def save_small(png: bytes, path: Path, width: int) -> None:
+    """Scale a screenshot to ``width`` pixels and store it with a 256-colour palette."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(".raw.png")
+    scratch.write_bytes(png)
+    with Image.open(scratch) as image:
+        height = round(image.height * width / image.width)
+        small = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+    scratch.unlink()
+    small.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    print(f"wrote {path} ({width}x{height}, {path.stat().st_size // 1024} KB)")
+
+
+def wait_image(page, selector: str) -> None:
+    page.locator(selector).scroll_into_view_if_needed()  # Gradio's images load lazily
+    page.wait_for_function(
+        "s => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth > 0; }",
+        arg=f"{selector} img",
+    )
+
+
+def capture(page, top: str, bottom: str, max_height: int = 3200) -> bytes:
+    """The whole page width from the top of ``top`` to the lowest bottom of ``bottom`` (CSS selectors)."""
+    page.wait_for_timeout(800)  # let plot transitions and image fades settle
+    box = page.evaluate(
+        """([top, bottom]) => {
+            const a = document.querySelector(top).getBoundingClientRect();
+            const b = Math.max(...[...document.querySelectorAll(bottom)].map(e => e.getBoundingClientRect().bottom));
+            return [a.top + window.scrollY, b + window.scrollY];
+        }""",
+        [top, bottom],
+    )
+    y = max(0, box[0] - 8)
+    height = min(max_height, box[1] + 8 - y)
+    return page.screenshot(
+        full_page=True, clip={"x": 0, "y": y, "width": VIEWPORT["width"], "height": height}
+    )
+
+
+def answer(page) -> float:
+    """Press Answer and wait for a new status line; seconds from it to the drawn chart."""
+    before = page.inner_text("#ask-status")
+    page.click("#answer-button")
+    page.wait_for_function(
+        "b => { const t = document.querySelector('#ask-status').innerText; return t.includes('Answered') && t !== b; }",
+        arg=before,
+    )
+    answered = time.perf_counter()
+    page.wait_for_function(
+        "document.querySelectorAll('#scores-chart .js-plotly-plot g.trace.bars').length > 0"
+    )
+    return time.perf_counter() - answered
+
+
+def shoot_ask(page, example: int) -> bytes:
+    """Pick an example, answer it twice (the first answer also loads the model), compute the default
+    attribution, and capture the Ask tab from the model card to the explanations."""
+    page.locator("#model-card button").first.click()  # fold the card: the answer is the subject here
+    page.locator("#examples-gallery button.thumbnail-item").nth(example).click()
+    page.wait_for_function("document.querySelector('#question textarea').value.length > 0")
+    print(f"first answer: chart drawn {answer(page):.2f} s after the status line")
+    answer(page)  # the picture shows a warm answer's timings
+    wait_image(page, "#attention-heatmap")
+    page.click("#attribution-button")
+    wait_image(page, "#attribution-heatmap")
+    return capture(page, "#model-card", "#attention-tokens, #attribution-tokens")
+
+
+def shoot_compare(page) -> bytes:
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_selector("#compare-accuracy .js-plotly-plot")
+    return capture(page, "#app-header", "#compare-accuracy", max_height=1200)
+
+
+def shoot_errors(page) -> bytes:
+    page.get_by_role("tab", name="Errors").click()
+    page.locator("#errors-table [data-testid='cell-0-2']").click()
+    page.wait_for_function("document.querySelector('#errors-details').innerText.includes('Question:')")
+    wait_image(page, "#errors-image")
+    return capture(page, "#app-header", "#errors-details", max_height=1400)
+
+
+def main(args: argparse.Namespace) -> None:
+    from playwright.sync_api import sync_playwright
+
+    demo, url = start_app(Path(args.assets))
+    out = Path(args.out)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport=VIEWPORT)
+                page.set_default_timeout(60_000)
+                page.goto(url)
+                page.wait_for_selector("#answer-button")
+                save_small(shoot_ask(page, args.example), out / "ask.png", args.width)
+                save_small(shoot_compare(page), out / "compare.png", args.width)
+                save_small(shoot_errors(page), out / "errors.png", args.width)
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--assets", default=str(ROOT / "assets"), help="assets folder to serve")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"), help="folder for the PNGs")
+    parser.add_argument("--example", type=int, default=1, help="which example the Ask shot answers (0-based)")
+    parser.add_argument("--width", type=int, default=900, help="width of the saved PNGs in pixels")
+    parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    main(parse_args())

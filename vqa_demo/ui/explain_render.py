@@ -1,0 +1,149 @@
+"""One colour scale for an explanation's image and text: patch grids, token chips and a legend.
+
+An explanation gives one value per *position* the model reads: each image patch (one image token)
+and each text token. Both are painted with the same inferno scale from 0 to the largest value over
+image and text together, so a bright patch and a bright token carry the same weight, and the legend
+states that peak. For captum attributions a patch's value is summed over its pixels (its share of
+the score, as a token's is summed over its embedding), so the two are comparable; the smooth pixel
+view shows the same quantity per pixel times the pixels in a patch, on the same scale.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from vqa_demo.explain import Attribution, colormap, heatmap_overlay
+
+DISPLAY_SIDE = 384  # small images are enlarged to this long side before painting
+VIEWS = ("Patch grid", "Smooth")
+
+
+@dataclass
+class Explanation:
+    """Values on one scale: ``image float[g, g]`` (patch grid) or ``float[H, W]`` (smooth), ``tokens float[T]``.
+
+    ``signed_tokens`` keeps each token's sign for its tooltip (integrated gradients); the colours use
+    magnitudes. ``peak`` is the shared top of the scale.
+    """
+
+    image: np.ndarray
+    tokens: list[str]
+    token_values: np.ndarray
+    unit: str
+    signed_tokens: np.ndarray | None = None
+    suffix_start: int | None = None
+
+    @property
+    def peak(self) -> float:
+        values = [float(np.abs(self.image).max()) if self.image.size else 0.0]
+        values.append(float(np.abs(self.token_values).max()) if self.token_values.size else 0.0)
+        return max(values)
+
+
+def patch_grid(pixel_map: np.ndarray, side: int, how: str = "sum") -> np.ndarray | None:
+    """``float[H, W]`` -> ``float[side, side]``: per patch, the sum (or L2 norm) over its pixels.
+
+    None when the map does not split into ``side x side`` equal patches.
+    """
+    height, width = pixel_map.shape
+    if side <= 0 or height % side or width % side:
+        return None
+    blocks = pixel_map.reshape(side, height // side, side, width // side)
+    if how == "l2":
+        return np.sqrt((blocks.astype(np.float64) ** 2).sum(axis=(1, 3))).astype(np.float32)
+    return blocks.sum(axis=(1, 3)).astype(np.float32)
+
+
+def attribution_explanation(attribution: Attribution, side: int, view: str) -> Explanation:
+    """Patch-level (or per-pixel, scaled to patch units) attribution magnitudes next to token magnitudes.
+
+    Integrated gradients: a patch's value is its summed signed attribution (its share of the score
+    change), shown as magnitude. Saliency: the L2 norm of the gradient over the patch, like a token's
+    gradient norm over its embedding.
+    """
+    signed = attribution.method == "integrated_gradients"
+    pixel_map = np.asarray(attribution.pixel_map, dtype=np.float32)
+    grid = patch_grid(pixel_map, side, "sum" if signed else "l2")
+    if view == VIEWS[0] and grid is not None:
+        image = np.abs(grid)
+    else:
+        pixels_per_patch = pixel_map.size / max(1, side * side)
+        image = np.abs(pixel_map) * (pixels_per_patch if signed else np.sqrt(pixels_per_patch))
+    scores = np.asarray(attribution.token_scores, dtype=np.float32)
+    unit = "|attribution| per image patch and text token" if signed else "gradient norm per patch and token"
+    return Explanation(
+        image,
+        list(attribution.tokens),
+        np.abs(scores),
+        unit,
+        scores if signed else None,
+        attribution.suffix_start,
+    )
+
+
+def pooling_explanation(attention: dict) -> Explanation:
+    """Attentive pooling weights: the patch grid and the text tokens are one softmax, so they share a scale."""
+    grid = np.asarray(attention["image_grid"], dtype=np.float32)
+    weights = np.asarray(attention["token_weights"], dtype=np.float32)
+    return Explanation(
+        grid, list(attention["tokens"]), weights, "pooling weight per image patch and text token"
+    )
+
+
+def paint(image: Image.Image, explanation: Explanation, opacity: float, view: str) -> Image.Image | None:
+    """The image with ``explanation.image`` overlaid on the shared scale; crisp patches in the grid view."""
+    if explanation.image.ndim != 2:
+        return None
+    return heatmap_overlay(
+        image,
+        np.abs(explanation.image),
+        opacity,
+        min_side=DISPLAY_SIDE,
+        peak=explanation.peak,
+        nearest=view == VIEWS[0],
+    )
+
+
+def _css_colour(value: float) -> tuple[str, str]:
+    """Background and readable text colour for a value in [0, 1]."""
+    r, g, b = (int(c) for c in colormap(np.array([value]))[0])
+    text = "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
+    return f"rgb({r},{g},{b})", text
+
+
+def display_token(token: str) -> str:
+    """Make invisible tokens visible in highlighted text."""
+    return token.replace("\n", "↵ ")
+
+
+def tokens_html(explanation: Explanation) -> str:
+    """The text tokens as coloured chips on the shared scale; the exact (signed) value on hover."""
+    peak = explanation.peak
+    chips = []
+    signed = explanation.signed_tokens
+    for i, (token, value) in enumerate(zip(explanation.tokens, explanation.token_values)):
+        if explanation.suffix_start is not None and i == explanation.suffix_start:
+            chips.append("<span class='answer-mark'> ⟶ scored answer: </span>")
+        background, colour = _css_colour(float(value) / peak if peak > 0 else 0.0)
+        shown = float(signed[i]) if signed is not None else float(value)
+        lowers = signed is not None and shown < 0
+        text = html.escape(("−" if lowers else "") + display_token(token))
+        chips.append(
+            f"<span style='background:{background};color:{colour}' title='{shown:+.4g}'>{text}</span>"
+        )
+    return f"<div class='heat-tokens'>{''.join(chips)}</div>"
+
+
+def legend_html(explanation: Explanation) -> str:
+    """A colour bar from 0 to the shared peak, naming the unit; the same bar reads image and tokens."""
+    stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b in colormap(np.linspace(0, 1, 8)))
+    return (
+        "<div class='heat-legend'><span>0</span>"
+        f"<span class='bar' style='background:linear-gradient(to right, {stops})'></span>"
+        f"<span>{explanation.peak:.3g}</span></div>"
+        f"<div class='small-note'>One scale for the image and the tokens: {html.escape(explanation.unit)}.</div>"
+    )

@@ -1,0 +1,248 @@
+"""The model card at the top of the Ask tab: which model is loaded, what it learned from, how good each variant is.
+
+Built from files only (the model is loaded lazily, on the first question): the base's ``config.json``,
+``processor_config.json`` and safetensors header, the variants' ``run_config.json``, and the
+comparison (``assets/comparison.json``) for validation accuracy with its Wilson 95% interval.
+
+A variant is *chance-level* when an exact binomial test cannot tell its accuracy from chance
+(1 / K) at the 5% level, i.e. when the exact (Clopper-Pearson) 95% interval includes chance. The
+exact test is used because the card's Wilson interval is an approximation that, on the default,
+just excludes chance for ``multi_class-attentive`` (90 of 300: Wilson low 0.2509, exact p = 0.053).
+Such a variant is kept for comparison but not ticked or chosen by default, so a first answer shows
+the heads that learned something.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vqa_demo.loading import ASSETS_DIR, find_checkpoints, resolve_base
+from vqa_demo.ui.chance import CHANCE_ALPHA, chance_p_value
+from vqa_demo.ui.holder import VariantInfo
+
+# The offline default's base was pretrained from scratch by training/pretrain.py, which writes this file.
+PRETRAIN_SUMMARY = "pretrain_summary.json"
+SYNTHETIC_FAMILIES = ("bar charts", "pie charts", "clocks", "shapes", "tables")
+DOMAIN_NOTE = (
+    "This model only knows synthetic diagrams (bar charts, pie charts, clocks, shapes and small tables); "
+    "real photographs are outside what it was trained on, so its answer here is a guess."
+)
+SWITCH_TO_PALIGEMMA = (
+    "To serve PaliGemma 2 instead, set `VQA_CHECKPOINTS` to variant checkpoints trained with "
+    "`training/` and `VQA_BASE` to the base they were trained on (e.g. `google/paligemma2-3b-pt-448`), "
+    "as in the README's *Deploying as a Hugging Face Space*."
+)
+
+
+@dataclass(frozen=True)
+class VariantStanding:
+    """A variant's validation accuracy with its 95% interval, and chance for its K."""
+
+    name: str
+    accuracy: float
+    low: float
+    high: float
+    n: int
+    chance: float
+    correct: int | None = None
+
+    @property
+    def p_value(self) -> float:
+        """Exact two-sided binomial test of the accuracy against chance."""
+        correct = self.correct if self.correct is not None else round(self.accuracy * self.n)
+        return chance_p_value(int(correct), self.n, self.chance)
+
+    @property
+    def chance_level(self) -> bool:
+        """True when the variant has not shown it is better (or worse) than chance: p >= 0.05."""
+        return self.p_value >= CHANCE_ALPHA  # the rule of vqa_demo.ui.chance
+
+    def interval(self) -> str:
+        """``0.67 [0.62, 0.72]``: accuracy and its 95% interval."""
+        return f"{self.accuracy:.2f} [{self.low:.2f}, {self.high:.2f}]"
+
+
+@dataclass
+class ModelCard:
+    """What the Ask tab says about the loaded model; :func:`card_markdown` renders it."""
+
+    base_name: str
+    parameters: int | None
+    image_size: int | None
+    image_tokens: int | None
+    trained_on: str
+    offline_default: bool = False
+    standings: dict[str, VariantStanding] = field(default_factory=dict)
+    split_note: str = ""
+    size_label: str | None = None  # "3B" for a hub base whose weights are not on disk
+
+    def is_chance_level(self, name: str) -> bool:
+        standing = self.standings.get(name)
+        return bool(standing and standing.chance_level)
+
+
+def safetensors_parameters(path: Path) -> int | None:
+    """Number of parameters in a safetensors file, from its JSON header alone (no tensor is read)."""
+    try:
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+    except (OSError, ValueError, struct.error):
+        return None
+    total = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        count = 1
+        for dim in entry.get("shape", []):
+            count *= int(dim)
+        total += count
+    return total
+
+
+def variant_standings(infos: Sequence[VariantInfo], comparison: Mapping | None) -> dict[str, VariantStanding]:
+    """Each variant's accuracy: from ``comparison.json`` when it lists the variant, else its run config."""
+    listed = (comparison or {}).get("variants", {})
+    standings = {}
+    for info in infos:
+        accuracy = (listed.get(info.name) or {}).get("accuracy") or info.config.metrics.get("val_accuracy")
+        if not accuracy or accuracy.get("accuracy") is None:
+            continue
+        k = info.config.head.num_options or (comparison or {}).get("setting", {}).get("num_options") or 4
+        standings[info.name] = VariantStanding(
+            info.name,
+            float(accuracy["accuracy"]),
+            float(accuracy["low"]),
+            float(accuracy["high"]),
+            int(accuracy.get("n", 0)),
+            1.0 / int(k),
+            accuracy.get("correct"),
+        )
+    return standings
+
+
+def hub_size(name: str) -> tuple[str | None, int | None]:
+    """``google/paligemma2-3b-pt-448`` -> (``3B``, 448) from the hub naming convention; (None, None) otherwise."""
+    match = re.search(r"(\d+(?:\.\d+)?)b-(?:pt|mix|ft)-(\d{3})", name.lower())
+    return (match.group(1).upper() + "B", int(match.group(2))) if match else (None, None)
+
+
+def build_model_card(
+    infos: Sequence[VariantInfo],
+    comparison: Mapping | None,
+    checkpoints: Sequence[Path] = (),
+    base: str | None = None,
+) -> ModelCard:
+    """The card for the configured base and variants (files only; nothing is loaded)."""
+    directories = [d for root in checkpoints for d in _checkpoint_dirs(root)]
+    source = resolve_base(base, directories[0]) if directories else (base or "")
+    folder = Path(source) if source and Path(source).is_dir() else None
+    card = ModelCard(base_name=source, parameters=None, image_size=None, image_tokens=None, trained_on="")
+    if folder is not None:
+        card.base_name = _display_path(folder)
+        card.parameters = safetensors_parameters(folder / "model.safetensors")
+        processor = _read(folder / "processor_config.json").get("image_processor", {})
+        card.image_size = (processor.get("size") or {}).get("height")
+        card.image_tokens = processor.get("image_seq_length")
+        card.offline_default = (folder / PRETRAIN_SUMMARY).is_file()
+    else:
+        card.size_label, card.image_size = hub_size(source)
+    if card.offline_default:
+        card.trained_on = (
+            "pretrained from scratch (`training/pretrain.py`), then fine-tuned, on offline synthetic "
+            f"diagram questions only: {', '.join(SYNTHETIC_FAMILIES)}"
+        )
+    else:
+        splits = sorted({str(i.config.metrics.get("split", "")) for i in infos} - {""})
+        card.trained_on = "fine-tuned with `training/`" + (
+            f"; validated on {', '.join(splits)}" if splits else ""
+        )
+    card.standings = variant_standings(infos, comparison)
+    n = (comparison or {}).get("n")
+    card.split_note = f"validation split (n = {n})" if n else "validation split named in each run's config"
+    return card
+
+
+def _checkpoint_dirs(root: Path) -> list[Path]:
+    try:
+        return find_checkpoints(root)
+    except (ValueError, OSError):
+        return []
+
+
+def _display_path(folder: Path) -> str:
+    """``assets/base`` for the shipped base (a short, machine-independent name), else the path."""
+    try:
+        return str(folder.resolve().relative_to(ASSETS_DIR.parent))
+    except ValueError:
+        return str(folder)
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def format_parameters(count: int | None) -> str:
+    if not count:
+        return "size unknown"
+    if count >= 1e9:
+        return f"{count / 1e9:.1f} B parameters"
+    return f"{count / 1e6:.1f} M parameters"
+
+
+def format_p(p_value: float) -> str:
+    return f"{p_value:.3f}" if p_value >= 0.001 else "< 0.001"
+
+
+def card_title(card: ModelCard) -> str:
+    """One line for the card's collapsible header: what is loaded and what it is for."""
+    size = format_parameters(card.parameters) if card.parameters else (card.size_label or "")
+    parts = [f"Model: {card.base_name}"] + [
+        p for p in (size, card.image_size and f"{card.image_size} px") if p
+    ]
+    if card.offline_default:
+        parts.append("knows synthetic diagrams only")
+    return " · ".join(str(p) for p in parts) + " (about this model)"
+
+
+def card_markdown(card: ModelCard) -> str:
+    """The card as Markdown (the app shows it; the README's app section starts with the default's)."""
+    if card.parameters:
+        size = format_parameters(card.parameters)
+    else:
+        size = f"{card.size_label} parameters" if card.size_label else "size unknown"
+    image = f"{card.image_size} px images" if card.image_size else "image size unknown"
+    if card.image_tokens:
+        image += f" ({card.image_tokens} image tokens)"
+    blocks = [
+        f"**Base:** `{card.base_name}` (PaliGemma 2 architecture), {size}, {image}.",
+        f"**Trained on:** {card.trained_on}.",
+    ]
+    if card.offline_default:
+        blocks.append(f"**Domain:** {DOMAIN_NOTE} {SWITCH_TO_PALIGEMMA}")
+    if card.standings:
+        rows = [
+            "| variant | validation accuracy [95% CI] | chance | vs chance (exact p) |",
+            "|---|---|---|---|",
+        ]
+        for name, s in card.standings.items():
+            mark = " · **chance level**" if s.chance_level else ""
+            rows.append(
+                f"| `{name}` | {s.accuracy:.3f} [{s.low:.3f}, {s.high:.3f}]{mark} | {s.chance:.2f} | "
+                f"{format_p(s.p_value)} |"
+            )
+        blocks.append("\n".join(rows))
+        blocks.append(
+            f"Accuracy on the {card.split_note}, with its Wilson 95% interval. A variant is at **chance "
+            "level** when an exact binomial test cannot tell it from chance (p ≥ 0.05); such variants stay "
+            "available for comparison but are not ticked or chosen by default."
+        )
+    return "\n\n".join(blocks)
