@@ -155,17 +155,17 @@ def test_the_heatmap_redraw_never_returns_pixels_of_a_refused_image(server):
     refresh, redraw = event_id(demo, fn_name="refresh"), event_id(demo, fn_name="render_attention")
     session = uuid.uuid4().hex[:12]
     answer_raw(server, {"path": str(server["private"] / "photo.png")}, session=session)
-    _, messages = queue_call(url, refresh, [None, 0.0], session=session)
-    _, heatmap, _, caption, _ = completed_output(messages)["output"]["data"]
+    _, messages = queue_call(url, refresh, [None, 0.0, "Smooth"], session=session)
+    _, heatmap, _, caption, *_ = completed_output(messages)["output"]["data"]
     assert heatmap is None and "Answer a question first" in caption
-    _, messages = queue_call(url, redraw, [None, None, 0.0], session=session)
+    _, messages = queue_call(url, redraw, [None, None, 0.0, "Smooth"], session=session)
     heatmap, _, caption = completed_output(messages)["output"]["data"]
     assert heatmap is None and "Answer a question first" in caption
 
     uploaded = httpx.post(f"{url}/gradio_api/upload", files={"files": ("ok.png", png(6))}).json()[0]
     answer_raw(server, {"path": uploaded}, session=session)
-    queue_call(url, refresh, [None, 0.0], session=session)
-    _, messages = queue_call(url, redraw, [None, "swag-attentive", 0.0], session=session)
+    queue_call(url, refresh, [None, 0.0, "Smooth"], session=session)
+    _, messages = queue_call(url, redraw, [None, "swag-attentive", 0.0, "Smooth"], session=session)
     heatmap, _, _ = completed_output(messages)["output"]["data"]
     drawn = Image.open(io.BytesIO(httpx.get(f"{url}/gradio_api/file={heatmap['path']}").content))
     # Opacity 0: the admitted upload itself, enlarged for display (the route works, for it only).
@@ -177,7 +177,7 @@ def test_the_heatmap_redraw_never_returns_pixels_of_a_refused_image(server):
 def test_a_crafted_gallery_select_changes_nothing_and_errs_nowhere(server, index):
     demo = server["demo"]
     select = event_id(demo, fn_name="on_example_select")
-    _, messages = queue_call(server["url"], select, [], event_data={"index": index, "value": None})
+    _, messages = queue_call(server["url"], select, [4], event_data={"index": index, "value": None})
     done = completed_output(messages)
     assert done["success"], done
     image = done["output"]["data"][0]

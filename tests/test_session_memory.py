@@ -202,10 +202,10 @@ def test_explaining_a_dropped_answer_asks_to_answer_again(tmp_path, big_png):
     *_, result = answer_with(ask, big_png)
     assert not result.image.available  # a zero budget keeps nothing
     explain = ExplainCallbacks(ask.holder)
-    _, heatmap, _, caption, _ = explain.refresh(result, 0.5)
+    _, heatmap, _, caption, *_ = explain.refresh(result, 0.5)
     assert heatmap is None and "answer again" in caption
-    image, tokens, message = explain.attribute(result, "cond_gen", "Saliency (gradient)", 4, 0.5)
-    assert image is None and tokens is None and "answer again" in message
+    image, tokens, message, stored = explain.attribute(result, "cond_gen", "Saliency (gradient)", 4, 0.5)
+    assert image is None and not tokens and stored is None and "answer again" in message
 
 
 def test_settings_come_from_flags_and_environment():

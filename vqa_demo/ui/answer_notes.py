@@ -53,11 +53,10 @@ def seen_prompts(
         config = predictor.variants[name].config
         rows = build_rows(config.head.head, question, list(options), config.prompt.style)
         encoder = predictor.encoder_for(config)
-        ids, truncated = encoder.prefix_ids(rows[0])
+        text, truncated = encoder.prefix_text(rows[0])
         if truncated:
-            # Drop <bos> and the separator: what is left is the prompt text the model read.
-            text_ids = ids[1 : len(ids) - len(encoder.separator_ids)]
-            seen[name] = predictor.backbone.tokenizer.decode(text_ids)
+            # Without the separator, what is left is the prompt text the model read.
+            seen[name] = text.removesuffix(encoder.separator)
     return seen
 
 
@@ -88,7 +87,8 @@ class AnswerNotes:
         if result is None:
             return ""
         blocks = []
-        note = domain_note(self.card, result.image)
+        display = result.image.display  # the kept display copy (None once the answer expired)
+        note = domain_note(self.card, display) if display is not None else None
         if note:
             blocks.append(note)
         cut = [name for name, p in result.predictions.items() if p.truncated]

@@ -20,6 +20,7 @@ from vqa_demo.predictor import Predictor, VariantPrediction
 from vqa_demo.ui.ask import AskResult
 from vqa_demo.ui.error_data import option_text
 from vqa_demo.ui.explain_view import ExplainCallbacks, attention_view
+from vqa_demo.ui.session_memory import keep_image
 
 PER_OPTION_ROW = "chosen option"  # extras["attention"]["row"] of heads with one prompt row per option
 
@@ -36,8 +37,11 @@ class LiveRun:
     predictions: dict[str, VariantPrediction]
     gold_attention: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def as_ask_result(self) -> AskResult:
-        return AskResult(self.image, self.question, self.options, self.predictions)
+    def as_ask_result(self, predictor: Predictor) -> AskResult:
+        """The run as the Ask tab's result, so the Explain section's rendering applies unchanged."""
+        return AskResult(
+            keep_image(self.image, predictor.pixel_values), self.question, self.options, self.predictions
+        )
 
 
 def live_run(predictor: Predictor, record: dict[str, Any], image: Image.Image, names: list[str]) -> LiveRun:
@@ -145,11 +149,9 @@ def attribute_both(
         n_steps=steps,
         on_progress=on_progress,
     )
-    result = run.as_ask_result()
-    gold_view = ExplainCallbacks.attribution_view(result, attributions[0], opacity)
-    chosen_view = (
-        gold_view
-        if len(attributions) == 1
-        else ExplainCallbacks.attribution_view(result, attributions[1], opacity)
-    )
+    result = run.as_ask_result(predictor)
+    side = int(round(predictor.backbone.image_seq_length**0.5))
+    render = ExplainCallbacks(None).attribution_view  # rendering only: no model call
+    gold_view = render(result, attributions[0], opacity, side)
+    chosen_view = gold_view if len(attributions) == 1 else render(result, attributions[1], opacity, side)
     return (*gold_view, *chosen_view)

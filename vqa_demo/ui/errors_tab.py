@@ -150,7 +150,8 @@ def build_example(ns: SimpleNamespace) -> None:
                     format="png",
                     elem_classes="fill-image",
                 )
-                tokens = gr.HighlightedText(label=f"{side}: token attribution", show_legend=False)
+                # Token chips on the same colour scale as the pixels (the Ask tab's rendering).
+                tokens = gr.HTML(elem_id=f"{elem}-tokens")
                 caption = gr.Markdown(elem_classes="small-note", elem_id=f"{elem}-caption")
                 ns.attributions += [image, tokens, caption]
 
