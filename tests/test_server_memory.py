@@ -124,5 +124,9 @@ def test_fresh_sessions_hold_no_more_than_the_bounds_and_let_go_after_the_ttl(se
 def test_the_session_bound_reaches_gradio(server):
     _, demo, _ = server
     assert demo.state_session_capacity == MAX_SESSIONS
-    (state,) = [b for b in demo.blocks.values() if type(b).__name__ == "State"]
+    (state,) = [
+        b
+        for b in demo.blocks.values()
+        if type(b).__name__ == "State" and getattr(b.delete_callback, "__name__", "") == "forget"
+    ]
     assert state.time_to_live == TTL and state.delete_callback.__self__.memory is demo.vqa_memory
