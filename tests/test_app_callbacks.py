@@ -97,6 +97,17 @@ def test_unreadable_upload_is_a_message(ask, fake, tmp_path):
     assert status.startswith("⚠") and fake.calls == []
 
 
+def test_an_upload_that_is_not_an_image_is_cleared_at_once(ask, fake, tmp_path, image_file):
+    """No broken picture until Answer: the upload event refuses it and says why; a good one clears that."""
+    renamed = tmp_path / "notes.png"
+    renamed.write_text("shopping list: eggs, milk\n")
+    update, status = ask.check_upload(str(renamed))
+    assert update["value"] is None and status.startswith("⚠") and "image" in status.lower()
+    update, status = ask.check_upload(image_file)
+    assert "value" not in update and status == ""
+    assert ask.check_upload(None)[1] == "" and fake.calls == []
+
+
 def test_no_variant_ticked_is_a_message(ask, fake, image_file):
     with no_toast():
         status, *_ = ask.answer(image_file, "Q?", *form(["a", "b"], [False] * len(NAMES)))

@@ -315,6 +315,23 @@ class AskCallbacks:
         valid = isinstance(index, int) and not isinstance(index, bool)
         return self.pick_example(index if valid else -1, current)
 
+    def check_upload(self, image: Any) -> tuple:
+        """A new upload is checked at once: ``(image update, status)``.
+
+        A file that is not a usable image (a text file renamed ``.png``, a bomb header) is cleared with
+        the reason, instead of showing a broken picture until *Answer* is pressed; a good upload clears
+        the status left by an earlier refusal.
+        """
+        if image is None:
+            return gr.update(), ""
+        try:
+            if isinstance(image, RefusedImage):
+                raise image.error
+            prepare_image(image, max_bytes=self.config.max_image_bytes)
+        except InputError as error:
+            return gr.update(value=None), status_error(error.message)
+        return gr.update(), ""
+
     # -- answering --------------------------------------------------------------------------------
     def answer(self, image: Any, question: str | None, count: Any, *values: Any) -> tuple:
         """Answer with the ticked variants.
@@ -565,6 +582,7 @@ def wire_ask(callbacks: AskCallbacks, form, out) -> Any:
         queue=False,
         api_visibility="private",
     )
+    form.image.upload(callbacks.check_upload, form.image, [form.image, form.status], api_visibility="private")
     return form.submit.click(
         callbacks.api_endpoint(),
         [form.image, form.question, form.count, *form.options, *form.variants],
