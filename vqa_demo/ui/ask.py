@@ -236,7 +236,7 @@ class AskCallbacks:
         return [gr.update(visible=i < count) for i in range(MAX_OPTIONS)]
 
     def chance_level_names(self) -> frozenset[str]:
-        """Variants whose validation interval includes chance (marked wherever variants are listed)."""
+        """Chance-level variants (:mod:`vqa_demo.ui.chance`), marked wherever variants are listed."""
         return frozenset(n for n in self.holder.names if self.card and self.card.is_chance_level(n))
 
     def default_tick(self, name: str) -> bool:

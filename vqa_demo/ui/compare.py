@@ -94,8 +94,8 @@ def summary_markdown(data: dict[str, Any], counts: list[tuple[str, int]], notes:
     options = f"{ks[0]} options each" if len(ks) == 1 else f"{ks[0]} to {ks[-1]} options"
     header = f"**{n} validation examples**" + (f", {options} (chance {chance:.0%})" if ks and chance else "")
     lines = [
-        header + ". Intervals are 95% Wilson intervals; a variant whose interval includes chance is marked "
-        "*chance level*: these examples cannot tell it from guessing.",
+        header + ". Intervals are 95% Wilson intervals; a variant that an exact binomial test cannot tell "
+        "from chance (p ≥ 0.05) is marked *chance level*: these examples cannot tell it from guessing.",
         "",
         "| variant | accuracy | 95% interval | vs chance | ECE | training time |",
         "|---|---:|---:|---|---:|---:|",

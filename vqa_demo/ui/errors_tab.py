@@ -18,7 +18,7 @@ def build_filters(browser: ErrorBrowser, initial: tuple) -> SimpleNamespace:
         browser.variant_choices,
         value=browser.default_variants,
         label="Variants",
-        info="Validation accuracy after each name. Chance-level variants (95% interval includes chance) "
+        info="Validation accuracy after each name. Chance-level variants (an exact test cannot tell them from guessing) "
         "start unticked, unless all are, so their guesses do not bury the informative mistakes.",
         elem_id="errors-variants",
     )
