@@ -22,6 +22,7 @@ from gradio_client import Client, handle_file
 from gradio_client.utils import QueueError
 
 from tests.app_support import FakePredictor, launch
+from tests.server_queue import queue_call
 from vqa_demo.ui import AppConfig, build_demo
 
 pytestmark = pytest.mark.slow
@@ -190,26 +191,13 @@ def test_a_forged_file_path_in_the_queue_is_refused_before_the_callback(server):
     (answer,) = [f for f in demo.fns.values() if f.api_name == "answer"]
     forged = {"path": "/etc/passwd", "orig_name": "x.png", "meta": {"_type": "gradio.FileData"}}
     data = [forged, "What?", 2, "a", "b", *[""] * 6, *[True] * 5]
-    join = httpx.post(
-        f"{url}/gradio_api/queue/join",
-        json={"data": data, "fn_index": answer._id, "session_hash": "forged0001", "event_data": None},
-    )
-    messages = []
-    if join.status_code == 200:
-        with httpx.stream(
-            "GET", f"{url}/gradio_api/queue/data", params={"session_hash": "forged0001"}, timeout=20
-        ) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data:"):
-                    messages.append(json.loads(line[5:]))
-                    if messages[-1].get("msg") in ("process_completed", "close_stream"):
-                        break
-    else:
-        assert 400 <= join.status_code < 500
+    status, messages = queue_call(url, answer._id, data, session="forged0001")
+    if status != 200:
+        assert 400 <= status < 500
     text = json.dumps(messages)
     assert "root:x:0:0" not in text
     completed = [m for m in messages if m.get("msg") == "process_completed"]
-    assert join.status_code != 200 or (completed and completed[0]["success"] is False), messages
+    assert status != 200 or (completed and completed[0]["success"] is False), messages
     assert not demo.vqa_holder.loaded
 
 

@@ -191,11 +191,9 @@ def variant_loss(
     prompt_style: str = "default",
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """The training loss of any variant for B examples (answers are 0-based gold indices)."""
-    if head_cfg.head == "cond_gen":
-        return cond_gen_loss(
-            core, encoder, questions, options, answers, features, prompt_style, label_smoothing
-        )
-    out = classifier_scores(core, head, head_cfg, encoder, questions, options, features, prompt_style)
-    gold = torch.tensor(answers, device=out.scores.device)
-    return classifier_loss(out.scores, gold, label_smoothing)
+    """The mean training loss of any variant for B examples (answers are 0-based gold indices):
+    per gold suffix token for COND_GEN, per example otherwise (:func:`variant_loss_terms` / its count)."""
+    total, count = variant_loss_terms(
+        core, head, head_cfg, encoder, questions, options, answers, features, prompt_style, label_smoothing
+    )
+    return total / count
