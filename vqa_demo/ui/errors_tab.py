@@ -9,7 +9,7 @@ import gradio as gr
 from vqa_demo.ui.ask import status_error
 from vqa_demo.ui.error_data import ALL_FAMILIES, ANY_POSITION, MISSED_BY_ALL, MISSED_BY_ANY
 from vqa_demo.ui.errors import TABLE_TYPES, ErrorBrowser
-from vqa_demo.ui.explain_view import METHOD_LABELS
+from vqa_demo.ui.explain_view import METHOD_LABELS, heat_image
 
 
 def build_filters(browser: ErrorBrowser, initial: tuple) -> SimpleNamespace:
@@ -107,15 +107,8 @@ def build_example(ns: SimpleNamespace) -> None:
     with gr.Row(equal_height=False):
         for side, elem in (("Gold option", "errors-heatmap-gold"), ("Chosen option", "errors-heatmap")):
             with gr.Column():
-                image = gr.Image(
-                    label=f"{side}: pooling weights",
-                    type="pil",
-                    interactive=False,
-                    height=280,
-                    elem_id=elem,
-                    format="png",
-                    elem_classes="fill-image",
-                )
+                gr.Markdown(f"**{side}: pooling weights**")
+                image = heat_image(elem, height=280)
                 tokens = gr.HighlightedText(
                     label=f"{side}: weights over the text tokens", show_legend=False, combine_adjacent=False
                 )
@@ -141,15 +134,8 @@ def build_example(ns: SimpleNamespace) -> None:
             ("Chosen option", "errors-attribution"),
         ):
             with gr.Column():
-                image = gr.Image(
-                    label=f"{side}: pixel attribution",
-                    type="pil",
-                    interactive=False,
-                    height=280,
-                    elem_id=elem,
-                    format="png",
-                    elem_classes="fill-image",
-                )
+                gr.Markdown(f"**{side}: attribution**")
+                image = heat_image(elem, height=280)
                 # Token chips on the same colour scale as the pixels (the Ask tab's rendering).
                 tokens = gr.HTML(elem_id=f"{elem}-tokens")
                 caption = gr.Markdown(elem_classes="small-note", elem_id=f"{elem}-caption")

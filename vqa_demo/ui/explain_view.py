@@ -283,7 +283,7 @@ def build_explain(callbacks: ExplainCallbacks):
         with gr.Column(scale=1):
             gr.Markdown("**Attentive pooling weights** (free with every answer)")
             ns.attn_variant = gr.Dropdown(label="Attentive variant", choices=[], interactive=False)
-            ns.heatmap = _heat_image("attention-heatmap")
+            ns.heatmap = heat_image("attention-heatmap")
             ns.caption = gr.Markdown(elem_classes="small-note", elem_id="attention-caption")
             ns.tokens = gr.HTML(elem_id="attention-tokens")
         with gr.Column(scale=1):
@@ -303,20 +303,21 @@ def build_explain(callbacks: ExplainCallbacks):
             ns.attr_button = gr.Button(
                 "Compute attribution", variant="secondary", elem_id="attribution-button"
             )
-            ns.attr_image = _heat_image("attribution-heatmap")
+            ns.attr_image = heat_image("attribution-heatmap")
             ns.attr_caption = gr.Markdown(elem_classes="small-note", elem_id="attribution-caption")
             ns.attr_tokens = gr.HTML(elem_id="attribution-tokens")
     ns.attribution = gr.State(None)
     return ns
 
 
-def _heat_image(elem_id: str) -> gr.Image:
-    # No label badge: it would cover the top of the heatmap; the Markdown heading above names it.
+def heat_image(elem_id: str, height: int = 320) -> gr.Image:
+    """An output image for a heatmap. No label badge: it would cover the top of the heatmap; a Markdown
+    heading above it names it."""
     return gr.Image(
         show_label=False,
         type="pil",
         interactive=False,
-        height=320,
+        height=height,
         elem_id=elem_id,
         format="png",
         elem_classes="fill-image",
