@@ -89,7 +89,7 @@ def classifier_scores(
     return ClassifierOutput(scores, rows, weights, row_counts)
 
 
-def cond_gen_loss(
+def cond_gen_loss_terms(
     core: PaliGemmaForConditionalGeneration,
     encoder: RowEncoder,
     questions: list[str],
@@ -98,10 +98,9 @@ def cond_gen_loss(
     features: torch.Tensor,
     prompt_style: str = "default",
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
-) -> torch.Tensor:
-    """Teacher-forced cross-entropy on the gold option text as the suffix (training only); ``reduction``
-    as in ``cross_entropy`` over the suffix tokens of all B rows."""
+) -> tuple[torch.Tensor, int]:
+    """Teacher-forced cross-entropy on the gold option text as the suffix (training only): the sum over
+    the suffix tokens of all B rows, and how many tokens that is."""
     prompt_rows = [
         build_rows("cond_gen", q, opts, prompt_style, answer_index=a)[0]
         for q, opts, a in zip(questions, options, answers)
@@ -112,9 +111,27 @@ def cond_gen_loss(
     labels = rows.labels[:, 1:]
     scored = labels != -100
     logits = lm_logits(core, hidden[:, :-1][scored])
-    return nn.functional.cross_entropy(
-        logits, labels[scored], label_smoothing=label_smoothing, reduction=reduction
+    total = nn.functional.cross_entropy(
+        logits, labels[scored], label_smoothing=label_smoothing, reduction="sum"
     )
+    return total, int(scored.sum())
+
+
+def cond_gen_loss(
+    core: PaliGemmaForConditionalGeneration,
+    encoder: RowEncoder,
+    questions: list[str],
+    options: list[list[str]],
+    answers: list[int],
+    features: torch.Tensor,
+    prompt_style: str = "default",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """:func:`cond_gen_loss_terms` as a mean over the suffix tokens."""
+    total, count = cond_gen_loss_terms(
+        core, encoder, questions, options, answers, features, prompt_style, label_smoothing
+    )
+    return total / count
 
 
 def classifier_loss(
@@ -142,14 +159,9 @@ def variant_loss_terms(
     COND_GEN, examples otherwise): processes holding parts of one global batch add both up to get the
     global batch's mean exactly, whatever the split."""
     if head_cfg.head == "cond_gen":
-        total = cond_gen_loss(
-            core, encoder, questions, options, answers, features, prompt_style, label_smoothing, "sum"
+        return cond_gen_loss_terms(
+            core, encoder, questions, options, answers, features, prompt_style, label_smoothing
         )
-        prompt_rows = [
-            build_rows("cond_gen", q, o, prompt_style, answer_index=a)[0]
-            for q, o, a in zip(questions, options, answers)
-        ]
-        return total, sum(len(encoder.suffix_ids(row.suffix)) for row in prompt_rows)
     out = classifier_scores(core, head, head_cfg, encoder, questions, options, features, prompt_style)
     gold = torch.tensor(answers, device=out.scores.device)
     return classifier_loss(out.scores, gold, label_smoothing, "sum"), len(answers)
