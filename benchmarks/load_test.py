@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ import numpy as np
 import psutil
 
 from benchmarks.common import Targets, finish, table
+from vqa_demo.ui.loopback import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ASSETS = REPO / "assets"
@@ -184,12 +184,6 @@ def schedule(client: int, requests: int) -> list[Kind]:
 
 
 # -- the server -----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from vqa_demo.data import load_split
 from vqa_demo.evaluation import evaluate, write_evaluation
 from vqa_demo.predictor import Predictor, Variant, VariantPrediction, softmax_np
 from vqa_demo.ui.config import AppConfig
+from vqa_demo.ui.loopback import launch_on_loopback
 
 VALIDATION_SIZE = 12
 
@@ -136,27 +135,5 @@ class FakePredictor:
         return out
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def launch(demo, config: AppConfig):
-    """Launch ``demo`` on a free loopback port without blocking; returns its URL."""
-    kwargs = config.launch_kwargs()
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        ssr_mode=False,
-        **kwargs,
-    )
-    for _ in range(50):
-        try:
-            with socket.create_connection(("127.0.0.1", demo.server_port), timeout=0.2):
-                return url
-        except OSError:
-            time.sleep(0.1)
-    return url
+# The tests' short name for the one loopback launcher.
+launch = launch_on_loopback

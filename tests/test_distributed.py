@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from vqa_demo.distributed import Shard
 from vqa_demo.evaluate import main as evaluate_main
 from vqa_demo.evaluate import parse_args as evaluate_args
 from vqa_demo.evaluation import evaluate, predict_records, read_predictions
+from vqa_demo.ui.loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,12 +61,6 @@ recording[0] = False
 with open(os.environ["WRITE_LOG"] + "." + os.environ["RANK"], "w") as handle:
     json.dump(writes, handle)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_every_process_count_sees_the_same_epoch_order_and_each_example_once():

@@ -12,38 +12,24 @@ long after the status line the answer's chart was drawn.
 from __future__ import annotations
 
 import argparse
-import socket
 import time
 from pathlib import Path
 
 from PIL import Image
 
 from vqa_demo.ui import AppConfig, build_demo
+from vqa_demo.ui.loopback import launch_on_loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 900}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_app(assets: Path):
     """The app as ``app.py`` builds it, on loopback; returns (demo, url)."""
     config = AppConfig(assets=assets)
     demo = build_demo(config)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        ssr_mode=False,
-        **config.launch_kwargs(),
-    )
-    return demo, url
+    return demo, launch_on_loopback(demo, config)
 
 
 def save_small(png: bytes, path: Path, width: int) -> None:
