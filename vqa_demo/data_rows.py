@@ -24,6 +24,7 @@ from PIL import Image
 from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
 from vqa_demo.image_input import prepare_image
 from vqa_demo.input_errors import InputError
+from vqa_demo.paths import inside
 from vqa_demo.text_input import prepare_question
 
 OPTION_COLUMN = re.compile(r"option([1-9]\d*)")
@@ -148,14 +149,9 @@ def image_path_in(root: Path, file_name: str, place: str) -> Path:
         raise DataError(
             f"{place}: file_name must be a path relative to the split folder, without '..'; got {file_name[:80]!r}"
         )
-    path = root / relative
-    try:
-        inside = path.resolve().is_relative_to(root.resolve())
-    except (OSError, RuntimeError):  # symlink loops
-        inside = False
-    if not inside:
+    if inside(relative, root) is None:
         raise DataError(f"{place}: file_name {file_name[:80]!r} leads outside the split folder (a symlink?)")
-    return path
+    return root / relative
 
 
 def check_image_file(path: Path, place: str) -> None:

@@ -25,6 +25,7 @@ from PIL import Image
 from vqa_demo.data import DataError, MCSplit, load_split
 from vqa_demo.evaluation import read_predictions
 from vqa_demo.loading import find_checkpoints
+from vqa_demo.paths import inside
 from vqa_demo.ui.config import AppConfig
 
 log = logging.getLogger(__name__)
@@ -41,15 +42,6 @@ class Example:
     question: str
     options: list[str]
     caption: str
-
-
-def inside(path: Path, folder: Path) -> Path | None:
-    """``path`` resolved, or None when it escapes ``folder`` (``..``, absolute paths, symlinks out)."""
-    try:
-        resolved = (folder / path).resolve()
-    except (OSError, ValueError):
-        return None
-    return resolved if resolved.is_relative_to(folder.resolve()) else None
 
 
 def _read_json(path: Path, notes: list[str]) -> dict | None:

@@ -19,8 +19,9 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from vqa_demo.paths import inside
 from vqa_demo.ui.ask import MAX_OPTIONS, status_error, status_ok
-from vqa_demo.ui.assets import AppAssets, inside
+from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.chance import is_chance_level
 from vqa_demo.ui.error_data import (
     ALL_FAMILIES,
