@@ -325,12 +325,16 @@ class AskCallbacks:
         if image is None:
             return gr.update(), ""
         try:
-            if isinstance(image, RefusedImage):
-                raise image.error
-            prepare_image(image, max_bytes=self.config.max_image_bytes)
+            self.prepared_image(image)
         except InputError as error:
             return gr.update(value=None), status_error(error.message)
         return gr.update(), ""
+
+    def prepared_image(self, image: Any):
+        """The admitted image decoded and checked (:func:`prepare_image`); raises :class:`InputError`."""
+        if isinstance(image, RefusedImage):
+            raise image.error
+        return prepare_image(image, max_bytes=self.config.max_image_bytes)
 
     # -- answering --------------------------------------------------------------------------------
     def answer(self, image: Any, question: str | None, count: Any, *values: Any) -> tuple:
@@ -348,9 +352,7 @@ class AskCallbacks:
             prepared_question = prepare_question(
                 question, list(values[:MAX_OPTIONS])[:count], min_options=MIN_OPTIONS, max_options=MAX_OPTIONS
             )
-            if isinstance(image, RefusedImage):
-                raise image.error
-            prepared_image = prepare_image(image, max_bytes=self.config.max_image_bytes)
+            prepared_image = self.prepared_image(image)
         except (InputError, BadArgument) as error:
             return self._failure(error.message, error.category)
         options = prepared_question.options
