@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from transformers import (
     AutoProcessor,
     Gemma2Config,
@@ -73,6 +75,25 @@ class Backbone:
     @property
     def hidden_size(self) -> int:
         return int(self.core.config.text_config.hidden_size)
+
+    def pixel_values(self, images: Sequence[Image.Image | torch.Tensor]) -> torch.Tensor:
+        """The model's image input ``float[B, 3, H, W]`` on :attr:`device`, from the processor.
+
+        An item may already be model input, ``float[3, H, W]`` as this method returns it for one
+        image: it is used as it is (the app keeps that instead of a large decoded upload).
+        """
+        processor = self.processor.image_processor
+        pictures = [img.convert("RGB") for img in images if not isinstance(img, torch.Tensor)]
+        if len(pictures) == len(images):
+            return processor(pictures, return_tensors="pt")["pixel_values"].to(self.device)
+        expected = (3, processor.size["height"], processor.size["width"])
+        for img in images:
+            if isinstance(img, torch.Tensor) and tuple(img.shape) != expected:
+                raise ValueError(f"pixel values must be float{list(expected)}, got {list(img.shape)}")
+        processed = iter(self.pixel_values(pictures) if pictures else [])
+        return torch.stack(
+            [img.to(self.device) if isinstance(img, torch.Tensor) else next(processed) for img in images]
+        )
 
     @property
     def fingerprint(self) -> str:

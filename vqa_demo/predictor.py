@@ -219,25 +219,8 @@ class Predictor:
         return self._encoders[key]
 
     def pixel_values(self, images: Sequence[Image.Image | torch.Tensor]) -> torch.Tensor:
-        """``float[B, 3, H, W]`` on the model's device.
-
-        An item may already be model input, ``float[3, H, W]`` as this method returns it for one
-        image: it is used as it is (the app keeps that instead of a large decoded upload).
-        """
-        device = self.backbone.device
-        pictures = [img.convert("RGB") for img in images if not isinstance(img, torch.Tensor)]
-        if len(pictures) == len(images):
-            processor = self.backbone.processor.image_processor
-            return processor(pictures, return_tensors="pt")["pixel_values"].to(device)
-        size = self.backbone.processor.image_processor.size
-        expected = (3, size["height"], size["width"])
-        for img in images:
-            if isinstance(img, torch.Tensor) and tuple(img.shape) != expected:
-                raise ValueError(f"pixel values must be float{list(expected)}, got {list(img.shape)}")
-        processed = iter(self.pixel_values(pictures) if pictures else [])
-        return torch.stack(
-            [img.to(device) if isinstance(img, torch.Tensor) else next(processed) for img in images]
-        )
+        """``float[B, 3, H, W]`` on the model's device (:meth:`Backbone.pixel_values`)."""
+        return self.backbone.pixel_values(images)
 
     def activate(self, variant: Variant | None):
         """Context in which the model runs as ``variant`` (its LoRA adapter active); ``None`` or an
