@@ -64,7 +64,7 @@ def build_app_assets(root: Path) -> AppAssetsDir:
     trained = make_tiny_predictor(seed=0)
     for i, (name, variant) in enumerate(trained.variants.items()):
         directory = save_variant(
-            root / "checkpoints" / name, variant.config, trained.backbone, variant.head, variant.adapter
+            root / "checkpoints" / name, variant.config, trained.backbone, variant.module, variant.adapter
         )
         with open(directory / "metrics.jsonl", "w") as handle:
             for row in fake_curve(i):
@@ -129,7 +129,9 @@ class FakePredictor:
                     "image_mass": 0.5,
                     "row": "prompt",
                 }
-            prediction = VariantPrediction(name, scores, softmax_np(scores), int(np.argmax(scores)), extras)
+            prediction = VariantPrediction.from_extras(
+                name, scores, softmax_np(scores), int(np.argmax(scores)), extras
+            )
             prediction.seconds = self.seconds
             out[name] = prediction
         return out

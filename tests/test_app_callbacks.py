@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.app_support import FakePredictor
-from vqa_demo.explain import colormap
+from vqa_demo.heatmaps import colormap
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
 from vqa_demo.ui.explain_view import ExplainCallbacks

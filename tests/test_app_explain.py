@@ -8,7 +8,8 @@ from PIL import Image
 
 from tests.conftest import OPTIONS, QUESTIONS
 from vqa_demo.config import VARIANTS
-from vqa_demo.explain import attribute, colormap, heatmap_overlay, token_highlights
+from vqa_demo.explain import attribute
+from vqa_demo.heatmaps import colormap, heatmap_overlay, token_highlights
 
 
 def test_heatmap_overlay_geometry_and_opacity():
@@ -39,7 +40,7 @@ def test_attribution_explains_the_predictors_own_score(tiny_predictor, images, v
     attributions = attribute(tiny_predictor, images, QUESTIONS, OPTIONS, variant, n_steps=4)
     for prediction, result in zip(predictions, attributions):
         p = prediction[variant]
-        expected = p.extras["loglik_sum"][p.choice] if variant == "cond_gen" else p.option_scores[p.choice]
+        expected = p.cond_gen.loglik_sum[p.choice] if variant == "cond_gen" else p.option_scores[p.choice]
         assert result.target == p.choice
         assert result.score == pytest.approx(float(expected), abs=1e-4)
         assert result.pixel_map.shape == (20, 20) and np.isfinite(result.pixel_map).all()

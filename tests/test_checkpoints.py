@@ -33,7 +33,7 @@ def saved(tmp_path_factory):
     save_backbone(build_tiny_backbone(seed=0), root / "base")
     predictor = make_tiny_predictor(seed=0)
     for name, variant in predictor.variants.items():
-        save_variant(root / name, variant.config, predictor.backbone, variant.head, variant.adapter)
+        save_variant(root / name, variant.config, predictor.backbone, variant.module, variant.adapter)
     return root, predictor
 
 
@@ -54,7 +54,9 @@ def test_round_trip_reproduces_scores_exactly(saved, images):
     for x, y in zip(before, after):
         for name in VARIANTS:
             np.testing.assert_array_equal(x[name].option_scores, y[name].option_scores)
-            assert x[name].extras.get("generated_text") == y[name].extras.get("generated_text")
+            assert (x[name].cond_gen is None) == (y[name].cond_gen is None)
+            if x[name].cond_gen is not None:
+                assert x[name].cond_gen.generated_text == y[name].cond_gen.generated_text
 
 
 def test_run_config_is_self_describing(saved):
@@ -116,5 +118,5 @@ def test_saving_twice_replaces_atomically(saved, tmp_path):
     _, predictor = saved
     variant = predictor.variants["swag-attentive"]
     for _ in range(2):
-        save_variant(tmp_path / "v", variant.config, predictor.backbone, variant.head, variant.adapter)
+        save_variant(tmp_path / "v", variant.config, predictor.backbone, variant.module, variant.adapter)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v"]

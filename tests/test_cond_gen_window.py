@@ -16,7 +16,7 @@ from vqa_demo.backbone import paligemma2_config, tiny_processor
 from vqa_demo.cond_gen import greedy_generate, option_loglik, run_prefix
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.forward import image_features
-from vqa_demo.prompts import build_rows
+from vqa_demo.strategies import build_rows
 
 WINDOW = 8
 QUESTIONS = ["Colour?", "Which colour fills most of this picture, would you say, roughly?", "Shape here?"]

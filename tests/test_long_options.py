@@ -13,9 +13,9 @@ from vqa_demo.backbone import build_tiny_backbone
 from vqa_demo.config import HeadConfig
 from vqa_demo.encoding import RowEncoder, answer_token_budget
 from vqa_demo.forward import image_features
+from vqa_demo.head_strategy import HeadContext
 from vqa_demo.inputs import prepare_question
-from vqa_demo.prompts import build_rows
-from vqa_demo.scoring import cond_gen_loss, training_cuts
+from vqa_demo.strategies import build_rows, training_cuts, variant_loss
 from vqa_demo.text_input import MAX_OPTION_CHARS
 
 COMMON = "a dark green square with a thin border drawn in the lower left corner, next to the small red circle"
@@ -42,11 +42,11 @@ def test_options_that_differ_only_after_token_47_get_different_full_scores(tiny_
     result = tiny_predictor.predict(
         color_image((0, 160, 0)), "Where is the square?", LONG_OPTIONS, ["cond_gen"]
     )
-    extras = result["cond_gen"].extras
+    details = result["cond_gen"].cond_gen
     # sum / mean = the number of scored tokens: every option token plus <eos>.
-    counts = extras["loglik_sum"] / extras["loglik_mean"]
+    counts = details.loglik_sum / details.loglik_mean
     assert counts.round().tolist() == [len(i) + 1 for i in ids]
-    assert abs(extras["loglik_sum"][0] - extras["loglik_sum"][1]) > 1e-4
+    assert abs(details.loglik_sum[0] - details.loglik_sum[1]) > 1e-4
 
 
 def test_every_option_the_inputs_accept_fits_the_answer_budget(backbone):
@@ -75,7 +75,8 @@ def test_a_long_gold_answer_is_trained_in_full(backbone):
         "pixel_values"
     ]
     with torch.no_grad():
-        ours = cond_gen_loss(core, encoder, [question], [options], [answer], image_features(core, pixels))
+        ctx = HeadContext(core, encoder, HeadConfig(head="cond_gen"))
+        ours = variant_loss(ctx, [question], [options], [answer], image_features(core, pixels))
         reference = core(
             input_ids=rows.input_ids,
             attention_mask=rows.attention_mask,

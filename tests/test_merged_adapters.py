@@ -19,7 +19,7 @@ def predictor():
 
 
 def unmerged_predictions(predictor, images, options=OPTIONS):
-    with predictor.unmerged():
+    with predictor.adapters.unmerged():
         return predictor.predict_batch(images, QUESTIONS, options)
 
 
@@ -30,11 +30,11 @@ def assert_same_scores(a, b, atol=1e-5):
 
 
 def test_merged_scores_equal_peft_forward_for_every_variant(predictor, images):
-    assert predictor.merged is not None, predictor.unmerged_reason
+    assert predictor.adapters.merged is not None, predictor.adapters.unmerged_reason
     merged = predictor.predict_batch(images, QUESTIONS, OPTIONS)
     assert_same_scores(merged, unmerged_predictions(predictor, images))
     for m, u in zip(merged, unmerged_predictions(predictor, images)):
-        assert m["cond_gen"].extras["generated_text"] == u["cond_gen"].extras["generated_text"]
+        assert m["cond_gen"].cond_gen.generated_text == u["cond_gen"].cond_gen.generated_text
 
 
 def test_base_weights_and_lora_flags_are_restored(predictor, images):
@@ -75,11 +75,11 @@ def test_merging_refuses_what_it_cannot_reproduce(images):
     assert "budget" in MergedAdapters(model, budget_bytes=1024).unsupported_reason()
     model.to(torch.bfloat16)
     for variant in predictor.variants.values():
-        if variant.head is not None:
-            variant.head.to(torch.bfloat16)
+        if variant.module is not None:
+            variant.module.to(torch.bfloat16)
     assert "bfloat16" in MergedAdapters(model).unsupported_reason()
     with pytest.raises(ValueError, match="cannot merge the adapters: .*bfloat16"):
         type(predictor)(predictor.backbone, list(predictor.variants.values()), merge_adapters=True)
     fallback = type(predictor)(predictor.backbone, list(predictor.variants.values()), predictor.matcher)
-    assert fallback.merged is None and "bfloat16" in fallback.unmerged_reason
+    assert fallback.adapters.merged is None and "bfloat16" in fallback.adapters.unmerged_reason
     assert len(fallback.predict_batch(images[:1], QUESTIONS[:1], OPTIONS[:1])[0]) == len(ALL)

@@ -10,10 +10,14 @@ from tests.conftest import OPTIONS, QUESTIONS, make_tiny_predictor
 from vqa_demo.cond_gen import option_loglik, run_prefix
 from vqa_demo.config import VARIANTS
 from vqa_demo.forward import image_features
-from vqa_demo.prompts import build_rows
-from vqa_demo.scoring import classifier_loss, classifier_scores
+from vqa_demo.scoring import classifier_loss
+from vqa_demo.strategies import build_rows
 
 ALL = list(VARIANTS)
+
+
+def generated_text(prediction) -> str | None:
+    return prediction.cond_gen.generated_text if prediction.cond_gen is not None else None
 
 
 def test_all_five_variants_give_b_by_k_scores(tiny_predictor, images):
@@ -64,7 +68,7 @@ def test_batched_equals_unbatched(tiny_predictor, images):
             np.testing.assert_allclose(
                 batched[i][name].option_scores, single[name].option_scores, atol=1e-5, rtol=0
             )
-            assert batched[i][name].extras.get("generated_text") == single[name].extras.get("generated_text")
+            assert generated_text(batched[i][name]) == generated_text(single[name])
 
 
 def test_swag_batched_equals_per_option_passes(tiny_predictor, images):
@@ -72,28 +76,12 @@ def test_swag_batched_equals_per_option_passes(tiny_predictor, images):
     for name in ("swag-last_token", "swag-attentive"):
         variant = predictor.variants[name]
         predictor.backbone.model.set_adapter(variant.adapter)
-        encoder = predictor.encoder_for(variant.config)
+        ctx, strategy = predictor.context(variant), variant.strategy
         with torch.no_grad():
             features = image_features(predictor.backbone.core, predictor.pixel_values(images[:1]))
-            batched = classifier_scores(
-                predictor.backbone.core,
-                variant.head,
-                variant.config.head,
-                encoder,
-                QUESTIONS[:1],
-                OPTIONS[:1],
-                features,
-            ).scores[0]
+            batched = strategy.classifier_scores(ctx, QUESTIONS[:1], OPTIONS[:1], features).scores[0]
             separate = [
-                classifier_scores(
-                    predictor.backbone.core,
-                    variant.head,
-                    variant.config.head,
-                    encoder,
-                    QUESTIONS[:1],
-                    [[opt]],
-                    features,
-                ).scores[0, 0]
+                strategy.classifier_scores(ctx, QUESTIONS[:1], [[opt]], features).scores[0, 0]
                 for opt in OPTIONS[0]
             ]
         torch.testing.assert_close(batched, torch.stack(separate), atol=1e-5, rtol=0)
@@ -101,16 +89,14 @@ def test_swag_batched_equals_per_option_passes(tiny_predictor, images):
 
 def test_swag_mixed_k_runs_only_real_option_rows_and_trains(tiny_predictor, images):
     variant = tiny_predictor.variants["swag-attentive"]
-    core, encoder = tiny_predictor.backbone.core, tiny_predictor.encoder_for(variant.config)
+    core, ctx, strategy = tiny_predictor.backbone.core, tiny_predictor.context(variant), variant.strategy
     options = [OPTIONS[0][:2], OPTIONS[1], OPTIONS[2][:3]]
     with torch.no_grad():
         features = image_features(core, tiny_predictor.pixel_values(images))
     with tiny_predictor.activate(variant):
-        out = classifier_scores(
-            core, variant.head, variant.config.head, encoder, QUESTIONS, options, features
-        )
+        out = strategy.classifier_scores(ctx, QUESTIONS, options, features)
         alone = [
-            classifier_scores(core, variant.head, variant.config.head, encoder, [q], [o], features[b : b + 1])
+            strategy.classifier_scores(ctx, [q], [o], features[b : b + 1])
             for b, (q, o) in enumerate(zip(QUESTIONS, options))
         ]
     assert out.rows.input_ids.shape[0] == 2 + 4 + 3 and out.row_counts == [2, 4, 3]
@@ -120,10 +106,10 @@ def test_swag_mixed_k_runs_only_real_option_rows_and_trains(tiny_predictor, imag
         torch.testing.assert_close(out.scores[b, :k], single.scores[0], atol=1e-5, rtol=0)
         assert torch.isinf(out.scores[b, k:]).all() and (out.scores[b, k:] < 0).all()
     # Gradients reach the head through the scattered scores.
-    variant.head.zero_grad()
+    variant.module.zero_grad()
     classifier_loss(out.scores, torch.tensor([1, 3, 0])).backward()
-    assert variant.head.scorer.weight.grad is not None and variant.head.scorer.weight.grad.abs().sum() > 0
-    variant.head.zero_grad()
+    assert variant.module.scorer.weight.grad is not None and variant.module.scorer.weight.grad.abs().sum() > 0
+    variant.module.zero_grad()
 
 
 def test_vision_tower_runs_once_per_call(tiny_predictor, images):
@@ -165,20 +151,21 @@ def test_shared_prefix_likelihood_equals_naive_full_passes(tiny_predictor, image
                 assert abs(float(token_logp.mean()) - float(loglik_mean[b, k])) < 1e-4
 
 
-def test_cond_gen_extras_and_attention_extras(tiny_predictor, images):
+def test_cond_gen_details_and_attention_maps(tiny_predictor, images):
     result = tiny_predictor.predict(images[0], QUESTIONS[0], OPTIONS[0])
-    extras = result["cond_gen"].extras
-    assert isinstance(extras["generated_text"], str)
-    for key in ("cosine", "loglik_sum", "loglik_mean"):
-        assert extras[key].shape == (4,)
+    details = result["cond_gen"].cond_gen
+    assert isinstance(details.generated_text, str) and result["cond_gen"].attention is None
+    for scores in (details.cosine, details.loglik_sum, details.loglik_mean):
+        assert scores.shape == (4,)
     for name in ("multi_class-attentive", "swag-attentive"):
-        attention = result[name].extras["attention"]
+        attention = result[name].attention
         side = int(tiny_predictor.backbone.image_seq_length**0.5)
-        assert attention["image_grid"].shape == (side, side)
-        assert len(attention["tokens"]) == len(attention["token_weights"]) > 0
-        total = attention["image_grid"].sum() + attention["token_weights"].sum()
+        assert attention.image_grid.shape == (side, side)
+        assert len(attention.tokens) == len(attention.token_weights) > 0
+        total = attention.image_grid.sum() + attention.token_weights.sum()
         assert abs(total - 1.0) < 1e-5
-    assert "attention" not in result["swag-last_token"].extras
+        assert result[name].cond_gen is None
+    assert result["swag-last_token"].attention is None
 
 
 def test_unknown_variant_is_named(tiny_predictor, images):

@@ -18,7 +18,7 @@ from tests.processor_reference import encoded_rows, gemma_tokenizer_dir, make_pr
 from vqa_demo.config import HEAD_NAMES, PROMPT_STYLES
 from vqa_demo.data import load_split
 from vqa_demo.encoding import RowEncoder
-from vqa_demo.prompts import build_rows
+from vqa_demo.strategies import build_rows
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 WORDS = [

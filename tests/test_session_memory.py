@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from tests.app_support import FakePredictor
-from vqa_demo.explain import OVERLAY_MAX_SIDE, attribute, heatmap_overlay
+from vqa_demo.explain import attribute
+from vqa_demo.heatmaps import OVERLAY_MAX_SIDE, heatmap_overlay
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
 from vqa_demo.ui.explain_view import DISPLAY_SIDE, ExplainCallbacks

@@ -10,8 +10,8 @@ from vqa_demo.backbone import add_lora, build_tiny_backbone
 from vqa_demo.config import VARIANTS
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.forward import image_features
-from vqa_demo.heads import build_head
-from vqa_demo.scoring import variant_loss
+from vqa_demo.head_strategy import HeadContext
+from vqa_demo.strategies import build_head, variant_loss
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -36,9 +36,8 @@ def test_one_step_changes_exactly_the_trainable_parameters(variant):
     optimizer = torch.optim.AdamW([params[k] for k in sorted(trainable)], lr=1e-2)
     model.train()
     features = image_features(backbone.core, pixels)
-    loss = variant_loss(
-        backbone.core, head, config.head, encoder, QUESTIONS[:2], OPTIONS[:2], [0, 3], features
-    )
+    ctx = HeadContext(backbone.core, encoder, config.head, module=head)
+    loss = variant_loss(ctx, QUESTIONS[:2], OPTIONS[:2], [0, 3], features)
     assert torch.isfinite(loss)
     loss.backward()
     optimizer.step()

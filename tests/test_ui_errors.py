@@ -10,8 +10,8 @@ from PIL import Image
 
 from tests.app_support import FakePredictor
 from tests.test_ui_error_data import RECORDS, THREE
+from vqa_demo.attention_maps import attention_map
 from vqa_demo.forward import image_features
-from vqa_demo.scoring import classifier_scores
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.ask import MAX_OPTIONS
 from vqa_demo.ui.assets import AppAssets
@@ -127,17 +127,12 @@ def reference_row_weights(predictor, record, image, name, option):
     variant = predictor.variants[name]
     with torch.no_grad(), predictor.activate(variant):
         features = image_features(predictor.backbone.core, predictor.pixel_values([image]))
-        out = classifier_scores(
-            predictor.backbone.core,
-            variant.head,
-            variant.config.head,
-            predictor.encoder_for(variant.config),
-            [record["question"]],
-            [list(record["options"])],
-            features,
-            variant.config.prompt.style,
+        out = variant.strategy.classifier_scores(
+            predictor.context(variant), [record["question"]], [list(record["options"])], features
         )
-    return predictor.attention_extras(out.rows.input_ids[option], out.weights[option])
+    backbone = predictor.backbone
+    ids, weights = out.rows.input_ids[option], out.weights[option]
+    return attention_map(ids, weights, backbone.image_seq_length, backbone.tokenizer, "chosen option")
 
 
 def test_swag_gold_row_weights_equal_the_full_forward(tiny):
@@ -152,11 +147,11 @@ def test_swag_gold_row_weights_equal_the_full_forward(tiny):
     assert prediction.choice != record["gold"]  # the stored mistake reproduces live
     for option, attention in (
         (record["gold"], run.gold_attention["swag-attentive"]),
-        (prediction.choice, prediction.extras["attention"]),
+        (prediction.choice, prediction.attention),
     ):
         reference = reference_row_weights(predictor, record, image, "swag-attentive", option)
-        np.testing.assert_allclose(attention["image_grid"], reference["image_grid"], atol=1e-5)
-        assert attention["tokens"] == reference["tokens"]
+        np.testing.assert_allclose(attention.image_grid, reference.image_grid, atol=1e-5)
+        assert attention.tokens == reference.tokens
     gold_image, _, gold_caption, chosen_image, _, chosen_caption = views[:6]
     assert isinstance(gold_image, Image.Image) and isinstance(chosen_image, Image.Image)
     assert "gold option's row" in gold_caption and "chosen option's row" in chosen_caption
@@ -175,5 +170,5 @@ def test_attribution_of_both_options_on_demand(tiny):
     assert isinstance(gold_image, Image.Image) and isinstance(chosen_image, Image.Image) and gold_tokens
     assert f"{options[record['gold']]}" in gold_caption and f"{options[choice]}" in chosen_caption
     # The score attributed is COND_GEN's summed log-likelihood of each option, as the live run reports it.
-    loglik = run.predictions["cond_gen"].extras["loglik_sum"]
+    loglik = run.predictions["cond_gen"].cond_gen.loglik_sum
     assert f"({loglik[record['gold']]:.3f})" in gold_caption and f"({loglik[choice]:.3f})" in chosen_caption

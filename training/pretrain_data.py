@@ -34,8 +34,10 @@ from transformers import PaliGemmaProcessor, PreTrainedTokenizerFast, SiglipImag
 from training.synthetic import derive_seed, pretraining_items
 from training.synthetic_facts import caption, facts
 from training.synthetic_scenes import SAMPLERS
+from vqa_demo.config import HEAD_NAMES
 from vqa_demo.encoding import EncodedRows, RowEncoder
-from vqa_demo.prompts import PromptRow, build_rows
+from vqa_demo.prompts import PromptRow
+from vqa_demo.strategies import build_rows
 from vqa_demo.tokenizer import train_byte_level_tokenizer
 
 ENGLISH_MAX_CHARS = 1_000_000
@@ -78,7 +80,7 @@ def synthetic_texts(num_scenes: int, seed: int) -> list[str]:
         for fact in facts(scene, rng):
             options = [fact.answer, *fact.distractors]
             texts.extend([fact.question, *options])
-            head = ("cond_gen", "multi_class", "swag")[index % 3]
+            head = HEAD_NAMES[index % 3]
             style = ("default", "choose_from")[(index // 3) % 2]
             texts.extend(row.prefix for row in build_rows(head, fact.question, options, style))
     return texts

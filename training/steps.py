@@ -16,7 +16,8 @@ from vqa_demo.config import RunConfig
 from vqa_demo.data import MCSplit
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.forward import image_features
-from vqa_demo.scoring import variant_loss_terms
+from vqa_demo.head_strategy import HeadContext
+from vqa_demo.strategies import variant_loss_terms
 
 
 class NonFiniteLossError(RuntimeError):
@@ -39,13 +40,11 @@ class VariantModule(nn.Module):
         self.encoder = encoder
 
     def forward(self, inputs, questions, options, answers, label_smoothing: float = 0.0):
-        """``(summed loss, number of terms)``, see :func:`~vqa_demo.scoring.variant_loss_terms`."""
+        """``(summed loss, number of terms)``, see :func:`~vqa_demo.strategies.variant_loss_terms`."""
         cfg = self.run_config
         features = image_features(self.backbone.core, inputs, grad=True) if cfg.lora.vision else inputs
-        return variant_loss_terms(
-            self.backbone.core, self.head, cfg.head, self.encoder, questions, options, answers, features,
-            cfg.prompt.style, label_smoothing,
-        )  # fmt: skip
+        ctx = HeadContext(self.backbone.core, self.encoder, cfg.head, cfg.prompt.style, self.head)
+        return variant_loss_terms(ctx, questions, options, answers, features, label_smoothing)
 
 
 class FeatureCache:

@@ -59,10 +59,9 @@ from vqa_demo.data import MCSplit, load_split
 from vqa_demo.distributed import Shard
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.evaluation import EvaluationResult, evaluate, write_evaluation
-from vqa_demo.heads import build_head
 from vqa_demo.matching import SentenceMatcher
 from vqa_demo.predictor import Predictor, Variant
-from vqa_demo.scoring import training_cuts
+from vqa_demo.strategies import build_head, training_cuts
 
 REPORT_TO = ("none", "tensorboard", "wandb")
 

@@ -35,8 +35,8 @@ from vqa_demo.checkpoint_checks import (
     read_json_object,
 )
 from vqa_demo.config import RunConfig
-from vqa_demo.heads import build_head
 from vqa_demo.safety import UnsafeCheckpointError, refuse_pickles
+from vqa_demo.strategies import build_head, strategy_for
 
 RUN_CONFIG = "run_config.json"
 HEAD_FILE = "head.safetensors"
@@ -109,7 +109,8 @@ def check_variant_dir(directory: str | Path, backbone: Backbone | None = None) -
         raise CheckpointError(f"checkpoint directory {directory} does not exist")
     refuse_pickles(directory)
     config = read_run_config(directory)
-    required = list(ADAPTER_FILES) + ([HEAD_FILE] if config.head.head != "cond_gen" else [])
+    has_module = strategy_for(config.head).has_module
+    required = list(ADAPTER_FILES) + ([HEAD_FILE] if has_module else [])
     missing = [name for name in required if not (directory / name).is_file()]
     if missing:
         raise CheckpointError(f"{directory} is missing {', '.join(missing)}")
@@ -123,7 +124,7 @@ def check_variant_dir(directory: str | Path, backbone: Backbone | None = None) -
     check_adapter_weights(
         directory / ADAPTER_FILES[1], adapter_config, backbone.core if backbone is not None else None
     )
-    if config.head.head != "cond_gen":
+    if has_module:
         expected = None
         if backbone is not None:
             expected = build_head(config.head, backbone.hidden_size).state_dict()

@@ -1,4 +1,4 @@
-"""COND_GEN scoring: per-option log-likelihood from one shared prefix pass, and greedy generation.
+"""COND_GEN: per-option log-likelihood from one shared prefix pass, greedy generation, its strategy.
 
 The prefix (image + prompt) runs once per example with a KV cache; the cache is then gathered to one
 row per option and every option (its tokens + ``<eos>``) is scored in a single batched pass::
@@ -22,12 +22,20 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from transformers import PaliGemmaForConditionalGeneration
 
+from vqa_demo.config import HeadConfig
 from vqa_demo.encoding import EncodedRows, RowEncoder
 from vqa_demo.forward import lm_logits, prefix_forward
+from vqa_demo.head_strategy import HeadContext, HeadScores, HeadStrategy
+from vqa_demo.prediction import CondGenDetails
+from vqa_demo.prompts import PromptRow, cleaned, options_row
 from vqa_demo.scoring import option_grid
+
+# Cosine similarities live in [-1, 1]; a temperature spreads them into usable probabilities.
+COSINE_TEMPERATURE = 0.05
 
 
 @dataclass
@@ -72,6 +80,13 @@ def left_padded(rows: EncodedRows) -> EncodedRows:
     )
 
 
+def token_logprob_sum(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Summed log-probabilities ``float[R]`` of tokens ``ids long[R, L]`` where ``mask [R, L]`` is set,
+    under ``logits float[R, L, V]`` (position j predicts token j). Differentiable; never a loss."""
+    token_logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[..., None]).squeeze(-1)
+    return (token_logp * mask).sum(dim=1)
+
+
 def _continue(core, cache, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor):
     """Feed ``ids long[R, L]`` after the cached prefix; returns hidden ``float[R, L, D]`` and the cache."""
     out = core.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
@@ -106,9 +121,7 @@ def option_loglik(
 
     # Token j is predicted by the previous position: the last prefix token for j = 0.
     logits = torch.cat([state.last_logits[row_of, None], lm_logits(core, hidden[:, :-1])], dim=1)
-    token_logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[..., None]).squeeze(-1)
-    token_logp = token_logp * suffix_mask
-    total = token_logp.sum(dim=1)
+    total = token_logprob_sum(logits, ids, suffix_mask)
     mean = total / suffix_mask.sum(dim=1)
     return option_grid(total, options), option_grid(mean, options)
 
@@ -140,3 +153,90 @@ def greedy_generate(
         hidden, cache = _continue(core, cache, next_ids[:, None], mask, positions)
         next_ids = lm_logits(core, hidden[:, -1]).argmax(dim=-1)
     return generated
+
+
+def cond_gen_loss_terms(
+    ctx: HeadContext,
+    questions: list[str],
+    options: list[list[str]],
+    answers: list[int],
+    features: torch.Tensor,
+    label_smoothing: float = 0.0,
+) -> tuple[torch.Tensor, int]:
+    """Teacher-forced cross-entropy on the gold option text as the suffix (training only): the sum over
+    the suffix tokens of all B rows, and how many tokens that is."""
+    strategy = CondGenStrategy()
+    prompt_rows = [
+        strategy.prompt_rows(q, opts, ctx.prompt_style, answer_index=a)[0]
+        for q, opts, a in zip(questions, options, answers)
+    ]
+    rows = ctx.encoder.encode(prompt_rows, with_suffix=True).to(features.device)
+    hidden = prefix_forward(ctx.core, rows, features).last_hidden_state
+    # Only suffix positions are projected onto the vocabulary (image tokens would dominate the cost).
+    labels = rows.labels[:, 1:]
+    scored = labels != -100
+    logits = lm_logits(ctx.core, hidden[:, :-1][scored])
+    total = torch.nn.functional.cross_entropy(
+        logits, labels[scored], label_smoothing=label_smoothing, reduction="sum"
+    )
+    return total, int(scored.sum())
+
+
+class CondGenStrategy(HeadStrategy):
+    """Generate an answer, and score every option by its log-likelihood as the suffix (no head module)."""
+
+    name = "cond_gen"
+    generates_text = True
+    token_level_loss = True
+    attribution_suffix = True
+
+    def prompt_rows(self, question, options, style="default", answer_index=None) -> list[PromptRow]:
+        question, options = cleaned(question, options)
+        suffix = options[answer_index] if answer_index is not None else None
+        return [options_row(question, options, style, lettered=False, suffix=suffix)]
+
+    def scores(self, ctx, questions, options, features) -> HeadScores:
+        """The configured score (``cond_gen_scoring``) decides; all three are kept per example."""
+        cfg: HeadConfig = ctx.head_config
+        rows = [self.prompt_rows(q, o, ctx.prompt_style)[0] for q, o in zip(questions, options)]
+        rows = ctx.encoder.encode(rows, with_suffix=False).to(features.device)
+        state = run_prefix(ctx.core, rows, features)
+        loglik_sum, loglik_mean = option_loglik(ctx.core, ctx.encoder, state, options)
+        generated_ids = greedy_generate(ctx.core, state, ctx.encoder.eos_id, cfg.max_new_tokens)
+        tokenizer = ctx.encoder.tokenizer
+        generated = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in generated_ids]
+        cosine = ctx.matcher.cosine_scores(generated, options)
+        by_scoring = {
+            "loglik_mean": loglik_mean.cpu().numpy(),
+            "loglik_sum": loglik_sum.cpu().numpy(),
+            "cosine": cosine,
+        }
+        details = [
+            CondGenDetails(
+                generated_text=generated[b],
+                cosine=cosine[b, : len(opts)],
+                cosine_choice=int(np.argmax(cosine[b, : len(opts)])),
+                loglik_sum=by_scoring["loglik_sum"][b, : len(opts)],
+                loglik_mean=by_scoring["loglik_mean"][b, : len(opts)],
+                scoring=cfg.cond_gen_scoring,
+            )
+            for b, opts in enumerate(options)
+        ]
+        # Only text that skipped the input layer's option limit can exceed the answer budget.
+        options_cut = [any(ctx.encoder.suffix(text)[1] for text in opts) for opts in options]
+        truncated = [rows.truncated[b] or options_cut[b] for b in range(len(options))]
+        temperature = COSINE_TEMPERATURE if cfg.cond_gen_scoring == "cosine" else 1.0
+        return HeadScores(by_scoring[cfg.cond_gen_scoring], truncated, temperature, details)
+
+    def loss_terms(self, ctx, questions, options, answers, features, label_smoothing=0.0):
+        return cond_gen_loss_terms(ctx, questions, options, answers, features, label_smoothing)
+
+    def attribution_row(self, question, options, target, style) -> PromptRow:
+        """The prompt with the target option as its suffix (teacher forcing)."""
+        return self.prompt_rows(question, options, style, answer_index=target)[0]
+
+    def target_score(self, ctx, hidden, attention_mask, labels, targets, num_options) -> torch.Tensor:
+        """Summed log-probabilities of the suffix tokens (the target option and ``<eos>``): the same
+        number as the cached :func:`option_loglik`'s sum."""
+        gold = labels[:, 1:]
+        return token_logprob_sum(lm_logits(ctx.core, hidden[:, :-1]), gold.clamp(min=0), gold != -100)

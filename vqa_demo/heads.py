@@ -5,14 +5,13 @@ Contracts:
 - MULTI_CLASS maps pooled ``float[B,D]`` to ``float[B,K]``;
 - SWAG maps ``float[B*K,D]`` rows to one logit each, reshaped to ``float[B,K]`` like ``BertForMultipleChoice``.
 COND_GEN has no head of its own: it scores options with the language-model head (see cond_gen.py).
+Which head a variant gets is its strategy's ``build_head`` (:mod:`vqa_demo.strategies`).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-
-from vqa_demo.config import HeadConfig
 
 
 def last_real_index(mask: torch.Tensor) -> torch.Tensor:
@@ -106,15 +105,3 @@ class SwagHead(nn.Module):
         """
         logits, weights = self.row_scores(hidden, mask)
         return logits.view(-1, num_options), weights
-
-
-HEADS: dict[str, type[nn.Module] | None] = {"cond_gen": None, "multi_class": MultiClassHead, "swag": SwagHead}
-
-
-def build_head(cfg: HeadConfig, hidden_size: int) -> nn.Module | None:
-    """The trainable head module for ``cfg`` (None for cond_gen, which uses the LM head)."""
-    if cfg.head == "multi_class":
-        return MultiClassHead(hidden_size, cfg.pooling, cfg.num_options)
-    if cfg.head == "swag":
-        return SwagHead(hidden_size, cfg.pooling)
-    return None

@@ -1,4 +1,6 @@
-"""The prompt formats of the three heads, and the user-text cleaning they rely on.
+"""The prompt formats' building blocks, and the user-text cleaning they rely on.
+
+Which rows a head uses is its strategy's choice (:mod:`vqa_demo.strategies`, ``build_rows``).
 
 A prompt is returned in three parts (``head``, ``question``, ``tail``) so that the encoder can shorten
 the question alone when the text budget is exceeded, keeping the options and the answer cue intact.
@@ -54,31 +56,48 @@ def clean_option(text: str) -> str:
     return clean_text(text).translate(_OPTION_BARS)
 
 
-def _option_list(options: list[str], lettered: bool, joiner: str) -> str:
-    if lettered:
-        return joiner.join(f"{LETTERS[i]}) {opt}" for i, opt in enumerate(options))
-    return joiner.join(options)
+@dataclass(frozen=True)
+class PromptFormat:
+    """The fixed words around a prompt's question and options in one prompt style."""
+
+    lead: str
+    joiner: str
+    cue: str
+    options_intro: str
+    hypothesis_intro: str
 
 
-def build_rows(
-    head: str, question: str, options: list[str], style: str = "default", answer_index: int | None = None
-) -> list[PromptRow]:
-    """Prompt rows for one example: 1 row for cond_gen and multi_class, K rows for swag.
+FORMATS = {
+    "default": PromptFormat("", " | ", "\nAnswer:", "\nOptions: ", "\nHypothesis: "),
+    "choose_from": PromptFormat("answer en ", " \t ", "", " choose from: ", " hypothesis: "),
+}
 
-    ``answer_index`` (0-based) sets the cond_gen suffix for training; classifiers take no suffix.
-    """
+
+def prompt_format(style: str) -> PromptFormat:
+    """The words of ``style``; any other style reads as ``"default"``."""
+    return FORMATS.get(style, FORMATS["default"])
+
+
+def cleaned(question: str, options: list[str]) -> tuple[str, list[str]]:
+    """The question and options as every prompt shows them; at most ``len(LETTERS)`` options."""
     if len(options) > len(LETTERS):
         raise ValueError(f"at most {len(LETTERS)} options are supported, got {len(options)}")
-    question = clean_text(question)
-    options = [clean_option(o) for o in options]
-    if style == "choose_from":
-        lead, joiner, cue = "answer en ", " \t ", ""
-        tail_intro, hyp_intro = " choose from: ", " hypothesis: "
+    return clean_text(question), [clean_option(o) for o in options]
+
+
+def options_row(
+    question: str, options: list[str], style: str, lettered: bool, suffix: str | None = None
+) -> PromptRow:
+    """One row showing the question and all options (lettered ``A)`` ... or bare), then the cue."""
+    fmt = prompt_format(style)
+    if lettered:
+        listed = fmt.joiner.join(f"{LETTERS[i]}) {opt}" for i, opt in enumerate(options))
     else:
-        lead, joiner, cue = "", " | ", "\nAnswer:"
-        tail_intro, hyp_intro = "\nOptions: ", "\nHypothesis: "
-    if head == "swag":
-        return [PromptRow(lead, question, hyp_intro + option) for option in options]
-    tail = tail_intro + _option_list(options, lettered=head == "multi_class", joiner=joiner) + cue
-    suffix = options[answer_index] if head == "cond_gen" and answer_index is not None else None
-    return [PromptRow(lead, question, tail, suffix)]
+        listed = fmt.joiner.join(options)
+    return PromptRow(fmt.lead, question, fmt.options_intro + listed + fmt.cue, suffix)
+
+
+def hypothesis_rows(question: str, options: list[str], style: str) -> list[PromptRow]:
+    """One row per option: the question, then the option as a hypothesis."""
+    fmt = prompt_format(style)
+    return [PromptRow(fmt.lead, question, fmt.hypothesis_intro + option) for option in options]

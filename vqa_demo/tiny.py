@@ -13,8 +13,8 @@ import torch
 
 from vqa_demo.backbone import Backbone, add_lora, build_tiny_backbone
 from vqa_demo.config import VARIANTS, BackboneConfig, HeadConfig, LoraSettings, RunConfig
-from vqa_demo.heads import build_head
 from vqa_demo.predictor import Predictor, Variant
+from vqa_demo.strategies import build_head
 
 
 class TrigramMatcher:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from vqa_demo.predictor import Predictor
-from vqa_demo.prompts import build_rows
+from vqa_demo.strategies import strategy_for
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.model_card import DOMAIN_NOTE, SWITCH_TO_PALIGEMMA, ModelCard
 
@@ -51,7 +51,7 @@ def seen_prompts(
     seen: dict[str, str] = {}
     for name in variants:
         config = predictor.variants[name].config
-        rows = build_rows(config.head.head, question, list(options), config.prompt.style)
+        rows = strategy_for(config.head).prompt_rows(question, list(options), config.prompt.style)
         encoder = predictor.encoder_for(config)
         text, truncated = encoder.prefix_text(rows[0])
         if truncated:

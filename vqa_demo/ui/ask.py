@@ -21,12 +21,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 
 from vqa_demo.inputs import InputError, check_option_count, prepare_image, prepare_question
 from vqa_demo.predictor import VariantPrediction
 from vqa_demo.prompts import LETTERS
+from vqa_demo.strategies import strategy_for
 from vqa_demo.ui.assets import Example
 from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
@@ -122,15 +122,15 @@ def cond_gen_markdown(options: list[str], predictions: dict[str, VariantPredicti
     """COND_GEN's generated text and its per-option cosine and log-likelihood scores, as Markdown."""
     blocks = []
     for name, p in predictions.items():
-        extras = p.extras
-        if "generated_text" not in extras:
+        details = p.cond_gen
+        if details is None:
             continue
-        generated = extras["generated_text"] or "(nothing)"
-        cosine_choice = int(extras.get("cosine_choice", int(np.argmax(extras["cosine"]))))
+        generated = details.generated_text or "(nothing)"
+        cosine_choice = details.cosine_choice
         lines = [
             f"**{name}** generated “{generated}” · nearest option by cosine: "
             f"**{option_label(cosine_choice, options[cosine_choice], 40)}** · "
-            f"decided by `{extras.get('scoring', 'loglik_mean')}`: **{option_label(p.choice, options[p.choice], 40)}**",
+            f"decided by `{details.scoring}`: **{option_label(p.choice, options[p.choice], 40)}**",
             "",
             "| option | cosine | log-lik (mean/token) | log-lik (sum) |",
             "|---|---:|---:|---:|",
@@ -138,8 +138,8 @@ def cond_gen_markdown(options: list[str], predictions: dict[str, VariantPredicti
         for k, option in enumerate(options):
             mark = " ✔" if k == p.choice else ""
             lines.append(
-                f"| {option_label(k, option, 40)}{mark} | {extras['cosine'][k]:.3f} | "
-                f"{extras['loglik_mean'][k]:.3f} | {extras['loglik_sum'][k]:.2f} |"
+                f"| {option_label(k, option, 40)}{mark} | {details.cosine[k]:.3f} | "
+                f"{details.loglik_mean[k]:.3f} | {details.loglik_sum[k]:.2f} |"
             )
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
@@ -264,10 +264,11 @@ class AskCallbacks:
 
     def variant_info(self, name: str) -> str:
         info = self.holder.info(name)
-        if info.head == "cond_gen":
+        strategy = strategy_for(info.config.head)
+        if strategy.generates_text:
             text = "generates, then scores options by likelihood"
         else:
-            kind = "one K-way classifier" if info.head == "multi_class" else "one score per option"
+            kind = "one score per option" if strategy.rows_per_option else "one K-way classifier"
             text = f"{kind}, {info.config.head.pooling.replace('_', '-')} pooling"
         standing = self.card.standings.get(name) if self.card else None
         if standing is None:

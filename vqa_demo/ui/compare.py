@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from vqa_demo.config import VARIANTS
+from vqa_demo.strategies import STRATEGIES
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.chance import chance_level, is_chance_level
 from vqa_demo.ui.plots import (
@@ -36,7 +37,6 @@ MCNEMAR_COLUMNS = [
     "Holm-adjusted p",
     "reading",
 ]
-TOKEN_LEVEL_HEADS = {"cond_gen"}  # trained with token-level LM loss, not a K-way cross-entropy
 
 
 def comparison_data(assets: AppAssets) -> dict[str, Any]:
@@ -153,7 +153,8 @@ def mcnemar_table(mcnemar: dict[str, dict], alpha: float = 0.05) -> pd.DataFrame
 def token_level(name: str) -> bool:
     """Whether ``name``'s training loss is a per-token LM loss (not comparable with K-way cross-entropy)."""
     head = VARIANTS.get(name, (name.split("-", 1)[0], None))[0]
-    return head in TOKEN_LEVEL_HEADS
+    strategy = STRATEGIES.get(head)
+    return strategy is not None and strategy.token_level_loss
 
 
 def build_compare_tab(assets: AppAssets) -> dict[str, Any]:

@@ -16,13 +16,14 @@ from typing import Any
 from PIL import Image
 
 from vqa_demo.explain import attribute
+from vqa_demo.prediction import AttentionMap
 from vqa_demo.predictor import Predictor, VariantPrediction
 from vqa_demo.ui.ask import AskResult
 from vqa_demo.ui.error_data import option_text
 from vqa_demo.ui.explain_view import ExplainCallbacks, attention_view
 from vqa_demo.ui.session_memory import keep_image
 
-PER_OPTION_ROW = "chosen option"  # extras["attention"]["row"] of heads with one prompt row per option
+PER_OPTION_ROW = "chosen option"  # AttentionMap.row of heads with one prompt row per option
 
 
 @dataclass
@@ -35,7 +36,7 @@ class LiveRun:
     options: list[str]
     gold: int
     predictions: dict[str, VariantPrediction]
-    gold_attention: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gold_attention: dict[str, AttentionMap] = field(default_factory=dict)
 
     def as_ask_result(self, predictor: Predictor) -> AskResult:
         """The run as the Ask tab's result, so the Explain section's rendering applies unchanged."""
@@ -51,14 +52,14 @@ def live_run(predictor: Predictor, record: dict[str, Any], image: Image.Image, n
     predictions = predictor.predict(image, record["question"], options, names)
     run = LiveRun(int(record["index"]), image, record["question"], options, gold, predictions)
     for name, prediction in predictions.items():
-        attention = prediction.extras.get("attention")
-        if attention is None or attention.get("row") != PER_OPTION_ROW:
+        attention = prediction.attention
+        if attention is None or attention.row != PER_OPTION_ROW:
             continue
         if prediction.choice == gold:
             run.gold_attention[name] = attention
         else:
             alone = predictor.predict(image, record["question"], [options[gold]], [name])[name]
-            run.gold_attention[name] = alone.extras["attention"]
+            run.gold_attention[name] = alone.attention
     return run
 
 
@@ -66,11 +67,11 @@ def score_line(run: LiveRun, variant: str, option: int) -> str:
     """What ``variant`` gave ``option`` now: its probability, and COND_GEN's log-likelihoods."""
     prediction = run.predictions[variant]
     line = f"{variant} gives it **{prediction.probabilities[option]:.0%}** (score {prediction.option_scores[option]:.3f})"
-    extras = prediction.extras
-    if "loglik_mean" in extras:
+    details = prediction.cond_gen
+    if details is not None:
         line += (
-            f"; log-likelihood {extras['loglik_mean'][option]:.2f} per token, "
-            f"{extras['loglik_sum'][option]:.2f} in all"
+            f"; log-likelihood {details.loglik_mean[option]:.2f} per token, "
+            f"{details.loglik_sum[option]:.2f} in all"
         )
     return line + "."
 
@@ -88,19 +89,19 @@ def side_views(run: LiveRun | None, variant: str | None, opacity: float) -> tupl
     )
     if choice == gold:
         chosen_title += " Answered now, the variant gets this example right (the stored run did not)."
-    if "generated_text" in prediction.extras:
-        chosen_title += f" It generated “{prediction.extras['generated_text']}”."
-    attention = prediction.extras.get("attention")
+    if prediction.cond_gen is not None:
+        chosen_title += f" It generated “{prediction.cond_gen.generated_text}”."
+    attention = prediction.attention
     if attention is None:
         why = (
             "COND_GEN scores the options by likelihood and has no pooling weights"
-            if "loglik_mean" in prediction.extras
+            if prediction.cond_gen is not None
             else f"{variant} pools the last token and has no pooling weights"
         )
         note = f" {why}; compute an attribution below to see what drove each score."
         return None, None, gold_title + note, None, None, chosen_title + note
     chosen_image, chosen_tokens, chosen_caption = attention_view(run.image, attention, opacity)
-    if attention.get("row") == PER_OPTION_ROW and variant in run.gold_attention:
+    if attention.row == PER_OPTION_ROW and variant in run.gold_attention:
         gold_image, gold_tokens, gold_caption = attention_view(
             run.image, run.gold_attention[variant], opacity
         )

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from vqa_demo.explain import Attribution, colormap, heatmap_overlay
+from vqa_demo.explain import Attribution
+from vqa_demo.heatmaps import colormap, heatmap_overlay
+from vqa_demo.prediction import AttentionMap
 
 DISPLAY_SIDE = 384  # small images are enlarged to this long side before painting
 VIEWS = ("Patch grid", "Smooth")
@@ -85,13 +87,11 @@ def attribution_explanation(attribution: Attribution, side: int, view: str) -> E
     )
 
 
-def pooling_explanation(attention: dict) -> Explanation:
+def pooling_explanation(attention: AttentionMap) -> Explanation:
     """Attentive pooling weights: the patch grid and the text tokens are one softmax, so they share a scale."""
-    grid = np.asarray(attention["image_grid"], dtype=np.float32)
-    weights = np.asarray(attention["token_weights"], dtype=np.float32)
-    return Explanation(
-        grid, list(attention["tokens"]), weights, "pooling weight per image patch and text token"
-    )
+    grid = np.asarray(attention.image_grid, dtype=np.float32)
+    weights = np.asarray(attention.token_weights, dtype=np.float32)
+    return Explanation(grid, list(attention.tokens), weights, "pooling weight per image patch and text token")
 
 
 def paint(image: Image.Image, explanation: Explanation, opacity: float, view: str) -> Image.Image | None:

@@ -15,7 +15,9 @@ from typing import Any
 
 import gradio as gr
 
-from vqa_demo.explain import METHODS, attribute, attribute_until_complete, heatmap_overlay
+from vqa_demo.explain import METHODS, attribute, attribute_until_complete
+from vqa_demo.heatmaps import heatmap_overlay
+from vqa_demo.prediction import AttentionMap
 from vqa_demo.ui.ask import AskResult, status_error
 from vqa_demo.ui.explain_render import (
     DISPLAY_SIDE,
@@ -41,8 +43,8 @@ assert set(METHOD_LABELS.values()) == set(METHODS)
 MAX_STEPS, TOLERANCE = 128, 0.05
 
 
-def attention_view(image, attention: dict, opacity: float) -> tuple[Any, list, str]:
-    """(heatmap image, highlighted tokens, caption) from a prediction's ``extras["attention"]``.
+def attention_view(image, attention: AttentionMap, opacity: float) -> tuple[Any, list, str]:
+    """(heatmap image, highlighted tokens, caption) from a prediction's pooling weights.
 
     For ``gr.HighlightedText``: image and tokens are divided by one shared peak (the largest weight
     over patches and tokens together), so their brightness compares.
@@ -54,8 +56,8 @@ def attention_view(image, attention: dict, opacity: float) -> tuple[Any, list, s
         (t, round(float(w) / peak, 4) if peak > 0 else 0.0) for t, w in zip(tokens, explanation.token_values)
     ]
     caption = (
-        f"Pooling weight on the image: **{attention['image_mass']:.0%}**, on the text: "
-        f"**{1 - attention['image_mass']:.0%}** (row: {attention.get('row', 'prompt')}). "
+        f"Pooling weight on the image: **{attention.image_mass:.0%}**, on the text: "
+        f"**{1 - attention.image_mass:.0%}** (row: {attention.row}). "
         "Brighter patches and redder tokens weigh more, on one scale."
     )
     if explanation.image.ndim != 2:
@@ -102,7 +104,7 @@ class ExplainCallbacks:
     def attentive_variants(result: AskResult | None) -> list[str]:
         if result is None:
             return []
-        return [n for n, p in result.predictions.items() if "attention" in p.extras]
+        return [n for n, p in result.predictions.items() if p.attention is not None]
 
     def refresh(self, result: AskResult | None, opacity: float, view: str = VIEWS[0]) -> tuple:
         """After an answer: fill the pickers (best meaningful variant first), paint its heatmap, clear the old attribution."""
@@ -132,11 +134,7 @@ class ExplainCallbacks:
         """(heatmap image, token HTML, legend + caption) for ``variant``'s pooling weights."""
         if result is None:
             return None, "", "Answer a question first."
-        if (
-            not variant
-            or variant not in result.predictions
-            or "attention" not in result.predictions[variant].extras
-        ):
+        if not variant or variant not in result.predictions or result.predictions[variant].attention is None:
             return (
                 None,
                 "",
@@ -145,11 +143,11 @@ class ExplainCallbacks:
         display = result.image.display  # read once: the memory may drop it meanwhile
         if display is None:
             return None, "", image_gone(result)
-        attention = result.predictions[variant].extras["attention"]
+        attention = result.predictions[variant].attention
         explanation = pooling_explanation(attention)
         caption = (
-            f"Pooling weight on the image: **{attention['image_mass']:.0%}**, on the text: "
-            f"**{1 - attention['image_mass']:.0%}** (row: {attention.get('row', 'prompt')})."
+            f"Pooling weight on the image: **{attention.image_mass:.0%}**, on the text: "
+            f"**{1 - attention.image_mass:.0%}** (row: {attention.row})."
         )
         if explanation.image.ndim != 2:
             caption += " The image tokens do not form a square grid, so no heatmap."

@@ -35,7 +35,7 @@ from functools import cache
 import torch
 from PIL import Image
 
-from vqa_demo.explain import OVERLAY_MAX_SIDE, fit_long_side
+from vqa_demo.heatmaps import OVERLAY_MAX_SIDE, fit_long_side
 
 # Below this many decoded bytes an image's buffers are small enough for malloc's bins (no trim).
 TRIM_AFTER_BYTES = 16 * 1024 * 1024

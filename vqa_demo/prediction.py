@@ -1,0 +1,125 @@
+"""What a prediction carries: one variant's answer to one example, with typed per-head details.
+
+The serialized form (:meth:`VariantPrediction.to_dict`: per-example JSONL files, the ``/answer``
+JSON) keeps the layout saved files and API clients know, the details under ``"extras"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class CondGenDetails:
+    """COND_GEN's generated text and its per-option scores ``float[K]``; ``scoring`` names the one
+    that decided the choice, ``cosine_choice`` is the option nearest the generated text."""
+
+    generated_text: str
+    cosine: np.ndarray
+    cosine_choice: int
+    loglik_sum: np.ndarray
+    loglik_mean: np.ndarray
+    scoring: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generated_text": self.generated_text,
+            "cosine": self.cosine,
+            "cosine_choice": self.cosine_choice,
+            "loglik_sum": self.loglik_sum,
+            "loglik_mean": self.loglik_mean,
+            "scoring": self.scoring,
+        }
+
+
+@dataclass
+class AttentionMap:
+    """Attentive pooling weights of one prompt row: ``image_grid float[g, g]`` (row-major patches),
+    the row's text ``tokens`` with ``token_weights float[T]``, ``image_mass`` (the share of weight on
+    the image) and which ``row`` it is (``"prompt"`` or ``"chosen option"``)."""
+
+    image_grid: np.ndarray
+    tokens: list[str]
+    token_weights: np.ndarray
+    image_mass: float
+    row: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image_grid": self.image_grid,
+            "tokens": self.tokens,
+            "token_weights": self.token_weights,
+            "image_mass": self.image_mass,
+            "row": self.row,
+        }
+
+
+@dataclass
+class VariantPrediction:
+    """One variant's answer to one example.
+
+    option_scores float[K] (higher is better; the choice is their argmax), probabilities float[K]
+    (softmax over option_scores, for COND_GEN's cosine scoring after a temperature); ``cond_gen``
+    (COND_GEN variants) and ``attention`` (attentive pooling) are None where absent.
+    """
+
+    variant: str
+    option_scores: np.ndarray
+    probabilities: np.ndarray
+    choice: int
+    cond_gen: CondGenDetails | None = None
+    attention: AttentionMap | None = None
+    seconds: float = 0.0
+    truncated: bool = False
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """The details as the serialized form holds them (``to_dict()["extras"]``, arrays kept)."""
+        extras = self.cond_gen.to_dict() if self.cond_gen is not None else {}
+        if self.attention is not None:
+            extras["attention"] = self.attention.to_dict()
+        return extras
+
+    @classmethod
+    def from_extras(
+        cls, variant: str, option_scores, probabilities, choice: int, extras: dict[str, Any], **fields
+    ) -> VariantPrediction:
+        """A prediction from the serialized ``extras`` layout (the inverse of :attr:`extras`)."""
+        details = {k: v for k, v in extras.items() if k != "attention"}
+        cond_gen = CondGenDetails(**details) if details else None
+        attention = AttentionMap(**extras["attention"]) if "attention" in extras else None
+        return cls(variant, option_scores, probabilities, choice, cond_gen, attention, **fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain(
+            {
+                "variant": self.variant,
+                "option_scores": self.option_scores,
+                "probabilities": self.probabilities,
+                "choice": self.choice,
+                "extras": self.extras,
+                "seconds": self.seconds,
+                "truncated": self.truncated,
+            }
+        )
+
+
+def plain(value):
+    """``value`` with numpy arrays turned into lists, recursively (JSON-ready)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def softmax_np(scores: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis; -inf (padded options) gets probability 0."""
+    shifted = scores - np.max(scores, axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
