@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vqa_demo.cond_gen import option_loglik, run_prefix
+from vqa_demo.cond_gen import CondGenStrategy, option_loglik, run_prefix
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.forward import as_encoder_outputs, image_features
 from vqa_demo.predictor import Predictor
-from vqa_demo.prompts import build_rows
-from vqa_demo.scoring import classifier_scores
+
+COND_GEN = CondGenStrategy()
 
 
 @torch.no_grad()
@@ -48,7 +48,7 @@ def full_pass_option_loglik(
     ``features float[1,N,D]`` to reuse precomputed image features.
     """
     device = core.device
-    full = encoder.encode(build_rows("cond_gen", question, list(options), style, answer_index=k)).to(device)
+    full = encoder.encode(COND_GEN.prompt_rows(question, list(options), style, answer_index=k)).to(device)
     suffix_len = int((full.labels != -100).sum())
     inputs = {
         "input_ids": full.input_ids,
@@ -75,7 +75,7 @@ def shared_prefix_loglik(
 
     Returns ``(sum float[K], mean float[K], {"prefix_s", "options_s", "prefix_tokens"})``.
     """
-    rows = encoder.encode([build_rows("cond_gen", question, list(options), style)[0]], with_suffix=False)
+    rows = encoder.encode(COND_GEN.prompt_rows(question, list(options), style), with_suffix=False)
     rows = rows.to(features.device)
     start = time.perf_counter()
     state = run_prefix(core, rows, features)
@@ -101,15 +101,10 @@ def _sync(device) -> None:
 def swag_sequential(predictor: Predictor, name: str, question: str, options: Sequence[str], features):
     """SWAG with one forward per option row (``float[K]``)."""
     variant = predictor.variants[name]
-    encoder = predictor.encoder_for(variant.config)
-    core = predictor.backbone.core
+    ctx = predictor.context(variant)
     scores = [
-        classifier_scores(
-            core, variant.head, variant.config.head, encoder, [question], [[opt]], features,
-            variant.config.prompt.style,
-        ).scores[0, 0]
-        for opt in options
-    ]  # fmt: skip
+        variant.strategy.classifier_scores(ctx, [question], [[opt]], features).scores[0, 0] for opt in options
+    ]
     return torch.stack(scores).float().cpu().numpy()
 
 
@@ -117,10 +112,9 @@ def swag_sequential(predictor: Predictor, name: str, question: str, options: Seq
 def swag_batched(predictor: Predictor, name: str, question: str, options: Sequence[str], features):
     """SWAG as the engine runs it: all K option rows in one forward (``float[K]``)."""
     variant = predictor.variants[name]
-    out = classifier_scores(
-        predictor.backbone.core, variant.head, variant.config.head, predictor.encoder_for(variant.config),
-        [question], [list(options)], features, variant.config.prompt.style,
-    )  # fmt: skip
+    out = variant.strategy.classifier_scores(
+        predictor.context(variant), [question], [list(options)], features
+    )
     return out.scores[0].float().cpu().numpy()
 
 
@@ -141,11 +135,8 @@ def predict_vision_per_option(
         with predictor.activate(variant):
             per_row = [image_features(core, pixels) for _ in options]
             features = per_row[-1]
-            if variant.head_name == "cond_gen":
-                predictions = predictor._cond_gen(variant, [question], [list(options)], features)
-            else:
-                predictions = predictor._classifier(variant, [question], [list(options)], features)
-        scores[name] = predictions[0].option_scores
+            out = variant.strategy.scores(predictor.context(variant), [question], [list(options)], features)
+        scores[name] = out.scores[0, : len(options)]
     return scores
 
 
@@ -156,7 +147,7 @@ def greedy_text_hf(predictor: Predictor, name: str, question: str, options: Sequ
     encoder = predictor.encoder_for(variant.config)
     core = predictor.backbone.core
     rows = encoder.encode(
-        [build_rows("cond_gen", question, list(options), variant.config.prompt.style)[0]], with_suffix=False
+        COND_GEN.prompt_rows(question, list(options), variant.config.prompt.style), with_suffix=False
     ).to(core.device)
     out = core.generate(
         input_ids=rows.input_ids,
@@ -191,9 +182,9 @@ def naive_predict_item(
     for name in names:
         variant = predictor.variants[name]
         config = variant.config
-        encoder = predictor.encoder_for(config)
-        with predictor.unmerged(), predictor.activate(variant):
-            if variant.head_name == "cond_gen":
+        encoder, ctx, strategy = predictor.encoder_for(config), predictor.context(variant), variant.strategy
+        with predictor.adapters.unmerged(), predictor.activate(variant):
+            if strategy.generates_text:
                 pairs = [
                     full_pass_option_loglik(
                         core, encoder, question, options, k, config.prompt.style, pixels=pixels
@@ -208,20 +199,17 @@ def naive_predict_item(
                     "cosine": np.asarray(cosine),
                 }
                 out[name] = {"option_scores": by_rule[config.head.cond_gen_scoring], "generated_text": text}
-            elif variant.head_name == "swag":
+            elif strategy.rows_per_option:
                 scores = [
-                    classifier_scores(
-                        core, variant.head, config.head, encoder, [question], [[opt]],
-                        image_features(core, pixels), config.prompt.style,
-                    ).scores[0, 0].item()
+                    strategy.classifier_scores(ctx, [question], [[opt]], image_features(core, pixels))
+                    .scores[0, 0]
+                    .item()
                     for opt in options
-                ]  # fmt: skip
+                ]
                 out[name] = {"option_scores": np.array(scores), "generated_text": None}
             else:
-                scores = classifier_scores(
-                    core, variant.head, config.head, encoder, [question], [list(options)],
-                    image_features(core, pixels), config.prompt.style,
-                ).scores[0]  # fmt: skip
+                features = image_features(core, pixels)
+                scores = strategy.classifier_scores(ctx, [question], [list(options)], features).scores[0]
                 out[name] = {"option_scores": scores.float().cpu().numpy(), "generated_text": None}
     return out
 

@@ -47,8 +47,8 @@ from benchmarks.naive import full_pass_option_loglik, max_abs_diff, shared_prefi
 from vqa_demo.config import HeadConfig
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.forward import image_features
-from vqa_demo.heads import build_head
-from vqa_demo.scoring import classifier_scores
+from vqa_demo.head_strategy import HeadContext
+from vqa_demo.strategies import build_head, strategy_for
 
 # PaliGemma 2 3B-224: Gemma 2 2B + SigLIP So400m/14 at 224 px.
 REAL_TEXT = dict(
@@ -227,16 +227,14 @@ class Scorer:
 
     def swag(self, head, item, features, options, batched: bool) -> dict:
         cfg = HeadConfig(head="swag", pooling="last_token")
+        ctx, strategy = HeadContext(self.core, self.encoder, cfg, module=head), strategy_for(cfg)
         start = now(self.device)
         with torch.no_grad():
             if batched:
-                scores = classifier_scores(
-                    self.core, head, cfg, self.encoder, [item.question], [options], features
-                )
-                scores = scores.scores[0]
+                scores = strategy.classifier_scores(ctx, [item.question], [options], features).scores[0]
             else:
                 scores = torch.stack([
-                    classifier_scores(self.core, head, cfg, self.encoder, [item.question], [[o]], features).scores[0, 0]
+                    strategy.classifier_scores(ctx, [item.question], [[o]], features).scores[0, 0]
                     for o in options
                 ])  # fmt: skip
         return {"scores": scores.float().cpu().numpy(), "total_s": now(self.device) - start}

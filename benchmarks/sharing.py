@@ -115,7 +115,7 @@ def bench_vision(predictor, item, names, repeats, agreement) -> dict:
 
 
 def bench_swag(predictor, item, features, repeats, agreement) -> dict:
-    swag = [n for n, v in predictor.variants.items() if v.head_name == "swag"]
+    swag = [n for n, v in predictor.variants.items() if v.strategy.rows_per_option]
 
     def run(scorer):
         out = {}
@@ -137,7 +137,7 @@ def bench_swag(predictor, item, features, repeats, agreement) -> dict:
 
 
 def bench_cond_gen(predictor, item, features, repeats, agreement) -> dict:
-    name = next(n for n, v in predictor.variants.items() if v.head_name == "cond_gen")
+    name = next(n for n, v in predictor.variants.items() if v.strategy.generates_text)
     variant = predictor.variants[name]
     core, encoder, style = (
         predictor.backbone.core,
@@ -178,7 +178,7 @@ def bench_merged(predictor, split, names, repeats, agreement) -> dict:
     """(e): the same batched evaluation with adapters merged vs through peft's LoRA branch."""
 
     def run_unmerged():
-        with predictor.unmerged():
+        with predictor.adapters.unmerged():
             return evaluate(predictor, split, names, batch_size=16, progress=False)
 
     candidates = {
@@ -197,8 +197,8 @@ def bench_merged(predictor, split, names, repeats, agreement) -> dict:
     return {
         **speedup(samples["naive"], samples["optimised"]),
         **flop_ratio(candidates["naive"], candidates["optimised"]),
-        "merged": predictor.merged is not None,
-        "unmerged_reason": predictor.unmerged_reason,
+        "merged": predictor.adapters.merged is not None,
+        "unmerged_reason": predictor.adapters.unmerged_reason,
         "samples": samples,
     }
 

@@ -37,12 +37,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.common import Targets, add_common_args, finish, setup, stats, table
 from benchmarks.models import build_backbone, make_items
 from vqa_demo.backbone import add_lora, load_backbone
-from vqa_demo.config import BackboneConfig, HeadConfig, LoraSettings
+from vqa_demo.config import HEAD_NAMES, BackboneConfig, HeadConfig, LoraSettings
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.forward import image_features
-from vqa_demo.heads import build_head
+from vqa_demo.head_strategy import HeadContext
 from vqa_demo.loading import DEFAULT_BASE
-from vqa_demo.scoring import variant_loss
+from vqa_demo.strategies import STRATEGIES, build_head, strategy_for, variant_loss
 
 
 def matmul_peak(n: int = 2048, iterations: int = 10) -> dict[str, float]:
@@ -99,7 +99,8 @@ def main(args: argparse.Namespace) -> int:
 
     def forward_backward():
         features = image_features(core, pixels) if args.with_vision else cached
-        loss = variant_loss(core, head, head_cfg, encoder, questions, options, answers, features)
+        ctx = HeadContext(core, encoder, head_cfg, module=head)
+        loss = variant_loss(ctx, questions, options, answers, features)
         loss.backward()
         return loss
 
@@ -125,15 +126,14 @@ def main(args: argparse.Namespace) -> int:
     peak_after = matmul_peak(peak_n)
 
     # Tokens and the analytic 4NT estimate.
-    rows_per_example = len(options[0]) if args.variant == "swag" else 1
-    from vqa_demo.prompts import build_rows
-
+    strategy = strategy_for(head_cfg)
+    rows_per_example = len(options[0]) if strategy.rows_per_option else 1
     prompt_rows = [
         row
         for q, o, a in zip(questions, options, answers)
-        for row in build_rows(args.variant, q, o, answer_index=a if args.variant == "cond_gen" else None)
+        for row in strategy.prompt_rows(q, o, answer_index=a)
     ]
-    encoded = encoder.encode(prompt_rows, with_suffix=args.variant == "cond_gen")
+    encoded = encoder.encode(prompt_rows, with_suffix=strategy.token_level_loss)
     tokens = int(encoded.input_ids.numel())
     frozen_linear = sum(
         m.weight.numel()
@@ -141,7 +141,7 @@ def main(args: argparse.Namespace) -> int:
         if isinstance(m, torch.nn.Linear) and "lora_" not in name
     )
     analytic = 4 * frozen_linear * tokens
-    if args.variant == "cond_gen":
+    if strategy.token_level_loss:
         # cond_gen_loss projects every position but the last onto the vocabulary (forward + input grad).
         rows, length = encoded.input_ids.shape
         analytic += 4 * core.lm_head.weight.numel() * rows * (length - 1)
@@ -201,14 +201,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_common_args(parser, "training_throughput")
     parser.add_argument("--base", type=Path, default=DEFAULT_BASE, help="base model directory")
-    parser.add_argument("--variant", default="cond_gen", choices=["cond_gen", "multi_class", "swag"])
+    parser.add_argument("--variant", default="cond_gen", choices=list(HEAD_NAMES))
     parser.add_argument("--pooling", default=None, help="last_token or attentive (multi_class, swag)")
     parser.add_argument("--batch-size", type=int, default=0, help="examples per step (default 16, quick 4)")
     parser.add_argument("--steps", type=int, default=0, help="timed steps (default 10, quick 3)")
     parser.add_argument("--lora-r", type=int, default=8)
     parser.add_argument("--with-vision", action="store_true", help="run the frozen tower inside every step")
     args = parser.parse_args(argv)
-    if args.variant != "cond_gen" and args.pooling is None:
+    if args.pooling is None and STRATEGIES[args.variant].has_module:
         args.pooling = "last_token"
     return args
 
