@@ -29,7 +29,7 @@ from transformers import PaliGemmaForConditionalGeneration
 from vqa_demo.config import HeadConfig
 from vqa_demo.encoding import EncodedRows, RowEncoder
 from vqa_demo.forward import lm_logits, prefix_forward
-from vqa_demo.head_strategy import HeadContext, HeadScores, HeadStrategy
+from vqa_demo.head_strategy import HeadScores, HeadStrategy
 from vqa_demo.prediction import CondGenDetails
 from vqa_demo.prompts import PromptRow, cleaned, options_row
 from vqa_demo.scoring import option_grid
@@ -155,33 +155,6 @@ def greedy_generate(
     return generated
 
 
-def cond_gen_loss_terms(
-    ctx: HeadContext,
-    questions: list[str],
-    options: list[list[str]],
-    answers: list[int],
-    features: torch.Tensor,
-    label_smoothing: float = 0.0,
-) -> tuple[torch.Tensor, int]:
-    """Teacher-forced cross-entropy on the gold option text as the suffix (training only): the sum over
-    the suffix tokens of all B rows, and how many tokens that is."""
-    strategy = CondGenStrategy()
-    prompt_rows = [
-        strategy.prompt_rows(q, opts, ctx.prompt_style, answer_index=a)[0]
-        for q, opts, a in zip(questions, options, answers)
-    ]
-    rows = ctx.encoder.encode(prompt_rows, with_suffix=True).to(features.device)
-    hidden = prefix_forward(ctx.core, rows, features).last_hidden_state
-    # Only suffix positions are projected onto the vocabulary (image tokens would dominate the cost).
-    labels = rows.labels[:, 1:]
-    scored = labels != -100
-    logits = lm_logits(ctx.core, hidden[:, :-1][scored])
-    total = torch.nn.functional.cross_entropy(
-        logits, labels[scored], label_smoothing=label_smoothing, reduction="sum"
-    )
-    return total, int(scored.sum())
-
-
 class CondGenStrategy(HeadStrategy):
     """Generate an answer, and score every option by its log-likelihood as the suffix (no head module)."""
 
@@ -229,7 +202,22 @@ class CondGenStrategy(HeadStrategy):
         return HeadScores(by_scoring[cfg.cond_gen_scoring], truncated, temperature, details)
 
     def loss_terms(self, ctx, questions, options, answers, features, label_smoothing=0.0):
-        return cond_gen_loss_terms(ctx, questions, options, answers, features, label_smoothing)
+        """Teacher-forced cross-entropy on the gold option text as the suffix (training only): the sum over
+        the suffix tokens of all B rows, and how many tokens that is."""
+        prompt_rows = [
+            self.prompt_rows(q, opts, ctx.prompt_style, answer_index=a)[0]
+            for q, opts, a in zip(questions, options, answers)
+        ]
+        rows = ctx.encoder.encode(prompt_rows, with_suffix=True).to(features.device)
+        hidden = prefix_forward(ctx.core, rows, features).last_hidden_state
+        # Only suffix positions are projected onto the vocabulary (image tokens would dominate the cost).
+        labels = rows.labels[:, 1:]
+        scored = labels != -100
+        logits = lm_logits(ctx.core, hidden[:, :-1][scored])
+        total = torch.nn.functional.cross_entropy(
+            logits, labels[scored], label_smoothing=label_smoothing, reduction="sum"
+        )
+        return total, int(scored.sum())
 
     def attribution_row(self, question, options, target, style) -> PromptRow:
         """The prompt with the target option as its suffix (teacher forcing)."""

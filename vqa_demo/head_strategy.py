@@ -47,9 +47,11 @@ class PoolingRows:
     first: list[int]
     per_option: bool
 
-    def row_of(self, b: int, choice: int) -> int:
-        """The row that explains example ``b``'s ``choice``: the chosen option's, or the one prompt."""
-        return self.first[b] + (choice if self.per_option else 0)
+    def row(self, b: int, choice: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(input_ids long[T], weights float[T])`` of the row that explains example ``b``'s
+        ``choice``: the chosen option's row, or the one prompt row."""
+        row = self.first[b] + (choice if self.per_option else 0)
+        return self.rows.input_ids[row], self.weights[row]
 
     @property
     def label(self) -> str:

@@ -14,12 +14,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 from vqa_demo.adapter_switch import AdapterSwitch
 from vqa_demo.attention_maps import attention_map
@@ -27,35 +25,13 @@ from vqa_demo.backbone import Backbone
 from vqa_demo.config import RunConfig
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.forward import image_features
-from vqa_demo.head_strategy import HeadContext, HeadScores, HeadStrategy
+from vqa_demo.head_strategy import HeadContext, HeadScores
 from vqa_demo.matching import SentenceMatcher
 from vqa_demo.prediction import VariantPrediction, softmax_np
 from vqa_demo.prompts import clean_option
-from vqa_demo.strategies import strategy_for
+from vqa_demo.variant import Variant
 
 __all__ = ["Predictor", "Variant", "VariantPrediction", "softmax_np"]
-
-
-@dataclass
-class Variant:
-    """One trained answer strategy on the shared base: its config, head module and peft adapter name.
-
-    ``module`` None means no trainable head (COND_GEN); ``adapter`` None means the base weights
-    without LoRA.
-    """
-
-    name: str
-    config: RunConfig
-    module: nn.Module | None = None
-    adapter: str | None = None
-
-    @property
-    def strategy(self) -> HeadStrategy:
-        return strategy_for(self.config.head)
-
-    def incompatibility(self, num_options: int) -> str | None:
-        """Why this variant cannot answer a question with ``num_options`` options (None if it can)."""
-        return self.strategy.incompatibility(self.config.head, num_options, self.name)
 
 
 class Predictor:
@@ -81,11 +57,7 @@ class Predictor:
         self.lock = self.adapters.lock
 
     def predict(
-        self,
-        image: Image.Image | torch.Tensor,
-        question: str,
-        options: Sequence[str],
-        variants: Sequence[str] | None = None,
+        self, image: Image.Image | torch.Tensor, question: str, options: Sequence[str], variants=None
     ) -> dict[str, VariantPrediction]:
         """Answer one question; returns ``{variant name: VariantPrediction}``."""
         return self.predict_batch([image], [question], [list(options)], variants)[0]
@@ -207,12 +179,9 @@ class Predictor:
             choice = int(np.argmax(option_scores))
             attention = None
             if out.pooling is not None:
-                row = out.pooling.row_of(b, choice)
-                ids, weights = out.pooling.rows.input_ids[row], out.pooling.weights[row]
-                backbone = self.backbone
-                attention = attention_map(
-                    ids, weights, backbone.image_seq_length, backbone.tokenizer, out.pooling.label
-                )
+                ids, weights = out.pooling.row(b, choice)
+                n_image, tokenizer = self.backbone.image_seq_length, self.backbone.tokenizer
+                attention = attention_map(ids, weights, n_image, tokenizer, out.pooling.label)
             predictions.append(
                 VariantPrediction(
                     name,
