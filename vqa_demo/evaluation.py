@@ -34,6 +34,7 @@ from vqa_demo import metrics as M
 from vqa_demo.data import MCSplit
 from vqa_demo.data_writers import write_submission
 from vqa_demo.distributed import Shard
+from vqa_demo.prediction import plain
 from vqa_demo.predictor import Predictor
 from vqa_demo.text_metrics import no_match_rate, text_metric_summary
 
@@ -59,10 +60,18 @@ def _variant_record(prediction, gold: int | None) -> dict[str, Any]:
         "probabilities": data["probabilities"],
         "truncated": data["truncated"],
     }
-    extras = data["extras"]
-    for key in ("generated_text", "cosine", "loglik_mean", "loglik_sum"):
-        if key in extras:
-            record[key] = extras[key]
+    details = prediction.cond_gen
+    if details is not None:
+        record["generated_text"] = details.generated_text
+        record.update(
+            plain(
+                {
+                    "cosine": details.cosine,
+                    "loglik_mean": details.loglik_mean,
+                    "loglik_sum": details.loglik_sum,
+                }
+            )
+        )
     return record
 
 

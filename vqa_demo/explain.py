@@ -165,7 +165,7 @@ class ScoreForward:
             mm_encoder_outputs=as_encoder_outputs(features),
             use_cache=False,
         ).last_hidden_state
-        (num_options,) = self.num_options if len(self.num_options) == 1 else (0,)
+        num_options = max(self.num_options)  # MULTI_CLASS answers one K only (select_variants checks)
         return self.strategy.target_score(self.ctx, hidden, attention_mask, labels, targets, num_options)
 
 
