@@ -211,8 +211,9 @@ def test_cli_bad_rows_fail_or_are_skipped(tmp_path, capsys):
         run_cli(source, tmp_path / "mc")
     assert "row 2 of metadata.csv (file_name 'img_001.png')" in str(error.value)
     assert "row 9" in str(error.value) and "empty once punctuation and articles go" in str(error.value)
-    conversion = run_cli(source, tmp_path / "mc", "--on-bad-row", "skip")
+    conversion = run_cli(source, tmp_path / "mc", "--on-bad-row", "skip", "--format", "jsonl")
     assert len(conversion.records) == 7
+    assert len(load_split(tmp_path / "mc" / "metadata.jsonl")) == 7
     assert "skipped" in capsys.readouterr().err
 
 
