@@ -4,11 +4,15 @@ import numpy as np
 import pytest
 
 from vqa_demo.text_metrics import (
+    OPEN_ANSWER_METRICS,
     best_option_margin,
     exact_match,
     first_word_match,
+    gold_cosine,
     no_match_rate,
     normalize_answer,
+    normalize_vqa_answer,
+    open_answer_metrics,
     rouge_l,
     text_metric_summary,
     token_f1,
@@ -126,3 +130,130 @@ def test_no_match_rate_single_row_and_errors():
         no_match_rate(np.zeros((0, 4)))
     with pytest.raises(ValueError, match="at least 2 options"):
         no_match_rate([[0.5]])
+
+
+# ---------------------------------------------------------------- open answers
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Two", "2"),
+        ("two apples", "2 apples"),
+        ("the cat", "cat"),
+        ("A Cat!", "cat"),
+        ("1,000", "1000"),
+        ("2.5", "2.5"),  # the decimal point stays: "2.5" is not "25"
+        ("3.", "3"),
+        ("1/2", "1 2"),  # punctuation becomes a space: "1/2" is not "12"
+        ("Forty", "40"),
+        ("Ｒｅｄ", "red"),  # full-width letters fold (NFKC)
+        ("red\u200b", "red"),  # zero-width space
+        ("it’s", "it s"),  # Unicode punctuation too
+        ("someone", "someone"),  # number words only as whole words
+        ("", ""),
+    ],
+)
+def test_normalize_vqa_answer(text, expected):
+    assert normalize_vqa_answer(text) == expected
+
+
+def test_vqa_normalisation_in_exact_match_and_f1():
+    assert exact_match("Two", "2", normalize_vqa_answer) == 1.0
+    assert exact_match("Two", "2") == 0.0  # the SQuAD default keeps words
+    assert exact_match("the cat", "Cat.", normalize_vqa_answer) == 1.0
+    # [2, cats] vs [2]: P 1/2, R 1, F1 2/3
+    assert token_f1("two cats", "2", normalize_vqa_answer) == pytest.approx(2 / 3)
+
+
+def test_open_answer_metrics_by_hand():
+    generated = ["Two", "a red car", "blue"]
+    golds = ["2", "red", "green"]
+    result = open_answer_metrics(generated, golds, cosine=[0.9, 0.5, 0.1], n_resamples=500)
+    assert result["n"] == 3
+    # EM [1, 0, 0]; F1: [2, ] vs [2] = 1, [red, car] vs [red] = 2/3, 0; ROUGE-L the same LCS counts
+    assert result["exact_match"]["mean"] == pytest.approx(1 / 3)
+    assert result["token_f1"]["mean"] == pytest.approx(5 / 9)
+    assert result["rouge_l"]["mean"] == pytest.approx(5 / 9)
+    assert result["cosine"]["mean"] == pytest.approx(0.5)
+    for name in OPEN_ANSWER_METRICS:
+        interval = result[name]
+        assert interval["n"] == 3 and interval["low"] <= interval["mean"] <= interval["high"]
+    # resample means of EM [1, 0, 0] are 0, 1/3, 2/3, 1 with chances 8/27, 12/27, 6/27, 1/27: the 2.5%
+    # quantile is 0, the 97.5% lies above 2/3 (only 96.3% of means are <= 2/3)
+    assert result["exact_match"]["low"] == 0.0 and 2 / 3 < result["exact_match"]["high"] <= 1.0
+
+
+def test_open_answer_metrics_interval_collapses_when_every_item_agrees():
+    result = open_answer_metrics(["cat", "2"], ["Cat", "two"], cosine=[1.0, 1.0], n_resamples=50)
+    for name in OPEN_ANSWER_METRICS:
+        assert (result[name]["low"], result[name]["mean"], result[name]["high"]) == (1.0, 1.0, 1.0)
+
+
+def test_open_answer_metrics_embeds_with_the_given_matcher():
+    class FixedMatcher:
+        vectors = {"cat": [1.0, 0.0], "dog": [0.6, 0.8], "kitten": [0.8, 0.6]}
+
+        def embed(self, texts):
+            return np.array([self.vectors[t] for t in texts])
+
+    result = open_answer_metrics(["cat", "kitten"], ["cat", "dog"], matcher=FixedMatcher(), n_resamples=10)
+    # cosines: cat.cat = 1, kitten.dog = 0.48 + 0.48 = 0.96
+    assert result["cosine"]["mean"] == pytest.approx((1.0 + 0.96) / 2)
+
+
+def test_gold_cosine_matches_sentence_transformers_own_similarity():
+    from sentence_transformers import util
+
+    from vqa_demo.matching import SentenceMatcher
+
+    matcher = SentenceMatcher()
+    generated, golds = ["a small red car", "two"], ["red car", "2"]
+    ours = gold_cosine(generated, golds, matcher)
+    model = matcher.model
+    reference = [
+        float(util.cos_sim(model.encode(g), model.encode(r))[0, 0]) for g, r in zip(generated, golds)
+    ]
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+def test_open_answer_metrics_refuses_unpaired_input():
+    with pytest.raises(ValueError, match="pair up"):
+        open_answer_metrics(["a"], ["a", "b"], cosine=[1.0])
+    with pytest.raises(ValueError, match="one value per generation"):
+        open_answer_metrics(["a"], ["a"], cosine=[1.0, 0.5])
+    with pytest.raises(ValueError, match="empty"):
+        open_answer_metrics([], [], cosine=[])
+
+
+def cond_gen_record(gold, generated, cosine, metadata):
+    return {
+        "gold": gold,
+        "options": ["2", "3", "4"],
+        "metadata": metadata,
+        "variants": {
+            "cond_gen": {
+                "choice": gold,
+                "confidence": 0.5,
+                "truncated": False,
+                "generated_text": generated,
+                "cosine": cosine,
+                "loglik_mean": [0.0, 0.0, 0.0],
+                "loglik_sum": [0.0, 0.0, 0.0],
+            }
+        },
+    }
+
+
+def test_evaluation_reports_open_answer_metrics_only_for_converted_splits():
+    from vqa_demo.evaluation import variant_metrics
+
+    converted = [
+        cond_gen_record(0, "Two", [0.9, 0.1, 0.2], {"answer_type": "number"}),
+        cond_gen_record(2, "five", [0.1, 0.2, 0.3], {"answer_type": "number"}),
+    ]
+    metrics = variant_metrics(converted, "cond_gen")["open_answer_metrics"]
+    assert metrics["exact_match"]["mean"] == 0.5  # "Two" = gold "2"; "five" != gold "4"
+    assert metrics["cosine"]["mean"] == pytest.approx((0.9 + 0.3) / 2)  # each record's cosine at its gold
+    plain = [cond_gen_record(0, "Two", [0.9, 0.1, 0.2], {"family": "clock"})]
+    assert "open_answer_metrics" not in variant_metrics(plain, "cond_gen")

@@ -311,6 +311,19 @@ def _find_metadata(path: Path) -> Path:
     return found[0]
 
 
+def read_metadata(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
+    """``(metadata file, raw rows in file order)`` of a split directory or metadata file, unvalidated.
+
+    For readers of other row layouts (open-answer splits); :func:`load_split` validates the rows.
+    """
+    metadata_file = _find_metadata(Path(path))
+    try:
+        rows = _read_csv(metadata_file) if metadata_file.suffix == ".csv" else _read_jsonl(metadata_file)
+    except UnicodeDecodeError:
+        raise DataError(f"{metadata_file} is not UTF-8 text; save it as UTF-8") from None
+    return metadata_file, rows
+
+
 def load_split(
     path: str | Path, name: str | None = None, check_images: bool = True, on_bad_row: OnBadRow = "fail"
 ) -> MCSplit:
@@ -324,12 +337,8 @@ def load_split(
     fail the whole load with their list, or with ``on_bad_row="skip"`` are left out and
     listed in ``split.bad_rows`` (see :func:`examples_from_records`).
     """
-    metadata_file = _find_metadata(Path(path))
+    metadata_file, rows = read_metadata(path)
     root = metadata_file.parent
-    try:
-        rows = _read_csv(metadata_file) if metadata_file.suffix == ".csv" else _read_jsonl(metadata_file)
-    except UnicodeDecodeError:
-        raise DataError(f"{metadata_file} is not UTF-8 text; save it as UTF-8") from None
     return examples_from_records(
         rows,
         root,

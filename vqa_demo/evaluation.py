@@ -15,7 +15,9 @@ files, so one accuracy number means the same thing everywhere.
 ``metrics.json``: ``{"split", "n", "labeled", "variants": {name: per-variant metrics}, "agreement",
 "mcnemar"}``; per variant: ``accuracy`` (with Wilson 95% CI), ``by_metadata`` (per column, e.g.
 family), ``position_bias``, ``calibration``, ``circular`` (with ``--circular``) and, for cond_gen,
-``text_metrics`` and the accuracy of every COND_GEN scoring rule.
+``text_metrics`` and the accuracy of every COND_GEN scoring rule, plus ``open_answer_metrics`` (means
+with bootstrap intervals) on splits converted from open answers (rows with an ``answer_type`` column,
+see ``training.mc_from_open``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from vqa_demo.data_writers import write_submission
 from vqa_demo.distributed import Shard
 from vqa_demo.prediction import plain
 from vqa_demo.predictor import Predictor
-from vqa_demo.text_metrics import no_match_rate, text_metric_summary
+from vqa_demo.text_metrics import no_match_rate, open_answer_metrics, text_metric_summary
 
 COND_GEN_SCORES = ("loglik_mean", "loglik_sum", "cosine")
 
@@ -179,6 +181,9 @@ def variant_metrics(records: list[dict[str, Any]], name: str, circular: bool = F
         generated = [r["variants"][name]["generated_text"] for r in rows]
         gold_cosine = [r["variants"][name]["cosine"][r["gold"]] for r in rows]
         out["text_metrics"] = text_metric_summary(generated, golds, gold_cosine)
+        # a split converted from open answers: its gold option text is the open answer
+        if all("answer_type" in r["metadata"] for r in rows):
+            out["open_answer_metrics"] = open_answer_metrics(generated, golds, cosine=gold_cosine)
         cosine = [r["variants"][name]["cosine"] for r in rows]
         if len({len(c) for c in cosine}) == 1:
             out["text_metrics"]["no_match_rate"] = no_match_rate(np.array(cosine))
