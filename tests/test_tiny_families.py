@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vqa_demo.tiny_families import TINY_FAMILIES, VILT_ANSWERS
+from vqa_demo.tiny_families import TINY_FAMILIES, VILT_ANSWERS, tiny_gemma3
 
 TOL = 1e-5
 DECODERS = ("qwen2_5_vl", "llava", "smolvlm", "gemma3")
@@ -258,6 +258,17 @@ def test_decoder_cached_left_padded_prefix_matches_each_row_alone(decoder):
     assert torch.isfinite(cached).all()
 
 
+def test_gemma3_cache_with_a_sliding_window_shorter_than_the_prompt():
+    model, processor = tiny_gemma3(sliding_window=8)
+    enc = encode("gemma3", processor, IMAGES, QUESTIONS)
+    assert enc["input_ids"].shape[1] > 4 * 8
+    suffix_ids, suffix_mask = suffix_batch(processor, ANSWERS)
+    cached, _ = cached_option_logprobs("gemma3", model, enc, suffix_ids, suffix_mask)
+    for row in range(len(QUESTIONS)):
+        alone = alone_option_logprobs(model, enc, row, suffix_ids, suffix_mask)
+        assert (cached[row] - alone)[suffix_mask.bool()].abs().max() < TOL
+
+
 # ---------------------------------------------------------------- BLIP and ViLT
 
 
@@ -340,3 +351,54 @@ def test_vilt_pooled_cls_state_drives_its_vqa_classifier():
         alone = encode("vilt", processor, IMAGES[row : row + 1], QUESTIONS[row : row + 1])
         with torch.no_grad():
             assert (model(**alone).logits[0] - plain[row]).abs().max() < TOL
+
+
+# ---------------------------------------------------------------- LoRA targets
+
+# peft full-matches a string target against each module name: language model only.
+LANGUAGE_LORA = {
+    **dict.fromkeys(
+        DECODERS,
+        r".*\.(language_model|text_model)\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)",
+    ),
+    "blip": r".*text_(encoder|decoder\.bert)\.encoder\.layer\.\d+\."
+    r"((attention|crossattention)\.(self\.(query|key|value)|output\.dense)|intermediate\.dense|output\.dense)",
+    "vilt": r".*vilt\.encoder\.layer\.\d+\.(attention\.attention\.(query|key|value)|attention\.output\.dense"
+    r"|intermediate\.dense|output\.dense)",
+}
+# Linear layers per transformer block the language-only targets wrap (2 blocks per tiny model).
+LANGUAGE_LINEARS = {**dict.fromkeys(DECODERS, 7 * 2), "blip": 10 * 2 * 2, "vilt": 6 * 2}
+
+
+def lora_wrapped(model, targets) -> list[str]:
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=targets))
+    return [n.removesuffix(".lora_A") for n, _ in peft_model.named_modules() if n.endswith(".lora_A")]
+
+
+@pytest.mark.parametrize("name", list(TINY_FAMILIES))
+def test_language_only_lora_targets_wrap_the_text_layers_only(name):
+    model, _ = TINY_FAMILIES[name]()
+    wrapped = lora_wrapped(model, LANGUAGE_LORA[name])
+    assert len(wrapped) == LANGUAGE_LINEARS[name]
+    vision = (
+        "visual",
+        "vision_tower",
+        "vision_model",
+        "projector",
+        "connector",
+        "lm_head",
+        "cls.",
+        "classifier",
+    )
+    assert not [n for n in wrapped if any(part in n for part in vision)]
+
+
+@pytest.mark.parametrize("name", DECODERS)
+def test_all_linear_lora_also_wraps_the_vision_tower_but_not_the_lm_head(name):
+    model, _ = TINY_FAMILIES[name]()
+    wrapped = lora_wrapped(model, "all-linear")
+    assert len(wrapped) > LANGUAGE_LINEARS[name]
+    assert any(part in n for n in wrapped for part in ("visual", "vision_tower", "vision_model"))
+    assert not [n for n in wrapped if n.endswith("lm_head")]

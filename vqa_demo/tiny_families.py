@@ -218,7 +218,7 @@ def tiny_smolvlm(
 
 
 def tiny_gemma3(
-    seed: int = 0, image_size: int = 16, patch_size: int = 4
+    seed: int = 0, image_size: int = 16, patch_size: int = 4, sliding_window: int = 64
 ) -> tuple[Gemma3ForConditionalGeneration, Gemma3Processor]:
     """Gemma 3: SigLIP tower, average-pooled to 4 soft tokens per image, Gemma 3 text (sliding + global).
 
@@ -247,13 +247,18 @@ def tiny_gemma3(
             max_position_embeddings=512,
             # One local (sliding-window) and one global layer, Gemma 3's two kinds.
             layer_types=["sliding_attention", "full_attention"],
-            sliding_window=64,
+            sliding_window=sliding_window,
             bos_token_id=ids("<bos>"),
             eos_token_id=ids("<eos>"),
             pad_token_id=ids("<pad>"),
         ),
+        # As in google/gemma-3-4b-it: SigLIP without its attention-pooling head.
         vision_config=dict(
-            model_type="siglip_vision_model", **VISION_SIZES, image_size=image_size, patch_size=patch_size
+            model_type="siglip_vision_model",
+            **VISION_SIZES,
+            image_size=image_size,
+            patch_size=patch_size,
+            vision_use_head=False,
         ),
         mm_tokens_per_image=tokens_per_image,
         boi_token_index=ids("<start_of_image>"),
