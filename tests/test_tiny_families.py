@@ -135,7 +135,7 @@ def image_features_once(model, enc) -> torch.Tensor:
 
 
 def rope_positions(name, model, enc):
-    """Position ids for a forward from ``inputs_embeds``: Qwen2.5-VL's 3-D ones ``long[3, B, T]``, else ``long[B, T]``."""
+    """Position ids without relying on defaults: Qwen2.5-VL's 3-D ``long[3, B, T]``, else ``long[B, T]``."""
     mask = enc["attention_mask"]
     if name == "qwen2_5_vl":
         positions, _ = model.model.get_rope_index(

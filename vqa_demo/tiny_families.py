@@ -208,7 +208,7 @@ def tiny_smolvlm(
             max_position_embeddings=512,
             bos_token_id=ids("<|im_start|>"),
             eos_token_id=ids("<end_of_utterance>"),
-            pad_token_id=ids("<|endoftext|>"),
+            pad_token_id=ids("<|im_end|>"),
         ),
         image_token_id=ids("<image>"),
         scale_factor=2,
@@ -301,7 +301,7 @@ def tiny_blip(
 def tiny_vilt(
     seed: int = 0, image_size: int = 32, patch_size: int = 8
 ) -> tuple[ViltForQuestionAnswering, ViltProcessor]:
-    """ViLT: one transformer over ``[CLS] question [SEP]`` + image patches; pooled ``[CLS]`` -> VQA classifier.
+    """ViLT: one transformer over ``[CLS] question [SEP]`` + image patches; pooled ``[CLS]`` -> VQA head.
 
     Its answer vocabulary is :data:`VILT_ANSWERS` (``config.label2id``).
     """

@@ -156,7 +156,7 @@ def llava_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def smolvlm_tokenizer() -> PreTrainedTokenizerFast:
-    """SmolLM2's specials plus Idefics3's image tokens (the row/column tags of a split image included)."""
+    """SmolLM2's specials plus Idefics3's image tokens (row/column tags included); pads with ``<|im_end|>``."""
     specials = (
         "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<end_of_utterance>", "<fake_token_around_image>",
         "<image>", "<global-img>", *SMOLVLM_GRID_TOKENS,
@@ -165,7 +165,7 @@ def smolvlm_tokenizer() -> PreTrainedTokenizerFast:
         specials,
         bos_token="<|im_start|>",
         eos_token="<end_of_utterance>",
-        pad_token="<|endoftext|>",
+        pad_token="<|im_end|>",
         unk_token="<|endoftext|>",
         extra_special_tokens={"image_token": "<image>", "end_of_utterance_token": "<end_of_utterance>"},
     )
