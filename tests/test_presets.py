@@ -26,7 +26,7 @@ from vqa_demo.encoding import RowEncoder
 from vqa_demo.evaluate import main as evaluate_main
 from vqa_demo.evaluate import parse_args as evaluate_args
 from vqa_demo.prompts import build_rows
-from vqa_demo.ui.config import AppConfig
+from vqa_demo.ui.server_settings import AppConfig
 from vqa_demo.ui.holder import PredictorHolder
 
 

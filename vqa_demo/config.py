@@ -166,7 +166,7 @@ class LoraSettings:
 class PromptConfig:
     """How questions and options become prefix text (see :mod:`vqa_demo.prompts`)."""
 
-    style: str = "default"  # "default" (the background doc's formats) or "choose_from" (big_vision style)
+    style: str = "default"  # "default" (the reference work's formats) or "choose_from" (big_vision style)
     separator: str = "\n"  # between prefix and suffix, as in PaliGemma
     max_text_tokens: int = 192  # text budget per row after the image tokens; the question is cut first
 

@@ -13,7 +13,7 @@ from vqa_demo.ui.answer_notes import AnswerNotes
 from vqa_demo.ui.ask import AskCallbacks, build_ask_inputs, build_ask_outputs, wire_ask
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.compare import build_compare_tab
-from vqa_demo.ui.config import AppConfig
+from vqa_demo.ui.server_settings import AppConfig
 from vqa_demo.ui.errors import ErrorBrowser
 from vqa_demo.ui.errors_tab import build_errors_tab, wire_open_in_ask
 from vqa_demo.ui.explain_view import ExplainCallbacks, build_explain, wire_explain

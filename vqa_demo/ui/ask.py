@@ -28,7 +28,7 @@ from vqa_demo.inputs import InputError, check_option_count, prepare_image, prepa
 from vqa_demo.predictor import VariantPrediction
 from vqa_demo.prompts import LETTERS
 from vqa_demo.ui.assets import Example
-from vqa_demo.ui.config import AppConfig
+from vqa_demo.ui.server_settings import AppConfig
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 from vqa_demo.ui.image_source import ImageAdmission, RefusedImage
 from vqa_demo.ui.model_card import ModelCard

@@ -26,7 +26,7 @@ from vqa_demo.data import DataError, MCSplit, load_split
 from vqa_demo.evaluation import read_predictions
 from vqa_demo.loading import find_checkpoints
 from vqa_demo.paths import inside
-from vqa_demo.ui.config import AppConfig
+from vqa_demo.ui.server_settings import AppConfig
 
 log = logging.getLogger(__name__)
 
