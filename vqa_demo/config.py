@@ -213,7 +213,7 @@ class TrainSettings:
     """Optimisation settings recorded with a checkpoint (the training CLI fills them in)."""
 
     learning_rate: float = 3e-4
-    epochs: float = 1.0
+    epochs: float = 2.0
     batch_size: int = 8
     grad_accum: int = 1
     warmup_ratio: float = 0.05
