@@ -5,8 +5,10 @@ Layout (``assets/``)::
     examples/            images for the Ask tab (question and options from examples/examples.json or
                          examples/metadata.csv, or from the validation row with the same file name)
     validation/          the labelled split (metadata.csv with a family column + images)
-    evaluation/          metrics.json + predictions.jsonl (see vqa_demo.evaluation)
-    comparison.json      per-variant accuracy, per-family accuracy and training curves
+    evaluation/          predictions.jsonl: every variant's answer per validation example (Errors tab)
+    comparison.json      every figure the Compare tab and the model card show: per-variant accuracy,
+                         per-family accuracy, calibration, agreement, McNemar tests, training curves
+                         (the evaluation's metrics.json holds copies of the same figures: not read)
 
 Missing pieces are not errors: each becomes a note the UI shows. File names taken from data files
 are resolved and refused when they point outside their folder.
@@ -73,7 +75,6 @@ class AppAssets:
     config: AppConfig
     validation: MCSplit | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict | None = None
     comparison: dict | None = None
     curves: dict[str, list[dict]] = field(default_factory=dict)
     examples: list[Example] = field(default_factory=list)
@@ -83,7 +84,6 @@ class AppAssets:
     def load(cls, config: AppConfig) -> AppAssets:
         assets = cls(config)
         assets.validation = assets._load_split(config.validation_dir)
-        assets.metrics = _read_json(config.evaluation_dir / "metrics.json", assets.notes)
         predictions = config.evaluation_dir / "predictions.jsonl"
         if predictions.is_file():
             assets.records = read_predictions(predictions)
@@ -195,9 +195,9 @@ class AppAssets:
 
     @property
     def variant_names(self) -> list[str]:
-        """Variants found in the evaluation files, in their order."""
-        if self.metrics:
-            return list(self.metrics.get("variants", {}))
+        """Variants found in the comparison, else in the stored predictions, in their order."""
+        if self.comparison:
+            return list(self.comparison.get("variants", {}))
         if self.records:
             return list(self.records[0].get("variants", {}))
         return []
