@@ -83,16 +83,20 @@ class AppAssets:
     @classmethod
     def load(cls, config: AppConfig) -> AppAssets:
         assets = cls(config)
-        assets.validation = assets._load_split(config.validation_dir)
-        predictions = config.evaluation_dir / "predictions.jsonl"
-        if predictions.is_file():
-            assets.records = read_predictions(predictions)
-        else:
-            assets.notes.append(f"predictions.jsonl not found in {config.evaluation_dir}")
-        assets.comparison = _read_json(config.comparison_file, assets.notes)
-        assets.curves = assets._load_curves()
-        assets.examples = assets._load_examples()
+        assets.read_files()
         return assets
+
+    def read_files(self) -> None:
+        """Read every file once; a missing or unreadable one becomes a note."""
+        self.validation = self._load_split(self.config.validation_dir)
+        predictions = self.config.evaluation_dir / "predictions.jsonl"
+        if predictions.is_file():
+            self.records = read_predictions(predictions)
+        else:
+            self.notes.append(f"predictions.jsonl not found in {self.config.evaluation_dir}")
+        self.comparison = _read_json(self.config.comparison_file, self.notes)
+        self.curves = self._load_curves()
+        self.examples = self._load_examples()
 
     # -- loading ----------------------------------------------------------------------------------
     def _load_split(self, folder: Path) -> MCSplit | None:
