@@ -4,7 +4,7 @@
     python app.py --checkpoints runs/compare --base google/paligemma2-3b-pt-224 --device cuda
     VQA_CHECKPOINTS=runs/compare python app.py      # the same settings as environment variables
 
-Flags and variables: see vqa_demo/ui/config.py. The model loads on the first question.
+Flags and variables: see vqa_demo/ui/server_settings.py. The model loads on the first question.
 """
 
 from vqa_demo.ui import AppConfig, build_demo

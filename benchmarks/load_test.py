@@ -156,7 +156,7 @@ def form_kwargs(kind: Kind, files: dict[str, Any], variants: list[str]) -> dict[
     from gradio_client import handle_file
 
     from vqa_demo.prompts import LETTERS
-    from vqa_demo.ui.ask import api_flag
+    from vqa_demo.ui.ask_arguments import api_flag
 
     example = files["example2"] if kind.image == "example2" else files["example"]
     options = list(kind.options or example.options)
@@ -324,7 +324,7 @@ def outcome_of(kind: Kind, result: Any) -> str:
     ``result`` is /answer's output tuple: the status text first, the raw-scores JSON fifth (where a
     refusal's category is).
     """
-    from vqa_demo.ui.ask import failure_category
+    from vqa_demo.ui.status import failure_category
 
     status = result[0] if isinstance(result, list | tuple) and result else None
     if not isinstance(status, str):
@@ -468,7 +468,7 @@ def main(args: argparse.Namespace) -> int:
             clients = [Client(server.url, verbose=False, download_files=False) for _ in range(clients_n)]
             api = clients[0].view_api(print_info=False, return_format="dict")
             variants = [p["parameter_name"] for p in api["named_endpoints"]["/answer"]["parameters"]]
-            from vqa_demo.ui.ask import api_flag
+            from vqa_demo.ui.ask_arguments import api_flag
 
             names = [n for n in _variant_names(assets) if api_flag(n) in variants]
             warmup: list[dict] = []

@@ -9,7 +9,7 @@
 (c) COND_GEN: shared-prefix likelihood (prefix pass with KV cache + all options in one pass) vs one full
     teacher-forced pass per option (image features shared in both, so this is the prefix sharing alone);
 (d) evaluation: ``evaluate`` (``predict_batch``, batch 16) vs one example at a time with a separate full
-    pass per option, the vision tower in every pass and peft's unmerged LoRA forward (issue 5: at
+    pass per option, the vision tower in every pass and peft's unmerged LoRA forward (the target: at
     least 5x); every timed evaluation starts with an empty sentence-embedding cache;
 (e) the part of (d) that merging the adapters contributes: ``evaluate`` merged vs unmerged.
 The naive paths live in ``benchmarks/naive.py``; before any ratio is reported, their scores are
@@ -261,7 +261,7 @@ def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         shipped = ASSETS_DIR / "validation"
         if args.data is None and not args.quick and description.startswith("assets") and shipped.is_dir():
-            args.data = shipped  # issue 5: the shipped validation split
+            args.data = shipped  # by default the timed evaluation runs on the shipped validation split
         if args.data is not None:
             from vqa_demo.data import load_split
 

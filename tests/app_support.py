@@ -24,8 +24,8 @@ from vqa_demo.config import VARIANTS, BackboneConfig
 from vqa_demo.data import load_split
 from vqa_demo.evaluation import evaluate, write_evaluation
 from vqa_demo.predictor import Predictor, Variant, VariantPrediction, softmax_np
-from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.loopback import launch_on_loopback
+from vqa_demo.ui.server_settings import AppConfig
 
 VALIDATION_SIZE = 12
 

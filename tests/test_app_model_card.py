@@ -117,9 +117,9 @@ def test_card_for_other_checkpoints_comes_from_their_configs(app_assets, tmp_pat
 def test_chance_level_variants_are_unticked_marked_and_ranked_last(shipped):
     config, holder, assets, card = shipped
     ask = AskCallbacks(holder, config, assets.examples, card)
-    assert [ask.default_tick(n) for n in NAMES] == [True, False, False, True, True]
-    assert ask.variant_info("multi_class-attentive").startswith("⚠ chance level")
-    assert "val. 0.67 [0.62, 0.72]" in ask.variant_info("cond_gen")
+    assert [ask.ticks.default_tick(n) for n in NAMES] == [True, False, False, True, True]
+    assert ask.ticks.variant_info("multi_class-attentive").startswith("⚠ chance level")
+    assert "val. 0.67 [0.62, 0.72]" in ask.ticks.variant_info("cond_gen")
     explain = ExplainCallbacks(holder, card)
     assert explain.ranked(NAMES) == [
         "cond_gen",

@@ -24,12 +24,8 @@ from tests.test_inputs_images import SVG, encode, noise, png_declaring
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.inputs import CATEGORIES
 from vqa_demo.ui import AppConfig, build_demo
-from vqa_demo.ui.ask import (
-    MAX_OPTIONS,
-    NO_VARIANT,
-    VARIANT_INCOMPATIBLE,
-    failure_category,
-)
+from vqa_demo.ui.ask import MAX_OPTIONS, NO_VARIANT, VARIANT_INCOMPATIBLE
+from vqa_demo.ui.status import failure_category
 
 NAMES = ["cond_gen", "multi_class-last_token", "multi_class-attentive", "swag-last_token", "swag-attentive"]
 OPTIONS = ["red", "blue", "green", "grey"]

@@ -26,8 +26,8 @@ from vqa_demo.encoding import RowEncoder
 from vqa_demo.evaluate import main as evaluate_main
 from vqa_demo.evaluate import parse_args as evaluate_args
 from vqa_demo.strategies import build_rows
-from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.holder import PredictorHolder
+from vqa_demo.ui.server_settings import AppConfig
 
 
 def test_presets_name_every_released_checkpoint():

@@ -20,7 +20,7 @@ from PIL import Image
 from tests.app_support import FakePredictor, launch
 from vqa_demo.heatmaps import OVERLAY_MAX_SIDE
 from vqa_demo.ui import AppConfig, build_demo
-from vqa_demo.ui.ask import AskResult
+from vqa_demo.ui.answer_state import AskResult
 
 pytestmark = pytest.mark.slow
 

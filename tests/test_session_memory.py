@@ -18,7 +18,8 @@ from vqa_demo.explain import attribute
 from vqa_demo.heatmaps import OVERLAY_MAX_SIDE, heatmap_overlay
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
-from vqa_demo.ui.explain_view import DISPLAY_SIDE, ExplainCallbacks
+from vqa_demo.ui.explain_render import DISPLAY_SIDE
+from vqa_demo.ui.explain_view import ExplainCallbacks
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.session_memory import AnswerMemory, KeptImage, keep_image
 

@@ -14,7 +14,7 @@ import training.train as train_module
 from training.steps import NonFiniteLossError
 from training.train import TrainConfig, main, parse_args
 from vqa_demo.checkpoints import check_variant_dir
-from vqa_demo.config import VARIANTS
+from vqa_demo.config import VARIANTS, LoraSettings, RunConfig, TrainSettings
 from vqa_demo.data import load_split
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.evaluate import main as evaluate_main
@@ -55,6 +55,15 @@ def test_cli_parses_flags():
         True,
         3,
         1e-3,
+    )
+
+
+def test_training_defaults_are_the_run_configs_defaults():
+    """A training run with no flags saves exactly the default RunConfig: one source for the shared defaults."""
+    assert parse_args([]).run_config() == RunConfig()
+    # A changed default flag reaches the saved config's field.
+    assert parse_args(["--epochs", "3", "--lora-r", "4"]).run_config() == RunConfig(
+        lora=LoraSettings(r=4), train=TrainSettings(epochs=3.0)
     )
 
 

@@ -70,7 +70,7 @@ def test_select_shows_stored_answers_then_one_live_run(browser):
     assert dropdown["choices"] == list(THREE) and dropdown["value"] == "swag-attentive"  # attentive first
     assert [trace.name for trace in chart.data] == list(THREE)
     fake = browser.holder.get()
-    run, status, *views = browser.live(sample, "swag-attentive", 0.5)
+    run, status, *views = browser.rerun.live(sample, "swag-attentive", 0.5)
     assert status.startswith("✓") and len(fake.calls) == 1 and fake.calls[0][3] == list(THREE)
     gold_image, _, gold_caption, chosen_image, chosen_tokens, chosen_caption = views[:6]
     # The fake's attentive heads pool one prompt, so one heatmap serves both sides.
@@ -79,7 +79,7 @@ def test_select_shows_stored_answers_then_one_live_run(browser):
         isinstance(chosen_image, Image.Image) and chosen_tokens and "swag-attentive chose" in chosen_caption
     )
     assert views[6:] == [None, None, ""] * 2  # a new example clears the attributions
-    assert browser.render(run, "cond_gen", 0.5)[2].startswith("**Gold: A) w**")
+    assert browser.rerun.render(run, "cond_gen", 0.5)[2].startswith("**Gold: A) w**")
 
 
 def test_gallery_selection_uses_the_confidence_order(browser):
@@ -105,7 +105,7 @@ def test_open_in_ask_fills_the_form_and_switches_tab(browser):
 def test_refuses_images_outside_the_validation_folder(browser, tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "secret.png")
     browser.by_index[0] = {**browser.by_index[0], "file_name": "../secret.png"}
-    run, status, *_ = browser.live({"index": 0, "variants": list(THREE)}, "cond_gen", 0.5)
+    run, status, *_ = browser.rerun.live({"index": 0, "variants": list(THREE)}, "cond_gen", 0.5)
     assert run is None and "not in the validation folder" in status
     assert browser.image_path("../secret.png") is None
     assert browser.assets.validation_image("../secret.png") is None
@@ -139,7 +139,7 @@ def test_swag_gold_row_weights_equal_the_full_forward(tiny):
     record = next(r for r in tiny.records if r["variants"]["swag-attentive"]["choice"] != r["gold"])
     sample, *_ = tiny.show(record["index"], ["swag-attentive", "cond_gen"])
     assert sample["variant"] == "swag-attentive"
-    run, status, *views = tiny.live(sample, "swag-attentive", 0.5)
+    run, status, *views = tiny.rerun.live(sample, "swag-attentive", 0.5)
     assert status.startswith("✓"), status
     predictor = tiny.holder.get()
     image = tiny.assets.validation_image(record["file_name"])
@@ -161,8 +161,8 @@ def test_swag_gold_row_weights_equal_the_full_forward(tiny):
 def test_attribution_of_both_options_on_demand(tiny):
     record = next(r for r in tiny.records if r["variants"]["cond_gen"]["choice"] != r["gold"])
     sample, *_ = tiny.show(record["index"], ["cond_gen"])
-    run, *_ = tiny.live(sample, "cond_gen", 0.5)
-    gold_image, gold_tokens, gold_caption, chosen_image, _, chosen_caption = tiny.attribute(
+    run, *_ = tiny.rerun.live(sample, "cond_gen", 0.5)
+    gold_image, gold_tokens, gold_caption, chosen_image, _, chosen_caption = tiny.rerun.attribute(
         run, "cond_gen", "Saliency (gradient)", 4, 0.5
     )
     options = record["options"]

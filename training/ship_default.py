@@ -9,9 +9,12 @@ Layout written::
     assets/base/                       the base model + processor (copied unless it already is assets/base)
     assets/checkpoints/<variant>/      each variant's best checkpoint + its training metrics.jsonl
     assets/validation/                 the validation split the comparison was computed on
-    assets/evaluation/                 metrics.json + predictions.jsonl of the five variants
-    assets/comparison.json             the comparison (curves, CIs, per family)
-    assets/examples/                   a few validation images + examples.json (question, options, family)
+    assets/evaluation/predictions.jsonl  the five variants' per-example answers (the Errors tab)
+    assets/comparison.json             the comparison (curves, CIs, per family, McNemar): every figure
+                                       the app shows; the evaluation's metrics.json holds copies of the
+                                       same figures, so it is not shipped
+    assets/examples/                   a few validation images per family + examples.json (question,
+                                       options, family), the Ask tab's examples
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
-from vqa_demo.data import load_split
+from vqa_demo.checkpoints import read_run_config, write_run_config
+from vqa_demo.data import MCSplit, load_split
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
+SHIPPED_BASE = "assets/base"  # the base as the run configs name it, relative to the repository
 
 
 def portable(value, replacements: dict[str, str]):
@@ -74,34 +80,39 @@ def pick_examples(split, per_family: int = 1) -> list:
     return chosen
 
 
-def main(args: argparse.Namespace) -> Path:
-    compare, assets = Path(args.compare), Path(args.assets)
-    assets.mkdir(parents=True, exist_ok=True)
-    if Path(args.base).resolve() != (assets / "base").resolve():
-        copy_tree(Path(args.base), assets / "base")
-    comparison = json.loads((compare / "comparison.json").read_text())
+def point_at_shipped_base(checkpoint: Path) -> None:
+    """Rewrite ``checkpoint``'s run config (through :class:`~vqa_demo.config.RunConfig`) to load the shipped base."""
+    config = read_run_config(checkpoint)
+    write_run_config(checkpoint, replace(config, backbone=replace(config.backbone, source=SHIPPED_BASE)))
+
+
+def ship_variants(compare: Path, assets: Path, comparison: dict) -> None:
+    """Copy each variant's best checkpoint and training curve; ``comparison`` is updated to point at them."""
     for name in comparison["variants"]:
         target = assets / "checkpoints" / name
         copy_tree(compare / name / "best", target)
         shutil.copy(compare / name / "metrics.jsonl", target / "metrics.jsonl")
-        config_path = target / "run_config.json"
-        config = json.loads(config_path.read_text())
-        config["backbone"]["source"] = "assets/base"
-        config_path.write_text(json.dumps(config, indent=2))
+        point_at_shipped_base(target)
         comparison["variants"][name]["checkpoint"] = f"checkpoints/{name}"
-    copy_tree(Path(args.data) / "validation", assets / "validation")
-    copy_tree(compare / "evaluation", assets / "evaluation")
-    comparison["split"] = "validation"
-    (assets / "comparison.json").write_text(json.dumps(comparison, indent=2))
 
-    split = load_split(assets / "validation")
-    examples_dir = assets / "examples"
-    if examples_dir.exists():
-        shutil.rmtree(examples_dir)
-    examples_dir.mkdir()
+
+def ship_predictions(compare: Path, assets: Path) -> None:
+    """The per-example answers only: the evaluation's figures already are in ``comparison.json``."""
+    target = assets / "evaluation"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy(compare / "evaluation" / "predictions.jsonl", target / "predictions.jsonl")
+
+
+def write_examples(split: MCSplit, folder: Path, per_family: int) -> list[dict]:
+    """Copy :func:`pick_examples`'s images into ``folder`` and list them in ``folder/examples.json``."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir()
     listing = []
-    for example in pick_examples(split, args.per_family):
-        shutil.copy(example.image_path, examples_dir / example.file_name)
+    for example in pick_examples(split, per_family):
+        shutil.copy(example.image_path, folder / example.file_name)
         listing.append(
             {
                 "image": example.file_name,
@@ -110,21 +121,40 @@ def main(args: argparse.Namespace) -> Path:
                 "family": example.metadata.get("family", ""),
             }
         )
-    (examples_dir / "examples.json").write_text(json.dumps(listing, indent=2))
+    (folder / "examples.json").write_text(json.dumps(listing, indent=2))
+    return listing
+
+
+def check_sizes(assets: Path) -> None:
+    too_big = [p for p in assets.rglob("*") if p.is_file() and p.stat().st_size >= MAX_FILE_BYTES]
+    if too_big:
+        raise SystemExit(f"files of 10 MB or more cannot ship: {[str(p) for p in too_big]}")
+
+
+def main(args: argparse.Namespace) -> Path:
+    compare, assets = Path(args.compare), Path(args.assets)
+    assets.mkdir(parents=True, exist_ok=True)
+    if Path(args.base).resolve() != (assets / "base").resolve():
+        copy_tree(Path(args.base), assets / "base")
+    comparison = json.loads((compare / "comparison.json").read_text())
+    ship_variants(compare, assets, comparison)
+    copy_tree(Path(args.data) / "validation", assets / "validation")
+    ship_predictions(compare, assets)
+    comparison["split"] = "validation"
+    (assets / "comparison.json").write_text(json.dumps(comparison, indent=2))
+    write_examples(load_split(assets / "validation"), assets / "examples", args.per_family)
     scrub_build_paths(
         assets,
         {
-            str(Path(args.base).resolve()): "assets/base",
+            str(Path(args.base).resolve()): SHIPPED_BASE,
             str(Path(args.data).resolve()): "data",
             str(compare.resolve()): "runs/compare",
-            args.base: "assets/base",
+            args.base: SHIPPED_BASE,
             args.data: "data",
             str(compare): "runs/compare",
         },
     )
-    too_big = [p for p in assets.rglob("*") if p.is_file() and p.stat().st_size >= MAX_FILE_BYTES]
-    if too_big:
-        raise SystemExit(f"files of 10 MB or more cannot ship: {[str(p) for p in too_big]}")
+    check_sizes(assets)
     print(f"wrote the offline default to {assets}")
     return assets
 

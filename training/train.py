@@ -66,38 +66,47 @@ from vqa_demo.strategies import build_head, training_cuts
 REPORT_TO = ("none", "tensorboard", "wandb")
 
 
+# The defaults a run config shares with a training run come from RunConfig's parts, so a flag's
+# default and the run_config.json it is saved into cannot disagree.
+_RUN_DEFAULTS = RunConfig()
+
+
 @dataclass
 class TrainConfig:
-    variant: str = "cond_gen"
-    pooling: str | None = None
+    """The training CLI's flat flags: the run config's fields (defaults from :class:`RunConfig`) plus
+    what only a training run needs (data, output, schedule, logging, testing aids)."""
+
+    variant: str = _RUN_DEFAULTS.head.head
+    pooling: str | None = _RUN_DEFAULTS.head.pooling
     data: str | None = None
-    base: str = "assets/base"
+    base: str = _RUN_DEFAULTS.backbone.source
     out: str = "runs/train"
-    num_options: int = 4
-    epochs: float = 2.0
+    num_options: int = _RUN_DEFAULTS.head.num_options
+    epochs: float = _RUN_DEFAULTS.train.epochs
     max_steps: int | None = None
-    batch_size: int = 8
-    grad_accum: int = 1
-    lr: float = 3e-4
+    batch_size: int = _RUN_DEFAULTS.train.batch_size
+    grad_accum: int = _RUN_DEFAULTS.train.grad_accum
+    lr: float = _RUN_DEFAULTS.train.learning_rate
     head_lr: float | None = None
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
+    warmup_ratio: float = _RUN_DEFAULTS.train.warmup_ratio
+    weight_decay: float = _RUN_DEFAULTS.train.weight_decay
+    label_smoothing: float = _RUN_DEFAULTS.train.label_smoothing
+    lora_r: int = _RUN_DEFAULTS.lora.r
+    lora_alpha: int = _RUN_DEFAULTS.lora.alpha
+    lora_dropout: float = _RUN_DEFAULTS.lora.dropout
     prompt_style: str | None = None  # None: the base's own (choose_from for mix checkpoints, else default)
-    prompt_separator: str = "\n"  # between prefix and suffix; saved in run_config.json, used by prediction
-    max_text_tokens: int = 192
+    prompt_separator: str = _RUN_DEFAULTS.prompt.separator  # saved in run_config.json, used by prediction
+    max_text_tokens: int = _RUN_DEFAULTS.prompt.max_text_tokens
     eval_every: int = 50
     log_every: int = 10
     eval_batch_size: int = 32
     max_train: int | None = None
     max_val: int | None = None
-    seed: int = 0
-    quantization: str | None = None
+    seed: int = _RUN_DEFAULTS.train.seed
+    quantization: str | None = _RUN_DEFAULTS.backbone.quantization
     gradient_checkpointing: bool = False
-    train_vision: bool = False  # LoRA on the SigLIP tower + projector too (features no longer shared)
+    # LoRA on the SigLIP tower + projector too (image features are then no longer shared)
+    train_vision: bool = _RUN_DEFAULTS.lora.vision
     cache_features: bool = True
     threads: int = 0  # torch CPU threads (0: torch's default); 1 avoids oversubscription on a busy small CPU
     resume: bool = False

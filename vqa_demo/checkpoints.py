@@ -42,7 +42,14 @@ RUN_CONFIG = "run_config.json"
 HEAD_FILE = "head.safetensors"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
-__all__ = ["CheckpointError", "check_variant_dir", "load_variants", "read_run_config", "save_variant"]
+__all__ = [
+    "CheckpointError",
+    "check_variant_dir",
+    "load_variants",
+    "read_run_config",
+    "save_variant",
+    "write_run_config",
+]
 
 
 def save_variant(
@@ -64,7 +71,7 @@ def save_variant(
             save_file(
                 {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}, staging / HEAD_FILE
             )
-        (staging / RUN_CONFIG).write_text(json.dumps(config.to_dict(), indent=2))
+        write_run_config(staging, config)
         _replace_dir(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -95,6 +102,13 @@ def read_run_config(directory: str | Path) -> RunConfig:
         return RunConfig.from_dict(data)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path} is not a valid run config: {err}") from err
+
+
+def write_run_config(directory: str | Path, config: RunConfig) -> Path:
+    """Write ``config`` as ``directory/run_config.json`` (the file :func:`read_run_config` reads)."""
+    path = Path(directory) / RUN_CONFIG
+    path.write_text(json.dumps(config.to_dict(), indent=2))
+    return path
 
 
 def check_variant_dir(directory: str | Path, backbone: Backbone | None = None) -> RunConfig:

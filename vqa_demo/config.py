@@ -166,7 +166,7 @@ class LoraSettings:
 class PromptConfig:
     """How questions and options become prefix text (see :mod:`vqa_demo.prompts`)."""
 
-    style: str = "default"  # "default" (the background doc's formats) or "choose_from" (big_vision style)
+    style: str = "default"  # "default" (the reference work's formats) or "choose_from" (big_vision style)
     separator: str = "\n"  # between prefix and suffix, as in PaliGemma
     max_text_tokens: int = 192  # text budget per row after the image tokens; the question is cut first
 
@@ -213,7 +213,7 @@ class TrainSettings:
     """Optimisation settings recorded with a checkpoint (the training CLI fills them in)."""
 
     learning_rate: float = 3e-4
-    epochs: float = 1.0
+    epochs: float = 2.0
     batch_size: int = 8
     grad_accum: int = 1
     warmup_ratio: float = 0.05

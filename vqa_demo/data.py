@@ -138,6 +138,75 @@ def bad_rows_message(source: str, bad_rows: list[BadRow]) -> str:
     return f"{source}: {len(bad_rows)} bad row(s):\n" + "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class RowLayout:
+    """Which columns of a metadata file hold what, checked once from the header.
+
+    ``option_columns`` are ``option1..optionK`` (empty when ``has_list``: one ``options`` column
+    holds a list); ``extra_columns`` (family, ...) become each example's ``metadata``.
+    """
+
+    option_columns: list[str]
+    has_list: bool
+    extra_columns: list[str]
+
+
+def read_layout(columns: list[str], source: str, needs_file_name: bool) -> RowLayout:
+    """The :class:`RowLayout` of a header; raises :class:`DataError` naming every missing column."""
+    options_in = option_columns(columns, source)
+    has_list = "options" in columns
+    if options_in and has_list:
+        raise DataError(f"{source}: has both an 'options' column and option1.. columns; keep only one kind")
+    required = ["question"] + (["file_name"] if needs_file_name else [])
+    missing = [c for c in required if c not in columns]
+    if not options_in and not has_list:
+        missing.append("option1..optionK (or options)")
+    if missing:
+        raise DataError(
+            f"{source}: missing required column(s) {', '.join(missing)}; columns found: "
+            f"{', '.join(columns) or 'none'}"
+        )
+    special = {"question", "file_name", "answer", "options", IMAGE_COLUMN, *options_in}
+    return RowLayout(options_in, has_list, [c for c in columns if c and c not in special])
+
+
+def parse_row(
+    row: Mapping, layout: RowLayout, root: Path | None, place: str, check_images: bool
+) -> dict[str, Any]:
+    """One row's :class:`MCExample` fields but ``id`` and ``file_name``; raises :class:`DataError` at ``place``."""
+    texts = (
+        parse_options_cell(row.get("options"), place)
+        if layout.has_list
+        else [cell_text(row.get(c)) for c in layout.option_columns]
+    )
+    question, options = clean_question(cell_text(row.get("question")), trim_options(texts, place), place)
+    answer_index = parse_answer(row.get("answer"), len(options), place)
+    image, image_path = image_from_cell(row.get(IMAGE_COLUMN), place)
+    if root is not None:
+        file_name = cell_text(row.get("file_name"))
+        if not file_name:
+            raise DataError(f"{place}: file_name is empty; give the image path relative to {root}")
+        image_path = image_path_in(root, file_name, place)
+        if check_images:
+            check_image_file(image_path, place)
+    return {
+        "question": question,
+        "options": options,
+        "answer_index": answer_index,
+        "image_path": image_path,
+        "image": image,
+        "metadata": {c: cell_text(row.get(c)) for c in layout.extra_columns},
+    }
+
+
+def example_id(file_name: str | None, index: int, seen: dict[str, int]) -> str:
+    """The file name (``"name#2"``, ... for repeats counted in ``seen``), else ``"row-{index}"``."""
+    if file_name is None:
+        return f"row-{index}"
+    seen[file_name] = seen.get(file_name, 0) + 1
+    return file_name if seen[file_name] == 1 else f"{file_name}#{seen[file_name]}"
+
+
 def examples_from_records(
     records: Iterable[Mapping],
     root: Path | None,
@@ -161,68 +230,19 @@ def examples_from_records(
         raise ValueError(f"on_bad_row must be 'fail' or 'skip', got {on_bad_row!r}")
     rows = [{str(k).strip(): v for k, v in record.items()} for record in records]
     source = source or name
-    columns = column_union(rows)
-    options_in = option_columns(columns, source)
-    has_list = "options" in columns
-    if options_in and has_list:
-        raise DataError(f"{source}: has both an 'options' column and option1.. columns; keep only one kind")
-    required = ["question"] + (["file_name"] if root is not None else [])
-    missing = [c for c in required if c not in columns]
-    if not options_in and not has_list:
-        missing.append("option1..optionK (or options)")
-    if missing:
-        raise DataError(
-            f"{source}: missing required column(s) {', '.join(missing)}; columns found: "
-            f"{', '.join(columns) or 'none'}"
-        )
-    special = {"question", "file_name", "answer", "options", IMAGE_COLUMN, *options_in}
-    extra_columns = [c for c in columns if c and c not in special]
-
+    layout = read_layout(column_union(rows), source, needs_file_name=root is not None)
     row_source = Path(source).name if root is not None else source  # the header line names the full path
     examples: list[MCExample] = []
     bad_rows: list[BadRow] = []
-    id_counts: dict[str, int] = {}
+    seen: dict[str, int] = {}
     for index, row in enumerate(rows):
         file_name = cell_text(row.get("file_name")) or None
-        place = where(index + 1, file_name, row_source)
         try:
-            texts = (
-                parse_options_cell(row.get("options"), place)
-                if has_list
-                else [cell_text(row.get(c)) for c in options_in]
-            )
-            question, options = clean_question(
-                cell_text(row.get("question")), trim_options(texts, place), place
-            )
-            answer_index = parse_answer(row.get("answer"), len(options), place)
-            image, image_path = image_from_cell(row.get(IMAGE_COLUMN), place)
-            if root is not None:
-                if file_name is None:
-                    raise DataError(f"{place}: file_name is empty; give the image path relative to {root}")
-                image_path = image_path_in(root, file_name, place)
-                if check_images:
-                    check_image_file(image_path, place)
+            fields = parse_row(row, layout, root, where(index + 1, file_name, row_source), check_images)
         except DataError as error:
             bad_rows.append(BadRow(index + 1, file_name, str(error)))
             continue
-        if file_name is None:
-            example_id = f"row-{index}"
-        else:
-            id_counts[file_name] = id_counts.get(file_name, 0) + 1
-            repeat = id_counts[file_name]
-            example_id = file_name if repeat == 1 else f"{file_name}#{repeat}"
-        examples.append(
-            MCExample(
-                id=example_id,
-                question=question,
-                options=options,
-                answer_index=answer_index,
-                file_name=file_name,
-                image_path=image_path,
-                image=image,
-                metadata={c: cell_text(row.get(c)) for c in extra_columns},
-            )
-        )
+        examples.append(MCExample(id=example_id(file_name, index, seen), file_name=file_name, **fields))
     if bad_rows and on_bad_row == "fail":
         raise DataError(bad_rows_message(source, bad_rows) + "\nFix or remove these rows.")
     return MCSplit(name=name, examples=examples, root=root, bad_rows=bad_rows)

@@ -5,7 +5,7 @@ Which rows a head uses is its strategy's choice (:mod:`vqa_demo.strategies`, ``b
 A prompt is returned in three parts (``head``, ``question``, ``tail``) so that the encoder can shorten
 the question alone when the text budget is exceeded, keeping the options and the answer cue intact.
 
-Formats (``style="default"``, after the background doc; K options, letters A-H):
+Formats (``style="default"``, after the reference work; K options, letters A-H):
 - cond_gen:    ``{question}\\nOptions: {o1} | {o2} | ...\\nAnswer:``  suffix: the gold option text
 - multi_class: ``{question}\\nOptions: A) {o1} | B) {o2} | ...\\nAnswer:``
 - swag:        K rows ``{question}\\nHypothesis: {o_k}``

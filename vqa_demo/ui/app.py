@@ -13,12 +13,12 @@ from vqa_demo.ui.answer_notes import AnswerNotes
 from vqa_demo.ui.ask import AskCallbacks, build_ask_inputs, build_ask_outputs, wire_ask
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.compare import build_compare_tab
-from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.errors import ErrorBrowser
 from vqa_demo.ui.errors_tab import build_errors_tab, wire_open_in_ask
 from vqa_demo.ui.explain_view import ExplainCallbacks, build_explain, wire_explain
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.model_card import build_model_card, card_markdown, card_title
+from vqa_demo.ui.server_settings import AppConfig
 
 HEADER = """# Multiple-choice VQA workbench
 Three answer heads on one PaliGemma backbone: **COND_GEN** generates the answer, **MULTI_CLASS** classifies
@@ -61,7 +61,7 @@ def build_demo(
         answer_event = wire_ask(ask, form, outputs)
         answer_event.then(notes.render, outputs.result, form.notes, api_visibility="private")
         wire_explain(explain, view, outputs.result, answer_event)
-        wire_open_in_ask(errors, errors_view, form, tabs, ask.variant_info)
+        wire_open_in_ask(errors, errors_view, form, tabs, ask.ticks.variant_info)
     # Files this app put in Gradio's cache (uploads, served outputs) are the only cached ones admitted.
     ask.images.watch(demo)
     # api_open=False: Gradio otherwise (off Spaces) accepts direct POSTs to /gradio_api/run/<name>

@@ -11,83 +11,46 @@ not called.
 
 from __future__ import annotations
 
-import inspect
 import logging
-import math
-import re
 import time
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
+from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
 from vqa_demo.inputs import InputError, check_option_count, prepare_image, prepare_question
 from vqa_demo.predictor import VariantPrediction
 from vqa_demo.prompts import LETTERS
-from vqa_demo.strategies import strategy_for
+from vqa_demo.ui.answer_state import AskResult
+from vqa_demo.ui.ask_arguments import (
+    DEFAULT_OPTIONS,
+    BadArgument,
+    named_endpoint,
+    pass_through,
+    requested_count,
+    requested_variants,
+)
 from vqa_demo.ui.assets import Example
-from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 from vqa_demo.ui.image_source import ImageAdmission, RefusedImage
 from vqa_demo.ui.model_card import ModelCard
 from vqa_demo.ui.plots import empty_figure, option_label, probabilities_figure
-from vqa_demo.ui.session_memory import (
-    TRIM_AFTER_BYTES,
-    AnswerMemory,
-    KeptImage,
-    keep_image,
-    return_freed_memory,
-)
+from vqa_demo.ui.server_settings import AppConfig
+from vqa_demo.ui.session_memory import TRIM_AFTER_BYTES, AnswerMemory, keep_image, return_freed_memory
+from vqa_demo.ui.status import error_json, status_error, status_ok
+from vqa_demo.ui.variant_ticks import VariantTicks
 
 log = logging.getLogger(__name__)
 
-MIN_OPTIONS, MAX_OPTIONS, DEFAULT_OPTIONS = 2, 8, 4
 SUMMARY_COLUMNS = ["variant", "answer", "confidence", "time (ms)", "note"]
 
 
-@dataclass
-class AskResult:
-    """The last answered question, kept in the session for the Explain section.
-
-    ``image`` holds bounded copies only (see :mod:`vqa_demo.ui.session_memory`), never the upload.
-    """
-
-    image: KeptImage
-    question: str
-    options: list[str]
-    predictions: dict[str, VariantPrediction]
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-
-# Why an answer was refused, besides the input categories of vqa_demo.inputs (API callers branch on it).
+# Why an answer was refused, besides the input categories of vqa_demo.inputs and the argument
+# categories of vqa_demo.ui.ask_arguments (API callers branch on it).
 NO_VARIANT, VARIANT_INCOMPATIBLE = "no_variant", "variant_incompatible"
 MODEL_UNAVAILABLE, PREDICTION_FAILED = "model_unavailable", "prediction_failed"
-INVALID_K, INVALID_TICK = "invalid_k", "invalid_tick"
-
-
-def status_error(message: str) -> str:
-    """``⚠ **message**``: the text a person reads (the category goes to :func:`error_json`)."""
-    return f"⚠ **{message}**"
-
-
-def error_json(message: str, category: str) -> dict[str, Any]:
-    """The raw-scores output of a refused answer: ``{"error": {"category", "message"}}``."""
-    return {"error": {"category": category, "message": message}}
-
-
-def failure_category(raw: Any) -> str | None:
-    """The stable category of a refused answer from its raw-scores output (None after a success)."""
-    error = raw.get("error") if isinstance(raw, dict) else None
-    return error.get("category") if isinstance(error, dict) else None
-
-
-def status_ok(message: str, notes: list[str] | None = None) -> str:
-    """``✓ message`` and one ``Note: ...`` paragraph per note: Markdown that reads as plain text for API callers."""
-    lines = [f"✓ {message}"] + [f"Note: {n}" for n in notes or []]
-    return "\n\n".join(lines)
 
 
 def empty_summary() -> pd.DataFrame:
@@ -156,20 +119,6 @@ def raw_scores(options: list[str], predictions: dict[str, VariantPrediction]) ->
     return out
 
 
-class BadArgument(ValueError):
-    """An API argument of the wrong type (``k``, a variant tick): one sentence and a stable category."""
-
-    def __init__(self, category: str, message: str):
-        super().__init__(message)
-        self.category = category
-        self.message = message
-
-
-def api_flag(variant: str) -> str:
-    """``multi_class-last_token`` -> ``use_multi_class_last_token``: a variant's tick as an API parameter name."""
-    return "use_" + re.sub(r"\W", "_", variant)
-
-
 class AskCallbacks:
     """The Ask tab's event handlers, bound to the shared predictor holder."""
 
@@ -184,6 +133,7 @@ class AskCallbacks:
         self.config = config
         self.examples = examples or []
         self.card = card
+        self.ticks = VariantTicks(holder, card)
         self.images = ImageAdmission([config.examples_dir, config.validation_dir], config.max_image_bytes)
         self.memory = AnswerMemory(
             config.session_ttl, config.session_memory_bytes, sweep_every=min(60.0, config.session_ttl / 4)
@@ -202,80 +152,8 @@ class AskCallbacks:
             value = DEFAULT_OPTIONS
         return max(MIN_OPTIONS, min(MAX_OPTIONS, value))
 
-    @staticmethod
-    def requested_count(count: Any) -> int:
-        """``k`` as given (not clamped; a blank one means the default); raises ``invalid_k`` unless whole."""
-        if count is None or count == "":
-            return DEFAULT_OPTIONS
-        value = count.strip() if isinstance(count, str) else count
-        if isinstance(value, str) and value.lstrip("+-").isdigit():
-            value = int(value)
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise BadArgument(
-                INVALID_K,
-                f"k must be a whole number of options from {MIN_OPTIONS} to {MAX_OPTIONS}, not {str(count)[:40]!r}.",
-            )
-        return value
-
-    def requested_variants(self, ticks: list[Any]) -> list[str]:
-        """Names of the ticked variants; a tick must be a boolean (null counts as unticked)."""
-        names = []
-        for info, tick in zip(self.holder.infos, ticks):
-            if tick is True:
-                names.append(info.name)
-            elif tick is not None and tick is not False:
-                raise BadArgument(
-                    INVALID_TICK,
-                    f"{api_flag(info.name)} must be true or false (a JSON boolean), not {str(tick)[:40]!r}.",
-                )
-        return names
-
     def option_updates(self, count: int) -> list[dict]:
         return [gr.update(visible=i < count) for i in range(MAX_OPTIONS)]
-
-    def chance_level_names(self) -> frozenset[str]:
-        """Chance-level variants (:mod:`vqa_demo.ui.chance`), marked wherever variants are listed."""
-        return frozenset(n for n in self.holder.names if self.card and self.card.is_chance_level(n))
-
-    def default_tick(self, name: str) -> bool:
-        """Ticked on a first visit unless the model card shows it at chance level (all, if every one is)."""
-        chance = self.chance_level_names()
-        return name not in chance or chance >= set(self.holder.names)
-
-    def variant_updates(self, count: int, previous: int | None = None) -> list[dict]:
-        """Checkbox updates for ``count`` options: a variant that cannot take them is unticked and disabled, with why.
-
-        A variant that could already answer ``previous`` options keeps the user's tick (no value is
-        sent); one that becomes available again gets its default tick.
-        """
-        updates = []
-        for info in self.holder.infos:
-            reason = info.incompatibility(count)
-            if reason:
-                updates.append(gr.update(value=False, interactive=False, info=f"unavailable: {reason}"))
-            elif previous is not None and info.incompatibility(previous) is None:
-                updates.append(gr.update(interactive=True, info=self.variant_info(info.name)))
-            else:
-                value = self.default_tick(info.name)
-                updates.append(gr.update(value=value, interactive=True, info=self.variant_info(info.name)))
-        return updates
-
-    def variant_info(self, name: str) -> str:
-        info = self.holder.info(name)
-        strategy = strategy_for(info.config.head)
-        if strategy.generates_text:
-            text = "generates, then scores options by likelihood"
-        else:
-            kind = "one score per option" if strategy.rows_per_option else "one K-way classifier"
-            text = f"{kind}, {info.config.head.pooling.replace('_', '-')} pooling"
-        standing = self.card.standings.get(name) if self.card else None
-        if standing is None:
-            return text
-        if standing.chance_level:
-            return f"⚠ chance level: val. {standing.interval()}, chance {standing.chance:.2f}"
-        return f"{text} · val. {standing.interval()}"
 
     @staticmethod
     def button_updates(count: int) -> list[dict]:
@@ -286,7 +164,7 @@ class AskCallbacks:
         """Add (+1) or remove (-1) an option row: the new count, row, checkbox and +/- button updates."""
         old = self.clamp_count(count)
         new = self.clamp_count(old + delta)
-        return [new, *self.option_updates(new), *self.variant_updates(new, old), *self.button_updates(new)]
+        return [new, *self.option_updates(new), *self.ticks.updates(new, old), *self.button_updates(new)]
 
     def pick_example(self, index: int, current: Any = None) -> list:
         """Fill the form from example ``index``: image, question, options (unused rows emptied).
@@ -306,7 +184,7 @@ class AskCallbacks:
             example.question,
             count,
             *[gr.update(value=v, visible=i < count) for i, v in enumerate(values)],
-            *self.variant_updates(count, None if current is None else self.clamp_count(current)),
+            *self.ticks.updates(count, None if current is None else self.clamp_count(current)),
             *self.button_updates(count),
         ]
 
@@ -346,10 +224,10 @@ class AskCallbacks:
         """
         started = time.perf_counter()
         try:
-            count = self.requested_count(count)
+            count = requested_count(count)
             # The form keeps k in range; an API caller's k=1 or k=9 is refused, not clamped.
             check_option_count(count, min_options=MIN_OPTIONS, max_options=MAX_OPTIONS)
-            requested = self.requested_variants(list(values[MAX_OPTIONS:]))
+            requested = requested_variants(self.holder.names, list(values[MAX_OPTIONS:]))
             prepared_question = prepare_question(
                 question, list(values[:MAX_OPTIONS])[:count], min_options=MIN_OPTIONS, max_options=MAX_OPTIONS
             )
@@ -396,7 +274,7 @@ class AskCallbacks:
         message = f"Answered with {len(predictions)} variant{'s' if len(predictions) > 1 else ''} in {seconds:.2f} s."
         return (
             status_ok(message, notes),
-            summary_table(options, predictions, skipped, self.chance_level_names()),
+            summary_table(options, predictions, skipped, self.ticks.chance_level_names()),
             figure,
             cond_gen_markdown(options, predictions),
             raw_scores(options, predictions),
@@ -404,48 +282,14 @@ class AskCallbacks:
         )
 
     def api_endpoint(self):
-        """:meth:`answer` under a signature with readable API parameter names.
-
-        ``(image, question, k, option_a, ..., option_h, use_<variant>, ...)``, where ``k`` is how many
-        option rows are used; gradio_client callers see these names and may leave out the unused
-        rows (empty) and the ticks (all variants that fit ``k``).
-        """
-
-        def answer(*args, **kwargs):
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            return self.answer(*bound.args)
-
-        positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
-        parameters = [
-            inspect.Parameter("image", positional),
-            inspect.Parameter("question", positional),
-            inspect.Parameter("k", positional, default=DEFAULT_OPTIONS),
-            *[
-                inspect.Parameter(f"option_{LETTERS[i].lower()}", positional, default="")
-                for i in range(MAX_OPTIONS)
-            ],
-            *[inspect.Parameter(api_flag(info.name), positional, default=True) for info in self.holder.infos],
-        ]
-        signature = inspect.Signature(parameters)
-        answer.__signature__ = signature
-        answer.__doc__ = self.answer.__doc__
-        return answer
+        """:meth:`answer` under the ``/answer`` API's parameter names (:func:`named_endpoint`)."""
+        return named_endpoint(self.answer, self.holder.names)
 
     @staticmethod
     def _failure(message: str, category: str) -> tuple:
         # No gr.Warning toast: toasts from earlier refusals stayed on screen after the input was
         # fixed, while the status box is replaced by every answer.
         return status_error(message), empty_summary(), None, "", error_json(message, category), None
-
-
-def pass_through(payload: Any) -> Any:
-    """A preprocess that hands the client's value over unchanged, for the callback to validate.
-
-    ``gr.Number``'s own preprocess rounds the value and fails with a bare "Error" on a string, NaN or
-    infinity; :meth:`AskCallbacks.requested_count` says what is wrong instead.
-    """
-    return payload
 
 
 def admit_any_shape(image: gr.Image, admission: ImageAdmission) -> None:
@@ -522,9 +366,9 @@ def build_ask_inputs(callbacks: AskCallbacks):
                 for info in callbacks.holder.infos:
                     ns.variants.append(
                         gr.Checkbox(
-                            value=callbacks.default_tick(info.name),
+                            value=callbacks.ticks.default_tick(info.name),
                             label=info.name,
-                            info=callbacks.variant_info(info.name),
+                            info=callbacks.ticks.variant_info(info.name),
                             min_width=200,
                             elem_id=f"tick-{info.name}",
                         )

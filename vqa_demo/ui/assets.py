@@ -5,8 +5,10 @@ Layout (``assets/``)::
     examples/            images for the Ask tab (question and options from examples/examples.json or
                          examples/metadata.csv, or from the validation row with the same file name)
     validation/          the labelled split (metadata.csv with a family column + images)
-    evaluation/          metrics.json + predictions.jsonl (see vqa_demo.evaluation)
-    comparison.json      per-variant accuracy, per-family accuracy and training curves
+    evaluation/          predictions.jsonl: every variant's answer per validation example (Errors tab)
+    comparison.json      every figure the Compare tab and the model card show: per-variant accuracy,
+                         per-family accuracy, calibration, agreement, McNemar tests, training curves
+                         (the evaluation's metrics.json holds copies of the same figures: not read)
 
 Missing pieces are not errors: each becomes a note the UI shows. File names taken from data files
 are resolved and refused when they point outside their folder.
@@ -26,7 +28,7 @@ from vqa_demo.data import DataError, MCSplit, load_split
 from vqa_demo.evaluation import read_predictions
 from vqa_demo.loading import find_checkpoints
 from vqa_demo.paths import inside
-from vqa_demo.ui.config import AppConfig
+from vqa_demo.ui.server_settings import AppConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,6 @@ class AppAssets:
     config: AppConfig
     validation: MCSplit | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict | None = None
     comparison: dict | None = None
     curves: dict[str, list[dict]] = field(default_factory=dict)
     examples: list[Example] = field(default_factory=list)
@@ -82,17 +83,20 @@ class AppAssets:
     @classmethod
     def load(cls, config: AppConfig) -> AppAssets:
         assets = cls(config)
-        assets.validation = assets._load_split(config.validation_dir)
-        assets.metrics = _read_json(config.evaluation_dir / "metrics.json", assets.notes)
-        predictions = config.evaluation_dir / "predictions.jsonl"
-        if predictions.is_file():
-            assets.records = read_predictions(predictions)
-        else:
-            assets.notes.append(f"predictions.jsonl not found in {config.evaluation_dir}")
-        assets.comparison = _read_json(config.comparison_file, assets.notes)
-        assets.curves = assets._load_curves()
-        assets.examples = assets._load_examples()
+        assets.read_files()
         return assets
+
+    def read_files(self) -> None:
+        """Read every file once; a missing or unreadable one becomes a note."""
+        self.validation = self._load_split(self.config.validation_dir)
+        predictions = self.config.evaluation_dir / "predictions.jsonl"
+        if predictions.is_file():
+            self.records = read_predictions(predictions)
+        else:
+            self.notes.append(f"predictions.jsonl not found in {self.config.evaluation_dir}")
+        self.comparison = _read_json(self.config.comparison_file, self.notes)
+        self.curves = self._load_curves()
+        self.examples = self._load_examples()
 
     # -- loading ----------------------------------------------------------------------------------
     def _load_split(self, folder: Path) -> MCSplit | None:
@@ -195,9 +199,9 @@ class AppAssets:
 
     @property
     def variant_names(self) -> list[str]:
-        """Variants found in the evaluation files, in their order."""
-        if self.metrics:
-            return list(self.metrics.get("variants", {}))
+        """Variants found in the comparison, else in the stored predictions, in their order."""
+        if self.comparison:
+            return list(self.comparison.get("variants", {}))
         if self.records:
             return list(self.records[0].get("variants", {}))
         return []

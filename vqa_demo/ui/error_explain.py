@@ -18,9 +18,9 @@ from PIL import Image
 from vqa_demo.explain import attribute
 from vqa_demo.prediction import AttentionMap
 from vqa_demo.predictor import Predictor, VariantPrediction
-from vqa_demo.ui.ask import AskResult
+from vqa_demo.ui.answer_state import AskResult
 from vqa_demo.ui.error_data import option_text
-from vqa_demo.ui.explain_view import ExplainCallbacks, attention_view
+from vqa_demo.ui.explain_panels import attention_view, attribution_view
 from vqa_demo.ui.session_memory import keep_image
 
 PER_OPTION_ROW = "chosen option"  # AttentionMap.row of heads with one prompt row per option
@@ -152,7 +152,8 @@ def attribute_both(
     )
     result = run.as_ask_result(predictor)
     side = int(round(predictor.backbone.image_seq_length**0.5))
-    render = ExplainCallbacks(None).attribution_view  # rendering only: no model call
-    gold_view = render(result, attributions[0], opacity, side)
-    chosen_view = gold_view if len(attributions) == 1 else render(result, attributions[1], opacity, side)
+    gold_view = attribution_view(result, attributions[0], opacity, side)
+    chosen_view = (
+        gold_view if len(attributions) == 1 else attribution_view(result, attributions[1], opacity, side)
+    )
     return (*gold_view, *chosen_view)

@@ -4,7 +4,7 @@ Rows come from the evaluation's ``predictions.jsonl`` (see :mod:`vqa_demo.ui.err
 with thumbnails, a gallery of the most confident mistakes and a confusion matrix of gold against
 chosen position show the same filtered set. Selecting an example shows the stored answers at once
 and then answers it live, once, to put the gold option's explanation next to the chosen one's
-(:mod:`vqa_demo.ui.error_explain`). *Open in Ask* copies the example into the Ask form.
+(:mod:`vqa_demo.ui.error_live`). *Open in Ask* copies the example into the Ask form.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from vqa_demo.config import MAX_OPTIONS
 from vqa_demo.paths import inside
-from vqa_demo.ui.ask import MAX_OPTIONS, status_error, status_ok
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.chance import is_chance_level
 from vqa_demo.ui.error_data import (
@@ -42,10 +42,10 @@ from vqa_demo.ui.error_data import (
     variant_names,
     write_csv,
 )
-from vqa_demo.ui.error_explain import LiveRun, attribute_both, live_run, side_views
-from vqa_demo.ui.explain_view import METHOD_LABELS
-from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
+from vqa_demo.ui.error_live import LiveErrorCallbacks
+from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.plots import confusion_figure, empty_figure, probabilities_figure
+from vqa_demo.ui.status import status_error, status_ok
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class ErrorBrowser:
         self.accuracy = variant_accuracy(self.records)
         self.chance = mean_chance(self.records)
         self.thumbnails: dict[Any, str] = {}
+        self.rerun = LiveErrorCallbacks(holder, assets, self.by_index)
 
     # -- filter choices ---------------------------------------------------------------------------
     @property
@@ -211,121 +212,14 @@ class ErrorBrowser:
         )
         dropdown = gr.update(choices=explainable, value=preferred, interactive=bool(explainable))
         image = self.assets.validation_image(record.get("file_name"))
-        return sample, image, self.details(record), figure, dropdown, gr.update(interactive=True)
+        labels = {name: label for label, name in self.variant_choices}
+        return sample, image, details_markdown(record, labels), figure, dropdown, gr.update(interactive=True)
 
     def accuracy_of(self, name: str) -> float:
         return self.accuracy.get(name, {}).get("accuracy", 0.0)
 
     def is_attentive(self, name: str) -> bool:
         return any(i.name == name and i.attentive for i in self.holder.infos)
-
-    def details(self, record: dict) -> str:
-        options, gold = record["options"], record["gold"]
-        stored = record["variants"]
-        family = family_of(record)
-        lines = [
-            f"**#{record.get('index')}** · `{record.get('file_name')}`"
-            + (f" · family *{family}*" if family else ""),
-            "",
-            f"**Question:** {record.get('question', '')}",
-            "",
-        ]
-        for k in range(len(options)):
-            pickers = [n for n in stored if stored[n].get("choice") == k]
-            mark = " ✓ **gold**" if k == gold else ""
-            lines.append(
-                f"- {option_text(options, k)}{mark}" + (f" ← {', '.join(pickers)}" if pickers else "")
-            )
-        lines += ["", "| variant (stored run) | chose | confidence | correct |", "|---|---|---:|:---:|"]
-        labels = dict((name, label) for label, name in self.variant_choices)
-        for name in variant_names([record]):
-            p = stored[name]
-            correct = "✔" if p.get("choice") == gold else "✘"
-            lines.append(
-                f"| {labels.get(name, name)} | {option_text(options, p.get('choice'))} | {p.get('confidence', 0):.0%} | {correct} |"
-            )
-            if p.get("generated_text") is not None:
-                lines.append(f"| ↳ generated | “{p['generated_text']}” | | |")
-        return "\n".join(lines)
-
-    # -- answering it live, once ------------------------------------------------------------------
-    def live(self, sample: dict | None, variant: str | None, opacity: float) -> tuple:
-        """Answer the selected example now: (run, status, six side-by-side views, six cleared attribution views)."""
-        cleared = (None, None, "")
-        record = self.by_index.get(sample.get("index")) if sample else None
-        if record is None:
-            return (
-                None,
-                status_error("Pick an example first."),
-                *side_views(None, None, opacity),
-                *cleared * 2,
-            )
-        image = self.assets.validation_image(record.get("file_name"))
-        if image is None:
-            message = status_error(f"The image {record.get('file_name')!r} is not in the validation folder.")
-            return None, message, *side_views(None, None, opacity), *cleared * 2
-        k = len(record["options"])
-        names = [n for n in sample.get("variants") or [] if n in self.holder.names]
-        names = [n for n in names if self.holder.info(n).incompatibility(k) is None]
-        if not names:
-            message = status_error("None of the selected variants is loaded: tick one that the app serves.")
-            return None, message, *side_views(None, None, opacity), *cleared * 2
-        try:
-            run = live_run(self.holder.get(), record, image, names)
-        except ModelUnavailable as error:
-            return None, status_error(str(error)), *side_views(None, None, opacity), *cleared * 2
-        except Exception as error:  # report, do not crash the session
-            log.exception("live run failed")
-            message = status_error(f"Answering the example failed ({type(error).__name__}: {error}).")
-            return None, message, *side_views(None, None, opacity), *cleared * 2
-        changed = [
-            n for n, p in run.predictions.items() if p.choice != record["variants"].get(n, {}).get("choice")
-        ]
-        note = (
-            f"Changed since the stored run: {', '.join(changed)}."
-            if changed
-            else "Same choices as the stored run."
-        )
-        seconds = sum(p.seconds for p in run.predictions.values())
-        status = status_ok(f"Answered now by {len(run.predictions)} variants in {seconds:.2f} s. {note}")
-        return run, status, *side_views(run, variant, opacity), *cleared * 2
-
-    @staticmethod
-    def render(run: LiveRun | None, variant: str | None, opacity: float) -> tuple:
-        """Repaint the side-by-side views for another variant or opacity (no model call)."""
-        return side_views(run, variant, opacity)
-
-    def attribute(
-        self,
-        run: LiveRun | None,
-        variant: str | None,
-        method_label: str,
-        steps: float,
-        opacity: float,
-        progress=gr.Progress(),  # noqa: B008 (Gradio injects the tracker through this default)
-    ) -> tuple:
-        """Captum attributions of the gold and the chosen option: six views (image, tokens, caption) x 2."""
-        if run is None or not variant or variant not in run.predictions:
-            message = status_error("Select an example and a variant first.")
-            return None, None, message, None, None, message
-        method = METHOD_LABELS.get(method_label, "integrated_gradients")
-        progress(0, desc="Computing attributions…")
-        try:
-            return attribute_both(
-                self.holder.get(),
-                run,
-                variant,
-                method,
-                int(steps),
-                opacity,
-                on_progress=lambda fraction: progress(fraction, desc="Computing attributions…"),
-            )
-        except ModelUnavailable as error:
-            return None, None, status_error(str(error)), None, None, ""
-        except Exception as error:  # report, do not crash the session
-            log.exception("attribution failed")
-            message = status_error(f"Attribution failed ({type(error).__name__}: {error}).")
-            return None, None, message, None, None, ""
 
     # -- Open in Ask ------------------------------------------------------------------------------
     def open_in_ask(self, sample: dict | None, variant_info=None) -> list:
@@ -355,3 +249,34 @@ class ErrorBrowser:
         )
         image = self.image_path(record.get("file_name"))
         return [image, record["question"], k, *rows, *ticks, status, gr.Tabs(selected="ask")]
+
+
+def details_markdown(record: dict, labels: dict[str, str]) -> str:
+    """The example, its options (gold and who chose each) and every stored answer, as Markdown.
+
+    ``labels`` maps a variant to its label in the filters (accuracy, chance level).
+    """
+    options, gold = record["options"], record["gold"]
+    stored = record["variants"]
+    family = family_of(record)
+    lines = [
+        f"**#{record.get('index')}** · `{record.get('file_name')}`"
+        + (f" · family *{family}*" if family else ""),
+        "",
+        f"**Question:** {record.get('question', '')}",
+        "",
+    ]
+    for k in range(len(options)):
+        pickers = [n for n in stored if stored[n].get("choice") == k]
+        mark = " ✓ **gold**" if k == gold else ""
+        lines.append(f"- {option_text(options, k)}{mark}" + (f" ← {', '.join(pickers)}" if pickers else ""))
+    lines += ["", "| variant (stored run) | chose | confidence | correct |", "|---|---|---:|:---:|"]
+    for name in variant_names([record]):
+        p = stored[name]
+        correct = "✔" if p.get("choice") == gold else "✘"
+        lines.append(
+            f"| {labels.get(name, name)} | {option_text(options, p.get('choice'))} | {p.get('confidence', 0):.0%} | {correct} |"
+        )
+        if p.get("generated_text") is not None:
+            lines.append(f"| ↳ generated | “{p['generated_text']}” | | |")
+    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Layout and wiring of the Errors tab (the handlers are :class:`~vqa_demo.ui.errors.ErrorBrowser`'s)."""
+"""Layout and wiring of the Errors tab (the handlers are :class:`~vqa_demo.ui.errors.ErrorBrowser`'s and
+its ``rerun``, :class:`~vqa_demo.ui.error_live.LiveErrorCallbacks`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from vqa_demo.ui.ask import status_error
 from vqa_demo.ui.error_data import ALL_FAMILIES, ANY_POSITION, MISSED_BY_ALL, MISSED_BY_ANY
 from vqa_demo.ui.errors import TABLE_TYPES, ErrorBrowser
-from vqa_demo.ui.explain_view import METHOD_LABELS, heat_image
+from vqa_demo.ui.explain_panels import METHOD_LABELS, heat_image, steps_update
+from vqa_demo.ui.status import status_error
 
 
 def build_filters(browser: ErrorBrowser, initial: tuple) -> SimpleNamespace:
@@ -177,7 +178,7 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
         )
     picked = [ns.sample, ns.image, ns.details, ns.stored, ns.variant, ns.open_in_ask]
     live = dict(
-        fn=browser.live,
+        fn=browser.rerun.live,
         inputs=[ns.sample, ns.variant, ns.opacity],
         outputs=[ns.run, ns.live_status, *ns.sides, *ns.attributions],
     )
@@ -188,7 +189,7 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
         event.then(**live, api_visibility="private", concurrency_id="model", concurrency_limit=1)
     for trigger in (ns.variant.input, ns.opacity.release):
         trigger(
-            browser.render,
+            browser.rerun.render,
             [ns.run, ns.variant, ns.opacity],
             ns.sides,
             api_visibility="private",
@@ -203,7 +204,7 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
             queue=False,
         )
     ns.method.change(
-        lambda label: gr.update(interactive=METHOD_LABELS.get(label) == "integrated_gradients"),
+        steps_update,
         ns.method,
         ns.steps,
         api_visibility="private",
@@ -212,7 +213,7 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
     ns.attribute.click(
         lambda: gr.update(visible=True), None, ns.attribution_row, api_visibility="private", queue=False
     ).then(
-        browser.attribute,
+        browser.rerun.attribute,
         [ns.run, ns.variant, ns.method, ns.steps, ns.opacity],
         ns.attributions,
         api_visibility="private",

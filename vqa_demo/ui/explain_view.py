@@ -11,69 +11,27 @@ from __future__ import annotations
 
 import logging
 from types import SimpleNamespace
-from typing import Any
 
 import gradio as gr
 
-from vqa_demo.explain import METHODS, attribute, attribute_until_complete
-from vqa_demo.heatmaps import heatmap_overlay
-from vqa_demo.prediction import AttentionMap
-from vqa_demo.ui.ask import AskResult, status_error
-from vqa_demo.ui.explain_render import (
-    DISPLAY_SIDE,
-    VIEWS,
-    Explanation,
-    attribution_explanation,
-    display_token,
-    legend_html,
-    paint,
-    pooling_explanation,
-    tokens_html,
+from vqa_demo.explain import attribute, attribute_until_complete
+from vqa_demo.ui.answer_state import AskResult, image_gone
+from vqa_demo.ui.explain_panels import (
+    MAX_STEPS,
+    METHOD_LABELS,
+    TOLERANCE,
+    attribution_view,
+    heat_image,
+    method_of,
+    steps_update,
+    with_legend,
 )
+from vqa_demo.ui.explain_render import VIEWS, paint, pooling_explanation, tokens_html
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 from vqa_demo.ui.model_card import ModelCard
-from vqa_demo.ui.plots import option_label
+from vqa_demo.ui.status import status_error
 
 log = logging.getLogger(__name__)
-
-METHOD_LABELS = {"Integrated gradients": "integrated_gradients", "Saliency (gradient)": "saliency"}
-assert set(METHOD_LABELS.values()) == set(METHODS)
-# Integrated gradients take 4x the steps, up to this cap, while |error| > TOLERANCE x |score change|
-# (on the default, 64 steps usually reach it; 128 steps of a variant take about 20 s on 2 busy cores).
-MAX_STEPS, TOLERANCE = 128, 0.05
-
-
-def attention_view(image, attention: AttentionMap, opacity: float) -> tuple[Any, list, str]:
-    """(heatmap image, highlighted tokens, caption) from a prediction's pooling weights.
-
-    For ``gr.HighlightedText``: image and tokens are divided by one shared peak (the largest weight
-    over patches and tokens together), so their brightness compares.
-    """
-    explanation = pooling_explanation(attention)
-    peak = explanation.peak
-    tokens = [display_token(t) for t in explanation.tokens]
-    highlights = [
-        (t, round(float(w) / peak, 4) if peak > 0 else 0.0) for t, w in zip(tokens, explanation.token_values)
-    ]
-    caption = (
-        f"Pooling weight on the image: **{attention.image_mass:.0%}**, on the text: "
-        f"**{1 - attention.image_mass:.0%}** (row: {attention.row}). "
-        "Brighter patches and redder tokens weigh more, on one scale."
-    )
-    if explanation.image.ndim != 2:
-        return None, highlights, caption + " The image tokens do not form a square grid, so no heatmap."
-    return (
-        heatmap_overlay(image, explanation.image, opacity, min_side=DISPLAY_SIDE, peak=peak),
-        highlights,
-        caption,
-    )
-
-
-def image_gone(result: AskResult) -> str | None:
-    """Why ``result``'s image can no longer be explained (None while its copies are kept)."""
-    if result.image.available:
-        return None
-    return "This answer's image is no longer kept (answers are kept for a limited time): answer again."
 
 
 class ExplainCallbacks:
@@ -154,12 +112,8 @@ class ExplainCallbacks:
         return (
             paint(display, explanation, opacity, view),
             tokens_html(explanation),
-            self.legend(explanation, caption),
+            with_legend(explanation, caption),
         )
-
-    @staticmethod
-    def legend(explanation: Explanation, caption: str) -> str:
-        return legend_html(explanation) + "\n\n" + caption
 
     def attribute(
         self,
@@ -178,7 +132,7 @@ class ExplainCallbacks:
         pixel_values = result.image.pixel_values  # read once: the memory may drop it meanwhile
         if pixel_values is None:
             return None, "", status_error(image_gone(result)), None
-        method = METHOD_LABELS.get(method_label, "integrated_gradients")
+        method = method_of(method_label)
         prediction = result.predictions[variant]
         progress(0, desc="Computing attribution…")
         report = lambda fraction: progress(fraction, desc="Computing attribution…")  # noqa: E731
@@ -215,53 +169,14 @@ class ExplainCallbacks:
             log.exception("attribution failed")
             return None, "", status_error(f"Attribution failed ({type(error).__name__}: {error})."), None
         stored = (attribution, side)
-        return (*self.attribution_view(result, attribution, opacity, side, view), stored)
+        return (*attribution_view(result, attribution, opacity, side, view), stored)
 
     def repaint_attribution(self, result: AskResult | None, stored, opacity: float, view: str) -> tuple:
         """Repaint the kept attribution for a new opacity or view (no model call); nothing when there is none."""
         if result is None or stored is None:
             return gr.update(), gr.update(), gr.update()
         attribution, side = stored
-        return self.attribution_view(result, attribution, opacity, side, view)
-
-    def attribution_view(
-        self, result: AskResult, attribution, opacity: float, side: int, view: str = VIEWS[0]
-    ) -> tuple:
-        explanation = attribution_explanation(attribution, side, view)
-        what = "summed log-likelihood" if attribution.suffix_start is not None else "score"
-        lines = [
-            f"Attribution of **{attribution.variant}**'s {what} for "
-            f"**{option_label(attribution.target, result.options[attribution.target], 40)}** "
-            f"({attribution.score:.3f}) · {attribution.method.replace('_', ' ')} · {attribution.seconds:.1f} s.",
-        ]
-        if attribution.method == "integrated_gradients":
-            lines.append(
-                "Colour = size of each patch's and token's contribution; a token marked − lowers the score "
-                "(hover a token for its signed value)."
-            )
-            lines.append(completeness_line(attribution))
-        else:
-            lines.append("Gradient magnitude: how sensitive the score is to each patch and token.")
-        display = result.image.display
-        image = paint(display, explanation, opacity, view) if display is not None else None
-        return image, tokens_html(explanation), self.legend(explanation, "\n\n".join(lines))
-
-
-def completeness_line(attribution) -> str:
-    """The completeness check in words: attributions should add up to score - baseline score."""
-    change = attribution.score - attribution.baseline_score
-    error = attribution.relative_error
-    text = (
-        f"Completeness: the attributions add up to {change + attribution.convergence_delta:+.3g} against a score "
-        f"change of {change:+.3g} from the baseline ({attribution.baseline_score:.3g} → {attribution.score:.3g}); "
-        f"error {attribution.convergence_delta:+.3g} = {error:.1%} of the change at {attribution.n_steps} steps."
-    )
-    if error > TOLERANCE:
-        text = (
-            f"⚠ **Unreliable attribution**: the completeness error stays at {error:.0%} of the score change "
-            f"even at {attribution.n_steps} steps, so these colours do not add up to the score. {text}"
-        )
-    return text
+        return attribution_view(result, attribution, opacity, side, view)
 
 
 def build_explain(callbacks: ExplainCallbacks):
@@ -308,21 +223,6 @@ def build_explain(callbacks: ExplainCallbacks):
     return ns
 
 
-def heat_image(elem_id: str, height: int = 320) -> gr.Image:
-    """An output image for a heatmap. No label badge: it would cover the top of the heatmap; a Markdown
-    heading above it names it."""
-    return gr.Image(
-        show_label=False,
-        type="pil",
-        interactive=False,
-        height=height,
-        elem_id=elem_id,
-        format="png",
-        elem_classes="fill-image",
-        buttons=[],
-    )
-
-
 def wire_explain(callbacks: ExplainCallbacks, view, result_state, answer_event) -> None:
     """Every answer repaints the heatmap and clears the previous attribution; view changes repaint both."""
     attribution_outputs = [view.attr_image, view.attr_tokens, view.attr_caption, view.attribution]
@@ -351,7 +251,7 @@ def wire_explain(callbacks: ExplainCallbacks, view, result_state, answer_event) 
             trigger_mode="always_last",
         )
     view.method.change(
-        lambda label: gr.update(interactive=METHOD_LABELS.get(label) == "integrated_gradients"),
+        steps_update,
         view.method,
         view.steps,
         queue=False,

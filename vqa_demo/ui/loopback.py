@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vqa_demo.ui.config import AppConfig
+    from vqa_demo.ui.server_settings import AppConfig
 
 
 def free_port() -> int:

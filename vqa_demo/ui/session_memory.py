@@ -14,7 +14,7 @@ upload (whose full resolution can be 40 MP, ~120 MB decoded) so that the caller 
 live is dropped, and when the copies exceed the byte budget the oldest go first. A dropped copy
 leaves its :class:`KeptImage` empty (``available`` is False), so a late Explain request gets a
 message instead of an error. Gradio's own per-session state is bounded separately (``gr.State``
-``time_to_live`` and the launch's ``state_session_capacity``, see :mod:`vqa_demo.ui.config`).
+``time_to_live`` and the launch's ``state_session_capacity``, see :mod:`vqa_demo.ui.server_settings`).
 
 glibc keeps freed blocks of a few MB in its heaps (the dynamic mmap threshold rises to the largest
 freed block, up to 32 MB), so a process that decoded big images stays big after dropping them;
