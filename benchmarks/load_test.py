@@ -135,7 +135,7 @@ class Example:
 
 def load_examples(assets: Path) -> list[Example]:
     """Questions with 4 distinct options from the validation split (or plain images if it has none)."""
-    from vqa_demo.data import load_split
+    from vqa_demo.data.splits import load_split
 
     examples: list[Example] = []
     try:
@@ -155,8 +155,8 @@ def form_kwargs(kind: Kind, files: dict[str, Any], variants: list[str]) -> dict[
     """Keyword arguments for ``/answer`` (image, question, k, option_a..option_h, use_<variant>)."""
     from gradio_client import handle_file
 
-    from vqa_demo.prompts import LETTERS
-    from vqa_demo.ui.ask_arguments import api_flag
+    from vqa_demo.model.prompts import LETTERS
+    from vqa_demo.ui.tabs.ask_arguments import api_flag
 
     example = files["example2"] if kind.image == "example2" else files["example"]
     options = list(kind.options or example.options)
@@ -468,7 +468,7 @@ def main(args: argparse.Namespace) -> int:
             clients = [Client(server.url, verbose=False, download_files=False) for _ in range(clients_n)]
             api = clients[0].view_api(print_info=False, return_format="dict")
             variants = [p["parameter_name"] for p in api["named_endpoints"]["/answer"]["parameters"]]
-            from vqa_demo.ui.ask_arguments import api_flag
+            from vqa_demo.ui.tabs.ask_arguments import api_flag
 
             names = [n for n in _variant_names(assets) if api_flag(n) in variants]
             warmup: list[dict] = []

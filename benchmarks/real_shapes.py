@@ -45,10 +45,10 @@ from benchmarks.common import Targets, add_common_args, finish, free_memory, loa
 from benchmarks.models import make_items
 from benchmarks.naive import full_pass_option_loglik, max_abs_diff, shared_prefix_loglik
 from vqa_demo.config import HeadConfig
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import image_features
-from vqa_demo.head_strategy import HeadContext
-from vqa_demo.strategies import build_head, strategy_for
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.head_strategy import HeadContext
+from vqa_demo.model.strategies import build_head, strategy_for
 
 # PaliGemma 2 3B-224: Gemma 2 2B + SigLIP So400m/14 at 224 px.
 REAL_TEXT = dict(
@@ -76,12 +76,12 @@ def build_processor(quick: bool, vision: dict):
     from training.pretrain_data import build_processor as make_processor
 
     if quick:
-        from vqa_demo.tokenizer import tiny_tokenizer
+        from vqa_demo.model.tokenizer import tiny_tokenizer
 
         tokenizer = tiny_tokenizer()
     else:
         from training.pretrain_data import synthetic_texts
-        from vqa_demo.tokenizer import train_byte_level_tokenizer
+        from vqa_demo.model.tokenizer import train_byte_level_tokenizer
 
         tokenizer = train_byte_level_tokenizer(synthetic_texts(300, seed=0), vocab_size=4096)
     return make_processor(tokenizer, vision["image_size"], vision["patch_size"])

@@ -36,13 +36,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import Targets, add_common_args, finish, setup, stats, table
 from benchmarks.models import build_backbone, make_items
-from vqa_demo.backbone import add_lora, load_backbone
 from vqa_demo.config import HEAD_NAMES, BackboneConfig, HeadConfig, LoraSettings
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import image_features
-from vqa_demo.head_strategy import HeadContext
 from vqa_demo.loading import DEFAULT_BASE
-from vqa_demo.strategies import STRATEGIES, build_head, strategy_for, variant_loss
+from vqa_demo.model.backbone import add_lora, load_backbone
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.head_strategy import HeadContext
+from vqa_demo.model.strategies import STRATEGIES, build_head, strategy_for, variant_loss
 
 
 def matmul_peak(n: int = 2048, iterations: int = 10) -> dict[str, float]:

@@ -18,11 +18,11 @@ import torch
 from tests.conftest import HashMatcher, make_tiny_predictor, tiny_run_config
 from training.compare import build_comparison
 from training.synthetic import generate_split
-from vqa_demo.backbone import build_tiny_backbone, load_backbone, save_backbone
 from vqa_demo.checkpoints import load_variants, save_variant
 from vqa_demo.config import VARIANTS, BackboneConfig
-from vqa_demo.data import load_split
-from vqa_demo.evaluation import evaluate, write_evaluation
+from vqa_demo.data.splits import load_split
+from vqa_demo.evaluation.runner import evaluate, write_evaluation
+from vqa_demo.model.backbone import build_tiny_backbone, load_backbone, save_backbone
 from vqa_demo.predictor import Predictor, Variant, VariantPrediction, softmax_np
 from vqa_demo.ui.loopback import launch_on_loopback
 from vqa_demo.ui.server_settings import AppConfig

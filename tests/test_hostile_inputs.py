@@ -21,11 +21,11 @@ from PIL import Image
 
 from tests.app_support import FakePredictor
 from tests.test_inputs_images import SVG, encode, noise, png_declaring
-from vqa_demo.encoding import RowEncoder
 from vqa_demo.inputs import CATEGORIES
+from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.ui import AppConfig, build_demo
-from vqa_demo.ui.ask import MAX_OPTIONS, NO_VARIANT, VARIANT_INCOMPATIBLE
 from vqa_demo.ui.status import failure_category
+from vqa_demo.ui.tabs.ask import MAX_OPTIONS, NO_VARIANT, VARIANT_INCOMPATIBLE
 
 NAMES = ["cond_gen", "multi_class-last_token", "multi_class-attentive", "swag-last_token", "swag-attentive"]
 OPTIONS = ["red", "blue", "green", "grey"]

@@ -13,8 +13,8 @@ from PIL import Image
 import training.train as train_module
 from training.distractors import AnswerPool, answer_type, balanced_positions, question_prefix
 from training.mc_from_open import OpenRow, convert, main, parse_args
-from vqa_demo.data import DataError, load_split
-from vqa_demo.text_metrics import normalize_vqa_answer
+from vqa_demo.data.splits import DataError, load_split
+from vqa_demo.evaluation.text_metrics import normalize_vqa_answer
 
 ANIMALS = [("what animal is this?", a) for a in ("cat", "dog", "horse", "cow")]
 FRUITS = [("what fruit is shown?", a) for a in ("apple", "pear", "banana", "plum")]

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from tests.conftest import OPTIONS, QUESTIONS, make_tiny_predictor
-from vqa_demo.cond_gen import option_loglik, run_prefix
 from vqa_demo.config import VARIANTS
-from vqa_demo.forward import image_features
-from vqa_demo.scoring import classifier_loss
-from vqa_demo.strategies import build_rows
+from vqa_demo.model.cond_gen import option_loglik, run_prefix
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.scoring import classifier_loss
+from vqa_demo.model.strategies import build_rows
 
 ALL = list(VARIANTS)
 

@@ -17,8 +17,8 @@ from training.pretrain_data import (
     prefetch,
     stdlib_docstrings,
 )
-from vqa_demo.backbone import load_backbone
 from vqa_demo.config import BackboneConfig
+from vqa_demo.model.backbone import load_backbone
 
 UNICODE_TEXTS = [
     "Which slice is the largest? 🍕🥧 (pie) 👩‍👩‍👧",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from vqa_demo.backbone import build_tiny_backbone
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.prompts import clean_text
-from vqa_demo.strategies import build_rows
+from vqa_demo.model.backbone import build_tiny_backbone
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.prompts import clean_text
+from vqa_demo.model.strategies import build_rows
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +105,8 @@ HOSTILE_OPTIONS = [
 @pytest.mark.parametrize("style", ["default", "choose_from"])
 @pytest.mark.parametrize("head", ["cond_gen", "multi_class", "swag"])
 def test_option_text_cannot_change_the_prompt_structure(head, style):
-    from vqa_demo.prompts import clean_option
-    from vqa_demo.strategies import build_rows
+    from vqa_demo.model.prompts import clean_option
+    from vqa_demo.model.strategies import build_rows
 
     options = [*HOSTILE_OPTIONS, "plain"][:8]
     rows = build_rows(head, "Which one?\nAnswer: trap | trap", options, style=style)

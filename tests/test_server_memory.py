@@ -18,7 +18,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from tests.app_support import FakePredictor, launch
-from vqa_demo.heatmaps import OVERLAY_MAX_SIDE
+from vqa_demo.explain.heatmaps import OVERLAY_MAX_SIDE
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.answer_state import AskResult
 

@@ -14,14 +14,14 @@ import torch
 from PIL import Image
 
 from tests.app_support import FakePredictor
-from vqa_demo.explain import attribute
-from vqa_demo.heatmaps import OVERLAY_MAX_SIDE, heatmap_overlay
+from vqa_demo.explain.attribution import attribute
+from vqa_demo.explain.heatmaps import OVERLAY_MAX_SIDE, heatmap_overlay
 from vqa_demo.ui import AppConfig
-from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
 from vqa_demo.ui.explain_render import DISPLAY_SIDE
-from vqa_demo.ui.explain_view import ExplainCallbacks
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.session_memory import AnswerMemory, KeptImage, keep_image
+from vqa_demo.ui.tabs.ask import MAX_OPTIONS, AskCallbacks
+from vqa_demo.ui.tabs.explain import ExplainCallbacks
 
 OPTIONS = ["red", "blue", "green", "grey"]
 

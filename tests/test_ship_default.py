@@ -9,7 +9,7 @@ from training.ship_default import SHIPPED_BASE, point_at_shipped_base, ship_pred
 from training.synthetic import generate_split
 from vqa_demo.checkpoints import read_run_config
 from vqa_demo.config import BackboneConfig, HeadConfig, LoraSettings, RunConfig
-from vqa_demo.data import load_split
+from vqa_demo.data.splits import load_split
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.assets import AppAssets
 

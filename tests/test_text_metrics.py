@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vqa_demo.text_metrics import (
+from vqa_demo.evaluation.text_metrics import (
     OPEN_ANSWER_METRICS,
     best_option_margin,
     exact_match,
@@ -205,7 +205,7 @@ def test_open_answer_metrics_embeds_with_the_given_matcher():
 def test_gold_cosine_matches_sentence_transformers_own_similarity():
     from sentence_transformers import util
 
-    from vqa_demo.matching import SentenceMatcher
+    from vqa_demo.model.matching import SentenceMatcher
 
     matcher = SentenceMatcher()
     generated, golds = ["a small red car", "two"], ["red car", "2"]
@@ -246,7 +246,7 @@ def cond_gen_record(gold, generated, cosine, metadata):
 
 
 def test_evaluation_reports_open_answer_metrics_only_for_converted_splits():
-    from vqa_demo.evaluation import variant_metrics
+    from vqa_demo.evaluation.runner import variant_metrics
 
     converted = [
         cond_gen_record(0, "Two", [0.9, 0.1, 0.2], {"answer_type": "number"}),

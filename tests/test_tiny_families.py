@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vqa_demo.tiny_families import TINY_FAMILIES, VILT_ANSWERS, tiny_gemma3
+from vqa_demo.model.tiny_families import TINY_FAMILIES, VILT_ANSWERS, tiny_gemma3
 
 TOL = 1e-5
 DECODERS = ("qwen2_5_vl", "llava", "smolvlm", "gemma3")

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from tests.conftest import OPTIONS, QUESTIONS, color_image, tiny_run_config
-from vqa_demo.backbone import add_lora, build_tiny_backbone
 from vqa_demo.config import VARIANTS
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import image_features
-from vqa_demo.head_strategy import HeadContext
-from vqa_demo.strategies import build_head, variant_loss
+from vqa_demo.model.backbone import add_lora, build_tiny_backbone
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.head_strategy import HeadContext
+from vqa_demo.model.strategies import build_head, variant_loss
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -8,7 +8,7 @@ Every answer gets a type from a small fixed classifier (:func:`answer_type`):
   "red and white");
 * ``other``: everything else.
 
-Answers are compared in their :func:`~vqa_demo.text_metrics.normalize_vqa_answer` form, so "Two"
+Answers are compared in their :func:`~vqa_demo.evaluation.text_metrics.normalize_vqa_answer` form, so "Two"
 and "2", or "the cat" and "cat", are the same answer: never a distractor of each other and never
 two options of one row. A distractor is shown in the surface form the split uses most often for it.
 Distractors of a row come from its own type, first from answers seen with questions that start
@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vqa_demo.text_metrics import normalize_vqa_answer
+from vqa_demo.evaluation.text_metrics import normalize_vqa_answer
 
 ANSWER_TYPES = ("yes/no", "number", "colour", "other")
 # fmt: off

@@ -7,7 +7,7 @@ Example::
 
 The source is an imagefolder split whose ``metadata.csv`` / ``metadata.jsonl`` rows are
 ``file_name, question, answer`` with a free-text ``answer`` (the reference work's layout). The
-output is this project's split format (:mod:`vqa_demo.data`): the same rows in the same order,
+output is this project's split format (:mod:`vqa_demo.data.splits`): the same rows in the same order,
 ``option1..optionK`` holding the answer and K-1 distractors of the same answer type (rules in
 :mod:`training.distractors`), ``answer`` the 1-based gold position, balanced over the K positions,
 and an ``answer_type`` column (yes/no, number, colour, other) that evaluation breaks accuracy down
@@ -33,7 +33,8 @@ from typing import Any
 
 from training.distractors import ANSWER_TYPES, AnswerPool, answer_type, balanced_positions
 from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
-from vqa_demo.data import (
+from vqa_demo.data.rows import OPTION_COLUMN, cell_text, check_image_file, image_path_in, where
+from vqa_demo.data.splits import (
     METADATA_FILES,
     BadRow,
     DataError,
@@ -42,9 +43,8 @@ from vqa_demo.data import (
     load_split,
     read_metadata,
 )
-from vqa_demo.data_rows import OPTION_COLUMN, cell_text, check_image_file, image_path_in, where
-from vqa_demo.data_writers import write_metadata
-from vqa_demo.text_metrics import normalize_vqa_answer
+from vqa_demo.data.writers import write_metadata
+from vqa_demo.evaluation.text_metrics import normalize_vqa_answer
 
 REQUIRED_COLUMNS = ("file_name", "question", "answer")
 ADDED_COLUMNS = ("answer_type", "distractors")

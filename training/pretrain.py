@@ -36,15 +36,15 @@ from transformers import PaliGemmaForConditionalGeneration
 
 from training.pretrain_data import BatchMaker, batches, build_processor, build_tokenizer, prefetch
 from training.pretrain_eval import generation_exact_match, heldout_items, zero_shot_mc_accuracy
-from vqa_demo.backbone import paligemma2_config
-from vqa_demo.encoding import EncodedRows
+from vqa_demo.model.backbone import paligemma2_config
+from vqa_demo.model.encoding import EncodedRows
 
 MAX_FILE_BYTES = 10 * 1000 * 1000
 
 
 @dataclass
 class ModelSize:
-    """Architecture sizes handed to :func:`vqa_demo.backbone.paligemma2_config`."""
+    """Architecture sizes handed to :func:`vqa_demo.model.backbone.paligemma2_config`."""
 
     hidden_size: int = 256
     num_layers: int = 4

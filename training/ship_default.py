@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from vqa_demo.checkpoints import read_run_config, write_run_config
-from vqa_demo.data import MCSplit, load_split
+from vqa_demo.data.splits import MCSplit, load_split
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 SHIPPED_BASE = "assets/base"  # the base as the run configs name it, relative to the repository

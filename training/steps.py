@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from vqa_demo.config import RunConfig
-from vqa_demo.data import MCSplit
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import image_features
-from vqa_demo.head_strategy import HeadContext
-from vqa_demo.strategies import variant_loss_terms
+from vqa_demo.data.splits import MCSplit
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.head_strategy import HeadContext
+from vqa_demo.model.strategies import variant_loss_terms
 
 
 class NonFiniteLossError(RuntimeError):
@@ -40,7 +40,7 @@ class VariantModule(nn.Module):
         self.encoder = encoder
 
     def forward(self, inputs, questions, options, answers, label_smoothing: float = 0.0):
-        """``(summed loss, number of terms)``, see :func:`~vqa_demo.strategies.variant_loss_terms`."""
+        """``(summed loss, number of terms)``, see :func:`~vqa_demo.model.strategies.variant_loss_terms`."""
         cfg = self.run_config
         features = image_features(self.backbone.core, inputs, grad=True) if cfg.lora.vision else inputs
         ctx = HeadContext(self.backbone.core, self.encoder, cfg.head, cfg.prompt.style, self.head)

@@ -37,8 +37,8 @@ from PIL import Image
 from training.synthetic_facts import caption, facts
 from training.synthetic_render import render
 from training.synthetic_scenes import SAMPLERS, Scene
-from vqa_demo.prompts import LETTERS
-from vqa_demo.strategies import build_rows
+from vqa_demo.model.prompts import LETTERS
+from vqa_demo.model.strategies import build_rows
 
 FAMILIES = tuple(SAMPLERS)
 COLUMNS = ("file_name", "question", "option1", "option2", "option3", "option4", "answer", "family")

@@ -26,7 +26,6 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from vqa_demo.backbone import Backbone
 from vqa_demo.checkpoint_checks import (
     CheckpointError,
     check_adapter_config,
@@ -35,8 +34,9 @@ from vqa_demo.checkpoint_checks import (
     read_json_object,
 )
 from vqa_demo.config import RunConfig
+from vqa_demo.model.backbone import Backbone
+from vqa_demo.model.strategies import build_head, strategy_for
 from vqa_demo.safety import UnsafeCheckpointError, refuse_pickles
-from vqa_demo.strategies import build_head, strategy_for
 
 RUN_CONFIG = "run_config.json"
 HEAD_FILE = "head.safetensors"

@@ -164,7 +164,7 @@ class LoraSettings:
 
 @dataclass
 class PromptConfig:
-    """How questions and options become prefix text (see :mod:`vqa_demo.prompts`)."""
+    """How questions and options become prefix text (see :mod:`vqa_demo.model.prompts`)."""
 
     style: str = "default"  # "default" (the reference work's formats) or "choose_from" (big_vision style)
     separator: str = "\n"  # between prefix and suffix, as in PaliGemma

@@ -6,7 +6,7 @@ Training-time evaluation, the CLI evaluation and the app all call :meth:`Predict
 Per call, the vision tower runs once per image; every variant (each a LoRA adapter + head on the
 shared base) and every option row reuses those features. Only a variant trained with LoRA on the
 vision tower (``LoraSettings.vision``) computes image features of its own. How a variant scores is
-its head's strategy (:mod:`vqa_demo.strategies`).
+its head's strategy (:mod:`vqa_demo.model.strategies`).
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vqa_demo.adapter_switch import AdapterSwitch
-from vqa_demo.attention_maps import attention_map
-from vqa_demo.backbone import Backbone
 from vqa_demo.config import RunConfig
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import image_features
-from vqa_demo.head_strategy import HeadContext, HeadScores
-from vqa_demo.matching import SentenceMatcher
+from vqa_demo.explain.attention import attention_map
+from vqa_demo.model.adapter_switch import AdapterSwitch
+from vqa_demo.model.backbone import Backbone
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.head_strategy import HeadContext, HeadScores
+from vqa_demo.model.matching import SentenceMatcher
+from vqa_demo.model.prompts import clean_option
 from vqa_demo.prediction import VariantPrediction, softmax_np
-from vqa_demo.prompts import clean_option
 from vqa_demo.variant import Variant
 
 __all__ = ["Predictor", "Variant", "VariantPrediction", "softmax_np"]
@@ -45,7 +45,7 @@ class Predictor:
         batch_size: int = 16,
         merge_adapters: bool | None = None,
     ):
-        """``merge_adapters``: see :class:`~vqa_demo.adapter_switch.AdapterSwitch` (``merge``)."""
+        """``merge_adapters``: see :class:`~vqa_demo.model.adapter_switch.AdapterSwitch` (``merge``)."""
         self.backbone = backbone
         self.variants = {v.name: v for v in variants}
         self.matcher = matcher or SentenceMatcher()

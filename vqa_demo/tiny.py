@@ -11,10 +11,10 @@ import hashlib
 import numpy as np
 import torch
 
-from vqa_demo.backbone import Backbone, add_lora, build_tiny_backbone
 from vqa_demo.config import VARIANTS, BackboneConfig, HeadConfig, LoraSettings, RunConfig
+from vqa_demo.model.backbone import Backbone, add_lora, build_tiny_backbone
+from vqa_demo.model.strategies import build_head
 from vqa_demo.predictor import Predictor, Variant
-from vqa_demo.strategies import build_head
 
 
 class TrigramMatcher:

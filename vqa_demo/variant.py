@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from vqa_demo.config import RunConfig
-from vqa_demo.head_strategy import HeadStrategy
-from vqa_demo.strategies import strategy_for
+from vqa_demo.model.head_strategy import HeadStrategy
+from vqa_demo.model.strategies import strategy_for
 
 
 @dataclass

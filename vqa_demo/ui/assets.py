@@ -24,8 +24,8 @@ from typing import Any
 
 from PIL import Image
 
-from vqa_demo.data import DataError, MCSplit, load_split
-from vqa_demo.evaluation import read_predictions
+from vqa_demo.data.splits import DataError, MCSplit, load_split
+from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.loading import find_checkpoints
 from vqa_demo.paths import inside
 from vqa_demo.ui.server_settings import AppConfig

@@ -12,8 +12,8 @@ from typing import Any
 
 import gradio as gr
 
-from vqa_demo.explain import METHODS
-from vqa_demo.heatmaps import heatmap_overlay
+from vqa_demo.explain.attribution import METHODS
+from vqa_demo.explain.heatmaps import heatmap_overlay
 from vqa_demo.prediction import AttentionMap
 from vqa_demo.ui.answer_state import AskResult
 from vqa_demo.ui.explain_render import (
@@ -37,7 +37,7 @@ MAX_STEPS, TOLERANCE = 128, 0.05
 
 
 def method_of(label: str) -> str:
-    """The :data:`~vqa_demo.explain.METHODS` name of a method radio label (integrated gradients if unknown)."""
+    """The :data:`~vqa_demo.explain.attribution.METHODS` name of a method radio label (integrated gradients if unknown)."""
     return METHOD_LABELS.get(label, "integrated_gradients")
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from vqa_demo.explain import Attribution
-from vqa_demo.heatmaps import colormap, heatmap_overlay
+from vqa_demo.explain.attribution import Attribution
+from vqa_demo.explain.heatmaps import colormap, heatmap_overlay
 from vqa_demo.prediction import AttentionMap
 
 DISPLAY_SIDE = 384  # small images are enlarged to this long side before painting

@@ -1,0 +1,263 @@
+"""Evaluate variants on a split through the one predictor; write metrics.json and predictions.jsonl.
+
+Training-time evaluation, ``python -m vqa_demo.evaluate`` and the app all read and write these
+files, so one accuracy number means the same thing everywhere.
+
+``predictions.jsonl``: one JSON object per example, in the split's original order::
+
+    {"index": 0, "id": ..., "file_name": ..., "question": ..., "options": [...], "gold": 2 | null,
+     "metadata": {"family": "table"},
+     "variants": {"swag-attentive": {"choice": 1, "correct": false, "confidence": 0.71,
+                                     "option_scores": [...], "probabilities": [...],
+                                     "generated_text": ..., "cosine": [...], "loglik_mean": [...], "loglik_sum": [...],
+                                     "circular_choices": [...]}}}
+
+``metrics.json``: ``{"split", "n", "labeled", "variants": {name: per-variant metrics}, "agreement",
+"mcnemar"}``; per variant: ``accuracy`` (with Wilson 95% CI), ``by_metadata`` (per column, e.g.
+family), ``position_bias``, ``calibration``, ``circular`` (with ``--circular``) and, for cond_gen,
+``text_metrics`` and the accuracy of every COND_GEN scoring rule, plus ``open_answer_metrics`` (means
+with bootstrap intervals) on splits converted from open answers (rows with an ``answer_type`` column,
+see ``training.mc_from_open``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from vqa_demo.data.splits import MCSplit
+from vqa_demo.data.writers import write_submission
+from vqa_demo.evaluation import metrics as M
+from vqa_demo.evaluation.sharding import Shard
+from vqa_demo.evaluation.text_metrics import no_match_rate, open_answer_metrics, text_metric_summary
+from vqa_demo.prediction import plain
+from vqa_demo.predictor import Predictor
+
+COND_GEN_SCORES = ("loglik_mean", "loglik_sum", "cosine")
+
+
+@dataclass
+class EvaluationResult:
+    metrics: dict[str, Any]
+    records: list[dict[str, Any]]
+
+    def accuracy(self, variant: str) -> float:
+        return self.metrics["variants"][variant]["accuracy"]["accuracy"]
+
+
+def _variant_record(prediction, gold: int | None) -> dict[str, Any]:
+    data = prediction.to_dict()
+    record = {
+        "choice": data["choice"],
+        "correct": None if gold is None else data["choice"] == gold,
+        "confidence": float(max(data["probabilities"])),
+        "option_scores": data["option_scores"],
+        "probabilities": data["probabilities"],
+        "truncated": data["truncated"],
+    }
+    details = prediction.cond_gen
+    if details is not None:
+        record["generated_text"] = details.generated_text
+        record.update(
+            plain(
+                {
+                    "cosine": details.cosine,
+                    "loglik_mean": details.loglik_mean,
+                    "loglik_sum": details.loglik_sum,
+                }
+            )
+        )
+    return record
+
+
+def predict_records(
+    predictor: Predictor,
+    split: MCSplit,
+    variants: Sequence[str] | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+    starts: Sequence[int] | None = None,
+) -> list[dict[str, Any]]:
+    """Per-example records (see module docstring), in order, for the batches beginning at ``starts``
+    (default: every batch of ``split``)."""
+    records = []
+    starts = range(0, len(split), batch_size) if starts is None else starts
+    total = sum(len(split.examples[s : s + batch_size]) for s in starts)
+    bar = tqdm(total=total, desc=f"evaluate {split.name}", unit="ex", disable=not progress)
+    for start in starts:
+        chunk = split.examples[start : start + batch_size]
+        results = predictor.predict_batch(
+            [ex.load_image() for ex in chunk],
+            [ex.question for ex in chunk],
+            [list(ex.options) for ex in chunk],
+            variants,
+        )
+        for offset, (example, result) in enumerate(zip(chunk, results)):
+            records.append(
+                {
+                    "index": start + offset,
+                    "id": example.id,
+                    "file_name": example.file_name,
+                    "question": example.question,
+                    "options": list(example.options),
+                    "gold": example.answer_index,
+                    "metadata": dict(example.metadata),
+                    "variants": {
+                        name: _variant_record(p, example.answer_index) for name, p in result.items()
+                    },
+                }
+            )
+        bar.update(len(chunk))
+    bar.close()
+    return records
+
+
+def add_circular_choices(
+    predictor: Predictor,
+    split: MCSplit,
+    records: list[dict[str, Any]],
+    variants: Sequence[str],
+    batch_size: int = 16,
+) -> None:
+    """Re-score the examples of ``records`` under each option rotation; store choices mapped back to
+    original order. ``records`` cover whole batches of ``batch_size`` (all of them, or one shard's).
+
+    ``circular_choices[r]`` is the original index chosen when option i was shown at (i + r) % K.
+    """
+    by_index = {record["index"]: record for record in records}
+    for start in sorted({index - index % batch_size for index in by_index}):
+        chunk = split.examples[start : start + batch_size]
+        images = [ex.load_image() for ex in chunk]
+        num_options = max(ex.num_options for ex in chunk)
+        choices: dict[str, list[list[int]]] = {n: [[] for _ in chunk] for n in variants}
+        for shift in range(num_options):
+            rotated = [M.rotate_options(list(ex.options), shift % ex.num_options)[0] for ex in chunk]
+            results = predictor.predict_batch(images, [ex.question for ex in chunk], rotated, variants)
+            for i, (example, result) in enumerate(zip(chunk, results)):
+                for name in variants:
+                    choice = result[name].choice
+                    choices[name][i].append(
+                        int(M.original_index(choice, shift % example.num_options, example.num_options))
+                    )
+        for i in range(len(chunk)):
+            for name in variants:
+                by_index[start + i]["variants"][name]["circular_choices"] = choices[name][i]
+
+
+def variant_metrics(records: list[dict[str, Any]], name: str, circular: bool = False) -> dict[str, Any]:
+    """Metrics of one variant from per-example records (labeled examples only)."""
+    rows = [r for r in records if r["gold"] is not None and name in r["variants"]]
+    if not rows:
+        return {"n": 0}
+    gold = np.array([r["gold"] for r in rows])
+    chosen = np.array([r["variants"][name]["choice"] for r in rows])
+    correct = chosen == gold
+    confidence = np.array([r["variants"][name]["confidence"] for r in rows])
+    num_options = max(len(r["options"]) for r in rows)
+    out: dict[str, Any] = {
+        "n": len(rows),
+        "accuracy": M.accuracy_ci(correct),
+        "by_metadata": {
+            column: M.grouped_accuracy(correct, [r["metadata"].get(column, "") for r in rows])
+            for column in sorted({c for r in rows for c in r["metadata"]})
+        },
+        "position_bias": M.position_bias(gold, chosen, num_options),
+        "calibration": {
+            "ece": M.expected_calibration_error(confidence, correct),
+            "reliability": M.reliability_table(confidence, correct),
+        },
+        "truncated": int(sum(bool(r["variants"][name]["truncated"]) for r in rows)),
+    }
+    first = rows[0]["variants"][name]
+    if "generated_text" in first:
+        golds = [r["options"][r["gold"]] for r in rows]
+        generated = [r["variants"][name]["generated_text"] for r in rows]
+        gold_cosine = [r["variants"][name]["cosine"][r["gold"]] for r in rows]
+        out["text_metrics"] = text_metric_summary(generated, golds, gold_cosine)
+        # a split converted from open answers: its gold option text is the open answer
+        if all("answer_type" in r["metadata"] for r in rows):
+            out["open_answer_metrics"] = open_answer_metrics(generated, golds, cosine=gold_cosine)
+        cosine = [r["variants"][name]["cosine"] for r in rows]
+        if len({len(c) for c in cosine}) == 1:
+            out["text_metrics"]["no_match_rate"] = no_match_rate(np.array(cosine))
+        out["scoring_accuracy"] = {
+            key: M.accuracy_ci(np.array([int(np.argmax(r["variants"][name][key])) for r in rows]) == gold)
+            for key in COND_GEN_SCORES
+        }
+    if circular and "circular_choices" in first:
+        rotated = np.array([r["variants"][name]["circular_choices"] for r in rows])
+        out["circular"] = M.circular_consistency(rotated, gold, num_options)
+    return out
+
+
+def summarize(records: list[dict[str, Any]], split_name: str, circular: bool = False) -> dict[str, Any]:
+    """``metrics.json`` content: per-variant metrics plus head agreement and paired McNemar tests."""
+    names = list(records[0]["variants"]) if records else []
+    labeled = bool(records) and all(r["gold"] is not None for r in records)
+    summary: dict[str, Any] = {
+        "split": split_name,
+        "n": len(records),
+        "labeled": labeled,
+        "variants": {n: variant_metrics(records, n, circular) for n in names},
+    }
+    if len(names) > 1 and records:
+        summary["agreement"] = M.agreement_matrix(
+            {n: [r["variants"][n]["choice"] for r in records] for n in names}
+        )
+    if labeled and len(names) > 1:
+        correct = {n: [r["variants"][n]["correct"] for r in records] for n in names}
+        summary["mcnemar"] = {
+            f"{a} vs {b}": M.mcnemar_exact(correct[a], correct[b]) for a, b in combinations(names, 2)
+        }
+    return summary
+
+
+def evaluate(
+    predictor: Predictor,
+    split: MCSplit,
+    variants: Sequence[str] | None = None,
+    batch_size: int = 16,
+    circular: bool = False,
+    progress: bool = True,
+    shard: Shard | None = None,
+) -> EvaluationResult:
+    """Batched evaluation of ``variants`` (default: all that fit the split's option counts).
+
+    With a ``shard`` of several processes each computes its share of the batches and every process
+    gets all records back in order, so the metrics equal a single-process evaluation exactly.
+    """
+    shard = shard or Shard()
+    starts = shard.batch_starts(len(split), batch_size)
+    records = predict_records(predictor, split, variants, batch_size, progress and shard.is_main, starts)
+    if circular and records:
+        add_circular_choices(predictor, split, records, list(records[0]["variants"]), batch_size)
+    records = shard.gather_records(records, len(split))
+    return EvaluationResult(summarize(records, split.name, circular), records)
+
+
+def write_evaluation(result: EvaluationResult, out_dir: str | Path, split: MCSplit | None = None) -> Path:
+    """Write ``metrics.json``, ``predictions.jsonl`` and, for unlabeled splits, one submission CSV per variant."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
+    with open(out_dir / "predictions.jsonl", "w") as handle:
+        for record in result.records:
+            handle.write(json.dumps(record) + "\n")
+    if split is not None and not result.metrics["labeled"] and result.records:
+        for name in result.records[0]["variants"]:
+            choices = [r["variants"][name]["choice"] for r in result.records]
+            write_submission(split, choices, out_dir / f"submission_{name}.csv")
+    return out_dir
+
+
+def read_predictions(path: str | Path) -> list[dict[str, Any]]:
+    """Read a ``predictions.jsonl`` file back into records."""
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]

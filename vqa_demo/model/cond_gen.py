@@ -1,0 +1,230 @@
+"""COND_GEN: per-option log-likelihood from one shared prefix pass, greedy generation, its strategy.
+
+The prefix (image + prompt) runs once per example with a KV cache; the cache is then gathered to one
+row per option and every option (its tokens + ``<eos>``) is scored in a single batched pass::
+
+    prefix pass:  [img.. bos prompt \\n]           -> cache, logits at the last prefix token
+    option pass:  cache[row b] + [o_k tokens <eos>] -> log p(o_k | prefix), all K options at once
+
+Generation continues greedily from the same cache, so the vision tower never runs again. These are
+inference functions (no gradients); training uses the teacher-forced suffix loss.
+
+The prefix batch is **left** padded, so every row's last prefix token sits at the same cache index and
+each row's tokens keep their true distances in cache-index space. Gemma 2's sliding-window layers
+measure the window in cache indices (and its cache keeps only the last ``window - 1`` entries), so
+with right padding a shorter row would see a shifted window once the prefix exceeds it (896 px:
+4096 image tokens + text > the 4096 window). Position ids are passed explicitly (1-based, counting
+real tokens only), so rotary positions are those of the row encoded alone.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from transformers import PaliGemmaForConditionalGeneration
+
+from vqa_demo.config import HeadConfig
+from vqa_demo.model.encoding import EncodedRows, RowEncoder
+from vqa_demo.model.forward import lm_logits, prefix_forward
+from vqa_demo.model.head_strategy import HeadScores, HeadStrategy
+from vqa_demo.model.prompts import PromptRow, cleaned, options_row
+from vqa_demo.model.scoring import option_grid
+from vqa_demo.prediction import CondGenDetails
+
+# Cosine similarities live in [-1, 1]; a temperature spreads them into usable probabilities.
+COSINE_TEMPERATURE = 0.05
+
+
+@dataclass
+class PrefixState:
+    """What one prefix pass leaves behind for B examples.
+
+    cache: the KV cache (B rows, left padded); last_logits float[B, V] at each row's last prefix
+    token; prefix_lengths long[B] (real prefix tokens); attention_mask long[B, P], left padded.
+    """
+
+    cache: object
+    last_logits: torch.Tensor
+    prefix_lengths: torch.Tensor
+    attention_mask: torch.Tensor
+
+
+@torch.no_grad()
+def run_prefix(
+    core: PaliGemmaForConditionalGeneration, rows: EncodedRows, features: torch.Tensor
+) -> PrefixState:
+    """One cached pass over the (suffix-free) prompt rows ``[B, P]`` with image features ``float[B, N, D]``."""
+    left = left_padded(rows)
+    # PaliGemma positions are 1-based; left pads get 0 and are masked out everywhere.
+    positions = left.attention_mask.cumsum(dim=1)
+    out = prefix_forward(core, left, features, use_cache=True, position_ids=positions)
+    last_logits = lm_logits(core, out.last_hidden_state[:, -1])
+    return PrefixState(out.cache, last_logits, rows.prefix_lengths, left.attention_mask)
+
+
+def left_padded(rows: EncodedRows) -> EncodedRows:
+    """The same suffix-free rows ``[B, P]`` with their padding moved to the left (real tokens end at P - 1)."""
+    assert rows.labels is None, "only prompt rows without a suffix are left padded"
+    width = rows.attention_mask.shape[1]
+    shift = width - rows.attention_mask.sum(dim=1, keepdim=True)
+    # Rolling each row right by its padding count moves the pads from the end to the front.
+    source = (torch.arange(width, device=shift.device) - shift) % width
+    return replace(
+        rows,
+        input_ids=rows.input_ids.gather(1, source),
+        attention_mask=rows.attention_mask.gather(1, source),
+        token_type_ids=rows.token_type_ids.gather(1, source),
+    )
+
+
+def token_logprob_sum(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Summed log-probabilities ``float[R]`` of tokens ``ids long[R, L]`` where ``mask [R, L]`` is set,
+    under ``logits float[R, L, V]`` (position j predicts token j). Differentiable; never a loss."""
+    token_logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[..., None]).squeeze(-1)
+    return (token_logp * mask).sum(dim=1)
+
+
+def _continue(core, cache, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor):
+    """Feed ``ids long[R, L]`` after the cached prefix; returns hidden ``float[R, L, D]`` and the cache."""
+    out = core.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+    return out.last_hidden_state, out.cache
+
+
+@torch.no_grad()
+def option_loglik(
+    core: PaliGemmaForConditionalGeneration,
+    encoder: RowEncoder,
+    state: PrefixState,
+    options: list[list[str]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-likelihood of every option as the suffix: ``(sum float[B, K], mean float[B, K])``.
+
+    ``mean`` is length-normalised (per suffix token, ``<eos>`` included). Examples with fewer than K
+    options get ``-inf`` in the padded slots. Log-probabilities are summed, never losses, so a
+    higher score is always better.
+    """
+    row_of = torch.tensor([b for b, opts in enumerate(options) for _ in opts])
+    suffixes = [encoder.suffix_ids(text) for opts in options for text in opts]
+    ids, suffix_mask = encoder.pad_suffixes(suffixes)
+    device = state.last_logits.device
+    ids, suffix_mask, row_of = ids.to(device), suffix_mask.to(device), row_of.to(device)
+
+    cache = copy.deepcopy(state.cache)
+    cache.batch_select_indices(row_of)
+    mask = torch.cat([state.attention_mask[row_of], suffix_mask], dim=1)
+    # PaliGemma positions are 1-based; the suffix continues right after each row's real prefix.
+    positions = state.prefix_lengths[row_of, None] + 1 + torch.arange(ids.shape[1], device=device)
+    hidden, _ = _continue(core, cache, ids, mask, positions)
+
+    # Token j is predicted by the previous position: the last prefix token for j = 0.
+    logits = torch.cat([state.last_logits[row_of, None], lm_logits(core, hidden[:, :-1])], dim=1)
+    total = token_logprob_sum(logits, ids, suffix_mask)
+    mean = total / suffix_mask.sum(dim=1)
+    return option_grid(total, options), option_grid(mean, options)
+
+
+@torch.no_grad()
+def greedy_generate(
+    core: PaliGemmaForConditionalGeneration,
+    state: PrefixState,
+    eos_id: int,
+    max_new_tokens: int,
+) -> list[list[int]]:
+    """Greedy continuation of every prefix (B rows), stopping at ``<eos>``; returns the new token ids."""
+    cache = copy.deepcopy(state.cache)
+    batch = state.last_logits.shape[0]
+    device = state.last_logits.device
+    mask = state.attention_mask
+    next_ids = state.last_logits.argmax(dim=-1)
+    generated: list[list[int]] = [[] for _ in range(batch)]
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    for step in range(max_new_tokens):
+        for b in range(batch):
+            if not done[b] and next_ids[b].item() != eos_id:
+                generated[b].append(int(next_ids[b]))
+        done |= next_ids == eos_id
+        if done.all() or step == max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, torch.ones(batch, 1, dtype=mask.dtype, device=device)], dim=1)
+        positions = (state.prefix_lengths + 1 + step)[:, None].to(device)
+        hidden, cache = _continue(core, cache, next_ids[:, None], mask, positions)
+        next_ids = lm_logits(core, hidden[:, -1]).argmax(dim=-1)
+    return generated
+
+
+class CondGenStrategy(HeadStrategy):
+    """Generate an answer, and score every option by its log-likelihood as the suffix (no head module)."""
+
+    name = "cond_gen"
+    generates_text = True
+    token_level_loss = True
+    attribution_suffix = True
+
+    def prompt_rows(self, question, options, style="default", answer_index=None) -> list[PromptRow]:
+        question, options = cleaned(question, options)
+        suffix = options[answer_index] if answer_index is not None else None
+        return [options_row(question, options, style, lettered=False, suffix=suffix)]
+
+    def scores(self, ctx, questions, options, features) -> HeadScores:
+        """The configured score (``cond_gen_scoring``) decides; all three are kept per example."""
+        cfg: HeadConfig = ctx.head_config
+        rows = [self.prompt_rows(q, o, ctx.prompt_style)[0] for q, o in zip(questions, options)]
+        rows = ctx.encoder.encode(rows, with_suffix=False).to(features.device)
+        state = run_prefix(ctx.core, rows, features)
+        loglik_sum, loglik_mean = option_loglik(ctx.core, ctx.encoder, state, options)
+        generated_ids = greedy_generate(ctx.core, state, ctx.encoder.eos_id, cfg.max_new_tokens)
+        tokenizer = ctx.encoder.tokenizer
+        generated = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in generated_ids]
+        cosine = ctx.matcher.cosine_scores(generated, options)
+        by_scoring = {
+            "loglik_mean": loglik_mean.cpu().numpy(),
+            "loglik_sum": loglik_sum.cpu().numpy(),
+            "cosine": cosine,
+        }
+        details = [
+            CondGenDetails(
+                generated_text=generated[b],
+                cosine=cosine[b, : len(opts)],
+                cosine_choice=int(np.argmax(cosine[b, : len(opts)])),
+                loglik_sum=by_scoring["loglik_sum"][b, : len(opts)],
+                loglik_mean=by_scoring["loglik_mean"][b, : len(opts)],
+                scoring=cfg.cond_gen_scoring,
+            )
+            for b, opts in enumerate(options)
+        ]
+        # Only text that skipped the input layer's option limit can exceed the answer budget.
+        options_cut = [any(ctx.encoder.suffix(text)[1] for text in opts) for opts in options]
+        truncated = [rows.truncated[b] or options_cut[b] for b in range(len(options))]
+        temperature = COSINE_TEMPERATURE if cfg.cond_gen_scoring == "cosine" else 1.0
+        return HeadScores(by_scoring[cfg.cond_gen_scoring], truncated, temperature, details)
+
+    def loss_terms(self, ctx, questions, options, answers, features, label_smoothing=0.0):
+        """Teacher-forced cross-entropy on the gold option text as the suffix (training only): the sum over
+        the suffix tokens of all B rows, and how many tokens that is."""
+        prompt_rows = [
+            self.prompt_rows(q, opts, ctx.prompt_style, answer_index=a)[0]
+            for q, opts, a in zip(questions, options, answers)
+        ]
+        rows = ctx.encoder.encode(prompt_rows, with_suffix=True).to(features.device)
+        hidden = prefix_forward(ctx.core, rows, features).last_hidden_state
+        # Only suffix positions are projected onto the vocabulary (image tokens would dominate the cost).
+        labels = rows.labels[:, 1:]
+        scored = labels != -100
+        logits = lm_logits(ctx.core, hidden[:, :-1][scored])
+        total = torch.nn.functional.cross_entropy(
+            logits, labels[scored], label_smoothing=label_smoothing, reduction="sum"
+        )
+        return total, int(scored.sum())
+
+    def attribution_row(self, question, options, target, style) -> PromptRow:
+        """The prompt with the target option as its suffix (teacher forcing)."""
+        return self.prompt_rows(question, options, style, answer_index=target)[0]
+
+    def target_score(self, ctx, hidden, attention_mask, labels, targets, num_options) -> torch.Tensor:
+        """Summed log-probabilities of the suffix tokens (the target option and ``<eos>``): the same
+        number as the cached :func:`option_loglik`'s sum."""
+        gold = labels[:, 1:]
+        return token_logprob_sum(lm_logits(ctx.core, hidden[:, :-1]), gold.clamp(min=0), gold != -100)

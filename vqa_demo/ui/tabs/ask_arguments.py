@@ -1,0 +1,100 @@
+"""The ``/answer`` endpoint's arguments: readable API parameter names, and the checks of ``k`` and
+the variant ticks that the form cannot get wrong but an API caller can.
+
+``(image, question, k, option_a, ..., option_h, use_<variant>, ...)``: ``k`` is how many option rows
+are used; gradio_client callers see these names and may leave out the unused rows (empty) and the
+ticks (all variants that fit ``k``). A wrong type is refused with one sentence and a stable category.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
+from vqa_demo.model.prompts import LETTERS
+
+DEFAULT_OPTIONS = 4  # option rows the form shows first
+INVALID_K, INVALID_TICK = "invalid_k", "invalid_tick"
+
+
+class BadArgument(ValueError):
+    """An API argument of the wrong type (``k``, a variant tick): one sentence and a stable category."""
+
+    def __init__(self, category: str, message: str):
+        super().__init__(message)
+        self.category = category
+        self.message = message
+
+
+def api_flag(variant: str) -> str:
+    """``multi_class-last_token`` -> ``use_multi_class_last_token``: a variant's tick as an API parameter name."""
+    return "use_" + re.sub(r"\W", "_", variant)
+
+
+def requested_count(count: Any) -> int:
+    """``k`` as given (not clamped; a blank one means the default); raises ``invalid_k`` unless whole."""
+    if count is None or count == "":
+        return DEFAULT_OPTIONS
+    value = count.strip() if isinstance(count, str) else count
+    if isinstance(value, str) and value.lstrip("+-").isdigit():
+        value = int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadArgument(
+            INVALID_K,
+            f"k must be a whole number of options from {MIN_OPTIONS} to {MAX_OPTIONS}, not {str(count)[:40]!r}.",
+        )
+    return value
+
+
+def requested_variants(names: list[str], ticks: list[Any]) -> list[str]:
+    """The ``names`` whose tick is true; a tick must be a boolean (null counts as unticked)."""
+    chosen = []
+    for name, tick in zip(names, ticks):
+        if tick is True:
+            chosen.append(name)
+        elif tick is not None and tick is not False:
+            raise BadArgument(
+                INVALID_TICK,
+                f"{api_flag(name)} must be true or false (a JSON boolean), not {str(tick)[:40]!r}.",
+            )
+    return chosen
+
+
+def named_endpoint(answer: Callable, variants: list[str]) -> Callable:
+    """``answer(image, question, k, *options, *ticks)`` under the signature with the API names above."""
+
+    def endpoint(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return answer(*bound.args)
+
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [
+        inspect.Parameter("image", positional),
+        inspect.Parameter("question", positional),
+        inspect.Parameter("k", positional, default=DEFAULT_OPTIONS),
+        *[
+            inspect.Parameter(f"option_{LETTERS[i].lower()}", positional, default="")
+            for i in range(MAX_OPTIONS)
+        ],
+        *[inspect.Parameter(api_flag(name), positional, default=True) for name in variants],
+    ]
+    signature = inspect.Signature(parameters)
+    endpoint.__signature__ = signature
+    endpoint.__doc__ = answer.__doc__
+    return endpoint
+
+
+def pass_through(payload: Any) -> Any:
+    """A preprocess that hands the client's value over unchanged, for the callback to validate.
+
+    ``gr.Number``'s own preprocess rounds the value and fails with a bare "Error" on a string, NaN or
+    infinity; :func:`requested_count` says what is wrong instead.
+    """
+    return payload

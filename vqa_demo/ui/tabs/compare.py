@@ -1,0 +1,207 @@
+"""The Compare tab: the variants side by side on the validation split, from ``comparison.json`` alone.
+
+``training.compare`` writes that file: per variant the validation accuracy with its interval,
+per-family accuracy, position bias, calibration, training curve and time, plus the head agreement
+matrix and the paired McNemar tests, all taken from the one evaluation (``evaluation/metrics.json``).
+Reading only it keeps every number here equal to the model card's. Chance levels come from the
+validation split's option counts (1/K per question, averaged).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from vqa_demo.config import VARIANTS
+from vqa_demo.model.strategies import STRATEGIES
+from vqa_demo.ui.assets import AppAssets
+from vqa_demo.ui.chance import chance_level, is_chance_level
+from vqa_demo.ui.plots import (
+    accuracy_figure,
+    agreement_figure,
+    canonical,
+    family_accuracy_figure,
+    position_figure,
+    split_loss_curves_figure,
+)
+
+MCNEMAR_COLUMNS = [
+    "variant A",
+    "variant B",
+    "only A right",
+    "only B right",
+    "p-value",
+    "Holm-adjusted p",
+    "reading",
+]
+
+
+def comparison_data(assets: AppAssets) -> dict[str, Any]:
+    """Per-variant figures, agreement and McNemar tests from ``comparison.json`` (empty when it is missing)."""
+    comparison = assets.comparison or {}
+    variants = {}
+    for name in canonical(comparison.get("variants", {})):
+        v = comparison["variants"][name] or {}
+        variants[name] = {
+            "accuracy": v.get("accuracy"),
+            "by_family": v.get("by_family") or {},
+            "position_bias": v.get("position_bias"),
+            "ece": v.get("calibration_ece"),
+            "train_seconds": v.get("train_seconds"),
+        }
+    return {
+        "variants": variants,
+        "agreement": comparison.get("agreement"),
+        "mcnemar": comparison.get("mcnemar") or {},
+        "n": comparison.get("n"),
+    }
+
+
+def option_counts(assets: AppAssets) -> list[tuple[str, int]]:
+    """``(family, K)`` per validation question (from the split, else from the stored predictions)."""
+    if assets.validation is not None:
+        return [(ex.metadata.get("family", ""), ex.num_options) for ex in assets.validation]
+    return [
+        ((r.get("metadata") or {}).get("family", ""), len(r.get("options") or [])) for r in assets.records
+    ]
+
+
+def chance_by_family(counts: list[tuple[str, int]]) -> dict[str, float]:
+    """Expected accuracy of guessing per family: the mean of 1/K over its questions."""
+    families: dict[str, list[float]] = {}
+    for family, k in counts:
+        if family and k > 0:
+            families.setdefault(family, []).append(chance_level(k))
+    return {family: float(np.mean(values)) for family, values in families.items()}
+
+
+def overall_chance(counts: list[tuple[str, int]]) -> float | None:
+    values = [chance_level(k) for _, k in counts if k > 0]
+    return float(np.mean(values)) if values else None
+
+
+def summary_markdown(data: dict[str, Any], counts: list[tuple[str, int]], notes: list[str] = ()) -> str:
+    """The accuracy table with a plain header: how many examples, how many options, what chance is."""
+    variants = data["variants"]
+    if not variants:
+        return "No comparison.json in the assets, so there is nothing to compare. " + "; ".join(notes)
+    chance = overall_chance(counts)
+    ks = sorted({k for _, k in counts})
+    n = data.get("n") or next((v["accuracy"]["n"] for v in variants.values() if v["accuracy"]), "?")
+    options = f"{ks[0]} options each" if len(ks) == 1 else f"{ks[0]} to {ks[-1]} options"
+    header = f"**{n} validation examples**" + (f", {options} (chance {chance:.0%})" if ks and chance else "")
+    lines = [
+        header + ". Intervals are 95% Wilson intervals; a variant that an exact binomial test cannot tell "
+        "from chance (p ≥ 0.05) is marked *chance level*: these examples cannot tell it from guessing.",
+        "",
+        "| variant | accuracy | 95% interval | vs chance | ECE | training time |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for name, v in variants.items():
+        acc = v["accuracy"]
+        if not acc:
+            lines.append(f"| {name} | – | – | – | – | – |")
+            continue
+        at_chance = chance is not None and is_chance_level(acc, chance)
+        versus = (
+            "*chance level*"
+            if at_chance
+            else ("above" if chance is not None and acc["low"] > chance else "below")
+        )
+        ece = f"{v['ece']:.3f}" if v["ece"] is not None else "–"
+        train = f"{v['train_seconds']:.0f} s" if v.get("train_seconds") else "–"
+        lines.append(
+            f"| {name} | **{acc['accuracy']:.1%}** | [{acc['low']:.1%}, {acc['high']:.1%}] | {versus} | {ece} | {train} |"
+        )
+    return "\n".join(lines)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given): controls the chance of any false difference."""
+    order = np.argsort(p_values)
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def format_p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def mcnemar_table(mcnemar: dict[str, dict], alpha: float = 0.05) -> pd.DataFrame:
+    """One row per pair of variants: the discordant counts, the exact McNemar p-value and a plain reading."""
+    pairs = [(key.split(" vs ", 1), test) for key, test in mcnemar.items() if " vs " in key]
+    adjusted = holm([float(t["p_value"]) for _, t in pairs])
+    rows = []
+    for ((a, b), test), p_adj in zip(pairs, adjusted):
+        if p_adj < alpha:
+            better = a if test["b"] > test["c"] else b
+            reading = f"differ: {better} is more accurate"
+        else:
+            reading = "no reliable difference"
+        rows.append([a, b, test["b"], test["c"], format_p(test["p_value"]), format_p(p_adj), reading])
+    return pd.DataFrame(rows, columns=MCNEMAR_COLUMNS)
+
+
+def token_level(name: str) -> bool:
+    """Whether ``name``'s training loss is a per-token LM loss (not comparable with K-way cross-entropy)."""
+    head = VARIANTS.get(name, (name.split("-", 1)[0], None))[0]
+    strategy = STRATEGIES.get(head)
+    return strategy is not None and strategy.token_level_loss
+
+
+def build_compare_tab(assets: AppAssets) -> dict[str, Any]:
+    """Lay out the Compare tab; every chart is drawn once, at build time."""
+    data = comparison_data(assets)
+    variants = data["variants"]
+    counts = option_counts(assets)
+    chance = overall_chance(counts)
+    components = {}
+    components["summary"] = gr.Markdown(
+        summary_markdown(data, counts, assets.notes), elem_id="compare-summary"
+    )
+    with gr.Row():
+        components["accuracy"] = gr.Plot(
+            accuracy_figure(variants, round(1 / chance) if chance else None),
+            label="Validation accuracy with 95% interval",
+            elem_id="compare-accuracy",
+        )
+        components["family"] = gr.Plot(
+            family_accuracy_figure(
+                {n: v["by_family"] for n, v in variants.items()}, chance_by_family(counts)
+            ),
+            label="Accuracy per question family (dotted: chance in that family)",
+            elem_id="compare-family",
+        )
+    table = mcnemar_table(data["mcnemar"])
+    gr.Markdown(
+        "**Paired McNemar tests**: on the same questions, how often only one of two variants was right. "
+        "Holm's adjustment accounts for testing every pair at once; a difference is called at 5%."
+        if len(table)
+        else "No McNemar tests in comparison.json.",
+        elem_classes="small-note",
+    )
+    components["mcnemar"] = gr.Dataframe(table, interactive=False, wrap=True, elem_id="compare-mcnemar")
+    names = list(assets.curves)
+    components["curves"] = gr.Plot(
+        split_loss_curves_figure(assets.curves, [n for n in names if token_level(n)], chance),
+        label="Training curves: K-way losses together, COND_GEN's token-level loss on its own, validation accuracy",
+        elem_id="compare-curves",
+    )
+    with gr.Row():
+        components["agreement"] = gr.Plot(
+            agreement_figure(data["agreement"]),
+            label="Head agreement: how often two variants chose the same option",
+        )
+        components["position"] = gr.Plot(
+            position_figure({n: v["position_bias"] for n, v in variants.items() if v["position_bias"]}),
+            label="Accuracy by gold-answer position (position bias)",
+        )
+    return components

@@ -1,0 +1,236 @@
+"""Layout and wiring of the Errors tab (the handlers are :class:`~vqa_demo.ui.tabs.error_browser.ErrorBrowser`'s and
+its ``rerun``, :class:`~vqa_demo.ui.tabs.error_live.LiveErrorCallbacks`)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+
+from vqa_demo.ui.explain_panels import METHOD_LABELS, heat_image, steps_update
+from vqa_demo.ui.status import status_error
+from vqa_demo.ui.tabs.error_browser import TABLE_TYPES, ErrorBrowser
+from vqa_demo.ui.tabs.error_data import ALL_FAMILIES, ANY_POSITION, MISSED_BY_ALL, MISSED_BY_ANY
+
+
+def build_filters(browser: ErrorBrowser, initial: tuple) -> SimpleNamespace:
+    ns = SimpleNamespace()
+    ns.variants = gr.CheckboxGroup(
+        browser.variant_choices,
+        value=browser.default_variants,
+        label="Variants",
+        info="Validation accuracy after each name. Chance-level variants (an exact test cannot tell them from guessing) "
+        "start unticked, unless all are, so their guesses do not bury the informative mistakes.",
+        elem_id="errors-variants",
+    )
+    with gr.Row(equal_height=True):
+        ns.family = gr.Dropdown(browser.family_choices, value=ALL_FAMILIES, label="Family", scale=2)
+        ns.position = gr.Dropdown(
+            browser.position_choices, value=ANY_POSITION, label="Gold position", scale=1
+        )
+        ns.missed_by = gr.Radio(
+            [MISSED_BY_ANY, MISSED_BY_ALL], value=MISSED_BY_ANY, label="Missed by", scale=2
+        )
+        ns.disagree = gr.Checkbox(label="Only where the selected variants disagree", value=False, scale=2)
+    with gr.Row(equal_height=True):
+        ns.low = gr.Slider(0, 1, value=0, step=0.05, label="Wrong answer's confidence from", scale=2)
+        ns.high = gr.Slider(0, 1, value=1, step=0.05, label="to", scale=2)
+        with gr.Column(scale=2, min_width=240):
+            ns.caption = gr.Markdown(initial[4], elem_id="errors-count")
+            ns.download = gr.DownloadButton(
+                "Export these rows as CSV", value=initial[5]["value"], size="sm", elem_id="errors-export"
+            )
+    return ns
+
+
+def build_browse(ns: SimpleNamespace, initial: tuple) -> None:
+    with gr.Tabs():
+        with gr.Tab("Table"):
+            ns.table = gr.Dataframe(
+                value=initial[0],
+                interactive=False,
+                wrap=True,
+                max_height=420,
+                datatype=TABLE_TYPES,
+                elem_id="errors-table",
+                column_widths=["8%", "5%", "9%", "30%", "14%", "27%", "7%"],
+            )
+        with gr.Tab("Gallery (most confident mistakes first)"):
+            ns.gallery = gr.Gallery(
+                value=initial[1] or None,
+                columns=6,
+                height=420,
+                allow_preview=False,
+                show_label=False,
+                elem_id="errors-gallery",
+                object_fit="contain",
+                interactive=False,
+                buttons=[],
+            )
+        with gr.Tab("Confusion of positions"):
+            ns.confusion = gr.Plot(
+                initial[6],
+                label="Gold position (rows) vs chosen position (columns), selected variants",
+                elem_id="errors-confusion",
+            )
+
+
+def build_example(ns: SimpleNamespace) -> None:
+    gr.Markdown("### The selected example", elem_classes="section-title")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            ns.image = gr.Image(
+                label="Example",
+                type="pil",
+                interactive=False,
+                height=280,
+                elem_id="errors-image",
+                elem_classes="fill-image",
+            )
+            ns.open_in_ask = gr.Button(
+                "Open in Ask (edit and re-run)", interactive=False, elem_id="errors-open-in-ask"
+            )
+        with gr.Column(scale=3):
+            ns.details = gr.Markdown(
+                "Select an example in the table or the gallery.", elem_id="errors-details"
+            )
+    ns.stored = gr.Plot(
+        label="Stored probabilities of the selected variants (gold marked ✓, choices outlined)",
+        elem_id="errors-stored-chart",
+    )
+    with gr.Row(equal_height=True):
+        ns.variant = gr.Dropdown(
+            label="Explain the variant", choices=[], interactive=False, scale=2, elem_id="errors-variant"
+        )
+        ns.opacity = gr.Slider(0, 1, value=0.55, step=0.05, label="Heatmap opacity", scale=1)
+    ns.live_status = gr.Markdown(elem_classes="status-box", elem_id="errors-live-status")
+    ns.sides = []
+    with gr.Row(equal_height=False):
+        for side, elem in (("Gold option", "errors-heatmap-gold"), ("Chosen option", "errors-heatmap")):
+            with gr.Column():
+                gr.Markdown(f"**{side}: pooling weights**")
+                image = heat_image(elem, height=280)
+                tokens = gr.HighlightedText(
+                    label=f"{side}: weights over the text tokens", show_legend=False, combine_adjacent=False
+                )
+                caption = gr.Markdown(elem_classes="small-note", elem_id=f"{elem}-caption")
+                ns.sides += [image, tokens, caption]
+    with gr.Row(equal_height=True):
+        ns.method = gr.Radio(
+            list(METHOD_LABELS),
+            value="Integrated gradients",
+            label="Attribution method",
+            scale=2,
+            elem_id="errors-method",
+        )
+        ns.steps = gr.Slider(
+            4, 64, value=16, step=4, label="Integrated-gradient steps", scale=2, elem_id="errors-steps"
+        )
+        ns.attribute = gr.Button("Attribute both options", scale=1, elem_id="errors-attribute")
+    ns.attributions = []
+    # Hidden until asked for: four empty frames under every example would push it off the screen.
+    with gr.Row(equal_height=False, visible=False) as ns.attribution_row:
+        for side, elem in (
+            ("Gold option", "errors-attribution-gold"),
+            ("Chosen option", "errors-attribution"),
+        ):
+            with gr.Column():
+                gr.Markdown(f"**{side}: attribution**")
+                image = heat_image(elem, height=280)
+                # Token chips on the same colour scale as the pixels (the Ask tab's rendering).
+                tokens = gr.HTML(elem_id=f"{elem}-tokens")
+                caption = gr.Markdown(elem_classes="small-note", elem_id=f"{elem}-caption")
+                ns.attributions += [image, tokens, caption]
+
+
+def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
+    """Lay out and wire the Errors tab; returns its components (None when there is nothing to browse)."""
+    if not browser.records:
+        gr.Markdown(
+            status_error(
+                "No predictions.jsonl in the assets' evaluation folder, so there is nothing to browse."
+            )
+            + "\n\n"
+            + "; ".join(browser.assets.notes)
+        )
+        return None
+    initial = browser.filter(
+        browser.default_variants, ALL_FAMILIES, ANY_POSITION, 0.0, 1.0, False, MISSED_BY_ANY
+    )
+    ns = build_filters(browser, initial)
+    build_browse(ns, initial)
+    build_example(ns)
+    ns.rows, ns.ranked = gr.State(initial[2]), gr.State(initial[3])
+    ns.sample, ns.run = gr.State(None), gr.State(None)
+    filters = [ns.variants, ns.family, ns.position, ns.low, ns.high, ns.disagree, ns.missed_by]
+    filtered = [ns.table, ns.gallery, ns.rows, ns.ranked, ns.caption, ns.download, ns.confusion]
+    for component in filters:
+        # change, not release/blur: a typed or dragged confidence applies at once (always_last
+        # drops the intermediate values of a drag).
+        component.change(
+            browser.filter,
+            filters,
+            filtered,
+            api_visibility="private",
+            queue=False,
+            trigger_mode="always_last",
+            show_progress="hidden",
+        )
+    picked = [ns.sample, ns.image, ns.details, ns.stored, ns.variant, ns.open_in_ask]
+    live = dict(
+        fn=browser.rerun.live,
+        inputs=[ns.sample, ns.variant, ns.opacity],
+        outputs=[ns.run, ns.live_status, *ns.sides, *ns.attributions],
+    )
+    for event in (
+        ns.table.select(browser.pick_row, [ns.variants], picked, api_visibility="private"),
+        ns.gallery.select(browser.pick_gallery, [ns.ranked, ns.variants], picked, api_visibility="private"),
+    ):
+        event.then(**live, api_visibility="private", concurrency_id="model", concurrency_limit=1)
+    for trigger in (ns.variant.input, ns.opacity.release):
+        trigger(
+            browser.rerun.render,
+            [ns.run, ns.variant, ns.opacity],
+            ns.sides,
+            api_visibility="private",
+            show_progress="hidden",
+        )
+    for trigger in (ns.table.select, ns.gallery.select, ns.variant.input):
+        trigger(
+            lambda: [gr.update(visible=False), *[None, None, ""] * 2],
+            None,
+            [ns.attribution_row, *ns.attributions],
+            api_visibility="private",
+            queue=False,
+        )
+    ns.method.change(
+        steps_update,
+        ns.method,
+        ns.steps,
+        api_visibility="private",
+        queue=False,
+    )
+    ns.attribute.click(
+        lambda: gr.update(visible=True), None, ns.attribution_row, api_visibility="private", queue=False
+    ).then(
+        browser.rerun.attribute,
+        [ns.run, ns.variant, ns.method, ns.steps, ns.opacity],
+        ns.attributions,
+        api_visibility="private",
+        concurrency_id="model",
+        concurrency_limit=1,
+    )
+    return ns
+
+
+def wire_open_in_ask(browser: ErrorBrowser, errors, form, tabs, variant_info=None) -> None:
+    """*Open in Ask*: copy the selected example into the Ask ``form`` and switch ``tabs`` to Ask."""
+    if errors is None:
+        return
+    errors.open_in_ask.click(
+        lambda sample: browser.open_in_ask(sample, variant_info),
+        [errors.sample],
+        [form.image, form.question, form.count, *form.options, *form.variants, form.status, tabs],
+        api_visibility="private",
+        queue=False,
+    )
