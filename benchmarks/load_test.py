@@ -155,14 +155,14 @@ def form_kwargs(kind: Kind, files: dict[str, Any], variants: list[str]) -> dict[
     """Keyword arguments for ``/answer`` (image, question, k, option_a..option_h, use_<variant>)."""
     from gradio_client import handle_file
 
-    from vqa_demo.prompts import LETTERS
+    from vqa_demo.config import MAX_OPTIONS, OPTION_LETTERS
     from vqa_demo.ui.ask import api_flag
 
     example = files["example2"] if kind.image == "example2" else files["example"]
     options = list(kind.options or example.options)
     if kind.k == 9:
-        options = [f"option number {i}" for i in range(8)]
-    options = options[: min(kind.k, 8)] if kind.k <= 8 else options
+        options = [f"option number {i}" for i in range(MAX_OPTIONS)]
+    options = options[: min(kind.k, MAX_OPTIONS)] if kind.k <= MAX_OPTIONS else options
     if kind.image in ("example", "example2"):
         image = handle_file(str(example.image))
     else:
@@ -172,7 +172,7 @@ def form_kwargs(kind: Kind, files: dict[str, Any], variants: list[str]) -> dict[
         "question": kind.question if kind.question is not None else example.question,
         "k": kind.k,
     }
-    for i, letter in enumerate(LETTERS[:8]):
+    for i, letter in enumerate(OPTION_LETTERS):
         values[f"option_{letter.lower()}"] = options[i] if i < len(options) else ""
     for name in variants:
         values[api_flag(name)] = kind.only is None or name.startswith(kind.only)

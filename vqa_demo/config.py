@@ -19,6 +19,9 @@ PROMPT_STYLES = ("default", "choose_from")
 QUANTIZATIONS = (None, "4bit", "8bit")
 COND_GEN_SCORINGS = ("loglik_mean", "loglik_sum", "cosine")
 MIN_OPTIONS, MAX_OPTIONS = 2, 8  # the K any variant may be asked with
+# An option's letter by 0-based position: prompts, the form's "Option B", reports by gold position.
+OPTION_LETTERS = "ABCDEFGH"
+assert len(OPTION_LETTERS) == MAX_OPTIONS
 # Upper bounds for numbers read from run_config.json: a hostile or corrupt file must fail here,
 # before a LoRA of rank 200 000 or a prompt budget of 10^9 tokens is allocated.
 MAX_LORA_RANK = 1024

@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-LETTERS = "ABCDEFGH"
+from vqa_demo.config import OPTION_LETTERS
+
 _WHITESPACE = re.compile(r"\s+")
 # The option joiner's bar (and its full-width twin) inside an option would make one option read as two.
 _OPTION_BARS = str.maketrans({"|": "/", "\uff5c": "/"})
@@ -56,7 +57,7 @@ def clean_option(text: str) -> str:
 
 def _option_list(options: list[str], lettered: bool, joiner: str) -> str:
     if lettered:
-        return joiner.join(f"{LETTERS[i]}) {opt}" for i, opt in enumerate(options))
+        return joiner.join(f"{OPTION_LETTERS[i]}) {opt}" for i, opt in enumerate(options))
     return joiner.join(options)
 
 
@@ -67,8 +68,8 @@ def build_rows(
 
     ``answer_index`` (0-based) sets the cond_gen suffix for training; classifiers take no suffix.
     """
-    if len(options) > len(LETTERS):
-        raise ValueError(f"at most {len(LETTERS)} options are supported, got {len(options)}")
+    if len(options) > len(OPTION_LETTERS):
+        raise ValueError(f"at most {len(OPTION_LETTERS)} options are supported, got {len(options)}")
     question = clean_text(question)
     options = [clean_option(o) for o in options]
     if style == "choose_from":

@@ -24,9 +24,10 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
+from vqa_demo.config import OPTION_LETTERS as LETTERS
 from vqa_demo.inputs import InputError, check_option_count, prepare_image, prepare_question
 from vqa_demo.predictor import VariantPrediction
-from vqa_demo.prompts import LETTERS
 from vqa_demo.ui.assets import Example
 from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
@@ -43,7 +44,7 @@ from vqa_demo.ui.session_memory import (
 
 log = logging.getLogger(__name__)
 
-MIN_OPTIONS, MAX_OPTIONS, DEFAULT_OPTIONS = 2, 8, 4
+DEFAULT_OPTIONS = 4
 SUMMARY_COLUMNS = ["variant", "answer", "confidence", "time (ms)", "note"]
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from vqa_demo.config import OPTION_LETTERS
 from vqa_demo.metrics import accuracy_ci
-from vqa_demo.prompts import LETTERS
 from vqa_demo.ui.chance import chance_level, is_chance_level
 from vqa_demo.ui.plots import canonical
 
@@ -37,14 +37,14 @@ EXPORT_COLUMNS += ["predicted_text", "confidence"]
 
 
 def letter(index: int | None) -> str:
-    return LETTERS[index] if index is not None and 0 <= index < len(LETTERS) else "?"
+    return OPTION_LETTERS[index] if index is not None and 0 <= index < len(OPTION_LETTERS) else "?"
 
 
 def option_text(options: list[str], index: int | None) -> str:
     """``"C) blue"``: an option as the form letters it ("?" for a missing index)."""
     if index is None or not 0 <= index < len(options):
         return "?"
-    return f"{LETTERS[index]}) {options[index]}"
+    return f"{OPTION_LETTERS[index]}) {options[index]}"
 
 
 def family_of(record: dict[str, Any]) -> str:

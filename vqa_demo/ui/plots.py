@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from vqa_demo.prompts import LETTERS
+from vqa_demo.config import OPTION_LETTERS
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
 VARIANT_ORDER = (
@@ -46,7 +46,7 @@ def option_label(index: int, text: str, width: int = 28) -> str:
     """``"B) a long option te…"``: a short axis label for option ``index``."""
     text = " ".join(str(text).split())
     short = text if len(text) <= width else text[: width - 1] + "…"
-    return f"{LETTERS[index]}) {short}"
+    return f"{OPTION_LETTERS[index]}) {short}"
 
 
 def _layout(fig: go.Figure, title: str = "", height: int = 360, **extra) -> go.Figure:
