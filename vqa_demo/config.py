@@ -51,6 +51,13 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
 }
 
 
+def in_variant_order(names) -> list[str]:
+    """``names`` with the five standard variants first, in :data:`VARIANTS` order, then others as given."""
+    names = list(names)
+    order = list(VARIANTS)
+    return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), names.index(n)))
+
+
 def variant_name(head: str, pooling: str | None) -> str:
     """``("swag", "attentive") -> "swag-attentive"``; COND_GEN has no pooling."""
     return head if head == "cond_gen" else f"{head}-{pooling}"
