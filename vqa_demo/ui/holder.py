@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vqa_demo.checkpoints import CheckpointError, check_variant_dir
+from vqa_demo.checkpoints import CheckpointError, check_variant_dir, variant_name_for
 from vqa_demo.config import RunConfig, in_variant_order
 from vqa_demo.loading import find_checkpoints, load_predictor
 from vqa_demo.predictor import Predictor, Variant
@@ -71,8 +71,7 @@ def check_variants(checkpoints: Sequence[Path]) -> tuple[list[VariantInfo], list
             log.warning("skipping variant checkpoint %s: %s", directory, error)
             skipped.append((str(directory), str(error)))
             continue
-        taken = {i.name for i in infos}
-        name = config.variant if config.variant not in taken else Path(directory).name
+        name = variant_name_for(config, directory, {i.name for i in infos})
         infos.append(VariantInfo(name, config, Path(directory)))
     return infos, skipped
 
