@@ -73,7 +73,7 @@ COND_GEN_4_OPTIONS_TARGET_S = 25.0
 
 
 def build_processor(quick: bool, vision: dict):
-    from training.pretrain_data import build_processor as make_processor
+    from vqa_demo.backbone import paligemma_processor
 
     if quick:
         from vqa_demo.tokenizer import tiny_tokenizer
@@ -84,7 +84,7 @@ def build_processor(quick: bool, vision: dict):
         from vqa_demo.tokenizer import train_byte_level_tokenizer
 
         tokenizer = train_byte_level_tokenizer(synthetic_texts(300, seed=0), vocab_size=4096)
-    return make_processor(tokenizer, vision["image_size"], vision["patch_size"])
+    return paligemma_processor(tokenizer, vision["image_size"], vision["patch_size"])
 
 
 def build_config(processor, text: dict, vision: dict):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from transformers import PaliGemmaProcessor, PreTrainedTokenizerFast, SiglipImageProcessorPil
+from transformers import PaliGemmaProcessor
 
 from training.synthetic import derive_seed, pretraining_items
 from training.synthetic_facts import caption, facts
@@ -90,24 +90,6 @@ def build_tokenizer(
     """The byte-level BPE tokenizer trained on synthetic strings plus standard-library English."""
     corpus = synthetic_texts(num_scenes, seed) + stdlib_docstrings(english_chars)
     return train_byte_level_tokenizer(corpus, vocab_size=vocab_size)
-
-
-def build_processor(
-    tokenizer: PreTrainedTokenizerFast, image_size: int, patch_size: int
-) -> PaliGemmaProcessor:
-    """A PaliGemma processor (SigLIP image preprocessing at ``image_size``) around ``tokenizer``.
-
-    The processor adds its 1152 ``<locXXXX>``/``<segXXX>`` tokens to the tokenizer, as the real one has.
-    """
-    if image_size % patch_size:
-        raise ValueError(f"image size {image_size} must be a multiple of the patch size {patch_size}")
-    image_processor = SiglipImageProcessorPil(
-        size={"height": image_size, "width": image_size},
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-    )
-    image_processor.image_seq_length = (image_size // patch_size) ** 2
-    return PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
 @dataclass

@@ -9,6 +9,7 @@ Three sources, one result (:class:`Backbone`):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -29,7 +30,15 @@ from transformers import (
     SiglipVisionConfig,
 )
 
-from vqa_demo.config import TINY_GENERATIONS, BackboneConfig, LoraSettings, resolve_backbone_source
+from vqa_demo.config import (
+    TINY_GENERATIONS,
+    TINY_IMAGE_SIZE,
+    TINY_PATCH_SIZE,
+    TINY_SIZE,
+    BackboneConfig,
+    LoraSettings,
+    resolve_backbone_source,
+)
 from vqa_demo.safety import refuse_pickles
 from vqa_demo.tokenizer import tiny_tokenizer
 
@@ -123,14 +132,16 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
-def tiny_processor(image_size: int = 20, patch_size: int = 5, generation: int = 2) -> PaliGemmaProcessor:
-    """A PaliGemma processor with a small byte-level tokenizer and a SigLIP image processor.
+def paligemma_processor(
+    tokenizer: PreTrainedTokenizerFast, image_size: int, patch_size: int
+) -> PaliGemmaProcessor:
+    """A PaliGemma processor around ``tokenizer``: SigLIP preprocessing to ``image_size`` px squares
+    (mean and std 0.5, as PaliGemma's) and ``(image_size // patch_size) ** 2`` image tokens.
 
-    As on the hub, PaliGemma 1's tokenizer is configured to add ``<bos>`` itself and PaliGemma 2's
-    is not; the processor switches it off either way.
+    The processor adds its 1152 ``<locXXXX>``/``<segXXX>`` tokens to the tokenizer, as the real one has.
     """
-    tokenizer = tiny_tokenizer()
-    tokenizer.add_bos_token = generation == 1
+    if image_size % patch_size:
+        raise ValueError(f"image size {image_size} must be a multiple of the patch size {patch_size}")
     image_processor = SiglipImageProcessorPil(
         size={"height": image_size, "width": image_size},
         image_mean=[0.5, 0.5, 0.5],
@@ -138,6 +149,19 @@ def tiny_processor(image_size: int = 20, patch_size: int = 5, generation: int = 
     )
     image_processor.image_seq_length = (image_size // patch_size) ** 2
     return PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def tiny_processor(
+    image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH_SIZE, generation: int = 2
+) -> PaliGemmaProcessor:
+    """:func:`paligemma_processor` around the small byte-level test tokenizer.
+
+    As on the hub, PaliGemma 1's tokenizer is configured to add ``<bos>`` itself and PaliGemma 2's
+    is not; the processor switches it off either way.
+    """
+    tokenizer = tiny_tokenizer()
+    tokenizer.add_bos_token = generation == 1
+    return paligemma_processor(tokenizer, image_size, patch_size)
 
 
 def paligemma_config(
@@ -211,27 +235,24 @@ def paligemma2_config(processor: PaliGemmaProcessor, **sizes) -> PaliGemmaConfig
 
 
 def build_tiny_backbone(
-    seed: int = 0, image_size: int = 20, patch_size: int = 5, generation: int = 2, source: str | None = None
+    seed: int = 0,
+    image_size: int = TINY_IMAGE_SIZE,
+    patch_size: int = TINY_PATCH_SIZE,
+    generation: int = 2,
+    source: str | None = None,
 ) -> Backbone:
-    """A random model of PaliGemma ``generation``'s structure (hidden 32, 2 layers, 16 image tokens).
+    """A random model of PaliGemma ``generation``'s structure, sized :data:`~vqa_demo.config.TINY_SIZE`.
 
     PaliGemma 1 has multi-query attention (one key/value head), PaliGemma 2 grouped queries.
     """
     processor = tiny_processor(image_size, patch_size, generation)
+    size = dataclasses.replace(TINY_SIZE, num_kv_heads=1) if generation == 1 else TINY_SIZE
     config = paligemma_config(
         processor,
         generation=generation,
         image_size=image_size,
         patch_size=patch_size,
-        hidden_size=32,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=1 if generation == 1 else 2,
-        intermediate_size=64,
-        vision_hidden_size=32,
-        vision_layers=2,
-        vision_heads=4,
-        vision_intermediate_size=64,
+        **dataclasses.asdict(size),
     )
     torch.manual_seed(seed)
     model = PaliGemmaForConditionalGeneration(config).eval()

@@ -129,6 +129,29 @@ PRESETS: dict[str, Preset] = _presets()
 TINY_GENERATIONS: dict[str, int] = {"tiny": 2, "tiny:paligemma": 1, "tiny:paligemma2": 2}
 
 
+@dataclass(frozen=True)
+class ModelSize:
+    """Architecture sizes of a PaliGemma model built from scratch (``vqa_demo.backbone.paligemma_config``).
+
+    The defaults are the offline default's (``assets/base``, trained by ``training/pretrain.py``).
+    """
+
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 1
+    intermediate_size: int = 1024
+    vision_hidden_size: int = 192
+    vision_layers: int = 4
+    vision_heads: int = 4
+    vision_intermediate_size: int = 768
+
+
+# The tiny in-process model (``--base tiny``, the tests, smoke runs): 16 image tokens of 20 px / 5 px patches.
+TINY_SIZE = ModelSize(32, 2, 4, 2, 64, 32, 2, 4, 64)
+TINY_IMAGE_SIZE, TINY_PATCH_SIZE = 20, 5
+
+
 def preset_for(name_or_id: str) -> Preset | None:
     """The preset named ``name_or_id`` (``paligemma2-3b-mix-448``) or with that hub id, else None."""
     if name_or_id in PRESETS:
