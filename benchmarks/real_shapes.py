@@ -44,6 +44,7 @@ from torch import nn
 from benchmarks.common import Targets, add_common_args, finish, free_memory, load_average, setup, stats, table
 from benchmarks.models import make_items
 from benchmarks.naive import full_pass_option_loglik, max_abs_diff, shared_prefix_loglik
+from vqa_demo.backbone import paligemma_processor, preprocess_images
 from vqa_demo.config import HeadConfig
 from vqa_demo.encoding import RowEncoder
 from vqa_demo.forward import image_features
@@ -73,8 +74,6 @@ COND_GEN_4_OPTIONS_TARGET_S = 25.0
 
 
 def build_processor(quick: bool, vision: dict):
-    from vqa_demo.backbone import paligemma_processor
-
     if quick:
         from vqa_demo.tokenizer import tiny_tokenizer
 
@@ -195,8 +194,7 @@ class Scorer:
         self.processor = processor
 
     def pixels(self, image):
-        pixels = self.processor.image_processor([image.convert("RGB")], return_tensors="pt")["pixel_values"]
-        return pixels.to(self.device, self.core.dtype)
+        return preprocess_images(self.processor, [image]).to(self.device, self.core.dtype)
 
     def vision(self, pixels) -> tuple[float, torch.Tensor]:
         start = now(self.device)

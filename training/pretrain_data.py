@@ -34,6 +34,7 @@ from transformers import PaliGemmaProcessor
 from training.synthetic import derive_seed, pretraining_items
 from training.synthetic_facts import caption, facts
 from training.synthetic_scenes import SAMPLERS
+from vqa_demo.backbone import preprocess_images
 from vqa_demo.encoding import EncodedRows, RowEncoder
 from vqa_demo.prompts import PromptRow, build_rows
 from vqa_demo.tokenizer import train_byte_level_tokenizer
@@ -144,7 +145,7 @@ class BatchMaker:
         )
 
     def pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
-        return self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
+        return preprocess_images(self.processor, images)
 
     def rows(self, items: list[PretrainItem], with_suffix: bool = True) -> EncodedRows:
         # The separator after the prefix is the encoder's own, as in every fine-tuning prompt.

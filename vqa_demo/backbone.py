@@ -91,11 +91,11 @@ class Backbone:
         An item may already be model input, ``float[3, H, W]`` as this method returns it for one
         image: it is used as it is (the app keeps that instead of a large decoded upload).
         """
-        processor = self.processor.image_processor
-        pictures = [img.convert("RGB") for img in images if not isinstance(img, torch.Tensor)]
+        pictures = [img for img in images if not isinstance(img, torch.Tensor)]
         if len(pictures) == len(images):
-            return processor(pictures, return_tensors="pt")["pixel_values"].to(self.device)
-        expected = (3, processor.size["height"], processor.size["width"])
+            return preprocess_images(self.processor, pictures).to(self.device)
+        size = self.processor.image_processor.size
+        expected = (3, size["height"], size["width"])
         for img in images:
             if isinstance(img, torch.Tensor) and tuple(img.shape) != expected:
                 raise ValueError(f"pixel values must be float{list(expected)}, got {list(img.shape)}")
@@ -107,6 +107,15 @@ class Backbone:
     @property
     def fingerprint(self) -> str:
         return model_fingerprint(self.core.config)
+
+
+def preprocess_images(processor: PaliGemmaProcessor, images: Sequence[Image.Image]) -> torch.Tensor:
+    """``float[B, 3, H, W]`` on the CPU: the processor's resize and normalisation of RGB copies of ``images``.
+
+    The one image preprocessing; :meth:`Backbone.pixel_values` adds the device and ready-made inputs.
+    """
+    pictures = [img.convert("RGB") for img in images]
+    return processor.image_processor(pictures, return_tensors="pt")["pixel_values"]
 
 
 def model_fingerprint(config: PaliGemmaConfig) -> str:
