@@ -23,6 +23,7 @@ from vqa_demo.checkpoints import load_variants, save_variant
 from vqa_demo.config import VARIANTS, BackboneConfig
 from vqa_demo.data import load_split
 from vqa_demo.evaluation import evaluate, write_evaluation
+from vqa_demo.jsonl import write_jsonl
 from vqa_demo.predictor import Predictor, Variant, VariantPrediction, softmax_np
 from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.loopback import launch_on_loopback
@@ -66,9 +67,7 @@ def build_app_assets(root: Path) -> AppAssetsDir:
         directory = save_variant(
             root / "checkpoints" / name, variant.config, trained.backbone, variant.head, variant.adapter
         )
-        with open(directory / "metrics.jsonl", "w") as handle:
-            for row in fake_curve(i):
-                handle.write(json.dumps(row) + "\n")
+        write_jsonl(directory / "metrics.jsonl", fake_curve(i))
     generate_split(root / "validation", VALIDATION_SIZE, seed=0, prefix="validation", image_size=64)
     split = load_split(root / "validation")
     assets = AppAssetsDir(root)

@@ -25,6 +25,7 @@ from vqa_demo.distributed import Shard
 from vqa_demo.evaluate import main as evaluate_main
 from vqa_demo.evaluate import parse_args as evaluate_args
 from vqa_demo.evaluation import evaluate, predict_records, read_predictions
+from vqa_demo.jsonl import read_jsonl
 from vqa_demo.ui.loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,10 +114,6 @@ def test_boolean_flags_switch_off():
     assert evaluate_args(["--data", "d", "--out", "o", "--no-circular"]).circular is False
     with pytest.raises(SystemExit):
         parse_args(["--report-to", "mlflow"])
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def scalar_events(directory: Path, tag: str) -> dict[int, float]:

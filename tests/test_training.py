@@ -20,6 +20,7 @@ from vqa_demo.encoding import RowEncoder
 from vqa_demo.evaluate import main as evaluate_main
 from vqa_demo.evaluate import parse_args as evaluate_args
 from vqa_demo.evaluation import read_predictions
+from vqa_demo.jsonl import read_jsonl
 from vqa_demo.loading import load_predictor
 
 
@@ -39,10 +40,6 @@ def smoke_config(out, data_dir, **overrides) -> TrainConfig:
 
 def read_metrics(out):
     return read_jsonl(out / "metrics.jsonl")
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_cli_parses_flags():

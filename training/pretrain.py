@@ -39,6 +39,7 @@ from training.pretrain_eval import generation_exact_match, heldout_items, zero_s
 from vqa_demo.backbone import paligemma2_config, paligemma_processor
 from vqa_demo.config import TINY_SIZE, ModelSize
 from vqa_demo.encoding import EncodedRows
+from vqa_demo.jsonl import append_jsonl, write_jsonl
 
 MAX_FILE_BYTES = 10 * 1000 * 1000
 
@@ -184,8 +185,7 @@ class JsonlLog:
         path.write_text("")
 
     def write(self, record: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_jsonl(self.path, record)
 
 
 def evaluate(model, maker: BatchMaker, config: PretrainConfig, final: bool) -> tuple[dict, list[dict]]:
@@ -293,8 +293,7 @@ def _run(config: PretrainConfig) -> dict:
     model.eval()
     metrics, records = evaluate(model, maker, config, final=True)
     log.write({"step": config.steps, "final_eval": metrics})
-    with open(out / "heldout_generations.jsonl", "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(record) + "\n" for record in records)
+    write_jsonl(out / "heldout_generations.jsonl", records)
     for record in records[:10]:
         print(f"{record['prefix']!r} -> target {record['target']!r}, generated {record['generated']!r}")
     print(f"held-out exact match: {json.dumps(metrics['exact_match'])}")

@@ -16,6 +16,7 @@ from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 
 from vqa_demo.checkpoints import atomic_directory, save_tensors
+from vqa_demo.jsonl import read_jsonl, write_jsonl
 
 
 def save_state(
@@ -55,7 +56,4 @@ def trim_metrics(metrics: Path, step: int) -> None:
     """
     metrics = Path(metrics)
     if metrics.is_file():
-        kept = [
-            line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= step
-        ]
-        metrics.write_text("".join(line + "\n" for line in kept))
+        write_jsonl(metrics, [record for record in read_jsonl(metrics) if record["step"] <= step])

@@ -22,7 +22,6 @@ that no cell is silently turned into a float, a date or NaN.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from vqa_demo.data_rows import (
 )
 from vqa_demo.image_input import prepare_image
 from vqa_demo.input_errors import InputError
+from vqa_demo.jsonl import JsonlError, read_jsonl
 
 __all__ = ["OPTION_COLUMN", "MAX_OPTIONS", "MIN_OPTIONS", "BadRow", "DataError", "MCExample", "MCSplit"]
 
@@ -277,21 +277,10 @@ def _csv_problem(path: Path, error: csv.Error, row: int, line: int) -> str:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}: line {line_number} is not valid JSON ({error.msg})") from None
-            except RecursionError:
-                raise DataError(f"{path}: line {line_number} is nested too deeply to be a data row") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {line_number} must be a JSON object, one row per line")
-            rows.append(row)
-    return rows
+    try:
+        return read_jsonl(path)
+    except JsonlError as error:
+        raise DataError(str(error)) from None
 
 
 def _find_metadata(path: Path) -> Path:
