@@ -29,6 +29,7 @@ from vqa_demo.ui.explain_render import (
     tokens_html,
 )
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
+from vqa_demo.ui.image_box import image_box
 from vqa_demo.ui.model_card import ModelCard
 from vqa_demo.ui.plots import option_label
 
@@ -283,7 +284,7 @@ def build_explain(callbacks: ExplainCallbacks):
         with gr.Column(scale=1):
             gr.Markdown("**Attentive pooling weights** (free with every answer)")
             ns.attn_variant = gr.Dropdown(label="Attentive variant", choices=[], interactive=False)
-            ns.heatmap = heat_image("attention-heatmap")
+            ns.heatmap = image_box("attention-heatmap", "heatmap", height=320)
             ns.caption = gr.Markdown(elem_classes="small-note", elem_id="attention-caption")
             ns.tokens = gr.HTML(elem_id="attention-tokens")
         with gr.Column(scale=1):
@@ -303,26 +304,11 @@ def build_explain(callbacks: ExplainCallbacks):
             ns.attr_button = gr.Button(
                 "Compute attribution", variant="secondary", elem_id="attribution-button"
             )
-            ns.attr_image = heat_image("attribution-heatmap")
+            ns.attr_image = image_box("attribution-heatmap", "heatmap", height=320)
             ns.attr_caption = gr.Markdown(elem_classes="small-note", elem_id="attribution-caption")
             ns.attr_tokens = gr.HTML(elem_id="attribution-tokens")
     ns.attribution = gr.State(None)
     return ns
-
-
-def heat_image(elem_id: str, height: int = 320) -> gr.Image:
-    """An output image for a heatmap. No label badge: it would cover the top of the heatmap; a Markdown
-    heading above it names it."""
-    return gr.Image(
-        show_label=False,
-        type="pil",
-        interactive=False,
-        height=height,
-        elem_id=elem_id,
-        format="png",
-        elem_classes="fill-image",
-        buttons=[],
-    )
 
 
 def wire_explain(callbacks: ExplainCallbacks, view, result_state, answer_event) -> None:
