@@ -155,8 +155,8 @@ def form_kwargs(kind: Kind, files: dict[str, Any], variants: list[str]) -> dict[
     """Keyword arguments for ``/answer`` (image, question, k, option_a..option_h, use_<variant>)."""
     from gradio_client import handle_file
 
-    from vqa_demo.config import MAX_OPTIONS, OPTION_LETTERS
-    from vqa_demo.ui.ask import api_flag
+    from vqa_demo.config import MAX_OPTIONS
+    from vqa_demo.ui.answer_api import answer_arguments
 
     example = files["example2"] if kind.image == "example2" else files["example"]
     options = list(kind.options or example.options)
@@ -167,16 +167,9 @@ def form_kwargs(kind: Kind, files: dict[str, Any], variants: list[str]) -> dict[
         image = handle_file(str(example.image))
     else:
         image = None if kind.image == "none" else handle_file(str(files[kind.image]))
-    values: dict[str, Any] = {
-        "image": image,
-        "question": kind.question if kind.question is not None else example.question,
-        "k": kind.k,
-    }
-    for i, letter in enumerate(OPTION_LETTERS):
-        values[f"option_{letter.lower()}"] = options[i] if i < len(options) else ""
-    for name in variants:
-        values[api_flag(name)] = kind.only is None or name.startswith(kind.only)
-    return values
+    question = kind.question if kind.question is not None else example.question
+    ticks = {name: kind.only is None or name.startswith(kind.only) for name in variants}
+    return answer_arguments(image, question, options, k=kind.k, ticks=ticks)
 
 
 def schedule(client: int, requests: int) -> list[Kind]:
@@ -468,7 +461,7 @@ def main(args: argparse.Namespace) -> int:
             clients = [Client(server.url, verbose=False, download_files=False) for _ in range(clients_n)]
             api = clients[0].view_api(print_info=False, return_format="dict")
             variants = [p["parameter_name"] for p in api["named_endpoints"]["/answer"]["parameters"]]
-            from vqa_demo.ui.ask import api_flag
+            from vqa_demo.ui.answer_api import api_flag
 
             names = [n for n in _variant_names(assets) if api_flag(n) in variants]
             warmup: list[dict] = []

@@ -14,7 +14,6 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -28,6 +27,7 @@ from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
 from vqa_demo.config import OPTION_LETTERS as LETTERS
 from vqa_demo.inputs import InputError, check_option_count, prepare_image, prepare_question
 from vqa_demo.predictor import VariantPrediction
+from vqa_demo.ui.answer_api import api_flag, option_parameter
 from vqa_demo.ui.assets import Example
 from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
@@ -165,11 +165,6 @@ class BadArgument(ValueError):
         super().__init__(message)
         self.category = category
         self.message = message
-
-
-def api_flag(variant: str) -> str:
-    """``multi_class-last_token`` -> ``use_multi_class_last_token``: a variant's tick as an API parameter name."""
-    return "use_" + re.sub(r"\W", "_", variant)
 
 
 class AskCallbacks:
@@ -422,10 +417,7 @@ class AskCallbacks:
             inspect.Parameter("image", positional),
             inspect.Parameter("question", positional),
             inspect.Parameter("k", positional, default=DEFAULT_OPTIONS),
-            *[
-                inspect.Parameter(f"option_{LETTERS[i].lower()}", positional, default="")
-                for i in range(MAX_OPTIONS)
-            ],
+            *[inspect.Parameter(option_parameter(i), positional, default="") for i in range(MAX_OPTIONS)],
             *[inspect.Parameter(api_flag(info.name), positional, default=True) for info in self.holder.infos],
         ]
         signature = inspect.Signature(parameters)
