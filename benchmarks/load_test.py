@@ -406,10 +406,8 @@ def summarise(records: list[dict]) -> dict[str, Any]:
 
 
 def build_tiny_assets(folder: Path) -> Path:
-    """The test suite's tiny assets folder (base, five checkpoints, validation split), built in seconds."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from tests.app_support import build_app_assets
+    """The tests' tiny assets folder (base, five checkpoints, validation split), built in seconds."""
+    from vqa_demo.testing import build_app_assets
 
     return build_app_assets(folder).root
 

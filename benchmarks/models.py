@@ -1,7 +1,7 @@
 """Models and inputs the benchmarks time: the shipped default, or in-process stand-ins of known size.
 
 - ``load_assets_predictor``: the offline default (``assets/base`` + ``assets/checkpoints``) when it exists.
-- ``build_predictor("tiny")``: the tests' five-variant predictor (``vqa_demo.tiny``; hidden 32, 16 image tokens).
+- ``build_predictor("tiny")``: the tests' five-variant predictor (``vqa_demo.testing``; hidden 32, 16 image tokens).
 - ``build_predictor("default")``: a random stand-in with the architecture of the small default model
   (``training/pretrain.py``'s defaults: hidden 256, 4 layers, 144 image tokens at 96 px), used while
   ``assets/`` is empty. Its speed is the default model's; its answers are random.
@@ -23,7 +23,7 @@ from vqa_demo.backbone import Backbone, paligemma2_config, paligemma_processor, 
 from vqa_demo.config import TINY_IMAGE_SIZE, TINY_PATCH_SIZE, TINY_SIZE, LoraSettings
 from vqa_demo.loading import DEFAULT_BASE, DEFAULT_CHECKPOINTS
 from vqa_demo.predictor import Predictor
-from vqa_demo.tiny import make_tiny_predictor, random_variant_predictor
+from vqa_demo.testing import make_tiny_predictor, random_variant_predictor
 
 
 def size_of(size: str) -> tuple[dict[str, int], int | None]:
@@ -67,7 +67,7 @@ def build_backbone(size: str = "tiny", seed: int = 0) -> Backbone:
 def build_predictor(size: str = "tiny", seed: int = 0, matcher=None, batch_size: int = 16) -> Predictor:
     """A stand-in predictor with all five variants (random LoRA adapters and heads).
 
-    "tiny" is :func:`vqa_demo.tiny.make_tiny_predictor`, the one the tests use.
+    "tiny" is :func:`vqa_demo.testing.make_tiny_predictor`, the one the tests use.
     """
     if size == "tiny":
         return make_tiny_predictor(seed=seed, batch_size=batch_size)

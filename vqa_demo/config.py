@@ -133,7 +133,8 @@ TINY_GENERATIONS: dict[str, int] = {"tiny": 2, "tiny:paligemma": 1, "tiny:palige
 class ModelSize:
     """Architecture sizes of a PaliGemma model built from scratch (``vqa_demo.backbone.paligemma_config``).
 
-    The defaults are the offline default's (``assets/base``, trained by ``training/pretrain.py``).
+    The defaults are ``training/pretrain.py``'s (hidden 256, 4 layers); the shipped ``assets/base`` was
+    pretrained smaller by flags (its command is in ``assets/README.md``).
     """
 
     hidden_size: int = 256
