@@ -85,8 +85,8 @@ def save_tensors(tensors: Mapping[str, torch.Tensor], path: Path) -> None:
 def atomic_directory(directory: str | Path) -> Iterator[Path]:
     """Yield an empty staging folder beside ``directory``; once the block ends, it replaces ``directory``.
 
-    An exception (or a kill) while writing leaves the previous ``directory`` whole and removes the
-    staging folder, so a reader never sees a half-written directory.
+    An exception while writing leaves the previous ``directory`` whole and removes the staging folder;
+    a kill leaves at most a hidden staging sibling. A reader never sees a half-written ``directory``.
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
