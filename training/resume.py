@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from vqa_demo.checkpoints import atomic_directory, save_tensors
 from vqa_demo.jsonl import read_jsonl, write_jsonl
@@ -27,7 +27,7 @@ def save_state(
         save_tensors(lora, staging / "lora.safetensors")
         if head is not None:
             save_tensors(head.state_dict(), staging / "head.safetensors")
-        save_file({"torch_rng": torch.get_rng_state()}, staging / "rng.safetensors")
+        save_tensors({"torch_rng": torch.get_rng_state()}, staging / "rng.safetensors")
         # Optimizer state is nested dicts of tensors; it is re-read with weights_only=True (no code execution).
         torch.save(
             {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "optim.pt"
