@@ -49,7 +49,7 @@ def choose_predictor(args: argparse.Namespace) -> tuple[Any, str, bool]:
         return build_predictor("tiny", args.seed), "stand-in: tiny (quick)", False
     if assets_exist(args.checkpoints, args.base):
         return load_assets_predictor(args.checkpoints, args.base), f"assets: {args.checkpoints}", True
-    from vqa_demo.matching import SentenceMatcher
+    from vqa_demo.model.matching import SentenceMatcher
 
     return build_predictor("default", args.seed, SentenceMatcher()), "stand-in: default size", True
 

@@ -135,7 +135,7 @@ class Example:
 
 def load_examples(assets: Path) -> list[Example]:
     """Questions with 4 distinct options from the validation split (or plain images if it has none)."""
-    from vqa_demo.data import load_split
+    from vqa_demo.data.splits import load_split
 
     examples: list[Example] = []
     try:
@@ -317,7 +317,7 @@ def outcome_of(kind: Kind, result: Any) -> str:
     ``result`` is /answer's output tuple: the status text first, the raw-scores JSON fifth (where a
     refusal's category is).
     """
-    from vqa_demo.ui.ask import failure_category
+    from vqa_demo.ui.tabs.ask import failure_category
 
     status = result[0] if isinstance(result, list | tuple) and result else None
     if not isinstance(status, str):

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from vqa_demo.backbone import Backbone, paligemma2_config, paligemma_processor, tiny_processor
 from vqa_demo.config import TINY_IMAGE_SIZE, TINY_PATCH_SIZE, TINY_SIZE, LoraSettings
 from vqa_demo.loading import DEFAULT_BASE, DEFAULT_CHECKPOINTS
+from vqa_demo.model.backbone import Backbone, paligemma2_config, paligemma_processor, tiny_processor
 from vqa_demo.predictor import Predictor
 from vqa_demo.testing import make_tiny_predictor, random_variant_predictor
 
@@ -47,7 +47,7 @@ def stand_in_processor(size: str):
     if size == "tiny":
         return tiny_processor(dims["image_size"], dims["patch_size"])
     from training.pretrain_data import synthetic_texts
-    from vqa_demo.tokenizer import train_byte_level_tokenizer
+    from vqa_demo.model.tokenizer import train_byte_level_tokenizer
 
     tokenizer = train_byte_level_tokenizer(synthetic_texts(300, seed=0), vocab_size=vocab)
     return paligemma_processor(tokenizer, dims["image_size"], dims["patch_size"])
@@ -119,7 +119,7 @@ def make_items(n: int, image_size: int = 224, seed: int = 0, num_options: int = 
 def make_split(directory: Path, n: int, image_size: int, seed: int = 0):
     """A labelled synthetic split on disk (the shipped validation split's format), loaded back."""
     from training.synthetic import generate_split
-    from vqa_demo.data import load_split
+    from vqa_demo.data.splits import load_split
 
     generate_split(Path(directory), n, seed, "validation", image_size=image_size)
     return load_split(directory, name="validation")

@@ -11,7 +11,7 @@ image tokens is not counted against the baseline: the measured ratio is the KV-s
 
 The naive full evaluation (:func:`naive_predict_item`) runs each variant through peft's unmerged
 LoRA forward, as a model loaded with ``PeftModel.from_pretrained`` does; the engine runs the same
-adapters merged into swapped-in weights (:mod:`vqa_demo.merged_adapters`).
+adapters merged into swapped-in weights (:mod:`vqa_demo.model.merged_adapters`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vqa_demo.cond_gen import option_loglik, run_prefix
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import as_encoder_outputs, image_features
+from vqa_demo.model.cond_gen import option_loglik, run_prefix
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import as_encoder_outputs, image_features
+from vqa_demo.model.prompts import build_rows
+from vqa_demo.model.scoring import classifier_scores
 from vqa_demo.predictor import Predictor
-from vqa_demo.prompts import build_rows
-from vqa_demo.scoring import classifier_scores
 
 
 @torch.no_grad()

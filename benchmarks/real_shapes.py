@@ -44,12 +44,12 @@ from torch import nn
 from benchmarks.common import Targets, add_common_args, finish, free_memory, load_average, setup, stats, table
 from benchmarks.models import make_items
 from benchmarks.naive import full_pass_option_loglik, max_abs_diff, shared_prefix_loglik
-from vqa_demo.backbone import paligemma_processor, preprocess_images
 from vqa_demo.config import HeadConfig
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import image_features
-from vqa_demo.heads import build_head
-from vqa_demo.scoring import classifier_scores
+from vqa_demo.model.backbone import paligemma_processor, preprocess_images
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.heads import build_head
+from vqa_demo.model.scoring import classifier_scores
 
 # PaliGemma 2 3B-224: Gemma 2 2B + SigLIP So400m/14 at 224 px.
 REAL_TEXT = dict(
@@ -75,12 +75,12 @@ COND_GEN_4_OPTIONS_TARGET_S = 25.0
 
 def build_processor(quick: bool, vision: dict):
     if quick:
-        from vqa_demo.tokenizer import tiny_tokenizer
+        from vqa_demo.model.tokenizer import tiny_tokenizer
 
         tokenizer = tiny_tokenizer()
     else:
         from training.pretrain_data import synthetic_texts
-        from vqa_demo.tokenizer import train_byte_level_tokenizer
+        from vqa_demo.model.tokenizer import train_byte_level_tokenizer
 
         tokenizer = train_byte_level_tokenizer(synthetic_texts(300, seed=0), vocab_size=4096)
     return paligemma_processor(tokenizer, vision["image_size"], vision["patch_size"])

@@ -53,10 +53,10 @@ from benchmarks.naive import (
     swag_batched,
     swag_sequential,
 )
-from vqa_demo.data import MCSplit
-from vqa_demo.evaluation import evaluate
-from vqa_demo.forward import image_features
+from vqa_demo.data.splits import MCSplit
+from vqa_demo.evaluation.runner import evaluate
 from vqa_demo.loading import ASSETS_DIR, DEFAULT_BASE, DEFAULT_CHECKPOINTS
+from vqa_demo.model.forward import image_features
 
 TOLERANCE = 1e-4
 RATIO_TARGET = 1.5
@@ -71,7 +71,7 @@ def choose_predictor(args: argparse.Namespace):
         return load_assets_predictor(args.checkpoints, args.base), f"assets: {args.checkpoints}"
     print(f"no default model in {args.checkpoints} / {args.base}: using the in-process default-size stand-in")
     try:
-        from vqa_demo.matching import SentenceMatcher
+        from vqa_demo.model.matching import SentenceMatcher
 
         matcher = SentenceMatcher()
         matcher.cosine_scores(["warm up"], [["the sentence model"]])
@@ -263,7 +263,7 @@ def main(args: argparse.Namespace) -> int:
         if args.data is None and not args.quick and description.startswith("assets") and shipped.is_dir():
             args.data = shipped  # issue 5: the shipped validation split
         if args.data is not None:
-            from vqa_demo.data import load_split
+            from vqa_demo.data.splits import load_split
 
             split = load_split(args.data)
             split.examples = split.examples[:n_eval]  # None: the whole split

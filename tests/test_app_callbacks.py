@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 
 from tests.app_support import FakePredictor
-from vqa_demo.explain import colormap
+from vqa_demo.explain.attribution import colormap
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.answer_api import answer_inputs
-from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
-from vqa_demo.ui.explain_view import ExplainCallbacks
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
+from vqa_demo.ui.tabs.ask import MAX_OPTIONS, AskCallbacks
+from vqa_demo.ui.tabs.explain import ExplainCallbacks
 
 NAMES = ["cond_gen", "multi_class-last_token", "multi_class-attentive", "swag-last_token", "swag-attentive"]
 

@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from tests.app_support import launch
-from vqa_demo.data import load_split
+from vqa_demo.data.splits import load_split
 from vqa_demo.ui import build_demo
 from vqa_demo.ui.answer_api import answer_arguments, answer_inputs
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from tests.conftest import OPTIONS, QUESTIONS
 from vqa_demo.config import VARIANTS
-from vqa_demo.explain import attribute, colormap, heatmap_overlay, token_highlights
+from vqa_demo.explain.attribution import attribute, colormap, heatmap_overlay, token_highlights
 
 
 def test_heatmap_overlay_geometry_and_opacity():

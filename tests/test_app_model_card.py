@@ -14,15 +14,15 @@ from PIL import Image, ImageFilter
 from scipy.stats import binomtest
 
 from tests.app_support import FakePredictor
-from vqa_demo.data import load_split
+from vqa_demo.data.splits import load_split
 from vqa_demo.loading import ASSETS_DIR
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.answer_notes import AnswerNotes, looks_like_diagram, palette_share, seen_prompts
-from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
 from vqa_demo.ui.assets import AppAssets
-from vqa_demo.ui.explain_view import ExplainCallbacks
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.model_card import build_model_card, card_markdown, safetensors_parameters
+from vqa_demo.ui.tabs.ask import MAX_OPTIONS, AskCallbacks
+from vqa_demo.ui.tabs.explain import ExplainCallbacks
 
 README = ASSETS_DIR.parent / "README.md"
 NAMES = ["cond_gen", "multi_class-last_token", "multi_class-attentive", "swag-last_token", "swag-attentive"]

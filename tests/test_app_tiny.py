@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 from vqa_demo.ui.answer_api import answer_inputs
-from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
 from vqa_demo.ui.assets import AppAssets
-from vqa_demo.ui.explain_view import ExplainCallbacks
 from vqa_demo.ui.holder import PredictorHolder
+from vqa_demo.ui.tabs.ask import MAX_OPTIONS, AskCallbacks
+from vqa_demo.ui.tabs.explain import ExplainCallbacks
 
 NAMES = ["cond_gen", "multi_class-last_token", "multi_class-attentive", "swag-last_token", "swag-attentive"]
 

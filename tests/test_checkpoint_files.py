@@ -19,9 +19,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tests.conftest import OPTIONS, QUESTIONS
-from vqa_demo.backbone import load_backbone
 from vqa_demo.checkpoints import CheckpointError, check_variant_dir, load_variants
 from vqa_demo.config import BackboneConfig
+from vqa_demo.model.backbone import load_backbone
 from vqa_demo.predictor import Predictor
 from vqa_demo.testing import TrigramMatcher
 from vqa_demo.ui import AppConfig

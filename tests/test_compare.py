@@ -10,11 +10,11 @@ from training.compare import main, parse_args
 from training.ship_default import main as ship_main
 from training.ship_default import parse_args as ship_args
 from training.train import smoke_data
-from vqa_demo.backbone import build_tiny_backbone, save_backbone
 from vqa_demo.config import VARIANTS
-from vqa_demo.data import load_split
-from vqa_demo.evaluation import read_predictions
+from vqa_demo.data.splits import load_split
+from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.loading import load_predictor
+from vqa_demo.model.backbone import build_tiny_backbone, save_backbone
 
 
 @pytest.mark.slow

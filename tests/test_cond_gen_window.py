@@ -14,12 +14,12 @@ import torch
 from transformers import PaliGemmaForConditionalGeneration
 
 from tests.conftest import color_image
-from vqa_demo.backbone import paligemma2_config, tiny_processor
-from vqa_demo.cond_gen import greedy_generate, option_loglik, run_prefix
 from vqa_demo.config import TINY_IMAGE_SIZE, TINY_PATCH_SIZE, TINY_SIZE
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import image_features
-from vqa_demo.prompts import build_rows
+from vqa_demo.model.backbone import paligemma2_config, tiny_processor
+from vqa_demo.model.cond_gen import greedy_generate, option_loglik, run_prefix
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.prompts import build_rows
 
 WINDOW = 8
 QUESTIONS = ["Colour?", "Which colour fills most of this picture, would you say, roughly?", "Shape here?"]

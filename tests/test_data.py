@@ -1,4 +1,4 @@
-"""Tests for vqa_demo.data: loading splits in file order, validation messages, submissions."""
+"""Tests for vqa_demo.data.splits: loading splits in file order, validation messages, submissions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vqa_demo.data import (
+from vqa_demo.data.splits import (
     DataError,
     MCExample,
     MCSplit,
@@ -17,7 +17,7 @@ from vqa_demo.data import (
     load_hf_dataset,
     load_split,
 )
-from vqa_demo.data_writers import write_metadata, write_submission
+from vqa_demo.data.writers import write_metadata, write_submission
 
 # Deliberately not in alphabetical order (nor in natural order: "img10" < "img9" as strings).
 UNSORTED_NAMES = ["zebra.png", "charts/img10.png", "apple.png", "charts/img9.png", "Mango.png"]

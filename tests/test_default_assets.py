@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from vqa_demo.config import VARIANTS
-from vqa_demo.data import load_split
-from vqa_demo.evaluation import read_predictions
+from vqa_demo.data.splits import load_split
+from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.loading import ASSETS_DIR, load_predictor
 
 pytestmark = pytest.mark.skipif(

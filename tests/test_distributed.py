@@ -20,12 +20,12 @@ from safetensors.torch import load_file
 
 from training.distributed import epoch_order, rank_indices
 from training.train import TrainConfig, main, smoke_data
-from vqa_demo.data import load_split
-from vqa_demo.distributed import Shard
-from vqa_demo.evaluate import main as evaluate_main
-from vqa_demo.evaluate import parse_args as evaluate_args
-from vqa_demo.evaluation import evaluate, predict_records, read_predictions
-from vqa_demo.jsonl import read_jsonl
+from vqa_demo.data.jsonl import read_jsonl
+from vqa_demo.data.splits import load_split
+from vqa_demo.evaluation.cli import main as evaluate_main
+from vqa_demo.evaluation.cli import parse_args as evaluate_args
+from vqa_demo.evaluation.runner import evaluate, predict_records, read_predictions
+from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.ui.loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def hook(event, args):
 
 sys.addaudithook(hook)
 from training.train import main, parse_args
-from vqa_demo.evaluate import main as evaluate_main, parse_args as evaluate_args
+from vqa_demo.evaluation.cli import main as evaluate_main, parse_args as evaluate_args
 
 train_argv, eval_argv = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 assert main(parse_args(train_argv + ["--stop-after-steps", "4"]))["stopped_at"] == 4

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vqa_demo.data import load_split
-from vqa_demo.data_writers import write_metadata
-from vqa_demo.evaluation import evaluate, read_predictions, write_evaluation
+from vqa_demo.data.splits import load_split
+from vqa_demo.data.writers import write_metadata
+from vqa_demo.evaluation.runner import evaluate, read_predictions, write_evaluation
 from vqa_demo.predictor import VariantPrediction, softmax_np
 from vqa_demo.testing import make_tiny_predictor
 

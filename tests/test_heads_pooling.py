@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from tests.conftest import color_image
-from vqa_demo.backbone import build_tiny_backbone
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import image_features, prefix_forward
-from vqa_demo.heads import AttentivePooling, LastTokenPooling, MultiClassHead, SwagHead, last_real_index
-from vqa_demo.prompts import build_rows
+from vqa_demo.model.backbone import build_tiny_backbone
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import image_features, prefix_forward
+from vqa_demo.model.heads import AttentivePooling, LastTokenPooling, MultiClassHead, SwagHead, last_real_index
+from vqa_demo.model.prompts import build_rows
 
 
 def padded(hidden_rows, side):

@@ -21,11 +21,11 @@ from PIL import Image
 
 from tests.app_support import FakePredictor
 from tests.test_inputs_images import SVG, encode, noise, png_declaring
-from vqa_demo.encoding import RowEncoder
 from vqa_demo.inputs import CATEGORIES
+from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.answer_api import answer_inputs
-from vqa_demo.ui.ask import (
+from vqa_demo.ui.tabs.ask import (
     NO_VARIANT,
     VARIANT_INCOMPATIBLE,
     failure_category,

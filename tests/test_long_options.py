@@ -9,14 +9,14 @@ import torch
 
 from tests.conftest import color_image
 from training.train import TrainConfig, main, smoke_data
-from vqa_demo.backbone import build_tiny_backbone
 from vqa_demo.config import HeadConfig
-from vqa_demo.encoding import RowEncoder, answer_token_budget
-from vqa_demo.forward import image_features
 from vqa_demo.inputs import prepare_question
-from vqa_demo.prompts import build_rows
-from vqa_demo.scoring import cond_gen_loss, training_cuts
-from vqa_demo.text_input import MAX_OPTION_CHARS
+from vqa_demo.inputs.text import MAX_OPTION_CHARS
+from vqa_demo.model.backbone import build_tiny_backbone
+from vqa_demo.model.encoding import RowEncoder, answer_token_budget
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.prompts import build_rows
+from vqa_demo.model.scoring import cond_gen_loss, training_cuts
 
 COMMON = "a dark green square with a thin border drawn in the lower left corner, next to the small red circle"
 LONG_OPTIONS = [COMMON + " of the picture", COMMON + " of the page"]

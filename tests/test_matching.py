@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vqa_demo.matching import SentenceMatcher
+from vqa_demo.model.matching import SentenceMatcher
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 
 from tests.conftest import OPTIONS, QUESTIONS
 from vqa_demo.config import VARIANTS
-from vqa_demo.merged_adapters import MergedAdapters, lora_linears
+from vqa_demo.model.merged_adapters import MergedAdapters, lora_linears
 from vqa_demo.testing import make_tiny_predictor
 
 ALL = list(VARIANTS)

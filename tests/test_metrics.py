@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from vqa_demo.metrics import (
+from vqa_demo.evaluation.metrics import (
     accuracy_ci,
     agreement_matrix,
     bootstrap_ci,

@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from tests.app_support import FakePredictor
-from vqa_demo.backbone import build_tiny_backbone, preprocess_images, tiny_processor
 from vqa_demo.checkpoints import atomic_directory, load_variants
 from vqa_demo.config import MAX_OPTIONS, TINY_SIZE, BackboneConfig
-from vqa_demo.jsonl import JsonlError, append_jsonl, read_jsonl, write_jsonl
+from vqa_demo.data.jsonl import JsonlError, append_jsonl, read_jsonl, write_jsonl
+from vqa_demo.model.backbone import build_tiny_backbone, preprocess_images, tiny_processor
 from vqa_demo.ui.answer_api import answer_arguments, answer_inputs
 from vqa_demo.ui.holder import check_variants
 
@@ -116,7 +116,7 @@ def test_the_ui_names_variants_as_loading_does(app_assets, tmp_path):
     shutil.copytree(source, tmp_path / "b-second")
     infos, skipped = check_variants([tmp_path])
     assert skipped == [] and [i.name for i in infos] == ["swag-attentive", "b-second"]
-    from vqa_demo.backbone import load_backbone
+    from vqa_demo.model.backbone import load_backbone
 
     backbone = load_backbone(BackboneConfig(source=str(app_assets.root / "base")))
     loaded = load_variants(backbone, [i.directory for i in infos])
@@ -187,7 +187,7 @@ def test_jsonl_bad_lines_name_the_line_or_are_skipped(tmp_path):
 
 
 def test_data_files_report_jsonl_errors_as_data_errors(tmp_path):
-    from vqa_demo.data import DataError, load_split
+    from vqa_demo.data.splits import DataError, load_split
 
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.png"}\nnot json\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"line 2 is not valid JSON"):

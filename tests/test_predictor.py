@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from tests.conftest import OPTIONS, QUESTIONS
-from vqa_demo.cond_gen import option_loglik, run_prefix
 from vqa_demo.config import VARIANTS
-from vqa_demo.forward import image_features
-from vqa_demo.prompts import build_rows
-from vqa_demo.scoring import classifier_loss, classifier_scores
+from vqa_demo.model.cond_gen import option_loglik, run_prefix
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.prompts import build_rows
+from vqa_demo.model.scoring import classifier_loss, classifier_scores
 from vqa_demo.testing import make_tiny_predictor
 
 ALL = list(VARIANTS)

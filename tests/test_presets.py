@@ -11,7 +11,6 @@ from transformers import Gemma2Config, GemmaConfig
 
 from tests.processor_reference import encoded_rows, processor_rows
 from training.train import TrainConfig, main, parse_args, smoke_data
-from vqa_demo.backbone import build_tiny_backbone, load_backbone
 from vqa_demo.config import (
     HEAD_NAMES,
     PRESETS,
@@ -22,10 +21,11 @@ from vqa_demo.config import (
     resolve_backbone_source,
     variant_name,
 )
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.evaluate import main as evaluate_main
-from vqa_demo.evaluate import parse_args as evaluate_args
-from vqa_demo.prompts import build_rows
+from vqa_demo.evaluation.cli import main as evaluate_main
+from vqa_demo.evaluation.cli import parse_args as evaluate_args
+from vqa_demo.model.backbone import build_tiny_backbone, load_backbone
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.prompts import build_rows
 from vqa_demo.ui.config import AppConfig
 from vqa_demo.ui.holder import PredictorHolder
 

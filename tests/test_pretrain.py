@@ -16,8 +16,8 @@ from training.pretrain_data import (
     prefetch,
     stdlib_docstrings,
 )
-from vqa_demo.backbone import load_backbone, paligemma_processor
 from vqa_demo.config import BackboneConfig
+from vqa_demo.model.backbone import load_backbone, paligemma_processor
 
 UNICODE_TEXTS = [
     "Which slice is the largest? 🍕🥧 (pie) 👩‍👩‍👧",

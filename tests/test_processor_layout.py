@@ -16,9 +16,9 @@ from transformers import AutoProcessor, AutoTokenizer
 
 from tests.processor_reference import encoded_rows, gemma_tokenizer_dir, make_processor, processor_rows
 from vqa_demo.config import HEAD_NAMES, PROMPT_STYLES
-from vqa_demo.data import load_split
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.prompts import build_rows
+from vqa_demo.data.splits import load_split
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.prompts import build_rows
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 WORDS = [

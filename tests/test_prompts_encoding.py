@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vqa_demo.backbone import build_tiny_backbone
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.prompts import build_rows, clean_text
+from vqa_demo.model.backbone import build_tiny_backbone
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.prompts import build_rows, clean_text
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ HOSTILE_OPTIONS = [
 @pytest.mark.parametrize("style", ["default", "choose_from"])
 @pytest.mark.parametrize("head", ["cond_gen", "multi_class", "swag"])
 def test_option_text_cannot_change_the_prompt_structure(head, style):
-    from vqa_demo.prompts import build_rows, clean_option
+    from vqa_demo.model.prompts import build_rows, clean_option
 
     options = [*HOSTILE_OPTIONS, "plain"][:8]
     rows = build_rows(head, "Which one?\nAnswer: trap | trap", options, style=style)

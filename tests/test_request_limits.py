@@ -24,9 +24,9 @@ from tests.app_support import FakePredictor, launch
 from tests.server_queue import completed_output, event_id, queue_call
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.answer_api import answer_inputs
-from vqa_demo.ui.ask import AskCallbacks
 from vqa_demo.ui.config import MAX_UPLOAD_FILES
 from vqa_demo.ui.holder import PredictorHolder
+from vqa_demo.ui.tabs.ask import AskCallbacks
 
 pytestmark = pytest.mark.slow
 

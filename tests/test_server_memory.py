@@ -18,9 +18,9 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from tests.app_support import FakePredictor, launch
-from vqa_demo.explain import OVERLAY_MAX_SIDE
+from vqa_demo.explain.attribution import OVERLAY_MAX_SIDE
 from vqa_demo.ui import AppConfig, build_demo
-from vqa_demo.ui.ask import AskResult
+from vqa_demo.ui.tabs.ask import AskResult
 
 pytestmark = pytest.mark.slow
 

@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 
 from tests.app_support import FakePredictor
-from vqa_demo.explain import OVERLAY_MAX_SIDE, attribute, heatmap_overlay
+from vqa_demo.explain.attribution import OVERLAY_MAX_SIDE, attribute, heatmap_overlay
 from vqa_demo.ui import AppConfig
-from vqa_demo.ui.ask import MAX_OPTIONS, AskCallbacks
-from vqa_demo.ui.explain_view import DISPLAY_SIDE, ExplainCallbacks
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.session_memory import AnswerMemory, KeptImage, keep_image
+from vqa_demo.ui.tabs.ask import MAX_OPTIONS, AskCallbacks
+from vqa_demo.ui.tabs.explain import DISPLAY_SIDE, ExplainCallbacks
 
 OPTIONS = ["red", "blue", "green", "grey"]
 

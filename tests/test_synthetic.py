@@ -19,7 +19,7 @@ from training.synthetic import (
     make_mc_item,
     pretraining_items,
 )
-from vqa_demo.prompts import build_rows
+from vqa_demo.model.prompts import build_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vqa_demo.text_metrics import (
+from vqa_demo.evaluation.text_metrics import (
     best_option_margin,
     exact_match,
     first_word_match,

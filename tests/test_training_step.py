@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from tests.conftest import OPTIONS, QUESTIONS, color_image
-from vqa_demo.backbone import add_lora, build_tiny_backbone
 from vqa_demo.config import VARIANTS
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import image_features
-from vqa_demo.heads import build_head
-from vqa_demo.scoring import variant_loss
+from vqa_demo.model.backbone import add_lora, build_tiny_backbone
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.heads import build_head
+from vqa_demo.model.scoring import variant_loss
 from vqa_demo.testing import tiny_run_config
 
 

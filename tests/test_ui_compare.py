@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from vqa_demo.evaluation import read_predictions
-from vqa_demo.metrics import mcnemar_exact
+from vqa_demo.evaluation.metrics import mcnemar_exact
+from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.assets import AppAssets
-from vqa_demo.ui.compare import (
+from vqa_demo.ui.plots import family_accuracy_figure, split_loss_curves_figure
+from vqa_demo.ui.tabs.compare import (
     chance_by_family,
     comparison_data,
     holm,
@@ -20,7 +21,6 @@ from vqa_demo.ui.compare import (
     summary_markdown,
     token_level,
 )
-from vqa_demo.ui.plots import family_accuracy_figure, split_loss_curves_figure
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 NAMES = ["cond_gen", "multi_class-last_token", "multi_class-attentive", "swag-last_token", "swag-attentive"]

@@ -10,14 +10,14 @@ from PIL import Image
 
 from tests.app_support import FakePredictor
 from tests.test_ui_error_data import RECORDS, THREE
-from vqa_demo.forward import image_features
-from vqa_demo.scoring import classifier_scores
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.scoring import classifier_scores
 from vqa_demo.ui import AppConfig
-from vqa_demo.ui.ask import MAX_OPTIONS
 from vqa_demo.ui.assets import AppAssets
-from vqa_demo.ui.error_data import ALL_FAMILIES, ANY_POSITION, MISSED_BY_ANY
-from vqa_demo.ui.errors import ErrorBrowser
 from vqa_demo.ui.holder import PredictorHolder
+from vqa_demo.ui.tabs.ask import MAX_OPTIONS
+from vqa_demo.ui.tabs.error_browser import ErrorBrowser
+from vqa_demo.ui.tabs.error_data import ALL_FAMILIES, ANY_POSITION, MISSED_BY_ANY
 
 
 def browser_for(records, tmp_path, predictor=None):

@@ -9,7 +9,7 @@ Output (``--out``)::
 
     <variant>/            one training run each (metrics.jsonl, best/, last/, state/)
     evaluation/           metrics.json + predictions.jsonl of all five best checkpoints on the
-                          validation split, through the shared predictor (vqa_demo.evaluation)
+                          validation split, through the shared predictor (vqa_demo.evaluation.runner)
     comparison.json       per variant: accuracy with 95% CI, per-family accuracy, training curve,
                           training time; plus the setting, head agreement and paired McNemar tests
 """
@@ -25,10 +25,10 @@ from pathlib import Path
 from training.train import TrainConfig, apply_smoke, smoke_data
 from training.train import main as train_main
 from vqa_demo.config import VARIANTS
-from vqa_demo.data import load_split
-from vqa_demo.distributed import Shard
-from vqa_demo.evaluation import evaluate, write_evaluation
-from vqa_demo.jsonl import read_jsonl
+from vqa_demo.data.jsonl import read_jsonl
+from vqa_demo.data.splits import load_split
+from vqa_demo.evaluation.runner import evaluate, write_evaluation
+from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.loading import load_predictor
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from vqa_demo.jsonl import append_jsonl
+from vqa_demo.data.jsonl import append_jsonl
 
 
 def epoch_order(num_examples: int, seed: int, epoch: int) -> list[int]:

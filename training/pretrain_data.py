@@ -10,7 +10,7 @@ Tokenizer corpus, two parts:
   capped, so the corpus is deterministic for one Python version.
 
 Training rows are PaliGemma's generative layout, ``[<image> x N] <bos> prefix \\n | suffix <eos>``, built
-by :class:`vqa_demo.encoding.RowEncoder` (``token_type_ids`` make the prefix bidirectional, labels
+by :class:`vqa_demo.model.encoding.RowEncoder` (``token_type_ids`` make the prefix bidirectional, labels
 cover the suffix only). Rendering an item costs about 1 ms, so batches are drawn fresh every step
 unless a fixed pool is asked for (the smoke run repeats one pool so its loss must fall), and a
 background thread renders the next batches while torch computes (:func:`prefetch`).
@@ -34,10 +34,10 @@ from transformers import PaliGemmaProcessor
 from training.synthetic import derive_seed, pretraining_items
 from training.synthetic_facts import caption, facts
 from training.synthetic_scenes import SAMPLERS
-from vqa_demo.backbone import preprocess_images
-from vqa_demo.encoding import EncodedRows, RowEncoder
-from vqa_demo.prompts import PromptRow, build_rows
-from vqa_demo.tokenizer import train_byte_level_tokenizer
+from vqa_demo.model.backbone import preprocess_images
+from vqa_demo.model.encoding import EncodedRows, RowEncoder
+from vqa_demo.model.prompts import PromptRow, build_rows
+from vqa_demo.model.tokenizer import train_byte_level_tokenizer
 
 ENGLISH_MAX_CHARS = 1_000_000
 # Extra prompt words the fine-tunes and the app use besides those build_rows produces.

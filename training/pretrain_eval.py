@@ -1,6 +1,6 @@
 """How well a pretrained base reads the synthetic images: greedy exact match and zero-shot multiple choice.
 
-Both use the inference path of the app (:mod:`vqa_demo.cond_gen`: the vision tower once, a cached
+Both use the inference path of the app (:mod:`vqa_demo.model.cond_gen`: the vision tower once, a cached
 prefix pass, then greedy continuation or per-option log-likelihood), so a number here means what it
 will mean after loading the base.
 
@@ -20,8 +20,8 @@ from transformers import PaliGemmaForConditionalGeneration
 
 from training.pretrain_data import BatchMaker, PretrainItem, make_items
 from training.synthetic import FAMILIES, NUM_OPTIONS, derive_seed, make_mc_item
-from vqa_demo.cond_gen import greedy_generate, option_loglik, run_prefix
-from vqa_demo.forward import image_features
+from vqa_demo.model.cond_gen import greedy_generate, option_loglik, run_prefix
+from vqa_demo.model.forward import image_features
 
 
 def heldout_items(n: int, seed: int, render_size: int) -> list[PretrainItem]:

@@ -16,7 +16,7 @@ from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file
 
 from vqa_demo.checkpoints import atomic_directory, save_tensors
-from vqa_demo.jsonl import read_jsonl, write_jsonl
+from vqa_demo.data.jsonl import read_jsonl, write_jsonl
 
 
 def save_state(

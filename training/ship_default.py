@@ -21,7 +21,7 @@ import json
 import shutil
 from pathlib import Path
 
-from vqa_demo.data import load_split
+from vqa_demo.data.splits import load_split
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 

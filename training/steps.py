@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from vqa_demo.config import RunConfig
-from vqa_demo.data import MCSplit
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import image_features
-from vqa_demo.scoring import variant_loss_terms
+from vqa_demo.data.splits import MCSplit
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.scoring import variant_loss_terms
 
 
 class NonFiniteLossError(RuntimeError):
@@ -39,7 +39,7 @@ class VariantModule(nn.Module):
         self.encoder = encoder
 
     def forward(self, inputs, questions, options, answers, label_smoothing: float = 0.0):
-        """``(summed loss, number of terms)``, see :func:`~vqa_demo.scoring.variant_loss_terms`."""
+        """``(summed loss, number of terms)``, see :func:`~vqa_demo.model.scoring.variant_loss_terms`."""
         cfg = self.run_config
         features = image_features(self.backbone.core, inputs, grad=True) if cfg.lora.vision else inputs
         return variant_loss_terms(

@@ -38,7 +38,7 @@ from training.synthetic_facts import caption, facts
 from training.synthetic_render import render
 from training.synthetic_scenes import SAMPLERS, Scene
 from vqa_demo.config import OPTION_LETTERS
-from vqa_demo.prompts import build_rows
+from vqa_demo.model.prompts import build_rows
 
 FAMILIES = tuple(SAMPLERS)
 COLUMNS = ("file_name", "question", "option1", "option2", "option3", "option4", "answer", "family")

@@ -44,7 +44,6 @@ from tqdm.auto import tqdm
 from training.distributed import RunWriter, rank_indices
 from training.resume import load_state, save_state, trim_metrics
 from training.steps import FeatureCache, VariantModule, train_micro_batch
-from vqa_demo.backbone import add_lora, load_backbone
 from vqa_demo.checkpoints import adapter_name, save_variant
 from vqa_demo.config import (
     BackboneConfig,
@@ -55,14 +54,15 @@ from vqa_demo.config import (
     TrainSettings,
     default_prompt_style,
 )
-from vqa_demo.data import MCSplit, load_split
-from vqa_demo.distributed import Shard
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.evaluation import EvaluationResult, evaluate, write_evaluation
-from vqa_demo.heads import build_head
-from vqa_demo.matching import SentenceMatcher
+from vqa_demo.data.splits import MCSplit, load_split
+from vqa_demo.evaluation.runner import EvaluationResult, evaluate, write_evaluation
+from vqa_demo.evaluation.sharding import Shard
+from vqa_demo.model.backbone import add_lora, load_backbone
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.heads import build_head
+from vqa_demo.model.matching import SentenceMatcher
+from vqa_demo.model.scoring import training_cuts
 from vqa_demo.predictor import Predictor, Variant
-from vqa_demo.scoring import training_cuts
 
 REPORT_TO = ("none", "tensorboard", "wandb")
 

@@ -28,7 +28,6 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from vqa_demo.backbone import Backbone
 from vqa_demo.checkpoint_checks import (
     CheckpointError,
     check_adapter_config,
@@ -37,7 +36,8 @@ from vqa_demo.checkpoint_checks import (
     read_json_object,
 )
 from vqa_demo.config import RunConfig
-from vqa_demo.heads import build_head
+from vqa_demo.model.backbone import Backbone
+from vqa_demo.model.heads import build_head
 from vqa_demo.safety import UnsafeCheckpointError, refuse_pickles
 
 RUN_CONFIG = "run_config.json"

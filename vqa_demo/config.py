@@ -131,7 +131,7 @@ TINY_GENERATIONS: dict[str, int] = {"tiny": 2, "tiny:paligemma": 1, "tiny:palige
 
 @dataclass(frozen=True)
 class ModelSize:
-    """Architecture sizes of a PaliGemma model built from scratch (``vqa_demo.backbone.paligemma_config``).
+    """Architecture sizes of a PaliGemma model built from scratch (``vqa_demo.model.backbone.paligemma_config``).
 
     The defaults are ``training/pretrain.py``'s (hidden 256, 4 layers); the shipped ``assets/base`` was
     pretrained smaller by flags (its command is in ``assets/README.md``).
@@ -198,7 +198,7 @@ class LoraSettings:
 
 @dataclass
 class PromptConfig:
-    """How questions and options become prefix text (see :mod:`vqa_demo.prompts`)."""
+    """How questions and options become prefix text (see :mod:`vqa_demo.model.prompts`)."""
 
     style: str = "default"  # "default" (the background doc's formats) or "choose_from" (big_vision style)
     separator: str = "\n"  # between prefix and suffix, as in PaliGemma

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from vqa_demo.backbone import load_backbone
 from vqa_demo.checkpoints import CheckpointError, load_variants, read_run_config
 from vqa_demo.config import TINY_GENERATIONS, BackboneConfig, preset_for
-from vqa_demo.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
+from vqa_demo.model.backbone import load_backbone
+from vqa_demo.model.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
 from vqa_demo.predictor import Predictor
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"

@@ -22,15 +22,15 @@ import torch
 from PIL import Image
 from torch import nn
 
-from vqa_demo.backbone import Backbone
-from vqa_demo.cond_gen import greedy_generate, option_loglik, run_prefix
 from vqa_demo.config import RunConfig
-from vqa_demo.encoding import RowEncoder
-from vqa_demo.forward import image_features
-from vqa_demo.matching import SentenceMatcher
-from vqa_demo.merged_adapters import MergedAdapters
-from vqa_demo.prompts import build_rows, clean_option
-from vqa_demo.scoring import classifier_scores
+from vqa_demo.model.backbone import Backbone
+from vqa_demo.model.cond_gen import greedy_generate, option_loglik, run_prefix
+from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.forward import image_features
+from vqa_demo.model.matching import SentenceMatcher
+from vqa_demo.model.merged_adapters import MergedAdapters
+from vqa_demo.model.prompts import build_rows, clean_option
+from vqa_demo.model.scoring import classifier_scores
 
 # Cosine similarities live in [-1, 1]; a temperature spreads them into usable probabilities.
 COSINE_TEMPERATURE = 0.05
@@ -119,7 +119,7 @@ class Predictor:
         merge_adapters: bool | None = None,
     ):
         """``merge_adapters``: run each variant with its LoRA merged into swapped-in weights
-        (:mod:`vqa_demo.merged_adapters`); ``None`` does so where the model allows it (small float32),
+        (:mod:`vqa_demo.model.merged_adapters`); ``None`` does so where the model allows it (small float32),
         ``True`` insists, ``False`` keeps peft's unmerged forward."""
         self.backbone = backbone
         self.variants = {v.name: v for v in variants}

@@ -8,7 +8,7 @@ assets folder, built in-process in seconds (no network, no downloads).
 
 Everything is random and small (``vqa_demo.config.TINY_SIZE``: hidden 32, 2 layers, 16 image tokens):
 it exercises the real code paths in milliseconds, it does not answer questions well. The tiny
-*backbone* itself (``--base tiny``) is a product feature and lives in :mod:`vqa_demo.backbone`.
+*backbone* itself (``--base tiny``) is a product feature and lives in :mod:`vqa_demo.model.backbone`.
 """
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from vqa_demo.backbone import Backbone, add_lora, build_tiny_backbone, load_backbone, save_backbone
 from vqa_demo.checkpoints import adapter_name, load_variants, save_variant
 from vqa_demo.config import VARIANTS, BackboneConfig, HeadConfig, LoraSettings, RunConfig
-from vqa_demo.data import load_split
-from vqa_demo.evaluation import evaluate, write_evaluation
-from vqa_demo.heads import build_head
-from vqa_demo.jsonl import write_jsonl
+from vqa_demo.data.jsonl import write_jsonl
+from vqa_demo.data.splits import load_split
+from vqa_demo.evaluation.runner import evaluate, write_evaluation
+from vqa_demo.model.backbone import Backbone, add_lora, build_tiny_backbone, load_backbone, save_backbone
+from vqa_demo.model.heads import build_head
 from vqa_demo.predictor import Predictor, Variant
 
 if TYPE_CHECKING:
-    from vqa_demo.ui.config import AppConfig
+    from vqa_demo.ui.server_settings import AppConfig
 
 APP_VALIDATION_SIZE = 12
 
@@ -119,7 +119,7 @@ class AppAssetsDir:
 
     @property
     def config(self) -> AppConfig:
-        from vqa_demo.ui.config import AppConfig  # the app's settings need gradio; the rest does not
+        from vqa_demo.ui.server_settings import AppConfig  # the app's settings need gradio; the rest does not
 
         return AppConfig(assets=self.root, base=str(self.root / "base"))
 

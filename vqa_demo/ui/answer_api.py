@@ -2,7 +2,7 @@
 
 The endpoint is ``(image, question, k, option_a, ..., option_h, use_<variant>, ...)``: ``k`` option
 boxes are used, and one tick per variant says whether to run it. The Ask tab declares it with these
-names (:mod:`vqa_demo.ui.ask`); the tests and the benchmarks build their calls with
+names (:mod:`vqa_demo.ui.tabs.ask`); the tests and the benchmarks build their calls with
 :func:`answer_arguments` (by name, for ``gradio_client``) or :func:`answer_inputs` (in order, as the
 queue and the callback receive them).
 """

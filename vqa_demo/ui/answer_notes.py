@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from vqa_demo.model.prompts import build_rows
 from vqa_demo.predictor import Predictor
-from vqa_demo.prompts import build_rows
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.model_card import DOMAIN_NOTE, SWITCH_TO_PALIGEMMA, ModelCard
 

@@ -10,15 +10,15 @@ import gradio as gr
 
 from vqa_demo.predictor import Predictor
 from vqa_demo.ui.answer_notes import AnswerNotes
-from vqa_demo.ui.ask import AskCallbacks, build_ask_inputs, build_ask_outputs, wire_ask
 from vqa_demo.ui.assets import AppAssets
-from vqa_demo.ui.compare import build_compare_tab
 from vqa_demo.ui.config import AppConfig
-from vqa_demo.ui.errors import ErrorBrowser
-from vqa_demo.ui.errors_tab import build_errors_tab, wire_open_in_ask
-from vqa_demo.ui.explain_view import ExplainCallbacks, build_explain, wire_explain
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.model_card import build_model_card, card_markdown, card_title
+from vqa_demo.ui.tabs.ask import AskCallbacks, build_ask_inputs, build_ask_outputs, wire_ask
+from vqa_demo.ui.tabs.compare import build_compare_tab
+from vqa_demo.ui.tabs.error_browser import ErrorBrowser
+from vqa_demo.ui.tabs.errors import build_errors_tab, wire_open_in_ask
+from vqa_demo.ui.tabs.explain import ExplainCallbacks, build_explain, wire_explain
 
 HEADER = """# Multiple-choice VQA workbench
 Three answer heads on one PaliGemma backbone: **COND_GEN** generates the answer, **MULTI_CLASS** classifies

@@ -5,7 +5,7 @@ Layout (``assets/``)::
     examples/            images for the Ask tab (question and options from examples/examples.json or
                          examples/metadata.csv, or from the validation row with the same file name)
     validation/          the labelled split (metadata.csv with a family column + images)
-    evaluation/          metrics.json + predictions.jsonl (see vqa_demo.evaluation)
+    evaluation/          metrics.json + predictions.jsonl (see vqa_demo.evaluation.runner)
     comparison.json      per-variant accuracy, per-family accuracy and training curves
 
 Missing pieces are not errors: each becomes a note the UI shows. File names taken from data files
@@ -22,9 +22,9 @@ from typing import Any
 
 from PIL import Image
 
-from vqa_demo.data import DataError, MCSplit, load_split
-from vqa_demo.evaluation import read_predictions
-from vqa_demo.jsonl import read_jsonl
+from vqa_demo.data.jsonl import read_jsonl
+from vqa_demo.data.splits import DataError, MCSplit, load_split
+from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.loading import find_checkpoints
 from vqa_demo.paths import inside
 from vqa_demo.ui.config import AppConfig

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from vqa_demo.explain import Attribution, colormap, heatmap_overlay
+from vqa_demo.explain.attribution import Attribution, colormap, heatmap_overlay
 
 DISPLAY_SIDE = 384  # small images are enlarged to this long side before painting
 VIEWS = ("Patch grid", "Smooth")

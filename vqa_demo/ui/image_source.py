@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vqa_demo.image_input import human_bytes
-from vqa_demo.input_errors import InputError
+from vqa_demo.inputs.errors import InputError
+from vqa_demo.inputs.image import human_bytes
 
 NOT_ADMITTED = "This image was not uploaded to this app and is not one of its examples: upload the image file and try again."
 _MAX_PATH_CHARS = 4096

@@ -19,7 +19,7 @@ from typing import IO, Any
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from vqa_demo.image_input import human_bytes
+from vqa_demo.inputs.image import human_bytes
 
 _CHUNK = 64 * 1024
 _SPOOL_IN_MEMORY = 1024 * 1024

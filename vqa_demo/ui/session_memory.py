@@ -4,11 +4,11 @@ The Explain section needs two things of the image an answer was given: a copy to
 and the model's own input to run attributions from. :func:`keep_image` makes both from the decoded
 upload (whose full resolution can be 40 MP, ~120 MB decoded) so that the caller can drop it at once:
 
-- ``display``: the image fitted into :data:`~vqa_demo.explain.OVERLAY_MAX_SIDE`, made by the same
-  resize :func:`~vqa_demo.explain.heatmap_overlay` applies, so every overlay painted on it is
+- ``display``: the image fitted into :data:`~vqa_demo.explain.attribution.OVERLAY_MAX_SIDE`, made by the same
+  resize :func:`~vqa_demo.explain.attribution.heatmap_overlay` applies, so every overlay painted on it is
   pixel-identical to one painted on the full image;
 - ``pixel_values float[3, H, W]``: the processor's output at model resolution, which the predictor
-  and :func:`~vqa_demo.explain.attribute` accept in place of an image (identical scores).
+  and :func:`~vqa_demo.explain.attribution.attribute` accept in place of an image (identical scores).
 
 :class:`AnswerMemory` holds these copies for all sessions together: a copy older than the time to
 live is dropped, and when the copies exceed the byte budget the oldest go first. A dropped copy
@@ -35,7 +35,7 @@ from functools import cache
 import torch
 from PIL import Image
 
-from vqa_demo.explain import OVERLAY_MAX_SIDE, fit_long_side
+from vqa_demo.explain.attribution import OVERLAY_MAX_SIDE, fit_long_side
 
 # Below this many decoded bytes an image's buffers are small enough for malloc's bins (no trim).
 TRIM_AFTER_BYTES = 16 * 1024 * 1024

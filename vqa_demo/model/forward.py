@@ -10,7 +10,7 @@ import torch
 from transformers import PaliGemmaForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from vqa_demo.encoding import EncodedRows
+from vqa_demo.model.encoding import EncodedRows
 
 
 def image_features(

@@ -25,9 +25,9 @@ from dataclasses import dataclass, replace
 import torch
 from transformers import PaliGemmaForConditionalGeneration
 
-from vqa_demo.encoding import EncodedRows, RowEncoder
-from vqa_demo.forward import lm_logits, prefix_forward
-from vqa_demo.scoring import option_grid
+from vqa_demo.model.encoding import EncodedRows, RowEncoder
+from vqa_demo.model.forward import lm_logits, prefix_forward
+from vqa_demo.model.scoring import option_grid
 
 
 @dataclass

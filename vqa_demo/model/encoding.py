@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from vqa_demo.prompts import PromptRow
-from vqa_demo.text_input import MAX_OPTION_CHARS
+from vqa_demo.inputs.text import MAX_OPTION_CHARS
+from vqa_demo.model.prompts import PromptRow
 
 MAX_TOKENS_PER_CHAR = 4
 

@@ -1,4 +1,4 @@
-"""Multiple-choice VQA data: examples, splits and loaders (writers: :mod:`vqa_demo.data_writers`).
+"""Multiple-choice VQA data: examples, splits and loaders (writers: :mod:`vqa_demo.data.writers`).
 
 A split is a Hugging Face ``imagefolder``-style directory: images (possibly in
 subfolders) plus ``metadata.csv`` or ``metadata.jsonl`` with one row per question::
@@ -13,7 +13,7 @@ options than the header by leaving the trailing option cells empty.
 Order matters: ``datasets.load_dataset("imagefolder", ...)`` sorts the images by
 file name, so predictions made on it and written next to the original metadata
 end up on the wrong rows (a known cause of wrong submissions). Everything here
-keeps the metadata file order, and :func:`~vqa_demo.data_writers.write_submission` writes in that order.
+keeps the metadata file order, and :func:`~vqa_demo.data.writers.write_submission` writes in that order.
 
 Files are read with the stdlib ``csv`` and ``json`` modules rather than pandas so
 that no cell is silently turned into a float, a date or NaN.
@@ -30,7 +30,8 @@ from typing import Any, Literal
 from PIL import Image
 
 from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
-from vqa_demo.data_rows import (
+from vqa_demo.data.jsonl import JsonlError, read_jsonl
+from vqa_demo.data.rows import (
     OPTION_COLUMN,
     BadRow,
     DataError,
@@ -45,9 +46,8 @@ from vqa_demo.data_rows import (
     trim_options,
     where,
 )
-from vqa_demo.image_input import prepare_image
-from vqa_demo.input_errors import InputError
-from vqa_demo.jsonl import JsonlError, read_jsonl
+from vqa_demo.inputs.errors import InputError
+from vqa_demo.inputs.image import prepare_image
 
 __all__ = ["OPTION_COLUMN", "MAX_OPTIONS", "MIN_OPTIONS", "BadRow", "DataError", "MCExample", "MCSplit"]
 

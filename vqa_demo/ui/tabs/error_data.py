@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from vqa_demo.config import OPTION_LETTERS, in_variant_order
-from vqa_demo.metrics import accuracy_ci
+from vqa_demo.evaluation.metrics import accuracy_ci
 from vqa_demo.ui.chance import chance_level, is_chance_level
 
 ALL_FAMILIES, ANY_POSITION = "all families", "any position"

@@ -1,10 +1,10 @@
 """The Errors tab: validation examples the selected variants got wrong, one row per example.
 
-Rows come from the evaluation's ``predictions.jsonl`` (see :mod:`vqa_demo.ui.error_data`); a table
+Rows come from the evaluation's ``predictions.jsonl`` (see :mod:`vqa_demo.ui.tabs.error_data`); a table
 with thumbnails, a gallery of the most confident mistakes and a confusion matrix of gold against
 chosen position show the same filtered set. Selecting an example shows the stored answers at once
 and then answers it live, once, to put the gold option's explanation next to the chosen one's
-(:mod:`vqa_demo.ui.error_explain`). *Open in Ask* copies the example into the Ask form.
+(:mod:`vqa_demo.ui.tabs.error_explain`). *Open in Ask* copies the example into the Ask form.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ import gradio as gr
 import pandas as pd
 
 from vqa_demo.paths import inside
-from vqa_demo.ui.ask import MAX_OPTIONS, status_error, status_ok
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.chance import is_chance_level
-from vqa_demo.ui.error_data import (
+from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
+from vqa_demo.ui.plots import confusion_figure, empty_figure, probabilities_figure
+from vqa_demo.ui.tabs.ask import MAX_OPTIONS, status_error, status_ok
+from vqa_demo.ui.tabs.error_data import (
     ALL_FAMILIES,
     ANY_POSITION,
     MISSED_BY_ALL,
@@ -42,10 +44,8 @@ from vqa_demo.ui.error_data import (
     variant_names,
     write_csv,
 )
-from vqa_demo.ui.error_explain import LiveRun, attribute_both, live_run, side_views
-from vqa_demo.ui.explain_view import METHOD_LABELS
-from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
-from vqa_demo.ui.plots import confusion_figure, empty_figure, probabilities_figure
+from vqa_demo.ui.tabs.error_explain import LiveRun, attribute_both, live_run, side_views
+from vqa_demo.ui.tabs.explain import METHOD_LABELS
 
 log = logging.getLogger(__name__)
 

@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from vqa_demo import metrics as M
-from vqa_demo.data import MCSplit
-from vqa_demo.data_writers import write_submission
-from vqa_demo.distributed import Shard
-from vqa_demo.jsonl import read_jsonl, write_jsonl
+from vqa_demo.data.jsonl import read_jsonl, write_jsonl
+from vqa_demo.data.splits import MCSplit
+from vqa_demo.data.writers import write_submission
+from vqa_demo.evaluation import metrics as M
+from vqa_demo.evaluation.sharding import Shard
+from vqa_demo.evaluation.text_metrics import no_match_rate, text_metric_summary
 from vqa_demo.predictor import Predictor
-from vqa_demo.text_metrics import no_match_rate, text_metric_summary
 
 COND_GEN_SCORES = ("loglik_mean", "loglik_sum", "cosine")
 

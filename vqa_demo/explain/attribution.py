@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vqa_demo.encoding import EncodedRows
-from vqa_demo.forward import as_encoder_outputs, lm_logits
+from vqa_demo.model.encoding import EncodedRows
+from vqa_demo.model.forward import as_encoder_outputs, lm_logits
+from vqa_demo.model.prompts import build_rows
 from vqa_demo.predictor import Predictor, Variant
-from vqa_demo.prompts import build_rows
 
 METHODS = ("integrated_gradients", "saliency")
 OVERLAY_MAX_SIDE = 512  # heatmaps are painted on the image fitted into this many pixels

@@ -13,9 +13,9 @@ from torch import nn
 from transformers import PaliGemmaForConditionalGeneration
 
 from vqa_demo.config import HeadConfig
-from vqa_demo.encoding import EncodedRows, RowEncoder
-from vqa_demo.forward import lm_logits, prefix_forward
-from vqa_demo.prompts import build_rows
+from vqa_demo.model.encoding import EncodedRows, RowEncoder
+from vqa_demo.model.forward import lm_logits, prefix_forward
+from vqa_demo.model.prompts import build_rows
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Layout and wiring of the Errors tab (the handlers are :class:`~vqa_demo.ui.errors.ErrorBrowser`'s)."""
+"""Layout and wiring of the Errors tab (the handlers are :class:`~vqa_demo.ui.tabs.error_browser.ErrorBrowser`'s)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from vqa_demo.ui.ask import status_error
-from vqa_demo.ui.error_data import ALL_FAMILIES, ANY_POSITION, MISSED_BY_ALL, MISSED_BY_ANY
-from vqa_demo.ui.errors import TABLE_TYPES, ErrorBrowser
-from vqa_demo.ui.explain_view import METHOD_LABELS
 from vqa_demo.ui.image_box import image_box
+from vqa_demo.ui.tabs.ask import status_error
+from vqa_demo.ui.tabs.error_browser import TABLE_TYPES, ErrorBrowser
+from vqa_demo.ui.tabs.error_data import ALL_FAMILIES, ANY_POSITION, MISSED_BY_ALL, MISSED_BY_ANY
+from vqa_demo.ui.tabs.explain import METHOD_LABELS
 
 
 def build_filters(browser: ErrorBrowser, initial: tuple) -> SimpleNamespace:

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS, OPTION_LETTERS
-from vqa_demo.input_errors import InputError
+from vqa_demo.inputs.errors import InputError
 
-# Input limits: the model side sizes its answer budget from MAX_OPTION_CHARS (vqa_demo.encoding).
+# Input limits: the model side sizes its answer budget from MAX_OPTION_CHARS (vqa_demo.model.encoding).
 MAX_QUESTION_CHARS = 2000
 MAX_OPTION_CHARS = 300
 

@@ -2,7 +2,7 @@
 
 Sizes are checked from the file header before any pixel is decoded, non-raster documents (SVG, HTML,
 PDF, PostScript) are recognised by their content rather than their file name, and no exception from
-Pillow escapes as anything other than an :class:`~vqa_demo.input_errors.InputError`.
+Pillow escapes as anything other than an :class:`~vqa_demo.inputs.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from vqa_demo.input_errors import InputError
+from vqa_demo.inputs.errors import InputError
 
 # Decoders we trust with hostile bytes (JPEG also opens phones' multi-picture MPO files).
 # EPS is excluded on purpose: Pillow hands it to Ghostscript.

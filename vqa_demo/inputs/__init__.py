@@ -19,9 +19,9 @@ tokenizer layer's job (it encodes user text with ``split_special_tokens=True``),
 the model as plain characters, never as control tokens.
 """
 
-from vqa_demo.image_input import PreparedImage, prepare_image
-from vqa_demo.input_errors import CATEGORIES, InputError
-from vqa_demo.text_input import PreparedQuestion, check_option_count, prepare_question
+from vqa_demo.inputs.errors import CATEGORIES, InputError
+from vqa_demo.inputs.image import PreparedImage, prepare_image
+from vqa_demo.inputs.text import PreparedQuestion, check_option_count, prepare_question
 
 __all__ = [
     "CATEGORIES",

@@ -15,8 +15,7 @@ from typing import Any
 
 import gradio as gr
 
-from vqa_demo.explain import METHODS, attribute, attribute_until_complete, heatmap_overlay
-from vqa_demo.ui.ask import AskResult, status_error
+from vqa_demo.explain.attribution import METHODS, attribute, attribute_until_complete, heatmap_overlay
 from vqa_demo.ui.explain_render import (
     DISPLAY_SIDE,
     VIEWS,
@@ -32,6 +31,7 @@ from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 from vqa_demo.ui.image_box import image_box
 from vqa_demo.ui.model_card import ModelCard
 from vqa_demo.ui.plots import option_label
+from vqa_demo.ui.tabs.ask import AskResult, status_error
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Write splits: ``metadata.csv`` / ``metadata.jsonl`` and the ``file_name,answer`` submission CSV.
 
-The reading side (formats, validation, :class:`~vqa_demo.data.MCSplit`) is :mod:`vqa_demo.data`.
+The reading side (formats, validation, :class:`~vqa_demo.data.splits.MCSplit`) is :mod:`vqa_demo.data.splits`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vqa_demo.data import OPTION_COLUMN, DataError, MCExample, MCSplit, column_union
-from vqa_demo.jsonl import write_jsonl
+from vqa_demo.data.jsonl import write_jsonl
+from vqa_demo.data.splits import OPTION_COLUMN, DataError, MCExample, MCSplit, column_union
 
 
 def write_submission(split: MCSplit, predicted_indices: Sequence[int], path: str | Path) -> Path:

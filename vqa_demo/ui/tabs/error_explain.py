@@ -15,12 +15,12 @@ from typing import Any
 
 from PIL import Image
 
-from vqa_demo.explain import attribute
+from vqa_demo.explain.attribution import attribute
 from vqa_demo.predictor import Predictor, VariantPrediction
-from vqa_demo.ui.ask import AskResult
-from vqa_demo.ui.error_data import option_text
-from vqa_demo.ui.explain_view import ExplainCallbacks, attention_view
 from vqa_demo.ui.session_memory import keep_image
+from vqa_demo.ui.tabs.ask import AskResult
+from vqa_demo.ui.tabs.error_data import option_text
+from vqa_demo.ui.tabs.explain import ExplainCallbacks, attention_view
 
 PER_OPTION_ROW = "chosen option"  # extras["attention"]["row"] of heads with one prompt row per option
 

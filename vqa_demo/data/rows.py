@@ -1,11 +1,11 @@
 """Checks for one metadata row: the same rules as the app's form, plus where the image may live.
 
 Each function raises :class:`DataError` with the row's place (``row 3 of metadata.csv (file_name
-'a.png')``) and what to change; :func:`vqa_demo.data.examples_from_records` collects them per row as
+'a.png')``) and what to change; :func:`vqa_demo.data.splits.examples_from_records` collects them per row as
 :class:`BadRow` so a split can be refused with the whole list, or loaded without those rows.
 Questions and options are cleaned exactly as the app cleans typed text
-(:func:`~vqa_demo.text_input.prepare_question`: control characters removed, NFC, duplicates
-refused); images pass the upload checks (:func:`~vqa_demo.image_input.prepare_image`: format
+(:func:`~vqa_demo.inputs.text.prepare_question`: control characters removed, NFC, duplicates
+refused); images pass the upload checks (:func:`~vqa_demo.inputs.image.prepare_image`: format
 allow-list, byte and pixel limits), so no file type the app refuses reaches a decoder from a data file.
 """
 
@@ -22,10 +22,10 @@ from typing import Any
 from PIL import Image
 
 from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
-from vqa_demo.image_input import prepare_image
-from vqa_demo.input_errors import InputError
+from vqa_demo.inputs.errors import InputError
+from vqa_demo.inputs.image import prepare_image
+from vqa_demo.inputs.text import prepare_question
 from vqa_demo.paths import inside
-from vqa_demo.text_input import prepare_question
 
 OPTION_COLUMN = re.compile(r"option([1-9]\d*)")
 _ANSWER = re.compile(r"[0-9]+")  # ASCII digits only: "２", "٢", "+2", "1e0" and "2.0" are refused

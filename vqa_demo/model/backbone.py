@@ -39,8 +39,8 @@ from vqa_demo.config import (
     LoraSettings,
     resolve_backbone_source,
 )
+from vqa_demo.model.tokenizer import tiny_tokenizer
 from vqa_demo.safety import refuse_pickles
-from vqa_demo.tokenizer import tiny_tokenizer
 
 # Config keys that describe how a model was stored, not which model it is.
 _FINGERPRINT_IGNORED = {"_name_or_path", "transformers_version", "dtype", "torch_dtype", "architectures"}
