@@ -38,6 +38,7 @@ from benchmarks.load_test import (
     load_examples,
     resolve_assets,
 )
+from vqa_demo.ui.answer_api import answer_arguments
 
 IDLE_GROWTH_LIMIT_MB = 300.0
 IMAGE_SIZE = (7000, 4500)  # 31.5 MP
@@ -76,10 +77,8 @@ def ask_in_fresh_session(client, image: Path, example, timeout: float) -> tuple[
     started = time.perf_counter()
     try:
         client.reset_session()
-        options = {f"option_{letter}": text for letter, text in zip("abcd", example.options)}
-        job = client.submit(
-            image=handle_file(str(image)), question=example.question, k=4, **options, api_name="/answer"
-        )
+        arguments = answer_arguments(handle_file(str(image)), example.question, example.options[:4])
+        job = client.submit(**arguments, api_name="/answer")
         status = job.result(timeout=timeout)[0]
         outcome = "answered" if isinstance(status, str) and status.startswith("✓") else f"refused:{status}"
     except QueueError:

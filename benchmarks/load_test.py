@@ -155,28 +155,21 @@ def form_kwargs(kind: Kind, files: dict[str, Any], variants: list[str]) -> dict[
     """Keyword arguments for ``/answer`` (image, question, k, option_a..option_h, use_<variant>)."""
     from gradio_client import handle_file
 
-    from vqa_demo.model.prompts import LETTERS
-    from vqa_demo.ui.tabs.ask_arguments import api_flag
+    from vqa_demo.config import MAX_OPTIONS
+    from vqa_demo.ui.answer_api import answer_arguments
 
     example = files["example2"] if kind.image == "example2" else files["example"]
     options = list(kind.options or example.options)
     if kind.k == 9:
-        options = [f"option number {i}" for i in range(8)]
-    options = options[: min(kind.k, 8)] if kind.k <= 8 else options
+        options = [f"option number {i}" for i in range(MAX_OPTIONS)]
+    options = options[: min(kind.k, MAX_OPTIONS)] if kind.k <= MAX_OPTIONS else options
     if kind.image in ("example", "example2"):
         image = handle_file(str(example.image))
     else:
         image = None if kind.image == "none" else handle_file(str(files[kind.image]))
-    values: dict[str, Any] = {
-        "image": image,
-        "question": kind.question if kind.question is not None else example.question,
-        "k": kind.k,
-    }
-    for i, letter in enumerate(LETTERS[:8]):
-        values[f"option_{letter.lower()}"] = options[i] if i < len(options) else ""
-    for name in variants:
-        values[api_flag(name)] = kind.only is None or name.startswith(kind.only)
-    return values
+    question = kind.question if kind.question is not None else example.question
+    ticks = {name: kind.only is None or name.startswith(kind.only) for name in variants}
+    return answer_arguments(image, question, options, k=kind.k, ticks=ticks)
 
 
 def schedule(client: int, requests: int) -> list[Kind]:
@@ -413,10 +406,8 @@ def summarise(records: list[dict]) -> dict[str, Any]:
 
 
 def build_tiny_assets(folder: Path) -> Path:
-    """The test suite's tiny assets folder (base, five checkpoints, validation split), built in seconds."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from tests.app_support import build_app_assets
+    """The tests' tiny assets folder (base, five checkpoints, validation split), built in seconds."""
+    from vqa_demo.testing import build_app_assets
 
     return build_app_assets(folder).root
 
@@ -468,7 +459,7 @@ def main(args: argparse.Namespace) -> int:
             clients = [Client(server.url, verbose=False, download_files=False) for _ in range(clients_n)]
             api = clients[0].view_api(print_info=False, return_format="dict")
             variants = [p["parameter_name"] for p in api["named_endpoints"]["/answer"]["parameters"]]
-            from vqa_demo.ui.tabs.ask_arguments import api_flag
+            from vqa_demo.ui.answer_api import api_flag
 
             names = [n for n in _variant_names(assets) if api_flag(n) in variants]
             warmup: list[dict] = []

@@ -1,7 +1,7 @@
 """Models and inputs the benchmarks time: the shipped default, or in-process stand-ins of known size.
 
 - ``load_assets_predictor``: the offline default (``assets/base`` + ``assets/checkpoints``) when it exists.
-- ``build_predictor("tiny")``: the tests' five-variant predictor (``vqa_demo.tiny``; hidden 32, 16 image tokens).
+- ``build_predictor("tiny")``: the tests' five-variant predictor (``vqa_demo.testing``; hidden 32, 16 image tokens).
 - ``build_predictor("default")``: a random stand-in with the architecture of the small default model
   (``training/pretrain.py``'s defaults: hidden 256, 4 layers, 144 image tokens at 96 px), used while
   ``assets/`` is empty. Its speed is the default model's; its answers are random.
@@ -19,41 +19,25 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from vqa_demo.config import LoraSettings
+from vqa_demo.config import TINY_IMAGE_SIZE, TINY_PATCH_SIZE, TINY_SIZE, LoraSettings
 from vqa_demo.loading import DEFAULT_BASE, DEFAULT_CHECKPOINTS
-from vqa_demo.model.backbone import Backbone, paligemma2_config, tiny_processor
+from vqa_demo.model.backbone import Backbone, paligemma2_config, paligemma_processor, tiny_processor
 from vqa_demo.predictor import Predictor
-from vqa_demo.tiny import make_tiny_predictor, random_variant_predictor
-
-# Stand-in sizes. "default" mirrors the defaults of training/pretrain.py (ModelSize, PretrainConfig),
-# which are read from there when that module is importable: 144 image tokens at 96 px / patch 8.
-SIZES: dict[str, dict[str, int]] = {
-    "tiny": dict(
-        image_size=20, patch_size=5, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
-        intermediate_size=64, vision_hidden_size=32, vision_layers=2, vision_heads=4,
-        vision_intermediate_size=64,
-    ),
-    "default": dict(
-        image_size=96, patch_size=8, hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=1,
-        intermediate_size=1024, vision_hidden_size=192, vision_layers=4, vision_heads=4,
-        vision_intermediate_size=768,
-    ),
-}  # fmt: skip
-DEFAULT_VOCAB = 2048
+from vqa_demo.testing import make_tiny_predictor, random_variant_predictor
 
 
-def size_of(size: str) -> tuple[dict[str, int], int]:
-    """``(paligemma2_config keyword arguments, BPE vocabulary size)`` of a stand-in size."""
-    if size == "default":
-        try:
-            from training.pretrain import PretrainConfig
+def size_of(size: str) -> tuple[dict[str, int], int | None]:
+    """``(paligemma2_config keyword arguments, BPE vocabulary size)`` of a stand-in size: "tiny" is
+    ``vqa_demo.config.TINY_SIZE`` (its tokenizer is fixed: no vocabulary size), "default" the
+    pretraining defaults of ``training/pretrain.py`` (144 image tokens at 96 px / patch 8)."""
+    if size == "tiny":
+        dims = {"image_size": TINY_IMAGE_SIZE, "patch_size": TINY_PATCH_SIZE}
+        return {**dims, **dataclasses.asdict(TINY_SIZE)}, None
+    from training.pretrain import PretrainConfig
 
-            config = PretrainConfig(out=Path("."))
-            dims = {"image_size": config.image_size, "patch_size": config.patch_size}
-            return {**dims, **dataclasses.asdict(config.size)}, config.vocab_size
-        except (ImportError, AttributeError, TypeError):
-            pass
-    return SIZES[size], DEFAULT_VOCAB
+    config = PretrainConfig(out=Path("."))
+    dims = {"image_size": config.image_size, "patch_size": config.patch_size}
+    return {**dims, **dataclasses.asdict(config.size)}, config.vocab_size
 
 
 def stand_in_processor(size: str):
@@ -62,11 +46,11 @@ def stand_in_processor(size: str):
     dims, vocab = size_of(size)
     if size == "tiny":
         return tiny_processor(dims["image_size"], dims["patch_size"])
-    from training.pretrain_data import build_processor, synthetic_texts
+    from training.pretrain_data import synthetic_texts
     from vqa_demo.model.tokenizer import train_byte_level_tokenizer
 
     tokenizer = train_byte_level_tokenizer(synthetic_texts(300, seed=0), vocab_size=vocab)
-    return build_processor(tokenizer, dims["image_size"], dims["patch_size"])
+    return paligemma_processor(tokenizer, dims["image_size"], dims["patch_size"])
 
 
 def build_backbone(size: str = "tiny", seed: int = 0) -> Backbone:
@@ -83,7 +67,7 @@ def build_backbone(size: str = "tiny", seed: int = 0) -> Backbone:
 def build_predictor(size: str = "tiny", seed: int = 0, matcher=None, batch_size: int = 16) -> Predictor:
     """A stand-in predictor with all five variants (random LoRA adapters and heads).
 
-    "tiny" is :func:`vqa_demo.tiny.make_tiny_predictor`, the one the tests use.
+    "tiny" is :func:`vqa_demo.testing.make_tiny_predictor`, the one the tests use.
     """
     if size == "tiny":
         return make_tiny_predictor(seed=seed, batch_size=batch_size)

@@ -45,6 +45,7 @@ from benchmarks.common import Targets, add_common_args, finish, free_memory, loa
 from benchmarks.models import make_items
 from benchmarks.naive import full_pass_option_loglik, max_abs_diff, shared_prefix_loglik
 from vqa_demo.config import HeadConfig
+from vqa_demo.model.backbone import paligemma_processor, preprocess_images
 from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.model.forward import image_features
 from vqa_demo.model.head_strategy import HeadContext
@@ -73,8 +74,6 @@ COND_GEN_4_OPTIONS_TARGET_S = 25.0
 
 
 def build_processor(quick: bool, vision: dict):
-    from training.pretrain_data import build_processor as make_processor
-
     if quick:
         from vqa_demo.model.tokenizer import tiny_tokenizer
 
@@ -84,7 +83,7 @@ def build_processor(quick: bool, vision: dict):
         from vqa_demo.model.tokenizer import train_byte_level_tokenizer
 
         tokenizer = train_byte_level_tokenizer(synthetic_texts(300, seed=0), vocab_size=4096)
-    return make_processor(tokenizer, vision["image_size"], vision["patch_size"])
+    return paligemma_processor(tokenizer, vision["image_size"], vision["patch_size"])
 
 
 def build_config(processor, text: dict, vision: dict):
@@ -195,8 +194,7 @@ class Scorer:
         self.processor = processor
 
     def pixels(self, image):
-        pixels = self.processor.image_processor([image.convert("RGB")], return_tensors="pt")["pixel_values"]
-        return pixels.to(self.device, self.core.dtype)
+        return preprocess_images(self.processor, [image]).to(self.device, self.core.dtype)
 
     def vision(self, pixels) -> tuple[float, torch.Tensor]:
         start = now(self.device)

@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
     questions = [i.question for i in items]
     options = [list(i.options) for i in items]
     answers = [i.answer for i in items]
-    pixels = backbone.processor.image_processor([i.image for i in items], return_tensors="pt")["pixel_values"]
+    pixels = backbone.pixel_values([i.image for i in items])
     cached = image_features(core, pixels)
 
     trainable = [p for p in backbone.model.parameters() if p.requires_grad]

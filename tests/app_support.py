@@ -1,90 +1,18 @@
-"""Helpers for the app tests: a complete tiny assets folder, a fake predictor, a local server.
+"""Helpers for the app tests: a fake predictor and a local server.
 
-``build_app_assets(root)`` lays out what the shipped ``assets/`` will hold, from the tiny model::
-
-    base/  checkpoints/<variant>/ (+ metrics.jsonl)  validation/  evaluation/  comparison.json  examples/
+The tiny assets folder they run against is :func:`vqa_demo.testing.build_app_assets` (shared with the
+benchmarks).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from tests.conftest import HashMatcher, make_tiny_predictor, tiny_run_config
-from training.compare import build_comparison
-from training.synthetic import generate_split
-from vqa_demo.checkpoints import load_variants, save_variant
-from vqa_demo.config import VARIANTS, BackboneConfig
-from vqa_demo.data.splits import load_split
-from vqa_demo.evaluation.runner import evaluate, write_evaluation
-from vqa_demo.model.backbone import build_tiny_backbone, load_backbone, save_backbone
-from vqa_demo.predictor import Predictor, Variant, VariantPrediction, softmax_np
+from vqa_demo.config import VARIANTS
+from vqa_demo.predictor import Variant, VariantPrediction, softmax_np
+from vqa_demo.testing import tiny_run_config
 from vqa_demo.ui.loopback import launch_on_loopback
-from vqa_demo.ui.server_settings import AppConfig
-
-VALIDATION_SIZE = 12
-
-
-@dataclass
-class AppAssetsDir:
-    """A tiny assets folder and how to load its predictor (sentence model replaced by HashMatcher)."""
-
-    root: Path
-
-    @property
-    def config(self) -> AppConfig:
-        return AppConfig(assets=self.root, base=str(self.root / "base"))
-
-    def load_predictor(self) -> Predictor:
-        backbone = load_backbone(BackboneConfig(source=str(self.root / "base")))
-        directories = sorted((self.root / "checkpoints").iterdir())
-        return Predictor(backbone, load_variants(backbone, directories), matcher=HashMatcher())
-
-
-def fake_curve(seed: int, steps: int = 40) -> list[dict]:
-    rng = np.random.default_rng(seed)
-    curve = []
-    for step in range(0, steps + 1, 5):
-        row = {"step": step, "loss": float(1.4 * np.exp(-step / 25) + 0.05 * rng.random())}
-        if step % 10 == 0:
-            row["accuracy"] = float(min(1.0, 0.25 + step / 80 + 0.05 * rng.random()))
-        curve.append(row)
-    return curve
-
-
-def build_app_assets(root: Path) -> AppAssetsDir:
-    """Write base, five checkpoints, a validation split, its evaluation, a comparison and examples."""
-    root = Path(root)
-    save_backbone(build_tiny_backbone(seed=0), root / "base")
-    trained = make_tiny_predictor(seed=0)
-    for i, (name, variant) in enumerate(trained.variants.items()):
-        directory = save_variant(
-            root / "checkpoints" / name, variant.config, trained.backbone, variant.module, variant.adapter
-        )
-        with open(directory / "metrics.jsonl", "w") as handle:
-            for row in fake_curve(i):
-                handle.write(json.dumps(row) + "\n")
-    generate_split(root / "validation", VALIDATION_SIZE, seed=0, prefix="validation", image_size=64)
-    split = load_split(root / "validation")
-    assets = AppAssetsDir(root)
-    result = evaluate(assets.load_predictor(), split, progress=False)
-    write_evaluation(result, root / "evaluation", split)
-    # Written the way training.compare writes it (curves from the checkpoints' metrics.jsonl).
-    trained_runs = {
-        name: {"best_step": 40, "seconds": 12.0 + i} for i, name in enumerate(result.metrics["variants"])
-    }
-    comparison = build_comparison({"num_options": 4}, root / "checkpoints", result.metrics, trained_runs)
-    (root / "comparison.json").write_text(json.dumps(comparison))
-    (root / "examples").mkdir()
-    one_per_family = {ex.metadata["family"]: ex for ex in reversed(split.examples)}
-    for example in list(one_per_family.values())[:4]:
-        shutil.copy(example.image_path, root / "examples" / example.file_name)
-    return assets
 
 
 class FakePredictor:

@@ -11,10 +11,7 @@ from PIL import Image
 # Autouse: a test fails when our code calls a deprecated library API (see tests/warning_guard.py).
 from tests.warning_guard import fail_on_our_deprecations  # noqa: F401
 from vqa_demo.predictor import Predictor
-from vqa_demo.tiny import TrigramMatcher as HashMatcher
-from vqa_demo.tiny import make_tiny_predictor, randomize, tiny_run_config
-
-__all__ = ["HashMatcher", "make_tiny_predictor", "randomize", "tiny_run_config"]
+from vqa_demo.testing import build_app_assets, make_tiny_predictor
 
 # Tiny models are dominated by per-op overhead: on 2 cores, two torch threads per process (the
 # suite plus the app servers it starts) made steps many times slower than one thread each.
@@ -50,7 +47,5 @@ OPTIONS = [
 
 @pytest.fixture(scope="session")
 def app_assets(tmp_path_factory):
-    """A complete tiny assets folder (base, five checkpoints, validation, evaluation, examples); see app_support."""
-    from tests.app_support import build_app_assets
-
+    """A complete tiny assets folder (base, five checkpoints, validation, evaluation, examples)."""
     return build_app_assets(tmp_path_factory.mktemp("app-assets"))

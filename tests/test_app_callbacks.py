@@ -15,6 +15,7 @@ from PIL import Image
 from tests.app_support import FakePredictor
 from vqa_demo.explain.heatmaps import colormap
 from vqa_demo.ui import AppConfig, build_demo
+from vqa_demo.ui.answer_api import answer_inputs
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 from vqa_demo.ui.tabs.ask import MAX_OPTIONS, AskCallbacks
 from vqa_demo.ui.tabs.explain import ExplainCallbacks
@@ -41,8 +42,7 @@ def image_file(tmp_path):
 
 def form(options, ticks=None):
     """The answer() arguments after image and question: count, 8 option boxes, one tick per variant."""
-    boxes = list(options) + [""] * (MAX_OPTIONS - len(options))
-    return [len(options), *boxes, *(ticks if ticks is not None else [True] * len(NAMES))]
+    return answer_inputs(None, None, options, ticks if ticks is not None else [True] * len(NAMES))[2:]
 
 
 def test_answer_returns_every_variant(ask, fake, image_file):

@@ -15,6 +15,7 @@ from gradio_client import Client, handle_file
 from tests.app_support import launch
 from vqa_demo.data.splits import load_split
 from vqa_demo.ui import build_demo
+from vqa_demo.ui.answer_api import answer_arguments, answer_inputs
 
 pytestmark = pytest.mark.slow
 
@@ -38,15 +39,8 @@ def test_answer_endpoint_returns_per_variant_scores(client, app_assets):
     names = [p["parameter_name"] for p in api["named_endpoints"]["/answer"]["parameters"]]
     assert names[:4] == ["image", "question", "k", "option_a"] and names[-1] == "use_swag_attentive"
     example = load_split(app_assets.root / "validation")[0]
-    a, b, c, d = example.options
     status, summary, _chart, cond_gen, scores = client.predict(
-        image=handle_file(str(example.image_path)),
-        question=example.question,
-        k=4,
-        option_a=a,
-        option_b=b,
-        option_c=c,
-        option_d=d,
+        **answer_arguments(handle_file(str(example.image_path)), example.question, example.options),
         api_name="/answer",
     )
     assert status.startswith("✓") and demo.vqa_holder.loaded
@@ -64,12 +58,7 @@ def test_positional_call_with_a_subset_of_variants(client, app_assets):
     ticks = [name.startswith("swag") for name in NAMES]
     ticks[NAMES.index("multi_class-attentive")] = True  # skipped at k = 3: a note
     status, *_, scores = client.predict(
-        handle_file(str(example.image_path)),
-        example.question,
-        3,
-        *example.options[:3],
-        *[""] * 5,
-        *ticks,
+        *answer_inputs(handle_file(str(example.image_path)), example.question, example.options[:3], ticks),
         api_name="/answer",
     )
     assert list(scores) == ["swag-last_token", "swag-attentive"]

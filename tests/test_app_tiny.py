@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vqa_demo.ui.answer_api import answer_inputs
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.tabs.ask import MAX_OPTIONS, AskCallbacks
@@ -22,7 +23,7 @@ def app(app_assets):
 
 
 def form(options, ticks=None):
-    return [len(options), *options, *[""] * (MAX_OPTIONS - len(options)), *(ticks or [True] * len(NAMES))]
+    return answer_inputs(None, None, options, ticks or [True] * len(NAMES))[2:]
 
 
 def test_assets_are_found(app):

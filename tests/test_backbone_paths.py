@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import tiny_run_config
 from vqa_demo.config import PRESETS, BackboneConfig, resolve_backbone_source
 from vqa_demo.model.backbone import add_lora, build_tiny_backbone, load_backbone, save_backbone
+from vqa_demo.testing import tiny_run_config
 
 
 def test_presets_cover_sizes_and_resolutions():

@@ -18,11 +18,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from tests.conftest import OPTIONS, QUESTIONS, HashMatcher
+from tests.conftest import OPTIONS, QUESTIONS
 from vqa_demo.checkpoints import CheckpointError, check_variant_dir, load_variants
 from vqa_demo.config import BackboneConfig
 from vqa_demo.model.backbone import load_backbone
 from vqa_demo.predictor import Predictor
+from vqa_demo.testing import TrigramMatcher
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.holder import PredictorHolder
 
@@ -156,7 +157,7 @@ def test_head_with_bad_values_is_refused(variant, case):
 def load_onto_base(tree, directories, skipped=None):
     backbone = load_backbone(BackboneConfig(source=str(tree / "base")))
     variants = load_variants(backbone, directories, skipped=skipped)
-    return backbone, Predictor(backbone, variants, matcher=HashMatcher())
+    return backbone, Predictor(backbone, variants, matcher=TrigramMatcher())
 
 
 def test_head_of_wrong_shape_is_refused_before_any_adapter_is_attached(tree, variant):

@@ -9,12 +9,13 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import OPTIONS, QUESTIONS, HashMatcher, make_tiny_predictor
+from tests.conftest import OPTIONS, QUESTIONS
 from vqa_demo.checkpoints import CheckpointError, check_variant_dir, load_variants, save_variant
 from vqa_demo.config import VARIANTS, BackboneConfig
 from vqa_demo.model.backbone import build_tiny_backbone, load_backbone, save_backbone
 from vqa_demo.predictor import Predictor
 from vqa_demo.safety import UnsafeCheckpointError
+from vqa_demo.testing import TrigramMatcher, make_tiny_predictor
 
 
 class PlantedPayload:
@@ -39,7 +40,7 @@ def saved(tmp_path_factory):
 
 def load_predictor(root, names=tuple(VARIANTS)):
     backbone = load_backbone(BackboneConfig(source=str(root / "base")))
-    return Predictor(backbone, load_variants(backbone, [root / n for n in names]), matcher=HashMatcher())
+    return Predictor(backbone, load_variants(backbone, [root / n for n in names]), matcher=TrigramMatcher())
 
 
 def test_round_trip_reproduces_scores_exactly(saved, images):

@@ -7,11 +7,14 @@ alone, and as transformers' own full forward (no cache) does.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from transformers import PaliGemmaForConditionalGeneration
 
 from tests.conftest import color_image
+from vqa_demo.config import TINY_IMAGE_SIZE, TINY_PATCH_SIZE, TINY_SIZE
 from vqa_demo.model.backbone import paligemma2_config, tiny_processor
 from vqa_demo.model.cond_gen import greedy_generate, option_loglik, run_prefix
 from vqa_demo.model.encoding import RowEncoder
@@ -29,19 +32,10 @@ OPTIONS = [
 
 def small_window_model(window: int, seed: int = 0):
     processor = tiny_processor()
+    # The tiny model with four decoder layers (two sliding-window, two global) and a one-layer tower.
+    size = dataclasses.replace(TINY_SIZE, num_layers=4, vision_layers=1)
     config = paligemma2_config(
-        processor,
-        image_size=20,
-        patch_size=5,
-        hidden_size=32,
-        num_layers=4,
-        num_heads=4,
-        num_kv_heads=2,
-        intermediate_size=64,
-        vision_hidden_size=32,
-        vision_layers=1,
-        vision_heads=4,
-        vision_intermediate_size=64,
+        processor, image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH_SIZE, **dataclasses.asdict(size)
     )
     config.text_config.sliding_window = window
     torch.manual_seed(seed)

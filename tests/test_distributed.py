@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 from training.distributed import epoch_order, rank_indices
 from training.train import TrainConfig, main, smoke_data
+from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.splits import load_split
 from vqa_demo.evaluation.cli import main as evaluate_main
 from vqa_demo.evaluation.cli import parse_args as evaluate_args
@@ -113,10 +114,6 @@ def test_boolean_flags_switch_off():
     assert evaluate_args(["--data", "d", "--out", "o", "--no-circular"]).circular is False
     with pytest.raises(SystemExit):
         parse_args(["--report-to", "mlflow"])
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def scalar_events(directory: Path, tag: str) -> dict[int, float]:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import make_tiny_predictor
 from vqa_demo.data.splits import load_split
 from vqa_demo.data.writers import write_metadata
 from vqa_demo.evaluation.runner import evaluate, read_predictions, write_evaluation
 from vqa_demo.predictor import VariantPrediction, softmax_np
+from vqa_demo.testing import make_tiny_predictor
 
 
 class FirstOptionPredictor:

@@ -24,8 +24,9 @@ from tests.test_inputs_images import SVG, encode, noise, png_declaring
 from vqa_demo.inputs import CATEGORIES
 from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.ui import AppConfig, build_demo
+from vqa_demo.ui.answer_api import answer_inputs
 from vqa_demo.ui.status import failure_category
-from vqa_demo.ui.tabs.ask import MAX_OPTIONS, NO_VARIANT, VARIANT_INCOMPATIBLE
+from vqa_demo.ui.tabs.ask import NO_VARIANT, VARIANT_INCOMPATIBLE
 
 NAMES = ["cond_gen", "multi_class-last_token", "multi_class-attentive", "swag-last_token", "swag-attentive"]
 OPTIONS = ["red", "blue", "green", "grey"]
@@ -67,11 +68,10 @@ def good_image(tmp_path_factory) -> str:
 
 def call(answer, image, question="What colour is the square?", options=OPTIONS, k=None, ticks=None):
     """Call the /answer function as the queue does: image path, question, k, 8 boxes, 5 ticks."""
-    boxes = list(options)[:MAX_OPTIONS] + [""] * (MAX_OPTIONS - len(options[:MAX_OPTIONS]))
     ticks = [True] * len(NAMES) if ticks is None else ticks
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # gr.Warning outside a request is a UserWarning
-        return answer(image, question, len(options) if k is None else k, *boxes, *ticks)
+        return answer(*answer_inputs(image, question, options, ticks, k=k))
 
 
 def assert_refused(outputs, category: str, fake: FakePredictor) -> None:

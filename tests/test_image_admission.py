@@ -25,6 +25,7 @@ from PIL import Image
 from tests.app_support import FakePredictor, launch
 from tests.server_queue import completed_output, event_id, queue_call
 from vqa_demo.ui import AppConfig, build_demo
+from vqa_demo.ui.answer_api import answer_inputs
 from vqa_demo.ui.image_source import NOT_ADMITTED, ImageAdmission
 
 pytestmark = pytest.mark.slow
@@ -68,7 +69,7 @@ def server(app_assets, tmp_path_factory):
 def answer_raw(server, image, session: str | None = None) -> tuple[list, list[dict]]:
     """/answer through the raw queue: (outputs, all stream messages)."""
     fn = event_id(server["demo"], api_name="answer")
-    data = [image, "What colour is it?", 4, *OPTIONS, *[""] * 4, *TICKS]
+    data = answer_inputs(image, "What colour is it?", OPTIONS, TICKS)
     status, messages = queue_call(server["url"], fn, data, session=session)
     assert status == 200
     done = completed_output(messages)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import OPTIONS, QUESTIONS, make_tiny_predictor
+from tests.conftest import OPTIONS, QUESTIONS
 from vqa_demo.config import VARIANTS
 from vqa_demo.model.merged_adapters import MergedAdapters, lora_linears
+from vqa_demo.testing import make_tiny_predictor
 
 ALL = list(VARIANTS)
 

@@ -12,13 +12,12 @@ from training.pretrain import PretrainConfig, build_model, lr_factor, main, suff
 from training.pretrain_data import (
     BatchMaker,
     batches,
-    build_processor,
     build_tokenizer,
     prefetch,
     stdlib_docstrings,
 )
 from vqa_demo.config import BackboneConfig
-from vqa_demo.model.backbone import load_backbone
+from vqa_demo.model.backbone import load_backbone, paligemma_processor
 
 UNICODE_TEXTS = [
     "Which slice is the largest? 🍕🥧 (pie) 👩‍👩‍👧",
@@ -104,7 +103,7 @@ def test_tokenizer_has_a_newline_token_and_prompt_merges(small_tokenizer):
 
 
 def test_suffix_loss_matches_the_full_forward_loss(small_tokenizer):
-    processor = build_processor(small_tokenizer, image_size=32, patch_size=8)
+    processor = paligemma_processor(small_tokenizer, image_size=32, patch_size=8)
     config = PretrainConfig(out=Path("unused")).shrink_for_smoke()
     model = build_model(config, processor).eval()
     pixel_values, rows = next(batches(BatchMaker(processor), 3, seed=1, image_size=64))
@@ -119,7 +118,7 @@ def test_suffix_loss_matches_the_full_forward_loss(small_tokenizer):
 
 
 def test_language_model_init_keeps_embeddings_at_unit_scale(small_tokenizer):
-    processor = build_processor(small_tokenizer, image_size=32, patch_size=8)
+    processor = paligemma_processor(small_tokenizer, image_size=32, patch_size=8)
     config = PretrainConfig(out=Path("unused")).shrink_for_smoke()
     model = build_model(config, processor)
     hidden = config.size.hidden_size

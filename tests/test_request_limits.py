@@ -23,6 +23,7 @@ from PIL import Image
 from tests.app_support import FakePredictor, launch
 from tests.server_queue import completed_output, event_id, queue_call
 from vqa_demo.ui import AppConfig, build_demo
+from vqa_demo.ui.answer_api import answer_inputs
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.server_settings import MAX_UPLOAD_FILES
 from vqa_demo.ui.tabs.ask import AskCallbacks
@@ -55,8 +56,7 @@ def server(app_assets):
 def answer(server, image, k=4, options=OPTIONS, ticks=None, question="What colour?", raw_body=None):
     """/answer through the raw queue; returns (outputs, messages)."""
     fn = event_id(server["demo"], api_name="answer")
-    boxes = list(options) + [""] * (8 - len(options))
-    data = [image, question, k, *boxes, *([True] * 5 if ticks is None else ticks)]
+    data = answer_inputs(image, question, options, [True] * 5 if ticks is None else ticks, k=k)
     server["fake"].calls.clear()
     body = None if raw_body is None else (lambda session: raw_body(fn, data, session))
     status, messages = queue_call(server["url"], fn, data, raw_body=body)

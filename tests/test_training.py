@@ -15,6 +15,7 @@ from training.steps import NonFiniteLossError
 from training.train import TrainConfig, main, parse_args
 from vqa_demo.checkpoints import check_variant_dir
 from vqa_demo.config import VARIANTS, LoraSettings, RunConfig, TrainSettings
+from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.splits import load_split
 from vqa_demo.evaluation.cli import main as evaluate_main
 from vqa_demo.evaluation.cli import parse_args as evaluate_args
@@ -39,10 +40,6 @@ def smoke_config(out, data_dir, **overrides) -> TrainConfig:
 
 def read_metrics(out):
     return read_jsonl(out / "metrics.jsonl")
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_cli_parses_flags():
@@ -192,7 +189,7 @@ def test_kill_during_state_save_resumes_from_last_complete_state(tmp_path, data_
     import training.resume as resume_module
 
     full = main(smoke_config(tmp_path / "full", data_dir))
-    real_save_file, calls = resume_module.save_file, {"n": 0}
+    real_save_file, calls = resume_module.save_tensors, {"n": 0}
 
     def dying_save_file(tensors, path, *args, **kwargs):
         calls["n"] += 1
@@ -203,10 +200,10 @@ def test_kill_during_state_save_resumes_from_last_complete_state(tmp_path, data_
             raise Killed()
         return real_save_file(tensors, path, *args, **kwargs)
 
-    monkeypatch.setattr(resume_module, "save_file", dying_save_file)
+    monkeypatch.setattr(resume_module, "save_tensors", dying_save_file)
     with pytest.raises(Killed):
         main(smoke_config(tmp_path / "cut", data_dir))
-    monkeypatch.setattr(resume_module, "save_file", real_save_file)
+    monkeypatch.setattr(resume_module, "save_tensors", real_save_file)
     state = json.loads((tmp_path / "cut" / "state" / "state.json").read_text())
     assert state["step"] == 4, "the interrupted save must leave the previous state in place"
     resumed = main(smoke_config(tmp_path / "cut", data_dir, resume=True))

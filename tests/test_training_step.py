@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import OPTIONS, QUESTIONS, color_image, tiny_run_config
+from tests.conftest import OPTIONS, QUESTIONS, color_image
 from vqa_demo.config import VARIANTS
 from vqa_demo.model.backbone import add_lora, build_tiny_backbone
 from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.model.forward import image_features
 from vqa_demo.model.head_strategy import HeadContext
 from vqa_demo.model.strategies import build_head, variant_loss
+from vqa_demo.testing import tiny_run_config
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -48,7 +49,7 @@ def test_one_step_changes_exactly_the_trainable_parameters(variant):
 
 def test_vision_lora_trains_the_tower_and_gets_its_own_features(images):
     from vqa_demo.predictor import Predictor, Variant
-    from vqa_demo.tiny import TrigramMatcher, make_tiny_predictor
+    from vqa_demo.testing import TrigramMatcher, make_tiny_predictor
 
     predictor = make_tiny_predictor(variants=("swag-attentive",))
     config = tiny_run_config("multi_class-attentive")

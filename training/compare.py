@@ -25,6 +25,7 @@ from pathlib import Path
 from training.train import TrainConfig, apply_smoke, smoke_data
 from training.train import main as train_main
 from vqa_demo.config import VARIANTS
+from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.splits import load_split
 from vqa_demo.evaluation.runner import evaluate, write_evaluation
 from vqa_demo.evaluation.sharding import Shard
@@ -34,8 +35,8 @@ from vqa_demo.loading import load_predictor
 def read_curve(path: Path) -> list[dict]:
     """Training curve records (step, loss, accuracy where evaluated) from a run's metrics.jsonl."""
     keep = ("step", "epoch", "loss", "accuracy", "accuracy_low", "accuracy_high", "seconds")
-    lines = path.read_text().splitlines() if path.is_file() else []
-    return [{k: r[k] for k in keep if k in r} for r in map(json.loads, lines)]
+    records = read_jsonl(path) if path.is_file() else []
+    return [{k: r[k] for k in keep if k in r} for r in records]
 
 
 def build_comparison(setting: dict, out: Path, metrics: dict, train_results: dict) -> dict:

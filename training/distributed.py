@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from vqa_demo.data.jsonl import append_jsonl
+
 
 def epoch_order(num_examples: int, seed: int, epoch: int) -> list[int]:
     """The shuffled example order of one epoch; a pure function of (seed, epoch), so resume replays it
@@ -83,8 +85,7 @@ class RunWriter:
     def append(self, record: dict) -> None:
         """One line of ``metrics.jsonl`` (and the same numbers to the trackers)."""
         if self.is_main:
-            with open(self.metrics_path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_jsonl(self.metrics_path, record)
         if self.tracking:
             values = {k: v for k, v in record.items() if k != "step" and isinstance(v, int | float)}
             self.accelerator.log(values, step=record["step"])
@@ -103,9 +104,8 @@ class RunWriter:
         mine = ids if batch.weight else []
         shares = gather_object([mine]) if self.accelerator.num_processes > 1 else [mine]
         if self.is_main:
-            with open(self.out / "examples.jsonl", "a") as handle:
-                record = {"micro": micro_index, "epoch": batch.epoch, "ranks": shares}
-                handle.write(json.dumps(record) + "\n")
+            record = {"micro": micro_index, "epoch": batch.epoch, "ranks": shares}
+            append_jsonl(self.out / "examples.jsonl", record)
 
     def finish(self) -> None:
         """Close the trackers (not ``end_training``: it ends the process group another run may still use)."""

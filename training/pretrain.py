@@ -34,30 +34,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PaliGemmaForConditionalGeneration
 
-from training.pretrain_data import BatchMaker, batches, build_processor, build_tokenizer, prefetch
+from training.pretrain_data import BatchMaker, batches, build_tokenizer, prefetch
 from training.pretrain_eval import generation_exact_match, heldout_items, zero_shot_mc_accuracy
-from vqa_demo.model.backbone import paligemma2_config
+from vqa_demo.config import TINY_SIZE, ModelSize
+from vqa_demo.data.jsonl import append_jsonl, write_jsonl
+from vqa_demo.model.backbone import paligemma2_config, paligemma_processor
 from vqa_demo.model.encoding import EncodedRows
 
 MAX_FILE_BYTES = 10 * 1000 * 1000
-
-
-@dataclass
-class ModelSize:
-    """Architecture sizes handed to :func:`vqa_demo.model.backbone.paligemma2_config`."""
-
-    hidden_size: int = 256
-    num_layers: int = 4
-    num_heads: int = 4
-    num_kv_heads: int = 1
-    intermediate_size: int = 1024
-    vision_hidden_size: int = 192
-    vision_layers: int = 4
-    vision_heads: int = 4
-    vision_intermediate_size: int = 768
-
-
-SMOKE_SIZE = ModelSize(32, 2, 4, 2, 64, 32, 2, 4, 64)
 
 
 @dataclass
@@ -117,7 +101,7 @@ class PretrainConfig:
             threads=1,  # a tiny model gains nothing from more threads, and they contend on a busy CPU
             tokenizer_scenes=100,
             english_chars=20_000,
-            size=SMOKE_SIZE,
+            size=TINY_SIZE,
         )
 
 
@@ -201,8 +185,7 @@ class JsonlLog:
         path.write_text("")
 
     def write(self, record: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_jsonl(self.path, record)
 
 
 def evaluate(model, maker: BatchMaker, config: PretrainConfig, final: bool) -> tuple[dict, list[dict]]:
@@ -293,7 +276,7 @@ def _run(config: PretrainConfig) -> dict:
     started = time.perf_counter()
 
     tokenizer = build_tokenizer(config.vocab_size, config.seed, config.tokenizer_scenes, config.english_chars)
-    processor = build_processor(tokenizer, config.image_size, config.patch_size)
+    processor = paligemma_processor(tokenizer, config.image_size, config.patch_size)
     maker = BatchMaker(processor)
     model = build_model(config, processor)
     num_params = sum(p.numel() for p in model.parameters())
@@ -310,8 +293,7 @@ def _run(config: PretrainConfig) -> dict:
     model.eval()
     metrics, records = evaluate(model, maker, config, final=True)
     log.write({"step": config.steps, "final_eval": metrics})
-    with open(out / "heldout_generations.jsonl", "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(record) + "\n" for record in records)
+    write_jsonl(out / "heldout_generations.jsonl", records)
     for record in records[:10]:
         print(f"{record['prefix']!r} -> target {record['target']!r}, generated {record['generated']!r}")
     print(f"held-out exact match: {json.dumps(metrics['exact_match'])}")

@@ -29,12 +29,13 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from transformers import PaliGemmaProcessor, PreTrainedTokenizerFast, SiglipImageProcessorPil
+from transformers import PaliGemmaProcessor
 
 from training.synthetic import derive_seed, pretraining_items
 from training.synthetic_facts import caption, facts
 from training.synthetic_scenes import SAMPLERS
 from vqa_demo.config import HEAD_NAMES
+from vqa_demo.model.backbone import preprocess_images
 from vqa_demo.model.encoding import EncodedRows, RowEncoder
 from vqa_demo.model.prompts import PromptRow
 from vqa_demo.model.strategies import build_rows
@@ -94,24 +95,6 @@ def build_tokenizer(
     return train_byte_level_tokenizer(corpus, vocab_size=vocab_size)
 
 
-def build_processor(
-    tokenizer: PreTrainedTokenizerFast, image_size: int, patch_size: int
-) -> PaliGemmaProcessor:
-    """A PaliGemma processor (SigLIP image preprocessing at ``image_size``) around ``tokenizer``.
-
-    The processor adds its 1152 ``<locXXXX>``/``<segXXX>`` tokens to the tokenizer, as the real one has.
-    """
-    if image_size % patch_size:
-        raise ValueError(f"image size {image_size} must be a multiple of the patch size {patch_size}")
-    image_processor = SiglipImageProcessorPil(
-        size={"height": image_size, "width": image_size},
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-    )
-    image_processor.image_seq_length = (image_size // patch_size) ** 2
-    return PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
-
-
 @dataclass
 class PretrainItem:
     """One generative task: an image, its prefix (``answer en ...`` / ``caption en``) and target."""
@@ -164,7 +147,7 @@ class BatchMaker:
         )
 
     def pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
-        return self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
+        return preprocess_images(self.processor, images)
 
     def rows(self, items: list[PretrainItem], with_suffix: bool = True) -> EncodedRows:
         # The separator after the prefix is the encoder's own, as in every fine-tuning prompt.

@@ -9,40 +9,30 @@ while saving resumes from the previous complete state.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from vqa_demo.checkpoints import _replace_dir
+from vqa_demo.checkpoints import atomic_directory, save_tensors
+from vqa_demo.data.jsonl import read_jsonl, write_jsonl
 
 
 def save_state(
     directory: Path, backbone, head, optimizer, scheduler, adapter: str, step: int, best: dict
 ) -> None:
-    directory = Path(directory)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as staging:
         lora = get_peft_model_state_dict(backbone.model, adapter_name=adapter)
-        save_file({k: v.detach().contiguous().cpu() for k, v in lora.items()}, staging / "lora.safetensors")
+        save_tensors(lora, staging / "lora.safetensors")
         if head is not None:
-            save_file(
-                {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()},
-                staging / "head.safetensors",
-            )
-        save_file({"torch_rng": torch.get_rng_state()}, staging / "rng.safetensors")
+            save_tensors(head.state_dict(), staging / "head.safetensors")
+        save_tensors({"torch_rng": torch.get_rng_state()}, staging / "rng.safetensors")
         # Optimizer state is nested dicts of tensors; it is re-read with weights_only=True (no code execution).
         torch.save(
             {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "optim.pt"
         )
         (staging / "state.json").write_text(json.dumps({"step": step, "best": best}))
-        _replace_dir(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def load_state(directory: Path, backbone, head, optimizer, scheduler, adapter: str) -> tuple[int, dict]:
@@ -66,7 +56,4 @@ def trim_metrics(metrics: Path, step: int) -> None:
     """
     metrics = Path(metrics)
     if metrics.is_file():
-        kept = [
-            line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= step
-        ]
-        metrics.write_text("".join(line + "\n" for line in kept))
+        write_jsonl(metrics, [record for record in read_jsonl(metrics) if record["step"] <= step])

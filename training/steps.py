@@ -68,8 +68,7 @@ class FeatureCache:
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
             images = [self.split[i].load_image() for i in chunk]
-            pixels = self.backbone.processor.image_processor(images, return_tensors="pt")["pixel_values"]
-            pixels = pixels.to(self.backbone.device)
+            pixels = self.backbone.pixel_values(images)
             values = pixels if self.pixels_only else image_features(self.backbone.core, pixels)
             for i, value in zip(chunk, values):
                 self.store[i] = value

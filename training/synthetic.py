@@ -37,7 +37,7 @@ from PIL import Image
 from training.synthetic_facts import caption, facts
 from training.synthetic_render import render
 from training.synthetic_scenes import SAMPLERS, Scene
-from vqa_demo.model.prompts import LETTERS
+from vqa_demo.config import OPTION_LETTERS
 from vqa_demo.model.strategies import build_rows
 
 FAMILIES = tuple(SAMPLERS)
@@ -172,7 +172,7 @@ def pretraining_items(
             options = [fact.answer, *fact.distractors]
             letter_rng.shuffle(options)
             row = build_rows("multi_class", fact.question, options)[0]
-            yield image, row.question + row.tail, LETTERS[options.index(fact.answer)]
+            yield image, row.question + row.tail, OPTION_LETTERS[options.index(fact.answer)]
         else:
             yield image, f"answer en {fact.question}", fact.answer
 

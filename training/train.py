@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from training.distributed import RunWriter, rank_indices
 from training.resume import load_state, save_state, trim_metrics
 from training.steps import FeatureCache, VariantModule, train_micro_batch
-from vqa_demo.checkpoints import save_variant
+from vqa_demo.checkpoints import adapter_name, save_variant
 from vqa_demo.config import (
     BackboneConfig,
     HeadConfig,
@@ -240,7 +240,7 @@ def build_model(cfg: TrainConfig, run_config: RunConfig, device: torch.device):
         from peft import prepare_model_for_kbit_training
 
         prepare_model_for_kbit_training(backbone.core, use_gradient_checkpointing=cfg.gradient_checkpointing)
-    adapter = run_config.variant.replace("-", "_")
+    adapter = adapter_name(run_config.variant)
     add_lora(backbone, run_config.lora, adapter_name=adapter)
     if cfg.gradient_checkpointing:
         backbone.core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -15,13 +15,15 @@ temporary sibling, then rename), so a run killed mid-save never leaves a half-wr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
+import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -44,10 +46,14 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 __all__ = [
     "CheckpointError",
+    "adapter_name",
+    "atomic_directory",
     "check_variant_dir",
     "load_variants",
     "read_run_config",
+    "save_tensors",
     "save_variant",
+    "variant_name_for",
     "write_run_config",
 ]
 
@@ -57,10 +63,8 @@ def save_variant(
 ) -> Path:
     """Write the variant's adapter ``adapter`` (from the peft-wrapped backbone), head and config."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     config.base_fingerprint = backbone.fingerprint
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as staging:
         backbone.model.save_pretrained(staging / "peft", selected_adapters=[adapter], safe_serialization=True)
         # peft writes non-default adapters into a sub-folder named after them.
         saved = staging / "peft" / adapter if adapter != "default" else staging / "peft"
@@ -68,15 +72,32 @@ def save_variant(
             shutil.move(str(saved / name), staging / name)
         shutil.rmtree(staging / "peft")
         if head is not None:
-            save_file(
-                {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}, staging / HEAD_FILE
-            )
+            save_tensors(head.state_dict(), staging / HEAD_FILE)
         write_run_config(staging, config)
+    return directory
+
+
+def save_tensors(tensors: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Write ``tensors`` (a state dict) as a safetensors file, from contiguous CPU copies."""
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, path)
+
+
+@contextlib.contextmanager
+def atomic_directory(directory: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``directory``; once the block ends, it replaces ``directory``.
+
+    An exception while writing leaves the previous ``directory`` whole and removes the staging folder;
+    a kill leaves at most a hidden staging sibling. A reader never sees a half-written ``directory``.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        yield staging
         _replace_dir(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return directory
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
@@ -200,6 +221,17 @@ def _refusal(directory: Path, error: Exception, skipped: list[tuple[str, str]] |
     skipped.append((str(directory), str(error)))
 
 
+def variant_name_for(config: RunConfig, directory: str | Path, taken: Collection[str]) -> str:
+    """The name a variant directory is known by: its run config's (``swag-attentive``), or the
+    directory's name when an earlier variant already has that one."""
+    return config.variant if config.variant not in taken else Path(directory).name
+
+
+def adapter_name(variant: str) -> str:
+    """``swag-attentive`` -> ``swag_attentive``: peft adapter names become attribute names."""
+    return variant.replace("-", "_")
+
+
 def load_variants(
     backbone: Backbone, directories: Sequence[str | Path], skipped: list[tuple[str, str]] | None = None
 ):
@@ -219,7 +251,7 @@ def load_variants(
             _refusal(directory, error, skipped)
     names: list[str] = []
     for directory, config in checked:
-        name = config.variant if config.variant not in names else directory.name
+        name = variant_name_for(config, directory, names)
         if name in names:
             raise CheckpointError(
                 f"two checkpoints are both named '{name}'; give their directories distinct names"
@@ -227,7 +259,7 @@ def load_variants(
         names.append(name)
     variants = []
     for (directory, config), name in zip(checked, names):
-        adapter = name.replace("-", "_")  # peft adapter names become attribute names
+        adapter = adapter_name(name)
         try:
             attach_adapter(backbone, directory, adapter)
         except CheckpointError as error:

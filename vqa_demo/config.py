@@ -19,6 +19,9 @@ PROMPT_STYLES = ("default", "choose_from")
 QUANTIZATIONS = (None, "4bit", "8bit")
 COND_GEN_SCORINGS = ("loglik_mean", "loglik_sum", "cosine")
 MIN_OPTIONS, MAX_OPTIONS = 2, 8  # the K any variant may be asked with
+# An option's letter by 0-based position: prompts, the form's "Option B", reports by gold position.
+OPTION_LETTERS = "ABCDEFGH"
+assert len(OPTION_LETTERS) == MAX_OPTIONS
 # Upper bounds for numbers read from run_config.json: a hostile or corrupt file must fail here,
 # before a LoRA of rank 200 000 or a prompt budget of 10^9 tokens is allocated.
 MAX_LORA_RANK = 1024
@@ -46,6 +49,13 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
     "swag-last_token": ("swag", "last_token"),
     "swag-attentive": ("swag", "attentive"),
 }
+
+
+def in_variant_order(names) -> list[str]:
+    """``names`` with the five standard variants first, in :data:`VARIANTS` order, then others as given."""
+    names = list(names)
+    order = list(VARIANTS)
+    return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), names.index(n)))
 
 
 def variant_name(head: str, pooling: str | None) -> str:
@@ -117,6 +127,30 @@ PRESETS: dict[str, Preset] = _presets()
 
 # In-process random models of each generation's structure; plain "tiny" is PaliGemma 2's.
 TINY_GENERATIONS: dict[str, int] = {"tiny": 2, "tiny:paligemma": 1, "tiny:paligemma2": 2}
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Architecture sizes of a PaliGemma model built from scratch (``vqa_demo.model.backbone.paligemma_config``).
+
+    The defaults are ``training/pretrain.py``'s (hidden 256, 4 layers); the shipped ``assets/base`` was
+    pretrained smaller by flags (its command is in ``assets/README.md``).
+    """
+
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 1
+    intermediate_size: int = 1024
+    vision_hidden_size: int = 192
+    vision_layers: int = 4
+    vision_heads: int = 4
+    vision_intermediate_size: int = 768
+
+
+# The tiny in-process model (``--base tiny``, the tests, smoke runs): 16 image tokens of 20 px / 5 px patches.
+TINY_SIZE = ModelSize(32, 2, 4, 2, 64, 32, 2, 4, 64)
+TINY_IMAGE_SIZE, TINY_PATCH_SIZE = 20, 5
 
 
 def preset_for(name_or_id: str) -> Preset | None:

@@ -22,7 +22,6 @@ that no cell is silently turned into a float, a date or NaN.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
+from vqa_demo.data.jsonl import JsonlError, read_jsonl
 from vqa_demo.data.rows import (
     OPTION_COLUMN,
     BadRow,
@@ -297,21 +297,10 @@ def _csv_problem(path: Path, error: csv.Error, row: int, line: int) -> str:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}: line {line_number} is not valid JSON ({error.msg})") from None
-            except RecursionError:
-                raise DataError(f"{path}: line {line_number} is nested too deeply to be a data row") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {line_number} must be a JSON object, one row per line")
-            rows.append(row)
-    return rows
+    try:
+        return read_jsonl(path)
+    except JsonlError as error:
+        raise DataError(str(error)) from None
 
 
 def _find_metadata(path: Path) -> Path:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vqa_demo.data.jsonl import write_jsonl
 from vqa_demo.data.splits import OPTION_COLUMN, DataError, MCExample, MCSplit, column_union
 
 
@@ -76,9 +77,7 @@ def write_metadata(split_dir: str | Path, rows: Iterable[Mapping | MCExample], f
     split_dir.mkdir(parents=True, exist_ok=True)
     path = split_dir / f"metadata.{fmt}"
     if fmt == "jsonl":
-        with path.open("w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        return path
+        return write_jsonl(path, records)
     columns = column_union(records)
     # option columns must stay contiguous even when rows with more options come later
     options = sorted((c for c in columns if OPTION_COLUMN.fullmatch(c)), key=lambda c: int(c[6:]))

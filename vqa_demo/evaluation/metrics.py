@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-OPTION_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS, OPTION_LETTERS
 
 
 def _as_bool_vector(values: Any, name: str) -> np.ndarray:
@@ -52,8 +52,8 @@ def _as_indices(values: Any, name: str, num_options: int | None = None, ndim: in
 
 
 def _check_num_options(num_options: int) -> None:
-    if not 2 <= num_options <= len(OPTION_LETTERS):
-        raise ValueError(f"num_options must be between 2 and {len(OPTION_LETTERS)}, got {num_options}")
+    if not MIN_OPTIONS <= num_options <= MAX_OPTIONS:
+        raise ValueError(f"num_options must be between {MIN_OPTIONS} and {MAX_OPTIONS}, got {num_options}")
 
 
 def _check_same_length(**arrays: np.ndarray) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from vqa_demo.data.jsonl import read_jsonl, write_jsonl
 from vqa_demo.data.splits import MCSplit
 from vqa_demo.data.writers import write_submission
 from vqa_demo.evaluation import metrics as M
@@ -247,9 +248,7 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path, split: MCSpl
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
-    with open(out_dir / "predictions.jsonl", "w") as handle:
-        for record in result.records:
-            handle.write(json.dumps(record) + "\n")
+    write_jsonl(out_dir / "predictions.jsonl", result.records)
     if split is not None and not result.metrics["labeled"] and result.records:
         for name in result.records[0]["variants"]:
             choices = [r["variants"][name]["choice"] for r in result.records]
@@ -259,5 +258,4 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path, split: MCSpl
 
 def read_predictions(path: str | Path) -> list[dict[str, Any]]:
     """Read a ``predictions.jsonl`` file back into records."""
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return read_jsonl(path)

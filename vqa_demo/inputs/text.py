@@ -7,8 +7,8 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS, OPTION_LETTERS
 from vqa_demo.inputs.errors import InputError
-from vqa_demo.model.prompts import LETTERS
 
 # Input limits: the model side sizes its answer budget from MAX_OPTION_CHARS (vqa_demo.model.encoding).
 MAX_QUESTION_CHARS = 2000
@@ -27,7 +27,7 @@ _INVISIBLE = set("\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5\u180b\u180c\u
 
 def option_letter(position: int) -> str:
     """``2`` -> ``"B"``: the form's letter for a 1-based option position (the number past H)."""
-    return LETTERS[position - 1] if 1 <= position <= len(LETTERS) else str(position)
+    return OPTION_LETTERS[position - 1] if 1 <= position <= len(OPTION_LETTERS) else str(position)
 
 
 def option_name(position: int) -> str:
@@ -48,8 +48,8 @@ def prepare_question(
     question: str | None,
     options: Sequence[str | None],
     *,
-    min_options: int = 2,
-    max_options: int = 8,
+    min_options: int = MIN_OPTIONS,
+    max_options: int = MAX_OPTIONS,
     max_question_chars: int = MAX_QUESTION_CHARS,
     max_option_chars: int = MAX_OPTION_CHARS,
 ) -> PreparedQuestion:
@@ -92,7 +92,7 @@ def prepare_question(
     return PreparedQuestion(question=text, options=cleaned, notes=notes)
 
 
-def check_option_count(count: int, *, min_options: int = 2, max_options: int = 8) -> None:
+def check_option_count(count: int, *, min_options: int = MIN_OPTIONS, max_options: int = MAX_OPTIONS) -> None:
     """Raise ``too_few_options`` / ``too_many_options`` unless ``min_options <= count <= max_options``.
 
     Separate from :func:`prepare_question` for callers that receive the count on its own (the app's

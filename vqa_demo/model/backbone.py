@@ -9,6 +9,7 @@ Three sources, one result (:class:`Backbone`):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -29,7 +30,15 @@ from transformers import (
     SiglipVisionConfig,
 )
 
-from vqa_demo.config import TINY_GENERATIONS, BackboneConfig, LoraSettings, resolve_backbone_source
+from vqa_demo.config import (
+    TINY_GENERATIONS,
+    TINY_IMAGE_SIZE,
+    TINY_PATCH_SIZE,
+    TINY_SIZE,
+    BackboneConfig,
+    LoraSettings,
+    resolve_backbone_source,
+)
 from vqa_demo.model.tokenizer import tiny_tokenizer
 from vqa_demo.safety import refuse_pickles
 
@@ -82,11 +91,11 @@ class Backbone:
         An item may already be model input, ``float[3, H, W]`` as this method returns it for one
         image: it is used as it is (the app keeps that instead of a large decoded upload).
         """
-        processor = self.processor.image_processor
-        pictures = [img.convert("RGB") for img in images if not isinstance(img, torch.Tensor)]
+        pictures = [img for img in images if not isinstance(img, torch.Tensor)]
         if len(pictures) == len(images):
-            return processor(pictures, return_tensors="pt")["pixel_values"].to(self.device)
-        expected = (3, processor.size["height"], processor.size["width"])
+            return preprocess_images(self.processor, pictures).to(self.device)
+        size = self.processor.image_processor.size
+        expected = (3, size["height"], size["width"])
         for img in images:
             if isinstance(img, torch.Tensor) and tuple(img.shape) != expected:
                 raise ValueError(f"pixel values must be float{list(expected)}, got {list(img.shape)}")
@@ -98,6 +107,15 @@ class Backbone:
     @property
     def fingerprint(self) -> str:
         return model_fingerprint(self.core.config)
+
+
+def preprocess_images(processor: PaliGemmaProcessor, images: Sequence[Image.Image]) -> torch.Tensor:
+    """``float[B, 3, H, W]`` on the CPU: the processor's resize and normalisation of RGB copies of ``images``.
+
+    The one image preprocessing; :meth:`Backbone.pixel_values` adds the device and ready-made inputs.
+    """
+    pictures = [img.convert("RGB") for img in images]
+    return processor.image_processor(pictures, return_tensors="pt")["pixel_values"]
 
 
 def model_fingerprint(config: PaliGemmaConfig) -> str:
@@ -123,14 +141,16 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
-def tiny_processor(image_size: int = 20, patch_size: int = 5, generation: int = 2) -> PaliGemmaProcessor:
-    """A PaliGemma processor with a small byte-level tokenizer and a SigLIP image processor.
+def paligemma_processor(
+    tokenizer: PreTrainedTokenizerFast, image_size: int, patch_size: int
+) -> PaliGemmaProcessor:
+    """A PaliGemma processor around ``tokenizer``: SigLIP preprocessing to ``image_size`` px squares
+    (mean and std 0.5, as PaliGemma's) and ``(image_size // patch_size) ** 2`` image tokens.
 
-    As on the hub, PaliGemma 1's tokenizer is configured to add ``<bos>`` itself and PaliGemma 2's
-    is not; the processor switches it off either way.
+    The processor adds its 1152 ``<locXXXX>``/``<segXXX>`` tokens to the tokenizer, as the real one has.
     """
-    tokenizer = tiny_tokenizer()
-    tokenizer.add_bos_token = generation == 1
+    if image_size % patch_size:
+        raise ValueError(f"image size {image_size} must be a multiple of the patch size {patch_size}")
     image_processor = SiglipImageProcessorPil(
         size={"height": image_size, "width": image_size},
         image_mean=[0.5, 0.5, 0.5],
@@ -138,6 +158,19 @@ def tiny_processor(image_size: int = 20, patch_size: int = 5, generation: int = 
     )
     image_processor.image_seq_length = (image_size // patch_size) ** 2
     return PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def tiny_processor(
+    image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH_SIZE, generation: int = 2
+) -> PaliGemmaProcessor:
+    """:func:`paligemma_processor` around the small byte-level test tokenizer.
+
+    As on the hub, PaliGemma 1's tokenizer is configured to add ``<bos>`` itself and PaliGemma 2's
+    is not; the processor switches it off either way.
+    """
+    tokenizer = tiny_tokenizer()
+    tokenizer.add_bos_token = generation == 1
+    return paligemma_processor(tokenizer, image_size, patch_size)
 
 
 def paligemma_config(
@@ -211,27 +244,24 @@ def paligemma2_config(processor: PaliGemmaProcessor, **sizes) -> PaliGemmaConfig
 
 
 def build_tiny_backbone(
-    seed: int = 0, image_size: int = 20, patch_size: int = 5, generation: int = 2, source: str | None = None
+    seed: int = 0,
+    image_size: int = TINY_IMAGE_SIZE,
+    patch_size: int = TINY_PATCH_SIZE,
+    generation: int = 2,
+    source: str | None = None,
 ) -> Backbone:
-    """A random model of PaliGemma ``generation``'s structure (hidden 32, 2 layers, 16 image tokens).
+    """A random model of PaliGemma ``generation``'s structure, sized :data:`~vqa_demo.config.TINY_SIZE`.
 
     PaliGemma 1 has multi-query attention (one key/value head), PaliGemma 2 grouped queries.
     """
     processor = tiny_processor(image_size, patch_size, generation)
+    size = dataclasses.replace(TINY_SIZE, num_kv_heads=1) if generation == 1 else TINY_SIZE
     config = paligemma_config(
         processor,
         generation=generation,
         image_size=image_size,
         patch_size=patch_size,
-        hidden_size=32,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=1 if generation == 1 else 2,
-        intermediate_size=64,
-        vision_hidden_size=32,
-        vision_layers=2,
-        vision_heads=4,
-        vision_intermediate_size=64,
+        **dataclasses.asdict(size),
     )
     torch.manual_seed(seed)
     model = PaliGemmaForConditionalGeneration(config).eval()

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-LETTERS = "ABCDEFGH"
+from vqa_demo.config import OPTION_LETTERS
+
 _WHITESPACE = re.compile(r"\s+")
 # The option joiner's bar (and its full-width twin) inside an option would make one option read as two.
 _OPTION_BARS = str.maketrans({"|": "/", "\uff5c": "/"})
@@ -79,9 +80,9 @@ def prompt_format(style: str) -> PromptFormat:
 
 
 def cleaned(question: str, options: list[str]) -> tuple[str, list[str]]:
-    """The question and options as every prompt shows them; at most ``len(LETTERS)`` options."""
-    if len(options) > len(LETTERS):
-        raise ValueError(f"at most {len(LETTERS)} options are supported, got {len(options)}")
+    """The question and options as every prompt shows them; at most ``len(OPTION_LETTERS)`` options."""
+    if len(options) > len(OPTION_LETTERS):
+        raise ValueError(f"at most {len(OPTION_LETTERS)} options are supported, got {len(options)}")
     return clean_text(question), [clean_option(o) for o in options]
 
 
@@ -91,7 +92,7 @@ def options_row(
     """One row showing the question and all options (lettered ``A)`` ... or bare), then the cue."""
     fmt = prompt_format(style)
     if lettered:
-        listed = fmt.joiner.join(f"{LETTERS[i]}) {opt}" for i, opt in enumerate(options))
+        listed = fmt.joiner.join(f"{OPTION_LETTERS[i]}) {opt}" for i, opt in enumerate(options))
     else:
         listed = fmt.joiner.join(options)
     return PromptRow(fmt.lead, question, fmt.options_intro + listed + fmt.cue, suffix)

@@ -24,6 +24,7 @@ from typing import Any
 
 from PIL import Image
 
+from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.splits import DataError, MCSplit, load_split
 from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.loading import find_checkpoints
@@ -55,17 +56,6 @@ def _read_json(path: Path, notes: list[str]) -> dict | None:
     except (OSError, ValueError) as error:
         notes.append(f"{path.name} could not be read: {error}")
         return None
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """JSON lines of a file; unreadable lines (a run killed mid-write) are skipped."""
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return [r for r in rows if isinstance(r, dict)]
 
 
 @dataclass
@@ -126,7 +116,8 @@ class AppAssets:
                 for candidate in (directory / "metrics.jsonl", directory.parent / "metrics.jsonl"):
                     if candidate.is_file() and inside(candidate, root):
                         name = _variant_name(directory)
-                        curves[name] = read_jsonl(candidate)
+                        # A run killed mid-write leaves a partial last line: the rest is still a curve.
+                        curves[name] = read_jsonl(candidate, skip_bad_lines=True)
                         break
         return curves
 

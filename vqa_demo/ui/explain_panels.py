@@ -46,21 +46,6 @@ def steps_update(label: str) -> dict:
     return gr.update(interactive=METHOD_LABELS.get(label) == "integrated_gradients")
 
 
-def heat_image(elem_id: str, height: int = 320) -> gr.Image:
-    """An output image for a heatmap. No label badge: it would cover the top of the heatmap; a Markdown
-    heading above it names it."""
-    return gr.Image(
-        show_label=False,
-        type="pil",
-        interactive=False,
-        height=height,
-        elem_id=elem_id,
-        format="png",
-        elem_classes="fill-image",
-        buttons=[],
-    )
-
-
 def attention_view(image, attention: AttentionMap, opacity: float) -> tuple[Any, list, str]:
     """(heatmap image, highlighted tokens, caption) from a prediction's pooling weights.
 

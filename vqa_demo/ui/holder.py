@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vqa_demo.checkpoints import CheckpointError, check_variant_dir
-from vqa_demo.config import VARIANTS, RunConfig
+from vqa_demo.checkpoints import CheckpointError, check_variant_dir, variant_name_for
+from vqa_demo.config import RunConfig, in_variant_order
 from vqa_demo.loading import find_checkpoints, load_predictor
 from vqa_demo.predictor import Predictor, Variant
 from vqa_demo.safety import UnsafeCheckpointError
@@ -71,16 +71,15 @@ def check_variants(checkpoints: Sequence[Path]) -> tuple[list[VariantInfo], list
             log.warning("skipping variant checkpoint %s: %s", directory, error)
             skipped.append((str(directory), str(error)))
             continue
-        taken = {i.name for i in infos}
-        name = config.variant if config.variant not in taken else Path(directory).name
+        name = variant_name_for(config, directory, {i.name for i in infos})
         infos.append(VariantInfo(name, config, Path(directory)))
     return infos, skipped
 
 
 def canonical_order(infos: list[VariantInfo]) -> list[VariantInfo]:
     """The five standard variants in their usual order, then any others as found."""
-    order = list(VARIANTS)
-    return sorted(infos, key=lambda i: order.index(i.name) if i.name in order else len(order))
+    order = in_variant_order(dict.fromkeys(i.name for i in infos))
+    return sorted(infos, key=lambda i: order.index(i.name))
 
 
 class PredictorHolder:

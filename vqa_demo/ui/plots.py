@@ -11,16 +11,10 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from vqa_demo.model.prompts import LETTERS
+from vqa_demo.config import OPTION_LETTERS, VARIANTS, in_variant_order
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
-VARIANT_ORDER = (
-    "cond_gen",
-    "multi_class-last_token",
-    "multi_class-attentive",
-    "swag-last_token",
-    "swag-attentive",
-)
+VARIANT_ORDER = tuple(VARIANTS)
 FONT = "Inter, ui-sans-serif, system-ui, sans-serif"
 
 
@@ -33,20 +27,11 @@ def variant_colour(name: str, names: Sequence[str] = ()) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def canonical(names) -> list[str]:
-    """Variant names in the usual order (the five standard ones first), others after as given."""
-    names = list(names)
-    return sorted(
-        names,
-        key=lambda n: (VARIANT_ORDER.index(n) if n in VARIANT_ORDER else len(VARIANT_ORDER), names.index(n)),
-    )
-
-
 def option_label(index: int, text: str, width: int = 28) -> str:
     """``"B) a long option te…"``: a short axis label for option ``index``."""
     text = " ".join(str(text).split())
     short = text if len(text) <= width else text[: width - 1] + "…"
-    return f"{LETTERS[index]}) {short}"
+    return f"{OPTION_LETTERS[index]}) {short}"
 
 
 def _layout(fig: go.Figure, title: str = "", height: int = 360, **extra) -> go.Figure:
@@ -86,7 +71,7 @@ def probabilities_figure(
     labels = [option_label(i, o) for i, o in enumerate(options)]
     if gold is not None and 0 <= gold < len(labels):
         labels[gold] = f"<b>{labels[gold]} ✓</b>"
-    names = canonical(probabilities)
+    names = in_variant_order(probabilities)
     fig = go.Figure()
     for name in names:
         probs = [float(p) for p in probabilities[name]]
@@ -117,7 +102,7 @@ def probabilities_figure(
 
 def accuracy_figure(variants: Mapping[str, Mapping], num_options: int | None = None) -> go.Figure:
     """Accuracy per variant with its 95% interval; ``variants`` is ``metrics.json``'s ``variants``."""
-    names = canonical(n for n, m in variants.items() if (m or {}).get("accuracy"))
+    names = in_variant_order(n for n, m in variants.items() if (m or {}).get("accuracy"))
     if not names:
         return empty_figure("No accuracy figures available")
     acc = [variants[n]["accuracy"] for n in names]
@@ -155,7 +140,7 @@ def accuracy_figure(variants: Mapping[str, Mapping], num_options: int | None = N
 
 def grouped_accuracy_figure(groups: Mapping[str, Mapping[str, Mapping]], x_title: str) -> go.Figure:
     """Grouped bars with intervals: ``groups`` maps variant -> {group: accuracy_ci dict}."""
-    names = canonical(n for n, g in groups.items() if g)
+    names = in_variant_order(n for n, g in groups.items() if g)
     if not names:
         return empty_figure(f"No accuracy per {x_title} available")
     keys = sorted({k for n in names for k in groups[n]})
@@ -203,7 +188,7 @@ def agreement_figure(agreement: Mapping | None) -> go.Figure:
     if not agreement or not agreement.get("variants"):
         return empty_figure("No agreement matrix available")
     given = list(agreement["variants"])
-    names = canonical(given)
+    names = in_variant_order(given)
     order = [given.index(n) for n in names]
     matrix = [[agreement["matrix"][i][j] for j in order] for i in order]
     fig = go.Figure(
@@ -304,7 +289,7 @@ def split_loss_curves_figure(
 ) -> go.Figure:
     """Training curves in three panels: the K-way cross-entropies together, the token-level LM losses
     (``token_level`` variants, e.g. COND_GEN) on their own axis, and validation accuracy with chance."""
-    names = canonical(n for n, c in curves.items() if c)
+    names = in_variant_order(n for n, c in curves.items() if c)
     if not names:
         return empty_figure("No training curves available")
     fig = make_subplots(

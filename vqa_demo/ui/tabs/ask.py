@@ -20,12 +20,13 @@ import gradio as gr
 import pandas as pd
 
 from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
+from vqa_demo.config import OPTION_LETTERS as LETTERS
 from vqa_demo.inputs import InputError, check_option_count, prepare_image, prepare_question
-from vqa_demo.model.prompts import LETTERS
 from vqa_demo.predictor import VariantPrediction
 from vqa_demo.ui.answer_state import AskResult
 from vqa_demo.ui.assets import Example
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
+from vqa_demo.ui.image_box import image_box
 from vqa_demo.ui.image_source import ImageAdmission, RefusedImage
 from vqa_demo.ui.model_card import ModelCard
 from vqa_demo.ui.plots import empty_figure, option_label, probabilities_figure
@@ -312,15 +313,7 @@ def build_ask_inputs(callbacks: AskCallbacks):
     ns = SimpleNamespace()
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
-            ns.image = gr.Image(
-                label="Image",
-                type="filepath",
-                image_mode=None,
-                sources=["upload", "clipboard"],
-                height=340,
-                elem_id="ask-image",
-                elem_classes="fill-image",
-            )
+            ns.image = image_box("ask-image", "upload", height=340, label="Image")
             admit_any_shape(ns.image, callbacks.images)
             if callbacks.examples:
                 gr.Markdown("**Examples** · click one to fill the form", elem_classes="section-title")

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import inspect
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
 from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
-from vqa_demo.model.prompts import LETTERS
+from vqa_demo.ui.answer_api import api_flag, option_parameter
 
 DEFAULT_OPTIONS = 4  # option rows the form shows first
 INVALID_K, INVALID_TICK = "invalid_k", "invalid_tick"
@@ -28,11 +27,6 @@ class BadArgument(ValueError):
         super().__init__(message)
         self.category = category
         self.message = message
-
-
-def api_flag(variant: str) -> str:
-    """``multi_class-last_token`` -> ``use_multi_class_last_token``: a variant's tick as an API parameter name."""
-    return "use_" + re.sub(r"\W", "_", variant)
 
 
 def requested_count(count: Any) -> int:
@@ -79,10 +73,7 @@ def named_endpoint(answer: Callable, variants: list[str]) -> Callable:
         inspect.Parameter("image", positional),
         inspect.Parameter("question", positional),
         inspect.Parameter("k", positional, default=DEFAULT_OPTIONS),
-        *[
-            inspect.Parameter(f"option_{LETTERS[i].lower()}", positional, default="")
-            for i in range(MAX_OPTIONS)
-        ],
+        *[inspect.Parameter(option_parameter(i), positional, default="") for i in range(MAX_OPTIONS)],
         *[inspect.Parameter(api_flag(name), positional, default=True) for name in variants],
     ]
     signature = inspect.Signature(parameters)

@@ -15,14 +15,13 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from vqa_demo.config import VARIANTS
+from vqa_demo.config import VARIANTS, in_variant_order
 from vqa_demo.model.strategies import STRATEGIES
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.chance import chance_level, is_chance_level
 from vqa_demo.ui.plots import (
     accuracy_figure,
     agreement_figure,
-    canonical,
     family_accuracy_figure,
     position_figure,
     split_loss_curves_figure,
@@ -43,7 +42,7 @@ def comparison_data(assets: AppAssets) -> dict[str, Any]:
     """Per-variant figures, agreement and McNemar tests from ``comparison.json`` (empty when it is missing)."""
     comparison = assets.comparison or {}
     variants = {}
-    for name in canonical(comparison.get("variants", {})):
+    for name in in_variant_order(comparison.get("variants", {})):
         v = comparison["variants"][name] or {}
         variants[name] = {
             "accuracy": v.get("accuracy"),

@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from vqa_demo.config import OPTION_LETTERS, in_variant_order
 from vqa_demo.evaluation.metrics import accuracy_ci
-from vqa_demo.model.prompts import LETTERS
 from vqa_demo.ui.chance import chance_level, is_chance_level
-from vqa_demo.ui.plots import canonical
 
 ALL_FAMILIES, ANY_POSITION = "all families", "any position"
 MISSED_BY_ANY, MISSED_BY_ALL = "any selected variant", "every selected variant"
@@ -37,14 +36,14 @@ EXPORT_COLUMNS += ["predicted_text", "confidence"]
 
 
 def letter(index: int | None) -> str:
-    return LETTERS[index] if index is not None and 0 <= index < len(LETTERS) else "?"
+    return OPTION_LETTERS[index] if index is not None and 0 <= index < len(OPTION_LETTERS) else "?"
 
 
 def option_text(options: list[str], index: int | None) -> str:
     """``"C) blue"``: an option as the form letters it ("?" for a missing index)."""
     if index is None or not 0 <= index < len(options):
         return "?"
-    return f"{LETTERS[index]}) {options[index]}"
+    return f"{OPTION_LETTERS[index]}) {options[index]}"
 
 
 def family_of(record: dict[str, Any]) -> str:
@@ -56,7 +55,7 @@ def labelled(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def variant_names(records: list[dict[str, Any]]) -> list[str]:
-    return canonical(dict.fromkeys(n for r in records for n in (r.get("variants") or {})))
+    return in_variant_order(dict.fromkeys(n for r in records for n in (r.get("variants") or {})))
 
 
 def variant_accuracy(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

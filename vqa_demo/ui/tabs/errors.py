@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from vqa_demo.ui.explain_panels import METHOD_LABELS, heat_image, steps_update
+from vqa_demo.ui.explain_panels import METHOD_LABELS, steps_update
+from vqa_demo.ui.image_box import image_box
 from vqa_demo.ui.status import status_error
 from vqa_demo.ui.tabs.error_browser import TABLE_TYPES, ErrorBrowser
 from vqa_demo.ui.tabs.error_data import ALL_FAMILIES, ANY_POSITION, MISSED_BY_ALL, MISSED_BY_ANY
@@ -79,14 +80,7 @@ def build_example(ns: SimpleNamespace) -> None:
     gr.Markdown("### The selected example", elem_classes="section-title")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
-            ns.image = gr.Image(
-                label="Example",
-                type="pil",
-                interactive=False,
-                height=280,
-                elem_id="errors-image",
-                elem_classes="fill-image",
-            )
+            ns.image = image_box("errors-image", "picture", height=280, label="Example")
             ns.open_in_ask = gr.Button(
                 "Open in Ask (edit and re-run)", interactive=False, elem_id="errors-open-in-ask"
             )
@@ -109,7 +103,7 @@ def build_example(ns: SimpleNamespace) -> None:
         for side, elem in (("Gold option", "errors-heatmap-gold"), ("Chosen option", "errors-heatmap")):
             with gr.Column():
                 gr.Markdown(f"**{side}: pooling weights**")
-                image = heat_image(elem, height=280)
+                image = image_box(elem, "heatmap", height=280)
                 tokens = gr.HighlightedText(
                     label=f"{side}: weights over the text tokens", show_legend=False, combine_adjacent=False
                 )
@@ -136,7 +130,7 @@ def build_example(ns: SimpleNamespace) -> None:
         ):
             with gr.Column():
                 gr.Markdown(f"**{side}: attribution**")
-                image = heat_image(elem, height=280)
+                image = image_box(elem, "heatmap", height=280)
                 # Token chips on the same colour scale as the pixels (the Ask tab's rendering).
                 tokens = gr.HTML(elem_id=f"{elem}-tokens")
                 caption = gr.Markdown(elem_classes="small-note", elem_id=f"{elem}-caption")

@@ -21,13 +21,13 @@ from vqa_demo.ui.explain_panels import (
     METHOD_LABELS,
     TOLERANCE,
     attribution_view,
-    heat_image,
     method_of,
     steps_update,
     with_legend,
 )
 from vqa_demo.ui.explain_render import VIEWS, paint, pooling_explanation, tokens_html
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
+from vqa_demo.ui.image_box import image_box
 from vqa_demo.ui.model_card import ModelCard
 from vqa_demo.ui.status import status_error
 
@@ -196,7 +196,7 @@ def build_explain(callbacks: ExplainCallbacks):
         with gr.Column(scale=1):
             gr.Markdown("**Attentive pooling weights** (free with every answer)")
             ns.attn_variant = gr.Dropdown(label="Attentive variant", choices=[], interactive=False)
-            ns.heatmap = heat_image("attention-heatmap")
+            ns.heatmap = image_box("attention-heatmap", "heatmap", height=320)
             ns.caption = gr.Markdown(elem_classes="small-note", elem_id="attention-caption")
             ns.tokens = gr.HTML(elem_id="attention-tokens")
         with gr.Column(scale=1):
@@ -216,7 +216,7 @@ def build_explain(callbacks: ExplainCallbacks):
             ns.attr_button = gr.Button(
                 "Compute attribution", variant="secondary", elem_id="attribution-button"
             )
-            ns.attr_image = heat_image("attribution-heatmap")
+            ns.attr_image = image_box("attribution-heatmap", "heatmap", height=320)
             ns.attr_caption = gr.Markdown(elem_classes="small-note", elem_id="attribution-caption")
             ns.attr_tokens = gr.HTML(elem_id="attribution-tokens")
     ns.attribution = gr.State(None)
