@@ -246,10 +246,7 @@ def build_model(cfg: TrainConfig, run_config: RunConfig, device: torch.device):
         backbone.core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         backbone.core.enable_input_require_grads()
     head = build_head(run_config.head, backbone.hidden_size)
-    encoder = RowEncoder(
-        backbone.tokenizer, backbone.processor.image_token_id, backbone.image_seq_length,
-        separator=run_config.prompt.separator, max_text_tokens=run_config.prompt.max_text_tokens,
-    )  # fmt: skip
+    encoder = backbone.row_encoder(run_config.prompt.separator, run_config.prompt.max_text_tokens)
     module = VariantModule(backbone, head, run_config, encoder).to(backbone.device)
     return backbone, head, module, adapter
 
