@@ -204,3 +204,23 @@ def app_holder_answers(compare_out: Path) -> dict:
     predictor = holder.get()
     (answer,) = predictor.predict_batch(images()[:1], QUESTIONS[:1], OPTIONS[:1], holder.names)
     return answer
+
+
+def lora_module_names(source: str, scope: str) -> list[str]:
+    """Names of the modules peft wraps with LoRA for ``scope`` on the tiny model of ``source``."""
+    from peft import LoraConfig, get_peft_model
+
+    backbone = tiny(source)
+    config = LoraConfig(r=2, lora_alpha=4, **backbone.family.lora_targets(scope))
+    model = get_peft_model(backbone.core, config)
+    return [name for name, module in model.named_modules() if hasattr(module, "lora_A")]
+
+
+def check_lora_targets(source: str, layers: int = 2) -> None:
+    """``language``: the text decoder's 7 linears per layer only; ``all-linear``: also the vision tower
+    and projector, never the LM head."""
+    language = lora_module_names(source, "language")
+    assert len(language) == 7 * layers and all(".language_model.layers." in n for n in language)
+    everything = lora_module_names(source, "all-linear")
+    assert set(language) < set(everything) and not any(n.endswith("lm_head") for n in everything)
+    assert any(".vision_tower." in n for n in everything)

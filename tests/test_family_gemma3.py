@@ -10,6 +10,7 @@ from tests.family_checks import (
     app_holder_answers,
     check_cond_gen_against_plain_forward,
     check_encoder_matches_processor,
+    check_lora_targets,
     check_multi_class_pooling_under_padding,
     check_swag_rows_against_single_passes,
     run_compare_smoke,
@@ -72,3 +73,7 @@ def test_evaluate_cli_and_app_holder_run_on_the_family(compared, tmp_path):
     answer = app_holder_answers(out)
     assert sorted(answer) == sorted(VARIANTS)
     assert all(0 <= prediction.choice < len(OPTIONS[0]) for prediction in answer.values())
+
+
+def test_lora_targets_language_and_all_linear():
+    check_lora_targets(SOURCE)

@@ -10,6 +10,7 @@ other) in the prefix pass, never in the continuation.
 from __future__ import annotations
 
 import re
+import weakref
 
 import torch
 from transformers import Gemma3ForConditionalGeneration, LlavaForConditionalGeneration
@@ -27,6 +28,9 @@ class ChatDecoderFamily(BackboneFamily):
     answer_lead: str = ""  # written before the answer in the assistant turn
     tiny_builder = None
 
+    def __init__(self):
+        self.image_tokens: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
     def build_tiny(self, source: str, seed: int = 0):
         return type(self).tiny_builder(seed=seed)
 
@@ -35,7 +39,10 @@ class ChatDecoderFamily(BackboneFamily):
         return ChatRowEncoder(processor, self.end_token, self.answer_lead, max_text_tokens=max_text_tokens)
 
     def image_seq_length(self, processor) -> int:
-        return self.row_encoder(processor).image_seq_length
+        # Rendering the template is not free and this is read per prediction: once per processor.
+        if processor not in self.image_tokens:
+            self.image_tokens[processor] = self.row_encoder(processor).image_seq_length
+        return self.image_tokens[processor]
 
     def lora_targets(self, scope: str, names: tuple[str, ...] = DECODER_LINEARS) -> dict:
         """``language``: the text decoder's attention and MLP linears (7 per layer); ``all-linear``: also
