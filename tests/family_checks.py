@@ -224,3 +224,17 @@ def check_lora_targets(source: str, layers: int = 2) -> None:
     everything = lora_module_names(source, "all-linear")
     assert set(language) < set(everything) and not any(n.endswith("lm_head") for n in everything)
     assert any(".vision_tower." in n for n in everything)
+
+
+def check_all_linear_trains_the_tower(source: str) -> None:
+    """Through :func:`add_lora`: only LoRA weights train, and with ``all-linear`` (``vision=True``)
+    the vision tower's LoRA weights train too (the base weights stay frozen)."""
+    from vqa_demo.config import LoraSettings
+    from vqa_demo.model.backbone import add_lora
+
+    for vision in (False, True):
+        backbone = tiny(source)
+        add_lora(backbone, LoraSettings(vision=vision))
+        trained = [n for n, p in backbone.model.named_parameters() if p.requires_grad]
+        assert trained and all("lora_" in n for n in trained)
+        assert any(".vision_tower." in n for n in trained) == vision

@@ -8,6 +8,7 @@ from tests.family_checks import (
     OPTIONS,
     TOLERANCE,
     app_holder_answers,
+    check_all_linear_trains_the_tower,
     check_cond_gen_against_plain_forward,
     check_encoder_matches_processor,
     check_lora_targets,
@@ -77,3 +78,4 @@ def test_evaluate_cli_and_app_holder_run_on_the_family(compared, tmp_path):
 
 def test_lora_targets_language_and_all_linear():
     check_lora_targets(SOURCE)
+    check_all_linear_trains_the_tower(SOURCE)

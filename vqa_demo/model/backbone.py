@@ -242,10 +242,12 @@ def save_backbone(backbone: Backbone, directory: str | Path) -> Path:
 
 
 def freeze_vision(backbone: Backbone, frozen: bool = True) -> None:
-    """Freeze (or unfreeze) the vision tower and projector weights (LoRA layers added later train)."""
+    """Freeze (or unfreeze) the vision tower and projector base weights; LoRA layers in them
+    (``--lora-targets all-linear``) keep training."""
     for module in backbone.family.frozen_modules(backbone.core):
-        for param in module.parameters():
-            param.requires_grad_(not frozen)
+        for name, param in module.named_parameters():
+            if "lora_" not in name:
+                param.requires_grad_(not frozen)
 
 
 def lora_scope(settings: LoraSettings) -> str:
