@@ -108,6 +108,12 @@ class BackboneFamily:
         """Whether head ``strategy`` (a :class:`~vqa_demo.model.head_strategy.HeadStrategy`) runs here."""
         return self.generates_text or not strategy.generates_text
 
+    def refusal(self, strategy) -> str | None:
+        """Why head ``strategy`` cannot run on this family (None if it can), as one sentence."""
+        if self.supports(strategy):
+            return None
+        return f"{strategy.name} needs a model that writes answers; {self.name} has none: choose another head"
+
     # --- rows and pixels ----------------------------------------------------------------------
     def row_encoder(self, processor, separator: str = "\n", max_text_tokens: int = 192):
         """The processor-exact row encoder (:class:`~vqa_demo.model.encoding.RowEncoder` contract)."""
