@@ -256,11 +256,18 @@ def load_families() -> dict[str, BackboneFamily]:
     return FAMILIES
 
 
+# model_type -> family, filled on first use (family_for runs on every forward pass).
+BY_MODEL_TYPE: dict[str, BackboneFamily] = {}
+
+
 def family_for(config) -> BackboneFamily:
     """The family of a model config, by ``config.model_type``."""
     model_type = getattr(config, "model_type", None)
+    if model_type in BY_MODEL_TYPE:
+        return BY_MODEL_TYPE[model_type]
     for family in load_families().values():
         if model_type in family.model_types:
+            BY_MODEL_TYPE[model_type] = family
             return family
     known = sorted(t for f in FAMILIES.values() for t in f.model_types)
     raise ValueError(f"model type {model_type!r} is not a supported backbone family; use one of {known}")
