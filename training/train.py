@@ -59,8 +59,9 @@ from vqa_demo.evaluation.runner import EvaluationResult, evaluate, write_evaluat
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.model.backbone import add_lora, load_backbone
 from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.family import LORA_SCOPES
 from vqa_demo.model.matching import SentenceMatcher
-from vqa_demo.model.strategies import build_head, training_cuts
+from vqa_demo.model.strategies import build_head, strategy_for, training_cuts
 from vqa_demo.predictor import Predictor, Variant
 
 REPORT_TO = ("none", "tensorboard", "wandb")
@@ -236,6 +237,9 @@ def build_model(cfg: TrainConfig, run_config: RunConfig, device: torch.device):
     """``(backbone, head, module, adapter name)`` on this process's device."""
     backbone_cfg = BackboneConfig(source=cfg.base, quantization=cfg.quantization, device=str(device))
     backbone = load_backbone(backbone_cfg)
+    refusal = backbone.family.refusal(strategy_for(run_config.head))
+    if refusal:
+        raise SystemExit(refusal)
     if cfg.quantization:
         from peft import prepare_model_for_kbit_training
 
@@ -246,10 +250,7 @@ def build_model(cfg: TrainConfig, run_config: RunConfig, device: torch.device):
         backbone.core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         backbone.core.enable_input_require_grads()
     head = build_head(run_config.head, backbone.hidden_size)
-    encoder = RowEncoder(
-        backbone.tokenizer, backbone.processor.image_token_id, backbone.image_seq_length,
-        separator=run_config.prompt.separator, max_text_tokens=run_config.prompt.max_text_tokens,
-    )  # fmt: skip
+    encoder = backbone.row_encoder(run_config.prompt.separator, run_config.prompt.max_text_tokens)
     module = VariantModule(backbone, head, run_config, encoder).to(backbone.device)
     return backbone, head, module, adapter
 
@@ -453,8 +454,18 @@ def parse_args(argv=None) -> TrainConfig:
             if name in {"max_steps", "max_train", "max_val", "stop_after_steps"}:
                 kind = int
             parser.add_argument(flag, type=kind, default=value)
-    args = parser.parse_args(argv)
-    return TrainConfig(**vars(args))
+    parser.add_argument(
+        "--lora-targets",
+        choices=LORA_SCOPES,
+        default=None,
+        help="language: the language model's linears; all-linear: also the vision tower and projector "
+        "(same as --train-vision)",
+    )
+    args = vars(parser.parse_args(argv))
+    targets = args.pop("lora_targets")
+    if targets is not None:
+        args["train_vision"] = targets == "all-linear"
+    return TrainConfig(**args)
 
 
 if __name__ == "__main__":

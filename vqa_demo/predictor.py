@@ -116,12 +116,8 @@ class Predictor:
         """The row encoder of a variant's prompt settings (one per distinct setting, cached)."""
         key = (config.prompt.separator, config.prompt.max_text_tokens)
         if key not in self.encoders:
-            self.encoders[key] = RowEncoder(
-                self.backbone.tokenizer,
-                self.backbone.processor.image_token_id,
-                self.backbone.image_seq_length,
-                separator=config.prompt.separator,
-                max_text_tokens=config.prompt.max_text_tokens,
+            self.encoders[key] = self.backbone.row_encoder(
+                config.prompt.separator, config.prompt.max_text_tokens
             )
         return self.encoders[key]
 

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from vqa_demo.model.encoding import EncodedRows
-from vqa_demo.model.forward import as_encoder_outputs, image_features
+from vqa_demo.model.forward import image_features
 from vqa_demo.predictor import Predictor, Variant
 
 
@@ -122,7 +122,7 @@ class ScoreForward:
         self.questions = list(questions)
         self.options = [list(o) for o in options]
         self.num_options = {len(o) for o in options}
-        self.image_token_id = predictor.backbone.processor.image_token_id
+        self.image_token_id = self.ctx.encoder.image_token_id
         with torch.no_grad():
             self.image_token_embed = self.embed(torch.tensor(self.image_token_id, device=self.device))
 
@@ -158,13 +158,8 @@ class ScoreForward:
         embeds = torch.where(
             image_mask[..., None], self.image_token_embed.to(core.dtype), text_embeds.to(core.dtype)
         )
-        hidden = core.model(
-            inputs_embeds=embeds,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            mm_encoder_outputs=as_encoder_outputs(features),
-            use_cache=False,
-        ).last_hidden_state
+        family = self.ctx.family
+        hidden = family.embeds_forward(core, embeds, attention_mask, token_type_ids, features)
         num_options = max(self.num_options)  # MULTI_CLASS answers one K only (select_variants checks)
         return self.strategy.target_score(self.ctx, hidden, attention_mask, labels, targets, num_options)
 

@@ -117,7 +117,7 @@ class SwagStrategy(ClassifierStrategy):
         rows = [r for example_rows in per_example for r in example_rows]
         encoded = ctx.encoder.encode(rows, with_suffix=False).to(features.device)
         counts = torch.tensor(row_counts, device=features.device)
-        features = features.repeat_interleave(counts, dim=0)
+        features = ctx.family.repeat_features(features, counts)
         hidden = prefix_forward(ctx.core, encoded, features).last_hidden_state
         logits, weights = ctx.module.row_scores(hidden, encoded.attention_mask.bool())  # [R]
         return ClassifierOutput(option_grid(logits, options).float(), encoded, weights, row_counts)

@@ -14,7 +14,11 @@ each row's tokens keep their true distances in cache-index space. Gemma 2's slid
 measure the window in cache indices (and its cache keeps only the last ``window - 1`` entries), so
 with right padding a shorter row would see a shifted window once the prefix exceeds it (896 px:
 4096 image tokens + text > the 4096 window). Position ids are passed explicitly (1-based, counting
-real tokens only), so rotary positions are those of the row encoded alone.
+real tokens only), so rotary positions are those of the row encoded alone. What is family specific
+(positions, the forward, the logits) comes from the model's family
+(:class:`~vqa_demo.model.family.BackboneFamily`); a family with its own
+:class:`~vqa_demo.model.family.AnswerScorer` (an encoder-decoder, BLIP) scores, generates and trains
+answers through it instead of this cache.
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from transformers import PaliGemmaForConditionalGeneration
 
 from vqa_demo.config import HeadConfig
 from vqa_demo.model.encoding import EncodedRows, RowEncoder
+from vqa_demo.model.family import family_for
 from vqa_demo.model.forward import lm_logits, prefix_forward
 from vqa_demo.model.head_strategy import HeadScores, HeadStrategy
 from vqa_demo.model.prompts import PromptRow, cleaned, options_row
@@ -43,26 +47,27 @@ class PrefixState:
     """What one prefix pass leaves behind for B examples.
 
     cache: the KV cache (B rows, left padded); last_logits float[B, V] at each row's last prefix
-    token; prefix_lengths long[B] (real prefix tokens); attention_mask long[B, P], left padded.
+    token; prefix_lengths long[B] (real prefix tokens); attention_mask long[B, P], left padded;
+    next_positions long[B]: the position of each row's first token after the prefix.
     """
 
     cache: object
     last_logits: torch.Tensor
     prefix_lengths: torch.Tensor
     attention_mask: torch.Tensor
+    next_positions: torch.Tensor
 
 
 @torch.no_grad()
-def run_prefix(
-    core: PaliGemmaForConditionalGeneration, rows: EncodedRows, features: torch.Tensor
-) -> PrefixState:
+def run_prefix(core, rows: EncodedRows, features: torch.Tensor) -> PrefixState:
     """One cached pass over the (suffix-free) prompt rows ``[B, P]`` with image features ``float[B, N, D]``."""
+    family = family_for(core.config)
     left = left_padded(rows)
-    # PaliGemma positions are 1-based; left pads get 0 and are masked out everywhere.
-    positions = left.attention_mask.cumsum(dim=1)
+    positions = family.prefix_positions(left, features)
     out = prefix_forward(core, left, features, use_cache=True, position_ids=positions)
     last_logits = lm_logits(core, out.last_hidden_state[:, -1])
-    return PrefixState(out.cache, last_logits, rows.prefix_lengths, left.attention_mask)
+    next_positions = family.next_positions(positions)
+    return PrefixState(out.cache, last_logits, rows.prefix_lengths, left.attention_mask, next_positions)
 
 
 def left_padded(rows: EncodedRows) -> EncodedRows:
@@ -88,14 +93,16 @@ def token_logprob_sum(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tenso
 
 
 def _continue(core, cache, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor):
-    """Feed ``ids long[R, L]`` after the cached prefix; returns hidden ``float[R, L, D]`` and the cache."""
-    out = core.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+    """Feed ``ids long[R, L]`` at 1-D ``positions long[R, L]`` after the cached prefix; returns hidden
+    ``float[R, L, D]`` and the cache."""
+    family = family_for(core.config)
+    out = family.continue_forward(core, cache, ids, mask, family.continuation_positions(positions))
     return out.last_hidden_state, out.cache
 
 
 @torch.no_grad()
 def option_loglik(
-    core: PaliGemmaForConditionalGeneration,
+    core,
     encoder: RowEncoder,
     state: PrefixState,
     options: list[list[str]],
@@ -115,8 +122,8 @@ def option_loglik(
     cache = copy.deepcopy(state.cache)
     cache.batch_select_indices(row_of)
     mask = torch.cat([state.attention_mask[row_of], suffix_mask], dim=1)
-    # PaliGemma positions are 1-based; the suffix continues right after each row's real prefix.
-    positions = state.prefix_lengths[row_of, None] + 1 + torch.arange(ids.shape[1], device=device)
+    # The suffix continues right after each row's real prefix.
+    positions = state.next_positions[row_of, None] + torch.arange(ids.shape[1], device=device)
     hidden, _ = _continue(core, cache, ids, mask, positions)
 
     # Token j is predicted by the previous position: the last prefix token for j = 0.
@@ -128,7 +135,7 @@ def option_loglik(
 
 @torch.no_grad()
 def greedy_generate(
-    core: PaliGemmaForConditionalGeneration,
+    core,
     state: PrefixState,
     eos_id: int,
     max_new_tokens: int,
@@ -149,10 +156,24 @@ def greedy_generate(
         if done.all() or step == max_new_tokens - 1:
             break
         mask = torch.cat([mask, torch.ones(batch, 1, dtype=mask.dtype, device=device)], dim=1)
-        positions = (state.prefix_lengths + 1 + step)[:, None].to(device)
+        positions = (state.next_positions + step)[:, None].to(device)
         hidden, cache = _continue(core, cache, next_ids[:, None], mask, positions)
         next_ids = lm_logits(core, hidden[:, -1]).argmax(dim=-1)
     return generated
+
+
+def answer_scores(ctx, rows: EncodedRows, features: torch.Tensor, options: list[list[str]]):
+    """``(loglik_sum float[B, K], loglik_mean float[B, K], generated ids per example)`` for the
+    suffix-free prompt rows of B examples: through the family's own
+    :class:`~vqa_demo.model.family.AnswerScorer` if it has one, else the shared-prefix cache."""
+    max_new_tokens = ctx.head_config.max_new_tokens
+    scorer = ctx.family.answer_scorer
+    if scorer is not None:
+        total, mean = scorer.option_loglik(ctx, rows, features, options)
+        return total, mean, scorer.generate(ctx, rows, features, max_new_tokens)
+    state = run_prefix(ctx.core, rows, features)
+    total, mean = option_loglik(ctx.core, ctx.encoder, state, options)
+    return total, mean, greedy_generate(ctx.core, state, ctx.encoder.eos_id, max_new_tokens)
 
 
 class CondGenStrategy(HeadStrategy):
@@ -173,9 +194,7 @@ class CondGenStrategy(HeadStrategy):
         cfg: HeadConfig = ctx.head_config
         rows = [self.prompt_rows(q, o, ctx.prompt_style)[0] for q, o in zip(questions, options)]
         rows = ctx.encoder.encode(rows, with_suffix=False).to(features.device)
-        state = run_prefix(ctx.core, rows, features)
-        loglik_sum, loglik_mean = option_loglik(ctx.core, ctx.encoder, state, options)
-        generated_ids = greedy_generate(ctx.core, state, ctx.encoder.eos_id, cfg.max_new_tokens)
+        loglik_sum, loglik_mean, generated_ids = answer_scores(ctx, rows, features, options)
         tokenizer = ctx.encoder.tokenizer
         generated = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in generated_ids]
         cosine = ctx.matcher.cosine_scores(generated, options)
@@ -209,6 +228,9 @@ class CondGenStrategy(HeadStrategy):
             for q, opts, a in zip(questions, options, answers)
         ]
         rows = ctx.encoder.encode(prompt_rows, with_suffix=True).to(features.device)
+        scorer = ctx.family.answer_scorer
+        if scorer is not None:
+            return scorer.suffix_loss(ctx, rows, features, label_smoothing)
         hidden = prefix_forward(ctx.core, rows, features).last_hidden_state
         # Only suffix positions are projected onto the vocabulary (image tokens would dominate the cost).
         labels = rows.labels[:, 1:]

@@ -1,35 +1,35 @@
 """Run the frozen vision tower once, then the (LoRA-adapted) language model on encoded rows.
 
-The image features are computed once per image and handed to the language model through
-``mm_encoder_outputs``, so every variant and every option row of a call reuses them.
+The image features are computed once per image and handed to the language model (through
+``mm_encoder_outputs`` for the decoder families), so every variant and every option row of a call
+reuses them. Each function dispatches to the model's family (:func:`~vqa_demo.model.family.family_for`
+on ``core.config``), which knows how its model takes them.
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import PaliGemmaForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from vqa_demo.model.encoding import EncodedRows
+from vqa_demo.model.family import family_for
 
 
-def image_features(
-    core: PaliGemmaForConditionalGeneration, pixel_values: torch.Tensor, grad: bool = False
-) -> torch.Tensor:
+def image_features(core, pixel_values: torch.Tensor, grad: bool = False) -> torch.Tensor:
     """Projected image features ``float[B, N, D]`` for ``pixel_values float[B, 3, H, W]``.
 
     Without ``grad`` (the frozen-tower case) no graph is kept: the features are constants.
     """
-    with torch.set_grad_enabled(grad):
-        return core.model.get_image_features(pixel_values.to(core.dtype)).pooler_output
+    return family_for(core.config).image_features(core, pixel_values, grad=grad)
 
 
 def as_encoder_outputs(features: torch.Tensor) -> dict[str, BaseModelOutputWithPooling]:
+    """``features float[B, N, D]`` in the form ``mm_encoder_outputs`` takes."""
     return {"image": BaseModelOutputWithPooling(pooler_output=features)}
 
 
 def prefix_forward(
-    core: PaliGemmaForConditionalGeneration,
+    core,
     rows: EncodedRows,
     features: torch.Tensor,
     use_cache: bool = False,
@@ -37,24 +37,15 @@ def prefix_forward(
 ):
     """Language-model pass over rows; ``features float[R, N, D]`` holds each row's image features.
 
-    ``position_ids long[R, T]`` (1-based) are needed for left-padded rows; by default positions
-    count from the first column, right for right-padded rows. Returns the ``PaliGemmaModel`` output:
+    ``position_ids`` are needed for left-padded rows (the family's
+    :meth:`~vqa_demo.model.family.BackboneFamily.prefix_positions`); by default positions count from
+    the first column, right for right-padded rows. Returns the model output:
     ``last_hidden_state float[R, T, D]`` (after the final norm) and, with ``use_cache``, ``cache``.
     """
-    return core.model(
-        input_ids=rows.input_ids,
-        attention_mask=rows.attention_mask,
-        token_type_ids=rows.token_type_ids,
-        position_ids=position_ids,
-        mm_encoder_outputs=as_encoder_outputs(features),
-        use_cache=use_cache,
-    )
+    family = family_for(core.config)
+    return family.language_forward(core, rows, features, use_cache=use_cache, position_ids=position_ids)
 
 
-def lm_logits(core: PaliGemmaForConditionalGeneration, hidden: torch.Tensor) -> torch.Tensor:
-    """Vocabulary logits ``float[..., V]`` with Gemma 2's final soft-capping, as the model's forward applies it."""
-    logits = core.lm_head(hidden).float()
-    cap = getattr(core.config.get_text_config(), "final_logit_softcapping", None)
-    if cap is not None:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
+def lm_logits(core, hidden: torch.Tensor) -> torch.Tensor:
+    """Vocabulary logits ``float[..., V]`` with final soft-capping (Gemma 2), as the model's forward applies it."""
+    return family_for(core.config).lm_logits(core, hidden)

@@ -13,28 +13,34 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from transformers import PaliGemmaForConditionalGeneration
 
 from vqa_demo.config import HeadConfig
 from vqa_demo.model.encoding import EncodedRows, RowEncoder
+from vqa_demo.model.family import BackboneFamily, family_for
 from vqa_demo.model.prompts import PromptRow
 from vqa_demo.prediction import CondGenDetails
 
 
 @dataclass
 class HeadContext:
-    """What a strategy scores with: the model, the variant's row encoder, head config and module.
+    """What a strategy scores with: the model (``core``, of any family), the variant's row encoder
+    (the family's), head config and module.
 
     ``module`` is the trainable head (None for COND_GEN); ``matcher`` (a
     :class:`~vqa_demo.model.matching.SentenceMatcher`) is needed by COND_GEN's cosine scores only.
     """
 
-    core: PaliGemmaForConditionalGeneration
+    core: nn.Module
     encoder: RowEncoder
     head_config: HeadConfig
     prompt_style: str = "default"
     module: nn.Module | None = None
     matcher: object | None = None
+
+    @property
+    def family(self) -> BackboneFamily:
+        """The model's family (:mod:`vqa_demo.model.family`), from ``core.config.model_type``."""
+        return family_for(self.core.config)
 
 
 @dataclass
