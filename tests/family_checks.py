@@ -171,7 +171,12 @@ def check_swag_rows_against_single_passes(source: str, variant: str) -> float:
 def vision_calls_of_one_predict(predictor, tower: torch.nn.Module) -> list[int]:
     """Images per call of ``tower`` while ``predictor`` answers 2 examples with every variant."""
     calls: list[int] = []
-    handle = tower.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+
+    def count(module, args, kwargs, output):
+        pixels = args[0] if args else kwargs["pixel_values"]
+        calls.append(pixels.shape[0])
+
+    handle = tower.register_forward_hook(count, with_kwargs=True)
     try:
         predictor.predict_batch(images(), QUESTIONS, OPTIONS, list(predictor.variants))
     finally:
