@@ -7,12 +7,17 @@ encoder on each row alone (pooling under padding, SWAG rows). Every numeric chec
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from vqa_demo.config import HeadConfig
+from vqa_demo.config import VARIANTS, HeadConfig
 from vqa_demo.model.backbone import build_tiny_backbone
 from vqa_demo.model.blip import BLIP
 from vqa_demo.model.family import family_for
@@ -234,3 +239,20 @@ def test_every_variant_answers_and_vision_runs_once_per_image_per_call(predictor
     }
     cond_gen = results[1]["cond_gen"].cond_gen
     assert cond_gen.generated_text and np.isfinite(cond_gen.loglik_sum).all()
+
+
+@pytest.mark.slow
+def test_compare_smoke_writes_every_variant(tmp_path):
+    """``python -m training.compare --base tiny:blip --smoke`` trains and evaluates all five variants."""
+    out = tmp_path / "cmp"
+    command = [sys.executable, "-m", "training.compare", "--base", "tiny:blip", "--smoke", "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert sorted(comparison["variants"]) == sorted(VARIANTS) and comparison["not_applicable"] == {}
+    for entry in comparison["variants"].values():
+        assert 0.0 <= entry["accuracy"]["accuracy"] <= 1.0 and entry["checkpoint"]
+    assert comparison["variants"]["cond_gen"]["text_metrics"]
+    assert (
+        json.loads((out / "cond_gen" / "best" / "run_config.json").read_text())["backbone"]["source"]
+        == "tiny:blip"
+    )

@@ -7,11 +7,19 @@ numeric check is <= 1e-5.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from training.train import main as train_main
+from training.train import parse_args
+from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.model.backbone import build_tiny_backbone
 from vqa_demo.model.family import family_for
 from vqa_demo.model.heads import MultiClassHead
@@ -177,3 +185,35 @@ def test_every_classifier_variant_answers(predictor):
     assert set(results[0]) == {*CLASSIFIERS, BASELINE_NAME}
     for name in CLASSIFIERS:
         assert np.isfinite(results[1][name].option_scores).all()
+
+
+def test_training_cond_gen_on_vilt_is_refused_plainly(tmp_path):
+    cfg = parse_args(
+        ["--variant", "cond_gen", "--base", "tiny:vilt", "--smoke", "--out", str(tmp_path / "run")]
+    )
+    with pytest.raises(
+        ValueError, match="tiny:vilt \\(vilt\\) cannot run cond_gen: choose another --variant"
+    ):
+        train_main(cfg)
+
+
+@pytest.mark.slow
+def test_compare_smoke_writes_every_applicable_variant_and_the_baseline(tmp_path):
+    """``python -m training.compare --base tiny:vilt --smoke``: the four classifier variants trained,
+    ViLT's own classifier evaluated beside them, COND_GEN reported as not applicable."""
+    out = tmp_path / "cmp"
+    command = [sys.executable, "-m", "training.compare", "--base", "tiny:vilt", "--smoke", "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert sorted(comparison["variants"]) == sorted([*CLASSIFIERS, BASELINE_NAME])
+    assert "not applicable" in comparison["not_applicable"]["cond_gen"]
+    for entry in comparison["variants"].values():
+        assert 0.0 <= entry["accuracy"]["accuracy"] <= 1.0
+    baseline = comparison["variants"][BASELINE_NAME]
+    assert (
+        baseline["checkpoint"] is None
+        and baseline["train_seconds"] == 0.0
+        and "zero-training" in baseline["training"]
+    )
+    records = read_predictions(out / "evaluation" / "predictions.jsonl")
+    assert all(sorted(r["variants"]) == sorted(comparison["variants"]) for r in records)

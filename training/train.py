@@ -60,7 +60,7 @@ from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.model.backbone import add_lora, load_backbone
 from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.model.matching import SentenceMatcher
-from vqa_demo.model.strategies import build_head, training_cuts
+from vqa_demo.model.strategies import build_head, strategy_for, training_cuts
 from vqa_demo.predictor import Predictor, Variant
 
 REPORT_TO = ("none", "tensorboard", "wandb")
@@ -236,6 +236,10 @@ def build_model(cfg: TrainConfig, run_config: RunConfig, device: torch.device):
     """``(backbone, head, module, adapter name)`` on this process's device."""
     backbone_cfg = BackboneConfig(source=cfg.base, quantization=cfg.quantization, device=str(device))
     backbone = load_backbone(backbone_cfg)
+    if not backbone.family.supports(strategy_for(run_config.head)):
+        raise ValueError(
+            f"{cfg.base} ({backbone.family.name}) cannot run {run_config.variant}: choose another --variant"
+        )
     if cfg.quantization:
         from peft import prepare_model_for_kbit_training
 

@@ -104,6 +104,10 @@ class BackboneFamily:
         model = self.model_class.from_pretrained(source, **kwargs).eval()
         return model, AutoProcessor.from_pretrained(source)
 
+    def baseline_variants(self, source: str) -> list:
+        """Zero-training variants the family answers with as it is (ViLT's own answer classifier)."""
+        return []
+
     def supports(self, strategy) -> bool:
         """Whether head ``strategy`` (a :class:`~vqa_demo.model.head_strategy.HeadStrategy`) runs here."""
         return self.generates_text or not strategy.generates_text

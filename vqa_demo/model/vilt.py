@@ -131,6 +131,12 @@ class ViltFamily(BackboneFamily):
         states = joint_forward(core, rows, features).last_hidden_state
         return BaseModelOutput(last_hidden_state=states[:, : rows.input_ids.shape[1]])
 
+    def baseline_variants(self, source: str) -> list:
+        """ViLT's own VQA classifier as a zero-training variant (:mod:`vqa_demo.model.vilt_baseline`)."""
+        from vqa_demo.model.vilt_baseline import baseline_variant  # it imports this module
+
+        return [baseline_variant(source)]
+
     def lm_logits(self, core, hidden: torch.Tensor) -> torch.Tensor:
         raise ValueError("ViLT has no language-model head: use a multi_class or swag variant")
 
