@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from vqa_demo.config import VARIANTS, HeadConfig
+from vqa_demo.explain.attribution import attribute
 from vqa_demo.model.backbone import build_tiny_backbone
 from vqa_demo.model.blip import BLIP
 from vqa_demo.model.family import family_for
@@ -256,3 +257,16 @@ def test_compare_smoke_writes_every_variant(tmp_path):
         json.loads((out / "cond_gen" / "best" / "run_config.json").read_text())["backbone"]["source"]
         == "tiny:blip"
     )
+
+
+def test_attributions_explain_the_classifier_variants_and_refuse_cond_gen_plainly(predictor):
+    """Integrated gradients of a BLIP SWAG variant start from the predicted score and are complete
+    (attributions sum to the score change); COND_GEN's answer decoder is out of their reach."""
+    name = "swag-attentive"
+    predicted = predictor.predict_batch(IMAGES, QUESTIONS, OPTIONS, [name])
+    attributions = attribute(predictor, IMAGES, QUESTIONS, OPTIONS, name, n_steps=8)
+    for b, attribution in enumerate(attributions):
+        assert abs(attribution.score - predicted[b][name].option_scores[attribution.target]) <= TOL
+        assert attribution.relative_error < 0.05 and attribution.tokens[0] == "[CLS]"
+    with pytest.raises(ValueError, match="explain a multi_class or swag variant"):
+        attribute(predictor, IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], "cond_gen", n_steps=2)

@@ -20,6 +20,7 @@ from PIL import Image
 from training.train import main as train_main
 from training.train import parse_args
 from vqa_demo.evaluation.runner import read_predictions
+from vqa_demo.explain.attribution import attribute
 from vqa_demo.model.backbone import build_tiny_backbone
 from vqa_demo.model.family import family_for
 from vqa_demo.model.heads import MultiClassHead
@@ -217,3 +218,15 @@ def test_compare_smoke_writes_every_applicable_variant_and_the_baseline(tmp_path
     )
     records = read_predictions(out / "evaluation" / "predictions.jsonl")
     assert all(sorted(r["variants"]) == sorted(comparison["variants"]) for r in records)
+
+
+def test_saliency_explains_vilt_and_integrated_gradients_is_refused_plainly(predictor):
+    name = "multi_class-attentive"
+    predicted = predictor.predict_batch(IMAGES, QUESTIONS, OPTIONS, [name])
+    attributions = attribute(predictor, IMAGES, QUESTIONS, OPTIONS, name, method="saliency")
+    for b, attribution in enumerate(attributions):
+        assert abs(attribution.score - predicted[b][name].option_scores[attribution.target]) <= TOL
+        assert attribution.tokens[0] == "[CLS]" and attribution.pixel_magnitude.max() > 0
+    # Integrated gradients' all-zero baseline has no ViLT form (the pixel mask would be empty too).
+    with pytest.raises(ValueError, match="explain ViLT with saliency"):
+        attribute(predictor, IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], name, n_steps=2)

@@ -39,9 +39,11 @@ class BertRowEncoder(RowEncoder):
     ):
         limit = min(max_text_tokens, max_positions)
         # RowEncoder's text budget keeps one place for a leading special token; these rows have two.
+        # No image tokens in these rows; the pad id stands in so that an "image position" mask marks
+        # padding only (attributions reset those positions to their own, pad, embedding).
         super().__init__(
             tokenizer,
-            image_token_id=-1,
+            image_token_id=tokenizer.pad_token_id,
             image_seq_length=0,
             separator=separator,
             max_text_tokens=limit - 1,

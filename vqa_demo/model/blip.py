@@ -210,9 +210,23 @@ class BlipFamily(BackboneFamily):
         """The question encoder's states ``last_hidden_state float[R, T, D]`` (no cache: not a decoder)."""
         return BaseModelOutput(last_hidden_state=question_states(core, rows, features))
 
+    def embeds_forward(self, core, embeds, attention_mask, token_type_ids, features) -> torch.Tensor:
+        """The question encoder's states ``float[R, T, D]`` from its input embeddings ``float[R, T, D]``."""
+        image_mask = torch.ones(features.shape[:-1], dtype=torch.long, device=features.device)
+        return core.text_encoder(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            encoder_hidden_states=features,
+            encoder_attention_mask=image_mask,
+        ).last_hidden_state
+
     def lm_logits(self, core, hidden: torch.Tensor) -> torch.Tensor:
-        """The answer decoder's vocabulary logits ``float[..., V]`` for its hidden states."""
-        return core.text_decoder.cls(hidden).float()
+        """Not BLIP's way: its answers are scored by :class:`BlipAnswerScorer` from the answer decoder,
+        which reads the question states rather than continuing them. Only an attribution of a
+        COND_GEN variant asks for this."""
+        raise ValueError(
+            "attributions of BLIP's cond_gen variant are not supported: explain a multi_class or swag variant"
+        )
 
     def input_embeddings(self, core) -> nn.Module:
         return core.text_encoder.get_input_embeddings()

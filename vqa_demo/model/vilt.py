@@ -22,6 +22,8 @@ option is in ``config.label2id`` (3129 VQAv2 answers on the hub), ``-inf`` other
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from transformers import ViltForQuestionAnswering
@@ -64,22 +66,38 @@ def vilt_canvas(processor, images) -> torch.Tensor:
 def cropped(canvas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(pixel_values float[R, 3, h, w], pixel_mask long[R, h, w])``, cut to the largest image of the batch."""
     mask = canvas[:, 3] > 0
+    if not mask.flatten(1).any(dim=1).all():
+        # Integrated gradients' baseline (an all-zero input) zeroes the mask channel too: no image.
+        raise ValueError(
+            "a ViLT input has no image pixels (its mask channel is 0): explain ViLT with saliency"
+        )
     height = int(mask.any(dim=2).sum(dim=1).max())
     width = int(mask.any(dim=1).sum(dim=1).max())
     return canvas[:, :3, :height, :width], mask[:, :height, :width].long()
 
 
-def joint_forward(core: ViltForQuestionAnswering, rows, features: torch.Tensor):
-    """``model.vilt`` over text rows ``[R, T]`` and their canvases ``float[R, 4, C, C]``: the full output
-    (``last_hidden_state float[R, T + 1 + P, D]``, ``pooler_output float[R, D]``)."""
+def joint_forward(core: ViltForQuestionAnswering, rows, features: torch.Tensor, inputs_embeds=None):
+    """``model.vilt`` over text rows ``[R, T]`` (or their embeddings ``inputs_embeds float[R, T, D]``)
+    and their canvases ``float[R, 4, C, C]``: the full output (``last_hidden_state
+    float[R, T + 1 + P, D]``, ``pooler_output float[R, D]``)."""
     pixel_values, pixel_mask = cropped(features)
     return core.vilt(
-        input_ids=rows.input_ids,
+        input_ids=rows.input_ids if inputs_embeds is None else None,
+        inputs_embeds=inputs_embeds,
         attention_mask=rows.attention_mask,
         token_type_ids=rows.token_type_ids,
         pixel_values=pixel_values.to(core.dtype),
         pixel_mask=pixel_mask,
     )
+
+
+@dataclass
+class TextRows:
+    """The row tensors :func:`joint_forward` reads besides the ids (``long[R, T]`` each)."""
+
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor
+    input_ids: torch.Tensor | None = None
 
 
 class ViltFamily(BackboneFamily):
@@ -130,6 +148,13 @@ class ViltFamily(BackboneFamily):
         """The text positions' states ``last_hidden_state float[R, T, D]`` of the joint encoder."""
         states = joint_forward(core, rows, features).last_hidden_state
         return BaseModelOutput(last_hidden_state=states[:, : rows.input_ids.shape[1]])
+
+    def embeds_forward(self, core, embeds, attention_mask, token_type_ids, features) -> torch.Tensor:
+        """The text positions' states ``float[R, T, D]`` from text embeddings ``float[R, T, D]``."""
+        rows = TextRows(attention_mask, token_type_ids)
+        return joint_forward(core, rows, features, inputs_embeds=embeds).last_hidden_state[
+            :, : embeds.shape[1]
+        ]
 
     def baseline_variants(self, source: str) -> list:
         """ViLT's own VQA classifier as a zero-training variant (:mod:`vqa_demo.model.vilt_baseline`)."""
