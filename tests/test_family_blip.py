@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from vqa_demo.config import VARIANTS, HeadConfig
+from vqa_demo.config import VARIANTS, HeadConfig, LoraSettings
 from vqa_demo.explain.attribution import attribute
-from vqa_demo.model.backbone import build_tiny_backbone
+from vqa_demo.model.backbone import add_lora, build_tiny_backbone
 from vqa_demo.model.blip import BLIP
 from vqa_demo.model.family import family_for
 from vqa_demo.model.head_strategy import HeadContext
@@ -270,3 +270,18 @@ def test_attributions_explain_the_classifier_variants_and_refuse_cond_gen_plainl
         assert attribution.relative_error < 0.05 and attribution.tokens[0] == "[CLS]"
     with pytest.raises(ValueError, match="explain a multi_class or swag variant"):
         attribute(predictor, IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], "cond_gen", n_steps=2)
+
+
+@pytest.mark.parametrize("vision", [False, True])
+def test_lora_targets(vision):
+    """``language``: the question encoder's and answer decoder's attention/MLP linears (10 per layer);
+    ``all-linear`` adds the ViT but never the decoder's output layer, which is tied to the embeddings."""
+    backbone = build_tiny_backbone(source="tiny:blip")
+    add_lora(backbone, LoraSettings(r=4, alpha=8, dropout=0.0, vision=vision))
+    wrapped = {
+        name.rsplit(".lora_A", 1)[0] for name, _ in backbone.model.named_parameters() if ".lora_A" in name
+    }
+    language = {name for name in wrapped if ".text_encoder." in name or ".text_decoder.bert." in name}
+    assert len(language) == 10 * 2 * 2
+    assert not any(".text_decoder.cls." in name for name in wrapped)
+    assert len(wrapped - language) == (8 if vision else 0)  # ViT: qkv, projection, fc1, fc2 per layer

@@ -19,9 +19,10 @@ from PIL import Image
 
 from training.train import main as train_main
 from training.train import parse_args
+from vqa_demo.config import LoraSettings
 from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.explain.attribution import attribute
-from vqa_demo.model.backbone import build_tiny_backbone
+from vqa_demo.model.backbone import add_lora, build_tiny_backbone
 from vqa_demo.model.family import family_for
 from vqa_demo.model.heads import MultiClassHead
 from vqa_demo.model.prompts import PromptRow
@@ -230,3 +231,15 @@ def test_saliency_explains_vilt_and_integrated_gradients_is_refused_plainly(pred
     # Integrated gradients' all-zero baseline has no ViLT form (the pixel mask would be empty too).
     with pytest.raises(ValueError, match="explain ViLT with saliency"):
         attribute(predictor, IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], name, n_steps=2)
+
+
+@pytest.mark.parametrize("vision", [False, True])
+def test_lora_targets_leave_the_vqa_classifier_alone(vision):
+    """The one encoder's attention/MLP linears (6 per layer) in both scopes; ``all-linear`` must not
+    wrap the VQA classifier or the pooler (the baseline reads them as trained)."""
+    backbone = build_tiny_backbone(source="tiny:vilt")
+    add_lora(backbone, LoraSettings(r=4, alpha=8, dropout=0.0, vision=vision))
+    wrapped = {
+        name.rsplit(".lora_A", 1)[0] for name, _ in backbone.model.named_parameters() if ".lora_A" in name
+    }
+    assert len(wrapped) == 6 * 2 and all(".vilt.encoder.layer." in name for name in wrapped)

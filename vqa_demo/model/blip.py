@@ -184,11 +184,12 @@ class BlipFamily(BackboneFamily):
         return model, self.with_position_limit(model, processor)
 
     def with_position_limit(self, model, processor):
-        """The processor with its tokenizer's ``model_max_length`` no longer than the text positions."""
-        tokenizer = processor.tokenizer
-        tokenizer.model_max_length = position_limit(
-            tokenizer, model.config.text_config.max_position_embeddings
-        )
+        """The processor with its tokenizer's ``model_max_length`` no longer than the text positions
+        and its bos the decoder's start token (``[DEC]``, as the hub tokenizer has it)."""
+        tokenizer, text_config = processor.tokenizer, model.config.text_config
+        tokenizer.model_max_length = position_limit(tokenizer, text_config.max_position_embeddings)
+        if tokenizer.bos_token_id != text_config.bos_token_id:
+            tokenizer.bos_token = tokenizer.convert_ids_to_tokens(text_config.bos_token_id)
         return processor
 
     def row_encoder(self, processor, separator: str = "\n", max_text_tokens: int = 192) -> BertRowEncoder:
