@@ -26,6 +26,7 @@ from vqa_demo.model.head_strategy import HeadContext
 from vqa_demo.model.heads import SwagHead
 from vqa_demo.model.prompts import PromptRow
 from vqa_demo.model.strategies import STRATEGIES
+from vqa_demo.model.tiny_families import TINY_FAMILIES
 from vqa_demo.testing import random_variant_predictor, randomize
 
 TOL = 1e-5
@@ -285,3 +286,11 @@ def test_lora_targets(vision):
     assert len(language) == 10 * 2 * 2
     assert not any(".text_decoder.cls." in name for name in wrapped)
     assert len(wrapped - language) == (8 if vision else 0)  # ViT: qkv, projection, fc1, fc2 per layer
+
+
+def test_tiny_encoder_families_build_the_same_tokenizer_every_time():
+    """A training run and the evaluation that rebuilds ``tiny:blip`` / ``tiny:vilt`` must agree on ids
+    (tokenizers' WordPiece trainer broke ties differently on every run)."""
+    for name in ("blip", "vilt"):
+        first, second = (TINY_FAMILIES[name]()[1].tokenizer for _ in range(2))
+        assert first.get_vocab() == second.get_vocab(), name

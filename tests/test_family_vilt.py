@@ -117,7 +117,7 @@ def test_states_and_pooling_under_padding_equal_each_row_alone(vilt):
         mask = encoded.attention_mask.bool()
         batched_scores = [head(batched, mask, 4)[0] for head in heads]
         for r, row in enumerate(rows):
-            own = own_inputs(processor, IMAGES[r : r + 1], [row.prefix + "\n"])
+            own = own_inputs(processor, IMAGES[r : r + 1], [encoder.prefix_text(row)[0]])  # as cut to 40
             length = own["input_ids"].shape[1]
             states = model.vilt(**own).last_hidden_state[:, :length]
             worst = max(worst, float((batched[r, :length] - states[0]).abs().max()))
