@@ -27,7 +27,8 @@ from vqa_demo.model.heads import SwagHead
 from vqa_demo.model.prompts import PromptRow
 from vqa_demo.model.strategies import STRATEGIES
 from vqa_demo.model.tiny_families import TINY_FAMILIES
-from vqa_demo.testing import random_variant_predictor, randomize
+from vqa_demo.predictor import Predictor, Variant
+from vqa_demo.testing import random_variant_predictor, randomize, tiny_run_config
 
 TOL = 1e-5
 QUESTIONS = ["What colour is the circle?", "How many shapes are there in this picture? Count them all"]
@@ -294,3 +295,25 @@ def test_tiny_encoder_families_build_the_same_tokenizer_every_time():
     for name in ("blip", "vilt"):
         first, second = (TINY_FAMILIES[name]()[1].tokenizer for _ in range(2))
         assert first.get_vocab() == second.get_vocab(), name
+
+
+def test_an_all_linear_variant_does_not_leak_into_the_shared_image_features():
+    """A variant with LoRA in the ViT (``all-linear``) computes its own image features; the others
+    share the bare tower's, so their scores equal those of a predictor without that variant."""
+    alone = random_variant_predictor(build_tiny_backbone(source="tiny:blip"), ["swag-last_token"])
+    expected = alone.predict_batch(IMAGES, QUESTIONS, OPTIONS)
+    mixed = random_variant_predictor(build_tiny_backbone(source="tiny:blip"), ["swag-last_token"])
+    vision = LoraSettings(r=4, alpha=8, dropout=0.0, init_weights=False, vision=True)
+    add_lora(mixed.backbone, vision, adapter_name="all_linear")
+    variants = [
+        *mixed.variants.values(),
+        Variant("cond_gen-all-linear", tiny_run_config("cond_gen", lora=vision), None, "all_linear"),
+    ]
+    mixed = Predictor(mixed.backbone, variants, matcher=mixed.matcher)
+    assert mixed.adapters.adapts_tower()
+    results = mixed.predict_batch(IMAGES, QUESTIONS, OPTIONS)
+    for b in range(2):
+        diff = np.abs(
+            results[b]["swag-last_token"].option_scores - expected[b]["swag-last_token"].option_scores
+        )
+        assert diff.max() <= TOL
