@@ -12,6 +12,10 @@ Output (``--out``)::
                           validation split, through the shared predictor (vqa_demo.evaluation.runner)
     comparison.json       per variant: accuracy with 95% CI, per-family accuracy, training curve,
                           training time; plus the setting, head agreement and paired McNemar tests
+
+A variant the base's family cannot run (COND_GEN on ViLT) is listed under ``not_applicable`` with
+the reason; a family's zero-training baselines (ViLT's own answer classifier) are evaluated with
+the trained variants.
 """
 
 from __future__ import annotations
@@ -22,14 +26,18 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from transformers import AutoConfig
+
 from training.train import TrainConfig, apply_smoke, smoke_data
 from training.train import main as train_main
-from vqa_demo.config import VARIANTS
+from vqa_demo.config import VARIANTS, HeadConfig, resolve_backbone_source
 from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.splits import load_split
 from vqa_demo.evaluation.runner import evaluate, write_evaluation
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.loading import load_predictor
+from vqa_demo.model.family import BackboneFamily, family_for, tiny_family
+from vqa_demo.model.strategies import strategy_for
 
 
 def read_curve(path: Path) -> list[dict]:
@@ -39,9 +47,32 @@ def read_curve(path: Path) -> list[dict]:
     return [{k: r[k] for k in keep if k in r} for r in records]
 
 
-def build_comparison(setting: dict, out: Path, metrics: dict, train_results: dict) -> dict:
+def base_family(source: str) -> BackboneFamily:
+    """The family of ``--base`` from its config alone (no weights loaded)."""
+    return tiny_family(source) or family_for(AutoConfig.from_pretrained(resolve_backbone_source(source)))
+
+
+def applicable_variants(family: BackboneFamily, names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``(the variants the family runs, {variant: why not} for the others)``."""
+    runnable, not_applicable = [], {}
+    for name in names:
+        head, pooling = VARIANTS[name]
+        if family.supports(strategy_for(HeadConfig(head=head, pooling=pooling))):
+            runnable.append(name)
+        else:
+            not_applicable[name] = (
+                f"not applicable: the {family.name} family has no answer generator for {head}"
+            )
+    return runnable, not_applicable
+
+
+def build_comparison(
+    setting: dict, out: Path, metrics: dict, train_results: dict, baselines=(), not_applicable=None
+) -> dict:
+    """The comparison of the trained variants and the zero-training ``baselines`` (variant names)."""
     variants = {}
-    for name, result in train_results.items():
+    for name in [*train_results, *baselines]:
+        result = train_results.get(name)
         m = metrics["variants"].get(name, {})
         variants[name] = {
             "accuracy": m.get("accuracy"),
@@ -49,10 +80,12 @@ def build_comparison(setting: dict, out: Path, metrics: dict, train_results: dic
             "position_bias": m.get("position_bias"),
             "calibration_ece": m.get("calibration", {}).get("ece"),
             "curve": read_curve(out / name / "metrics.jsonl"),
-            "best_step": result.get("best_step"),
-            "train_seconds": round(result.get("seconds", 0.0), 1),
-            "checkpoint": f"{name}/best",
+            "best_step": result.get("best_step") if result else None,
+            "train_seconds": round(result.get("seconds", 0.0), 1) if result else 0.0,
+            "checkpoint": f"{name}/best" if result else None,
         }
+        if result is None:
+            variants[name]["training"] = "none: the base model's own answers (zero-training baseline)"
         if "scoring_accuracy" in m:
             variants[name]["scoring_accuracy"] = m["scoring_accuracy"]
             variants[name]["text_metrics"] = m["text_metrics"]
@@ -61,6 +94,7 @@ def build_comparison(setting: dict, out: Path, metrics: dict, train_results: dic
         "split": metrics["split"],
         "n": metrics["n"],
         "variants": variants,
+        "not_applicable": not_applicable or {},
         "agreement": metrics.get("agreement"),
         "mcnemar": metrics.get("mcnemar"),
     }
@@ -82,8 +116,10 @@ def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
             shard.wait()
             cfg.data = str(out / "smoke-data")
     started = time.perf_counter()
+    family = base_family(cfg.base)
+    names, not_applicable = applicable_variants(family, variants or list(VARIANTS))
     train_results = {}
-    for name in variants or list(VARIANTS):
+    for name in names:
         head, pooling = VARIANTS[name]
         run_cfg = replace(cfg, variant=head, pooling=pooling, out=str(out / name))
         train_results[name] = train_main(run_cfg)
@@ -92,21 +128,26 @@ def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
         val_split.examples = val_split.examples[: cfg.max_val]
     device = str(shard.device) if shard.device is not None else "auto"
     predictor = load_predictor([out / name / "best" for name in train_results], base=cfg.base, device=device)
-    result = evaluate(
-        predictor, val_split, list(train_results), cfg.eval_batch_size, progress=False, shard=shard
-    )
+    baselines = family.baseline_variants(predictor.backbone.source)
+    predictor.variants.update({baseline.name: baseline for baseline in baselines})
+    names = [*train_results, *(baseline.name for baseline in baselines)]
+    result = evaluate(predictor, val_split, names, cfg.eval_batch_size, progress=False, shard=shard)
     if not shard.is_main:
         return {}
     write_evaluation(result, out / "evaluation", val_split)
     setting = {k: v for k, v in asdict(cfg).items() if k not in {"variant", "pooling", "out", "resume"}}
     setting["wall_seconds"] = round(time.perf_counter() - started, 1)
-    comparison = build_comparison(setting, out, result.metrics, train_results)
+    comparison = build_comparison(
+        setting, out, result.metrics, train_results, [b.name for b in baselines], not_applicable
+    )
     (out / "comparison.json").write_text(json.dumps(comparison, indent=2))
     for name, v in comparison["variants"].items():
         acc = v["accuracy"]
         print(
             f"{name:24s} {acc['accuracy']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}]  train {v['train_seconds']} s"
         )
+    for name, reason in not_applicable.items():
+        print(f"{name:24s} {reason}")
     return comparison
 
 

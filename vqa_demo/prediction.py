@@ -63,7 +63,8 @@ class VariantPrediction:
 
     option_scores float[K] (higher is better; the choice is their argmax), probabilities float[K]
     (softmax over option_scores, for COND_GEN's cosine scoring after a temperature); ``cond_gen``
-    (COND_GEN variants) and ``attention`` (attentive pooling) are None where absent.
+    (COND_GEN variants) and ``attention`` (attentive pooling) are None where absent; ``note`` is a
+    plain statement about what the scores could not cover (ViLT's baseline: options it cannot score).
     """
 
     variant: str
@@ -74,6 +75,7 @@ class VariantPrediction:
     attention: AttentionMap | None = None
     seconds: float = 0.0
     truncated: bool = False
+    note: str | None = None
 
     @property
     def extras(self) -> dict[str, Any]:
@@ -81,6 +83,8 @@ class VariantPrediction:
         extras = self.cond_gen.to_dict() if self.cond_gen is not None else {}
         if self.attention is not None:
             extras["attention"] = self.attention.to_dict()
+        if self.note is not None:
+            extras["note"] = self.note
         return extras
 
     @classmethod
@@ -88,10 +92,11 @@ class VariantPrediction:
         cls, variant: str, option_scores, probabilities, choice: int, extras: dict[str, Any], **fields
     ) -> VariantPrediction:
         """A prediction from the serialized ``extras`` layout (the inverse of :attr:`extras`)."""
-        details = {k: v for k, v in extras.items() if k != "attention"}
+        details = {k: v for k, v in extras.items() if k not in ("attention", "note")}
         cond_gen = CondGenDetails(**details) if details else None
         attention = AttentionMap(**extras["attention"]) if "attention" in extras else None
-        return cls(variant, option_scores, probabilities, choice, cond_gen, attention, **fields)
+        note = extras.get("note")
+        return cls(variant, option_scores, probabilities, choice, cond_gen, attention, note=note, **fields)
 
     def to_dict(self) -> dict[str, Any]:
         return plain(
@@ -119,7 +124,10 @@ def plain(value):
 
 
 def softmax_np(scores: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis; -inf (padded options) gets probability 0."""
-    shifted = scores - np.max(scores, axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    """Softmax over the last axis; -inf (padded options) gets probability 0, and a row that is -inf
+    everywhere (nothing could be scored) gets equal probabilities rather than NaN."""
+    top = np.max(scores, axis=-1, keepdims=True)
+    exp = np.exp(scores - np.where(np.isneginf(top), 0.0, top))
+    total = exp.sum(axis=-1, keepdims=True)
+    uniform = np.full_like(exp, 1.0 / scores.shape[-1])
+    return np.divide(exp, total, out=uniform, where=total > 0)

@@ -187,6 +187,7 @@ class Predictor:
                     cond_gen=out.cond_gen[b] if out.cond_gen is not None else None,
                     attention=attention,
                     truncated=out.truncated[b],
+                    note=out.notes[b] if out.notes is not None else None,
                 )
             )
         return predictions

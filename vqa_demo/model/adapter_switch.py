@@ -12,6 +12,7 @@ from contextlib import contextmanager, nullcontext
 
 from torch import nn
 
+from vqa_demo.model.family import family_for
 from vqa_demo.model.merged_adapters import MergedAdapters
 
 
@@ -58,6 +59,11 @@ class AdapterSwitch:
             self.merged = merged
 
     def adapts_tower(self) -> bool:
-        """Whether any adapter on the model (not only the ones in use) touches the vision tower."""
-        configs = getattr(self.model, "peft_config", {})
-        return any("vision_tower" in str(c.target_modules) for c in configs.values())
+        """Whether any adapter on the model (not only the ones in use) has LoRA layers in the vision
+        side (the family's frozen modules). The layers are looked at, not the targets: peft resolves
+        ``all-linear`` to bare layer names that do not say where they are."""
+        if not hasattr(self.model, "peft_config"):
+            return False
+        core = self.model.get_base_model()
+        vision = family_for(core.config).frozen_modules(core)
+        return any("lora_" in name for module in vision for name, _ in module.named_parameters())

@@ -47,7 +47,12 @@ from PIL import Image
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 # The modules whose import registers a family (each calls :func:`register`).
-FAMILY_MODULES: tuple[str, ...] = ("vqa_demo.model.paligemma", "vqa_demo.model.decoder_families")
+FAMILY_MODULES: tuple[str, ...] = (
+    "vqa_demo.model.paligemma",
+    "vqa_demo.model.decoder_families",
+    "vqa_demo.model.blip",
+    "vqa_demo.model.vilt",
+)
 
 # Every LoRA scope a family offers: the language model's linear layers, or every linear layer.
 LORA_SCOPES = ("language", "all-linear")
@@ -103,6 +108,10 @@ class BackboneFamily:
 
         model = self.model_class.from_pretrained(source, **kwargs).eval()
         return model, AutoProcessor.from_pretrained(source)
+
+    def baseline_variants(self, source: str) -> list:
+        """Zero-training variants the family answers with as it is (ViLT's own answer classifier)."""
+        return []
 
     def supports(self, strategy) -> bool:
         """Whether head ``strategy`` (a :class:`~vqa_demo.model.head_strategy.HeadStrategy`) runs here."""

@@ -69,7 +69,8 @@ class HeadScores:
     """Inference output for B examples: ``scores float[B, K]`` (-inf on padded options; the choice is
     the argmax), ``truncated[b]`` when example b's text was cut, and per-example details.
 
-    ``temperature`` divides the scores before the softmax that gives probabilities.
+    ``temperature`` divides the scores before the softmax that gives probabilities; ``notes[b]`` is a
+    plain statement about example b's scores where a strategy has one (else None).
     """
 
     scores: np.ndarray
@@ -77,6 +78,7 @@ class HeadScores:
     temperature: float = 1.0
     cond_gen: list[CondGenDetails] | None = None
     pooling: PoolingRows | None = field(default=None)
+    notes: list[str | None] | None = None
 
 
 class HeadStrategy:

@@ -9,6 +9,9 @@ real checkpoints' templates (whitespace-compacted where Jinja's ``-`` trimming m
 
 from __future__ import annotations
 
+import string
+from collections import Counter
+
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -100,17 +103,38 @@ def byte_level_tokenizer(
     return tokenizer
 
 
+def wordpiece_vocab(specials: list[str], vocab_size: int) -> dict[str, int]:
+    """A fixed WordPiece vocabulary: the specials, every ASCII letter, digit and punctuation mark and
+    the corpus's other characters (alone and as ``##`` continuations, so no ASCII word is ``[UNK]``),
+    then the corpus's words, most frequent first (ties by spelling), up to ``vocab_size`` tokens.
+
+    Built by hand because ``WordPieceTrainer`` breaks ties differently on every run: two tiny models
+    built in one process (a training run and the evaluation that reloads it) got different ids.
+    """
+    normalizer, splitter = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = Counter(
+        word for text in TINY_CORPUS for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text))
+    )
+    chars = sorted(set(string.ascii_lowercase + string.digits + string.punctuation) | set("".join(words)))
+    tokens = [*specials, *chars, *(f"##{c}" for c in chars)]
+    for word, _ in sorted(words.items(), key=lambda item: (-item[1], item[0])):
+        if len(tokens) >= vocab_size:
+            break
+        if word not in tokens:
+            tokens.append(word)
+    return {token: index for index, token in enumerate(tokens)}
+
+
 def wordpiece_tokenizer(
     extra_special: tuple[str, ...] = (), vocab_size: int = 300
 ) -> PreTrainedTokenizerFast:
-    """An uncased BERT-style WordPiece (``[PAD]`` = 0, ``[CLS] text [SEP]``), as BLIP and ViLT use."""
+    """An uncased BERT-style WordPiece (``[PAD]`` = 0, ``[CLS] text [SEP]``), as BLIP and ViLT use;
+    the same ids on every build (:func:`wordpiece_vocab`)."""
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *extra_special]
-    core = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    core = Tokenizer(models.WordPiece(wordpiece_vocab(specials, vocab_size), unk_token="[UNK]"))
     core.normalizer = normalizers.BertNormalizer(lowercase=True)
     core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     core.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
-    core.train_from_iterator(list(TINY_CORPUS) * 4, trainer)
     cls_id, sep_id = core.token_to_id("[CLS]"), core.token_to_id("[SEP]")
     core.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",

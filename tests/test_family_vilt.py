@@ -1,0 +1,245 @@
+"""ViLT behind the family interface, checked against ViLT's own processor and forward.
+
+References are transformers' ``ViltProcessor`` (token ids, pixel values and pixel mask) and
+``ViltForQuestionAnswering`` run on each row alone (states, the VQA classifier's logits). Every
+numeric check is <= 1e-5.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from training.train import main as train_main
+from training.train import parse_args
+from vqa_demo.config import LoraSettings
+from vqa_demo.evaluation.runner import read_predictions
+from vqa_demo.explain.attribution import attribute
+from vqa_demo.model.backbone import add_lora, build_tiny_backbone
+from vqa_demo.model.family import family_for
+from vqa_demo.model.heads import MultiClassHead
+from vqa_demo.model.prompts import PromptRow
+from vqa_demo.model.strategies import STRATEGIES
+from vqa_demo.model.tiny_families import VILT_ANSWERS
+from vqa_demo.model.vilt import VILT, cropped
+from vqa_demo.model.vilt_baseline import BASELINE_NAME, baseline_variant
+from vqa_demo.testing import random_variant_predictor, randomize
+
+TOL = 1e-5
+QUESTIONS = ["What colour is the circle?", "How many shapes are there in this picture?"]
+OPTIONS = [["red", "Blue", "green and yellow", "no"], ["2", "three", "3", "yes"]]
+CLASSIFIERS = ["multi_class-last_token", "multi_class-attentive", "swag-last_token", "swag-attentive"]
+
+
+def random_image(height: int, width: int, seed: int) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+# Landscape and portrait: the processor keeps the aspect ratio, so a batch of them is padded.
+IMAGES = [random_image(30, 40, 0), random_image(48, 24, 1)]
+
+
+@pytest.fixture(scope="module")
+def vilt():
+    backbone = build_tiny_backbone(source="tiny:vilt")
+    return backbone.core, backbone.processor
+
+
+def own_inputs(processor, images, texts):
+    processor.tokenizer.padding_side = "right"
+    return processor(images=list(images), text=list(texts), return_tensors="pt", padding=True)
+
+
+def test_family_is_chosen_from_the_model_type_and_has_no_cond_gen(vilt):
+    model, _ = vilt
+    assert family_for(model.config) is VILT and model.config.model_type == "vilt"
+    assert not VILT.supports(STRATEGIES["cond_gen"])
+    assert VILT.supports(STRATEGIES["multi_class"]) and VILT.supports(STRATEGIES["swag"])
+
+
+def test_rows_are_the_processors_ids_and_cut_at_40_tokens(vilt):
+    _, processor = vilt
+    encoder = VILT.row_encoder(processor)
+    rows = [*STRATEGIES["swag"].prompt_rows(QUESTIONS[0], OPTIONS[0]), PromptRow("", QUESTIONS[1], "")]
+    encoded = encoder.encode(rows, with_suffix=False)
+    assert not any(encoded.truncated)
+    for row, ids, mask in zip(rows, encoded.input_ids, encoded.attention_mask):
+        reference = own_inputs(processor, IMAGES[:1], [row.prefix + "\n"])["input_ids"][0]
+        assert ids[mask.bool()].tolist() == reference.tolist()
+    long_row = STRATEGIES["multi_class"].prompt_rows(" ".join([QUESTIONS[1]] * 5), OPTIONS[1])[0]
+    cut = encoder.encode([long_row], with_suffix=False)
+    assert cut.truncated == [True] and cut.input_ids.shape[1] == 40
+    shortened, _ = encoder.prefix_text(long_row)
+    assert (
+        cut.input_ids[0].tolist() == own_inputs(processor, IMAGES[:1], [shortened])["input_ids"][0].tolist()
+    )
+
+
+def test_canvas_holds_the_processors_pixels_and_mask(vilt):
+    _, processor = vilt
+    canvas = VILT.preprocess(processor, IMAGES)
+    assert tuple(canvas.shape[1:]) == VILT.pixel_shape(processor)
+    pixel_values, pixel_mask = cropped(canvas)
+    reference = processor.image_processor(IMAGES, return_tensors="pt")  # pads the batch itself
+    assert torch.equal(pixel_mask, reference["pixel_mask"])
+    assert torch.equal(pixel_values, reference["pixel_values"])
+    # The canvas is the largest image the processor can make, so an extreme aspect ratio still fits.
+    wide = VILT.preprocess(processor, [random_image(16, 100, 2)])
+    assert (
+        wide[0, 3].sum()
+        == processor.image_processor([random_image(16, 100, 2)], return_tensors="pt")["pixel_mask"].sum()
+    )
+
+
+def test_states_and_pooling_under_padding_equal_each_row_alone(vilt):
+    """Two rows of different text lengths and image sizes: the text states (hence both poolings)
+    equal ViLT's own forward on each row alone, through its processor."""
+    model, processor = vilt
+    encoder = VILT.row_encoder(processor)
+    rows = [STRATEGIES["multi_class"].prompt_rows(q, o)[0] for q, o in zip(QUESTIONS, OPTIONS)]
+    encoded = encoder.encode(rows, with_suffix=False)
+    assert (encoded.attention_mask == 0).any()
+    features = VILT.image_features(model, VILT.preprocess(processor, IMAGES))
+    heads = [MultiClassHead(VILT.hidden_size(model), pooling, 4) for pooling in ("last_token", "attentive")]
+    for seed, head in enumerate(heads):
+        randomize(head, seed)
+    worst = 0.0
+    with torch.no_grad():
+        batched = VILT.language_forward(model, encoded, features).last_hidden_state
+        mask = encoded.attention_mask.bool()
+        batched_scores = [head(batched, mask, 4)[0] for head in heads]
+        for r, row in enumerate(rows):
+            own = own_inputs(processor, IMAGES[r : r + 1], [encoder.prefix_text(row)[0]])  # as cut to 40
+            length = own["input_ids"].shape[1]
+            states = model.vilt(**own).last_hidden_state[:, :length]
+            worst = max(worst, float((batched[r, :length] - states[0]).abs().max()))
+            own_mask = own["attention_mask"].bool()
+            for head, scores in zip(heads, batched_scores):
+                worst = max(worst, float((scores[r] - head(states, own_mask, 4)[0][0]).abs().max()))
+    print(f"ViLT states and pooled scores under padding vs own forward alone: max |diff| = {worst:.2e}")
+    assert worst <= TOL
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    backbone = build_tiny_backbone(source="tiny:vilt")
+    predictor = random_variant_predictor(backbone, CLASSIFIERS)
+    baseline = baseline_variant(backbone.source)
+    predictor.variants[baseline.name] = baseline
+    return predictor
+
+
+def test_swag_rows_equal_single_passes(predictor):
+    name = "swag-attentive"
+    both = predictor.predict_batch(IMAGES, QUESTIONS, OPTIONS, [name])
+    worst = 0.0
+    for b in range(2):
+        for k, option in enumerate(OPTIONS[b]):
+            alone = predictor.predict_batch(IMAGES[b : b + 1], QUESTIONS[b : b + 1], [[option, "x"]], [name])
+            worst = max(worst, abs(both[b][name].option_scores[k] - alone[0][name].option_scores[0]))
+    print(f"ViLT SWAG rows vs single passes: max |diff| = {worst:.2e}")
+    assert worst <= TOL
+
+
+def test_baseline_is_vilts_own_classifier_on_known_options(predictor):
+    model, processor = predictor.backbone.core, predictor.backbone.processor
+    results = predictor.predict_batch(IMAGES, QUESTIONS, OPTIONS, [BASELINE_NAME])
+    worst = 0.0
+    for b, (question, options) in enumerate(zip(QUESTIONS, OPTIONS)):
+        # The LoRA layers are injected into the model: its own forward runs as the bare base here.
+        with torch.no_grad(), predictor.activate(None):
+            logits = model(**own_inputs(processor, IMAGES[b : b + 1], [question])).logits[0]
+        prediction = results[b][BASELINE_NAME]
+        for k, option in enumerate(options):
+            if option.lower() in VILT_ANSWERS:
+                worst = max(
+                    worst,
+                    abs(prediction.option_scores[k] - float(logits[VILT_ANSWERS.index(option.lower())])),
+                )
+            else:
+                assert prediction.option_scores[k] == -np.inf and prediction.probabilities[k] == 0
+                assert (
+                    repr(option) in prediction.note and "not in ViLT's answer vocabulary" in prediction.note
+                )
+    print(f"ViLT baseline vs its own classifier: max |diff| = {worst:.2e}")
+    assert worst <= TOL
+
+
+def test_baseline_says_plainly_when_it_knows_no_option(predictor):
+    result = predictor.predict(IMAGES[0], QUESTIONS[0], ["purple", "a triangle"], [BASELINE_NAME])
+    prediction = result[BASELINE_NAME]
+    assert np.isneginf(prediction.option_scores).all()
+    assert "no option is in ViLT's answer vocabulary" in prediction.note
+    assert np.allclose(prediction.probabilities, 0.5)  # no preference, not NaN
+    assert prediction.to_dict()["extras"]["note"] == prediction.note
+
+
+def test_every_classifier_variant_answers(predictor):
+    results = predictor.predict_batch(IMAGES, QUESTIONS, OPTIONS)
+    assert set(results[0]) == {*CLASSIFIERS, BASELINE_NAME}
+    for name in CLASSIFIERS:
+        assert np.isfinite(results[1][name].option_scores).all()
+
+
+def test_training_cond_gen_on_vilt_is_refused_plainly(tmp_path):
+    cfg = parse_args(
+        ["--variant", "cond_gen", "--base", "tiny:vilt", "--smoke", "--out", str(tmp_path / "run")]
+    )
+    with pytest.raises(
+        ValueError, match="tiny:vilt \\(vilt\\) cannot run cond_gen: choose another --variant"
+    ):
+        train_main(cfg)
+
+
+@pytest.mark.slow
+def test_compare_smoke_writes_every_applicable_variant_and_the_baseline(tmp_path):
+    """``python -m training.compare --base tiny:vilt --smoke``: the four classifier variants trained,
+    ViLT's own classifier evaluated beside them, COND_GEN reported as not applicable."""
+    out = tmp_path / "cmp"
+    command = [sys.executable, "-m", "training.compare", "--base", "tiny:vilt", "--smoke", "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert sorted(comparison["variants"]) == sorted([*CLASSIFIERS, BASELINE_NAME])
+    assert "not applicable" in comparison["not_applicable"]["cond_gen"]
+    for entry in comparison["variants"].values():
+        assert 0.0 <= entry["accuracy"]["accuracy"] <= 1.0
+    baseline = comparison["variants"][BASELINE_NAME]
+    assert (
+        baseline["checkpoint"] is None
+        and baseline["train_seconds"] == 0.0
+        and "zero-training" in baseline["training"]
+    )
+    records = read_predictions(out / "evaluation" / "predictions.jsonl")
+    assert all(sorted(r["variants"]) == sorted(comparison["variants"]) for r in records)
+
+
+def test_saliency_explains_vilt_and_integrated_gradients_is_refused_plainly(predictor):
+    name = "multi_class-attentive"
+    predicted = predictor.predict_batch(IMAGES, QUESTIONS, OPTIONS, [name])
+    attributions = attribute(predictor, IMAGES, QUESTIONS, OPTIONS, name, method="saliency")
+    for b, attribution in enumerate(attributions):
+        assert abs(attribution.score - predicted[b][name].option_scores[attribution.target]) <= TOL
+        assert attribution.tokens[0] == "[CLS]" and attribution.pixel_magnitude.max() > 0
+    # Integrated gradients' all-zero baseline has no ViLT form (the pixel mask would be empty too).
+    with pytest.raises(ValueError, match="explain ViLT with saliency"):
+        attribute(predictor, IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], name, n_steps=2)
+
+
+@pytest.mark.parametrize("vision", [False, True])
+def test_lora_targets_leave_the_vqa_classifier_alone(vision):
+    """The one encoder's attention/MLP linears (6 per layer) in both scopes; ``all-linear`` must not
+    wrap the VQA classifier or the pooler (the baseline reads them as trained)."""
+    backbone = build_tiny_backbone(source="tiny:vilt")
+    add_lora(backbone, LoraSettings(r=4, alpha=8, dropout=0.0, vision=vision))
+    wrapped = {
+        name.rsplit(".lora_A", 1)[0] for name, _ in backbone.model.named_parameters() if ".lora_A" in name
+    }
+    assert len(wrapped) == 6 * 2 and all(".vilt.encoder.layer." in name for name in wrapped)
