@@ -47,7 +47,11 @@ from PIL import Image
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 # The modules whose import registers a family (each calls :func:`register`).
-FAMILY_MODULES: tuple[str, ...] = ("vqa_demo.model.paligemma",)
+FAMILY_MODULES: tuple[str, ...] = (
+    "vqa_demo.model.paligemma",
+    "vqa_demo.model.qwen2_5_vl",
+    "vqa_demo.model.smolvlm",
+)
 
 # Every LoRA scope a family offers: the language model's linear layers, or every linear layer.
 LORA_SCOPES = ("language", "all-linear")
