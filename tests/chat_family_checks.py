@@ -8,15 +8,23 @@ so the tests can assert and report it.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from operator import attrgetter
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image
 
-from vqa_demo.config import HeadConfig
+from vqa_demo.config import VARIANTS, BackboneConfig, HeadConfig, LoraSettings
+from vqa_demo.model.backbone import add_lora, build_tiny_backbone, load_backbone, save_backbone
 from vqa_demo.model.classifier_strategies import MultiClassStrategy, SwagStrategy
 from vqa_demo.model.cond_gen import CondGenStrategy
 from vqa_demo.model.head_strategy import HeadContext
-from vqa_demo.testing import TrigramMatcher, randomize
+from vqa_demo.testing import TrigramMatcher, random_variant_predictor, randomize
 
 TOL = 1e-5
 QUESTIONS = ("What colour is the circle?", "How many shapes are there? Answer with a number")
@@ -189,3 +197,62 @@ def check_swag_rows_match_single_passes(family, model, processor, reference_imag
             worst = max(worst, abs(float(out.scores[b, k]) - float(logit[0])))
     assert worst <= TOL, worst
     return worst
+
+
+# Four options each: the predictor's random multi_class heads are built for K = 4.
+PREDICT_OPTIONS = (["red", "blue", "green", "3"], ["two", "a few more", "7", "none"])
+
+
+def check_vision_runs_once_per_call(source: str, tower: str, images_in) -> int:
+    """One ``predict_batch`` of both images with all five variants (random LoRA adapters and heads)
+    runs the vision tower ``core.<tower>`` exactly once, on both images; returns the images it saw.
+
+    ``images_in(args, kwargs)`` reads how many images one tower call received.
+    """
+    backbone = build_tiny_backbone(source=source)
+    predictor = random_variant_predictor(backbone)
+    calls = []
+    module = attrgetter(tower)(backbone.core)
+    hook = module.register_forward_pre_hook(lambda _, a, k: calls.append(images_in(a, k)), with_kwargs=True)
+    try:
+        results = predictor.predict_batch(list(IMAGES), list(QUESTIONS), [list(o) for o in PREDICT_OPTIONS])
+    finally:
+        hook.remove()
+    assert calls == [len(IMAGES)], calls
+    for result in results:
+        assert sorted(result) == sorted(VARIANTS)
+        assert all(np.isfinite(p.option_scores).all() for p in result.values())
+    return calls[0]
+
+
+def lora_wrapped(source: str, vision: bool) -> list[str]:
+    """Names of the modules LoRA wraps on ``source``'s tiny model for ``language`` / ``all-linear``."""
+    backbone = build_tiny_backbone(source=source)
+    add_lora(backbone, LoraSettings(r=2, alpha=4, dropout=0.0, vision=vision))
+    return [name for name, module in backbone.model.named_modules() if hasattr(module, "lora_A")]
+
+
+def check_saved_base_loads_back(source: str, tmp_path) -> float:
+    """A tiny base saved with ``save_backbone`` loads back through the family (chosen from the saved
+    config's ``model_type``) and scores identically; returns the max |diff| of the prefix logits."""
+    built = build_tiny_backbone(source=source)
+    loaded = load_backbone(BackboneConfig(source=str(save_backbone(built, tmp_path / "base"))))
+    assert type(loaded.family) is type(built.family)
+    outputs = []
+    for backbone in (built, loaded):
+        encoder = backbone.row_encoder()
+        rows = encoder.encode([CondGenStrategy().prompt_rows(QUESTIONS[0], OPTIONS[0])[0]], with_suffix=False)
+        with torch.no_grad():
+            features = backbone.family.image_features(backbone.core, backbone.pixel_values(IMAGES[:1]))
+            hidden = backbone.family.language_forward(backbone.core, rows, features).last_hidden_state
+            outputs.append(backbone.family.lm_logits(backbone.core, hidden))
+    return float((outputs[0] - outputs[1]).abs().max())
+
+
+def compare_smoke(source: str, out) -> dict:
+    """``python -m training.compare --base <source> --smoke --out <out>`` as a user runs it; its comparison."""
+    command = [sys.executable, "-m", "training.compare", "--base", source, "--smoke", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((Path(out) / "comparison.json").read_text())

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from tests import chat_family_checks as checks
+from vqa_demo.config import VARIANTS
 from vqa_demo.model.classifier_strategies import MultiClassStrategy
 from vqa_demo.model.cond_gen import CondGenStrategy, left_padded
 from vqa_demo.model.qwen2_5_vl import QWEN2_5_VL, fixed_side, patchify
@@ -131,3 +132,48 @@ def test_swag_rows_equal_single_passes(tiny):
     model, processor = tiny
     worst = checks.check_swag_rows_match_single_passes(QWEN2_5_VL, model, processor, square(processor))
     print(f"qwen2_5_vl swag max |diff| {worst:.2e}")
+
+
+def test_embeds_forward_uses_the_3d_positions(tiny):
+    """The attribution path (embeddings in, no ids) gives the rows' own hidden states."""
+    model, processor = tiny
+    encoder = QWEN2_5_VL.row_encoder(processor)
+    rows = [MultiClassStrategy().prompt_rows(q, o)[0] for q, o in zip(checks.QUESTIONS, checks.OPTIONS)]
+    encoded = encoder.encode(rows, with_suffix=False)
+    features = checks.features_of(QWEN2_5_VL, model, processor)
+    embeds = QWEN2_5_VL.input_embeddings(model)(encoded.input_ids)
+    with torch.no_grad():
+        via_ids = QWEN2_5_VL.language_forward(model, encoded, features).last_hidden_state
+        via_embeds = QWEN2_5_VL.embeds_forward(
+            model, embeds, encoded.attention_mask, encoded.token_type_ids, features
+        )
+    real = encoded.attention_mask.bool()
+    assert (via_ids - via_embeds)[real].abs().max() == 0
+
+
+def test_vision_tower_runs_once_per_image_per_call():
+    # The tower takes all images' patches in one block; grid_thw has one row per image.
+    seen = checks.check_vision_runs_once_per_call(
+        "tiny:qwen2_5_vl", "model.visual", lambda args, kwargs: len(kwargs["grid_thw"])
+    )
+    assert seen == 2
+
+
+def test_lora_targets_language_and_all_linear():
+    language = checks.lora_wrapped("tiny:qwen2_5_vl", vision=False)
+    assert len(language) == 2 * 7 and all(".language_model.layers." in n for n in language)
+    everything = checks.lora_wrapped("tiny:qwen2_5_vl", vision=True)
+    assert set(language) < set(everything)
+    assert any(".visual.blocks." in n for n in everything) and any(".visual.merger." in n for n in everything)
+    assert not any(n.endswith("lm_head") for n in everything)
+
+
+def test_a_saved_base_loads_back_without_a_video_processor(tmp_path):
+    assert checks.check_saved_base_loads_back("tiny:qwen2_5_vl", tmp_path) == 0
+
+
+@pytest.mark.slow
+def test_compare_smoke_writes_all_five_variants(tmp_path):
+    comparison = checks.compare_smoke("tiny:qwen2_5_vl", tmp_path / "cmp")
+    assert sorted(comparison["variants"]) == sorted(VARIANTS)
+    assert comparison["n"] == 16

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests import chat_family_checks as checks
+from vqa_demo.config import VARIANTS
 from vqa_demo.model.cond_gen import CondGenStrategy
 from vqa_demo.model.smolvlm import SMOLVLM
 from vqa_demo.model.tiny_families import tiny_smolvlm
@@ -32,6 +33,8 @@ def test_splitting_off_gives_every_image_one_view_of_the_same_token_count():
     _, splitting = tiny_smolvlm()
     own = checks.processor_inputs(splitting, checks.IMAGES[0], "Why?")
     assert int((own["input_ids"] == splitting.image_token_id).sum()) == 20  # 2 x 2 tiles + global view
+    with pytest.raises(ValueError, match="image splitting off"):
+        SMOLVLM.row_encoder(splitting)
     _, processor = SMOLVLM.build_tiny("tiny:smolvlm")
     assert processor.image_processor.do_image_splitting is False
     for image in checks.IMAGES:
@@ -107,3 +110,31 @@ def test_swag_rows_equal_single_passes(tiny):
     model, processor = tiny
     worst = checks.check_swag_rows_match_single_passes(SMOLVLM, model, processor, same)
     print(f"smolvlm swag max |diff| {worst:.2e}")
+
+
+def test_vision_tower_runs_once_per_image_per_call():
+    seen = checks.check_vision_runs_once_per_call(
+        "tiny:smolvlm", "model.vision_model", lambda args, kwargs: len(kwargs["pixel_values"])
+    )
+    assert seen == 2
+
+
+def test_lora_targets_language_and_all_linear():
+    language = checks.lora_wrapped("tiny:smolvlm", vision=False)
+    assert len(language) == 2 * 7 and all(".text_model.layers." in n for n in language)
+    everything = checks.lora_wrapped("tiny:smolvlm", vision=True)
+    assert set(language) < set(everything)
+    assert any(".vision_model.encoder." in n for n in everything)
+    assert any(".connector.modality_projection.proj" in n for n in everything)
+    assert not any(n.endswith("lm_head") for n in everything)
+
+
+def test_a_saved_base_loads_back_with_splitting_off(tmp_path):
+    assert checks.check_saved_base_loads_back("tiny:smolvlm", tmp_path) == 0
+
+
+@pytest.mark.slow
+def test_compare_smoke_writes_all_five_variants(tmp_path):
+    comparison = checks.compare_smoke("tiny:smolvlm", tmp_path / "cmp")
+    assert sorted(comparison["variants"]) == sorted(VARIANTS)
+    assert comparison["n"] == 16

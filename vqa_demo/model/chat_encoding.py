@@ -81,16 +81,14 @@ class ChatRows(EncodedRows):
 class ChatRowEncoder(RowEncoder):
     """:class:`RowEncoder` for a chat-templated family: same contract (``EncodedRows``, budgets, ids).
 
-    ``processor_kwargs`` are passed to every processor call (e.g. SmolVLM's ``do_image_splitting``);
     ``blank_image`` is an image of the fixed size every row's image is brought to, so the processor
     expands the placeholder to the family's fixed image span.
     """
 
-    def __init__(self, processor, blank_image: Image.Image, max_text_tokens: int = 192, **processor_kwargs):
+    def __init__(self, processor, blank_image: Image.Image, max_text_tokens: int = 192):
         tokenizer = processor.tokenizer
         self.parts = template_parts(processor)
-        self.processor_kwargs = processor_kwargs
-        before = processor(images=[[blank_image]], text=[self.parts.before], **processor_kwargs)
+        before = processor(images=[[blank_image]], text=[self.parts.before])
         self.before_ids: list[int] = list(before["input_ids"][0])
         self.after_ids: list[int] = tokenizer(self.parts.after, add_special_tokens=False)["input_ids"]
         end_of_turn = tokenizer(self.parts.trail, add_special_tokens=False)["input_ids"][0]

@@ -18,9 +18,15 @@ along time, for video). :meth:`Qwen25VLFamily.preprocess` turns it back into the
 differentiable feature computation, so attributions see an ordinary image tensor.
 
 Positions. Image tokens take 3-D (time, height, width) rotary positions and the text after them
-continues at the largest position + 1, which is less than the token count. Prefix rows get them from
-the model's own ``get_rope_index``; continuation tokens (the answer) go on from the row's largest
-position + 1 on all three axes. ``model.model.rope_deltas`` (state from the last forward) is never used.
+continues at the largest position + 1, which is less than the token count; 1-D positions there shift
+log-probabilities measurably. Every forward gets them explicitly from :func:`mrope_positions`, which
+gives what the model's own ``get_rope_index`` does for one still image per row (tested equal under left
+and right padding; it is computed from the rows alone because the interface's ``prefix_positions`` gets
+no model). Continuation tokens (the answer) go on from the row's largest position + 1 on all three
+axes. ``model.model.rope_deltas`` (state left by the last forward) is never used.
+
+LoRA: the base class's targets fit (``language``: ``model.language_model.layers.*`` attention and MLP
+linears; ``all-linear``: also the ViT's ``qkv``/``proj``/MLP and the patch merger, never ``lm_head``).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from PIL import Image
 from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
 
 from vqa_demo.model.chat_encoding import ChatRowEncoder
-from vqa_demo.model.family import DECODER_LINEARS, BackboneFamily, check_scope, register
+from vqa_demo.model.family import BackboneFamily, register
 from vqa_demo.model.tiny_families import ImageOnlyQwen2_5_VLProcessor, tiny_qwen2_5_vl
 
 HUB_SIDE = 448  # px: 32 x 32 patches of 14 px, 2 x 2 merged -> 256 image tokens
@@ -102,6 +108,10 @@ def image_only_processor(source: str, **kwargs) -> ImageOnlyQwen2_5_VLProcessor:
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     image_processor = Qwen2VLImageProcessorPil.from_pretrained(source, **kwargs)
     template = getattr(tokenizer, "chat_template", None)
+    if template is None:
+        raise ValueError(
+            f"{source} has no chat template in its tokenizer files: Qwen2.5-VL's rows are laid out by it"
+        )
     return ImageOnlyQwen2_5_VLProcessor(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=template
     )
@@ -210,12 +220,6 @@ class Qwen25VLFamily(BackboneFamily):
     def continuation_positions(self, positions: torch.Tensor) -> torch.Tensor:
         """Text after the prefix: the same position on all three axes, ``long[3, R, S]``."""
         return positions.unsqueeze(0).expand(3, *positions.shape)
-
-    def lora_targets(self, scope: str, names: tuple[str, ...] = DECODER_LINEARS) -> dict:
-        """``language``: the decoder's attention and MLP linears; ``all-linear``: also the ViT's
-        ``qkv``/``proj``/MLP and the patch merger (peft's ``all-linear`` leaves ``lm_head`` out)."""
-        check_scope(scope)
-        return super().lora_targets(scope, names)
 
 
 QWEN2_5_VL = register(Qwen25VLFamily())

@@ -37,7 +37,11 @@ def single_view(processor):
 
 
 def view_side(processor) -> int:
-    """The side of the one square view every image is resized to."""
+    """The side of the one square view every image is resized to (splitting must be off)."""
+    if processor.image_processor.do_image_splitting:
+        raise ValueError(
+            "SmolVLM's processor must have image splitting off: build it with single_view(processor)"
+        )
     return int(processor.image_processor.max_image_size["longest_edge"])
 
 
@@ -61,7 +65,6 @@ class SmolVLMFamily(BackboneFamily):
 
     def row_encoder(self, processor, separator: str = "\n", max_text_tokens: int = 192) -> ChatRowEncoder:
         """Chat-template rows (``separator`` is PaliGemma's; the template has its own line structure)."""
-        single_view(processor)
         side = view_side(processor)
         return ChatRowEncoder(processor, Image.new("RGB", (side, side)), max_text_tokens=max_text_tokens)
 
@@ -74,8 +77,9 @@ class SmolVLMFamily(BackboneFamily):
 
     def preprocess(self, processor, images: Sequence[Image.Image]) -> torch.Tensor:
         """``float[B, 3, S, S]``: the processor's single view of each image (resize + normalisation)."""
+        view_side(processor)
         pictures = [[img.convert("RGB")] for img in images]
-        out = single_view(processor).image_processor(pictures, return_tensors="pt")
+        out = processor.image_processor(pictures, return_tensors="pt")
         assert out["pixel_values"].shape[1] == 1 and bool(out["pixel_attention_mask"].all()), (
             "one unpadded view"
         )
