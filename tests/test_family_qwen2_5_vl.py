@@ -15,7 +15,7 @@ from tests import chat_family_checks as checks
 from vqa_demo.config import VARIANTS
 from vqa_demo.model.classifier_strategies import MultiClassStrategy
 from vqa_demo.model.cond_gen import CondGenStrategy, left_padded
-from vqa_demo.model.qwen2_5_vl import QWEN2_5_VL, fixed_side, patchify
+from vqa_demo.model.qwen2_5_vl import QWEN2_5_VL, fixed_side, fixed_view, patchify
 
 LEAD, END = "", "<|im_end|>"
 
@@ -34,9 +34,13 @@ def square(processor):
 def test_fixed_side_is_the_hub_size_or_the_largest_that_fits():
     _, processor = QWEN2_5_VL.build_tiny("tiny:qwen2_5_vl")
     assert fixed_side(processor.image_processor) == 32  # max 32 * 32 pixels, multiples of 4 px * 2
+    # The hub's limits: patch 14, merge 2, 56 * 56 .. 28 * 28 * 1280 pixels.
     processor.image_processor.size = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 1280}
     processor.image_processor.patch_size = 14
-    assert fixed_side(processor.image_processor) == 448  # the hub's patch 14, merge 2, max 1280 tokens
+    assert fixed_side(processor.image_processor) == 448
+    fixed_view(processor)
+    assert fixed_side(processor.image_processor) == 448
+    assert QWEN2_5_VL.image_seq_length(processor) == (448 // 28) ** 2  # the rows' image span
 
 
 def test_rows_equal_the_processors_ids(tiny):
@@ -93,7 +97,7 @@ def test_positions_are_get_rope_index_under_either_padding(tiny):
     left = left_padded(right)
     assert not right.attention_mask.all(), "the two rows should need padding"
     for side, encoded, positions in (
-        ("right", right, QWEN2_5_VL.row_positions(model, right)),
+        ("right", right, QWEN2_5_VL.positions(right.token_type_ids, right.attention_mask)),
         ("left", left, QWEN2_5_VL.prefix_positions(left, None)),
     ):
         processor.tokenizer.padding_side = side

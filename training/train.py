@@ -59,6 +59,7 @@ from vqa_demo.evaluation.runner import EvaluationResult, evaluate, write_evaluat
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.model.backbone import add_lora, load_backbone
 from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.family import LORA_SCOPES
 from vqa_demo.model.matching import SentenceMatcher
 from vqa_demo.model.strategies import build_head, training_cuts
 from vqa_demo.predictor import Predictor, Variant
@@ -450,8 +451,18 @@ def parse_args(argv=None) -> TrainConfig:
             if name in {"max_steps", "max_train", "max_val", "stop_after_steps"}:
                 kind = int
             parser.add_argument(flag, type=kind, default=value)
-    args = parser.parse_args(argv)
-    return TrainConfig(**vars(args))
+    parser.add_argument(
+        "--lora-targets",
+        choices=LORA_SCOPES,
+        default=None,
+        help="language: the language model's linears; all-linear: also the vision tower and projector "
+        "(same as --train-vision)",
+    )
+    args = vars(parser.parse_args(argv))
+    targets = args.pop("lora_targets")
+    if targets is not None:
+        args["train_vision"] = targets == "all-linear"
+    return TrainConfig(**args)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,37 @@ def _presets() -> dict[str, Preset]:
 
 PRESETS: dict[str, Preset] = _presets()
 
+
+@dataclass(frozen=True)
+class FamilyPreset:
+    """A seed checkpoint of another VLM family on the hub (issue 16; needs access and a GPU-sized machine).
+
+    ``family`` names its :data:`vqa_demo.model.family.FAMILIES` entry (the one its ``config.model_type``
+    selects when loaded); ``chat``: instruction-tuned, prompted through its chat template.
+    """
+
+    hub_id: str
+    family: str
+    chat: bool = True
+
+    @property
+    def tiny(self) -> str:
+        """The in-process stand-in with the family's structure (random weights)."""
+        return f"tiny:{self.family}"
+
+
+FAMILY_PRESETS: dict[str, FamilyPreset] = {
+    "qwen2.5-vl-3b-instruct": FamilyPreset("Qwen/Qwen2.5-VL-3B-Instruct", "qwen2_5_vl"),
+    "qwen2.5-vl-7b-instruct": FamilyPreset("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl"),
+    "llava-1.5-7b": FamilyPreset("llava-hf/llava-1.5-7b-hf", "llava"),
+    "smolvlm-instruct": FamilyPreset("HuggingFaceTB/SmolVLM-Instruct", "smolvlm"),
+    "smolvlm-256m-instruct": FamilyPreset("HuggingFaceTB/SmolVLM-256M-Instruct", "smolvlm"),
+    "smolvlm-500m-instruct": FamilyPreset("HuggingFaceTB/SmolVLM-500M-Instruct", "smolvlm"),
+    "gemma-3-4b-it": FamilyPreset("google/gemma-3-4b-it", "gemma3"),
+    "blip-vqa-base": FamilyPreset("Salesforce/blip-vqa-base", "blip", chat=False),
+    "vilt-b32-finetuned-vqa": FamilyPreset("dandelin/vilt-b32-finetuned-vqa", "vilt", chat=False),
+}
+
 # In-process random models of each generation's structure; plain "tiny" is PaliGemma 2's.
 TINY_GENERATIONS: dict[str, int] = {"tiny": 2, "tiny:paligemma": 1, "tiny:paligemma2": 2}
 
@@ -161,8 +192,9 @@ def preset_for(name_or_id: str) -> Preset | None:
 
 
 def resolve_backbone_source(name_or_path: str) -> str:
-    """Map a preset name (``paligemma2-3b-pt-448``) to its hub id; anything else is returned unchanged."""
-    preset = PRESETS.get(name_or_path)
+    """Map a preset name (``paligemma2-3b-pt-448``, ``llava-1.5-7b``) to its hub id; anything else is
+    returned unchanged."""
+    preset = PRESETS.get(name_or_path) or FAMILY_PRESETS.get(name_or_path)
     return preset.hub_id if preset else name_or_path
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vqa_demo.checkpoints import CheckpointError, load_variants, read_run_config
-from vqa_demo.config import BackboneConfig, preset_for
+from vqa_demo.config import FAMILY_PRESETS, BackboneConfig, preset_for
 from vqa_demo.model.backbone import load_backbone
 from vqa_demo.model.family import tiny_family
 from vqa_demo.model.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
@@ -39,7 +39,12 @@ def resolve_base(base: str | Path | None, checkpoint: Path) -> str:
         return str(base)
     source = read_run_config(checkpoint).backbone.source
     relative = Path(source)
-    if tiny_family(source) is not None or preset_for(source) or relative.is_absolute():
+    if (
+        tiny_family(source) is not None
+        or preset_for(source)
+        or source in FAMILY_PRESETS
+        or relative.is_absolute()
+    ):
         return source
     for parent in checkpoint.resolve().parents:
         for candidate in (parent / relative, parent / relative.name):

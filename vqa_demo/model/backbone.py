@@ -25,6 +25,7 @@ from PIL import Image
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
 from vqa_demo.config import (
+    TINY_GENERATIONS,
     TINY_IMAGE_SIZE,
     TINY_PATCH_SIZE,
     BackboneConfig,
@@ -164,6 +165,7 @@ def build_tiny_backbone(
     if family is not None and family is not PALIGEMMA:
         model, processor = family.build_tiny(source, seed=seed)
     else:
+        generation = TINY_GENERATIONS.get(source, generation)
         model, processor = tiny_paligemma(seed, image_size, patch_size, generation)
         source = source or ("tiny:paligemma" if generation == 1 else "tiny")
     return Backbone(model, processor, source, torch.device("cpu"), torch.float32)

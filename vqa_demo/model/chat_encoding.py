@@ -1,115 +1,103 @@
-"""Prompt rows of chat-templated decoder VLMs, token for token as the family's own processor lays them out.
+"""Prompt rows through a family's chat template, token for token as its processor lays them out.
 
-A row is the family's chat template around one user turn (the image, then the prompt text) with the
-generation prompt; the suffix is the assistant's answer and the template's end-of-turn token::
+An instruction-tuned decoder VLM sees a prompt as one user turn holding the image and the prompt text,
+then the generation prompt; the answer (suffix) follows with the turn's end token::
 
-    before (template + the processor's image span) | prompt text | after (end of turn + generation prompt)
-    || lead + answer | end-of-turn
+    LLaVA-1.5: <s>USER: <image> x N \\n {prompt} ASSISTANT: | " answer" </s>
+    Gemma 3:   <bos><start_of_turn>user\\n\\n\\n<start_of_image><image_soft_token> x N<end_of_image>\\n\\n
+               {prompt}<end_of_turn>\\n<start_of_turn>model\\n | answer <end_of_turn>
 
-The template pieces come from rendering the processor's own chat template around a sentinel, and the
-image span from running the processor itself on ``before`` with a blank image of the family's fixed
-size: the ids are the processor's (tests compare them with ``processor(images, text=apply_chat_template(...))``).
-The prompt text is tokenized on its own with ``split_special_tokens`` (a typed ``<image>`` stays text);
-the template pieces around it begin and end with special tokens, which the tokenizer splits off before
-BPE, so tokenizing the pieces apart gives the ids of tokenizing them together. The answer is tokenized
-apart from the prompt, as the references do (a joint tokenization could merge across the boundary).
-
-Budgets: ``max_text_tokens`` bounds the prompt text (the template and the image span come on top);
-truncation shortens the question first, as :class:`~vqa_demo.model.encoding.RowEncoder` does.
+The layout is taken from the processor itself, once: its chat template rendered around a placeholder,
+and its own image-token expansion (``replace_image_token``) for one image. The text around the prompt
+splits into a fixed part, ending (or starting) at a special token, and the plain text that touches the
+prompt; the latter is tokenized together with the prompt, as one segment between special tokens, which
+is exactly how the processor's tokenizer sees it. User text is tokenized with
+``split_special_tokens=True``, so a typed special token stays text. Prefix and suffix are tokenized
+separately and concatenated (a joint tokenization could merge across the boundary).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import re
 
-import torch
 from PIL import Image
 
-from vqa_demo.model.encoding import EncodedRows, RowEncoder
+from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.model.prompts import PromptRow
 
-SENTINEL = "\u2063TEXT\u2063"  # invisible separators: no template writes them
+PLACEHOLDER = "\u2063PROMPT\u2063"  # invisible separators: no template changes or trims them
 
 
-@dataclass(frozen=True)
-class ChatTemplateParts:
-    """The chat template's text around a user turn ``(image, text)`` and around the assistant's answer.
-
-    ``before`` holds the image placeholder the processor expands; ``after`` ends with the generation
-    prompt; the answer is written as ``lead + answer + trail`` (``trail`` starts with the end of turn).
-    """
-
-    before: str
-    after: str
-    lead: str
-    trail: str
+def special_pattern(tokenizer) -> re.Pattern:
+    """A regex of every added token of ``tokenizer`` (the strings that split its input into segments)."""
+    tokens = sorted(tokenizer.get_added_vocab(), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, tokens)))
 
 
-def user_turn(text: str, image: Image.Image | None = None) -> list[dict]:
-    """One user message: an image, then ``text`` (the layout every family's template accepts)."""
-    picture = {"type": "image"} if image is None else {"type": "image", "image": image}
-    return [{"role": "user", "content": [picture, {"type": "text", "text": text}]}]
-
-
-def template_parts(processor) -> ChatTemplateParts:
-    """Split ``processor.apply_chat_template``'s rendering around the user text and the answer."""
-    prompt = processor.apply_chat_template(user_turn(SENTINEL), add_generation_prompt=True, tokenize=False)
-    before, after = prompt.split(SENTINEL)
-    answer = {"role": "assistant", "content": [{"type": "text", "text": SENTINEL}]}
-    rendered = processor.apply_chat_template([*user_turn(SENTINEL), answer], tokenize=False)
-    if not rendered.startswith(prompt):
-        raise ValueError("the chat template writes the assistant turn differently from its generation prompt")
-    lead, trail = rendered[len(prompt) :].split(SENTINEL)
-    return ChatTemplateParts(before, after, lead, trail)
-
-
-@dataclass
-class ChatRows(EncodedRows):
-    """:class:`EncodedRows` that name their image token: ``input_ids == image_token_id`` is the image
-    span wherever padding moved it (Qwen2.5-VL's 3-D positions of a left-padded prefix need it)."""
-
-    image_token_id: int = -1
-
-    def to(self, device: torch.device) -> ChatRows:
-        moved = super().to(device)
-        return ChatRows(
-            **{f.name: getattr(moved, f.name) for f in fields(EncodedRows)},
-            image_token_id=self.image_token_id,
-        )
+def chat_layout(processor, image_size: tuple[int, int] = (32, 32)) -> tuple[str, str]:
+    """``(before, after)``: the processor's rendered user turn (one image, then the prompt) and
+    generation prompt around the prompt text, with the image placeholder expanded as the processor does."""
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PLACEHOLDER}]}]
+    rendered = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    image_inputs = processor.image_processor([Image.new("RGB", image_size)], return_tensors="pt")
+    expansion = processor.replace_image_token(image_inputs, 0)
+    before, after = rendered.split(PLACEHOLDER)
+    if before.count(processor.image_token) != 1:
+        raise ValueError("the chat template must place exactly one image before the prompt text")
+    return before.replace(processor.image_token, expansion), after
 
 
 class ChatRowEncoder(RowEncoder):
-    """:class:`RowEncoder` for a chat-templated family: same contract (``EncodedRows``, budgets, ids).
+    """:class:`RowEncoder`'s contract for a chat-templated decoder VLM (see the module docstring).
 
-    ``blank_image`` is an image of the fixed size every row's image is brought to, so the processor
-    expands the placeholder to the family's fixed image span.
+    ``answer_lead`` goes before every answer (LLaVA's assistant turn starts with a space);
+    ``end_token`` ends it (and generation); image tokens get ``token_type_ids`` 1 (Gemma 3 lets them
+    attend to each other), everything else 0.
     """
 
-    def __init__(self, processor, blank_image: Image.Image, max_text_tokens: int = 192):
+    def __init__(
+        self,
+        processor,
+        end_token: str,
+        answer_lead: str = "",
+        max_text_tokens: int = 192,
+        max_suffix_tokens: int | None = None,
+    ):
         tokenizer = processor.tokenizer
-        self.parts = template_parts(processor)
-        before = processor(images=[[blank_image]], text=[self.parts.before])
-        self.before_ids: list[int] = list(before["input_ids"][0])
-        self.after_ids: list[int] = tokenizer(self.parts.after, add_special_tokens=False)["input_ids"]
-        end_of_turn = tokenizer(self.parts.trail, add_special_tokens=False)["input_ids"][0]
-        image_token_id = int(processor.image_token_id)
-        self.image_tokens = self.before_ids.count(image_token_id)
-        # The image span is inside prefix_ids (after the template's opening), so none goes in front.
-        super().__init__(tokenizer, image_token_id, 0, separator="", max_text_tokens=max_text_tokens)
-        self.eos_id = end_of_turn  # the answer ends, and generation stops, at the end of the turn
+        before, after = chat_layout(processor)
+        image_token_id = processor.image_token_ids[0]
+        super().__init__(
+            tokenizer, image_token_id, 0, separator="", max_text_tokens=max_text_tokens,
+            max_suffix_tokens=max_suffix_tokens,
+        )  # fmt: skip
+        specials = special_pattern(tokenizer)
+        head_end = max((m.end() for m in specials.finditer(before)), default=0)
+        tail_match = specials.search(after)
+        tail_start = tail_match.start() if tail_match else len(after)
+        self.lead_text, self.trail_text = before[head_end:], after[:tail_start]
+        # The processor adds the tokenizer's special tokens unless the template wrote <bos> itself.
+        add_special = not (tokenizer.bos_token and before.startswith(tokenizer.bos_token))
+        self.head_ids = tokenizer(before[:head_end], add_special_tokens=add_special)["input_ids"]
+        self.tail_ids = tokenizer(after[tail_start:], add_special_tokens=False)["input_ids"]
+        self.image_seq_length = self.head_ids.count(image_token_id)
+        self.answer_lead = answer_lead
+        self.eos_id = tokenizer.convert_tokens_to_ids(end_token)
 
     def prefix_ids(self, row: PromptRow) -> tuple[list[int], bool]:
-        """The whole prompt ``before + text + after`` (image span included) and a truncation flag."""
+        """The ids of the segment holding the prompt text (template text touching it included), cut to
+        the budget, and a truncation flag."""
         text, truncated = self.prefix_text(row)
-        return [*self.before_ids, *self.text_ids(text), *self.after_ids], truncated
+        return self.text_ids(self.lead_text + text + self.trail_text), truncated
+
+    def row_prefix(self, row: PromptRow) -> tuple[list[int], bool]:
+        ids, truncated = self.prefix_ids(row)
+        return self.head_ids + ids + self.tail_ids, truncated
+
+    def token_types(self, prefix: list[int], suffix: list[int]) -> list[int]:
+        return [int(token == self.image_token_id) for token in prefix] + [0] * len(suffix)
 
     def suffix(self, text: str) -> tuple[list[int], bool]:
-        """``lead + text`` ids and the end-of-turn id, and whether the text was cut to fit."""
-        ids = self.text_ids(self.parts.lead + text)
+        """Suffix ids (``answer_lead`` + text, then the end token), and whether text was cut to fit."""
+        ids = self.text_ids(self.answer_lead + text) if text else []
         cut = len(ids) > self.max_suffix_tokens - 1
         return [*ids[: self.max_suffix_tokens - 1], self.eos_id], cut
-
-    def encode(self, rows: list[PromptRow], with_suffix: bool = True) -> ChatRows:
-        """:meth:`RowEncoder.encode`, naming the image token in the result."""
-        encoded = super().encode(rows, with_suffix)
-        return ChatRows(**vars(encoded), image_token_id=self.image_token_id)

@@ -159,18 +159,25 @@ class RowEncoder:
         """Suffix ids ending in ``<eos>`` (see :meth:`suffix`)."""
         return self.suffix(text)[0]
 
+    def row_prefix(self, row: PromptRow) -> tuple[list[int], bool]:
+        """The whole prefix of a row (image tokens, then :meth:`prefix_ids`) and its truncation flag."""
+        prefix, was_cut = self.prefix_ids(row)
+        return [self.image_token_id] * self.image_seq_length + prefix, was_cut
+
+    def token_types(self, prefix: list[int], suffix: list[int]) -> list[int]:
+        """``token_type_ids`` of one row: 0 on the prefix, 1 on the suffix (PaliGemma's prefix-LM mask)."""
+        return [0] * len(prefix) + [1] * len(suffix)
+
     def encode(self, rows: list[PromptRow], with_suffix: bool = True) -> EncodedRows:
         """Encode rows; suffixes are appended (and labelled) only when ``with_suffix`` and present."""
-        image_ids = [self.image_token_id] * self.image_seq_length
         sequences, types, label_rows, prefix_lengths, truncated = [], [], [], [], []
         for row in rows:
-            prefix, was_cut = self.prefix_ids(row)
-            prefix = image_ids + prefix
+            prefix, was_cut = self.row_prefix(row)
             suffix, suffix_cut = [], False
             if with_suffix and row.suffix is not None:
                 suffix, suffix_cut = self.suffix(row.suffix)
             sequences.append(prefix + suffix)
-            types.append([0] * len(prefix) + [1] * len(suffix))
+            types.append(self.token_types(prefix, suffix))
             label_rows.append([-100] * len(prefix) + suffix)
             prefix_lengths.append(len(prefix))
             truncated.append(was_cut or suffix_cut)
@@ -184,7 +191,7 @@ class RowEncoder:
             attention_mask[i, : len(seq)] = 1
             token_type_ids[i, : len(seq)] = torch.tensor(typ)
             labels[i, : len(seq)] = torch.tensor(lab)
-        has_suffix = any(t.count(1) for t in types)
+        has_suffix = any(len(seq) > length for seq, length in zip(sequences, prefix_lengths))
         return EncodedRows(
             input_ids,
             attention_mask,

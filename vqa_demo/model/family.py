@@ -49,6 +49,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 # The modules whose import registers a family (each calls :func:`register`).
 FAMILY_MODULES: tuple[str, ...] = (
     "vqa_demo.model.paligemma",
+    "vqa_demo.model.decoder_families",
     "vqa_demo.model.qwen2_5_vl",
     "vqa_demo.model.smolvlm",
 )

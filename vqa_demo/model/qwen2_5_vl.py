@@ -2,13 +2,15 @@
 
 Rows are the model's chat template (``<|im_start|>system ... <|vision_start|><|image_pad|> x N
 <|vision_end|>{prompt}<|im_end|>\\n<|im_start|>assistant\\n`` + answer + ``<|im_end|>``; no ``<bos>``),
-token for token as ``Qwen2_5_VLProcessor`` writes them (:class:`~vqa_demo.model.chat_encoding.ChatRowEncoder`).
+token for token as ``Qwen2_5_VLProcessor`` writes them (:class:`~vqa_demo.model.chat_encoding.ChatRowEncoder`,
+which marks image tokens with ``token_type_ids`` 1).
 
 Fixed image size. Qwen2.5-VL reads images at their native resolution, so the number of image tokens
 depends on each image's size and aspect ratio. Every image is resized to one ``S x S`` square first
 (:func:`fixed_side`: 448 px on the hub checkpoints, i.e. 32 x 32 patches of 14 px merged 2 x 2 into
 256 tokens; the largest multiple of ``patch x merge`` within the processor's pixel limits otherwise),
-which the processor then keeps as it is. Every image thus has the same ``N`` tokens, so image
+and the processor's pixel limits are set to exactly ``S * S`` (:func:`fixed_view`), so it keeps
+that square as it is and lays the prompt out with its ``N`` tokens. Every image thus has the same ``N`` tokens, so image
 features stack into ``float[B, N, D]`` as every other family's do. Small text in large images loses
 detail that the native resolution would keep; that is the price of one shared layout.
 
@@ -21,8 +23,8 @@ Positions. Image tokens take 3-D (time, height, width) rotary positions and the 
 continues at the largest position + 1, which is less than the token count; 1-D positions there shift
 log-probabilities measurably. Every forward gets them explicitly from :func:`mrope_positions`, which
 gives what the model's own ``get_rope_index`` does for one still image per row (tested equal under left
-and right padding; it is computed from the rows alone because the interface's ``prefix_positions`` gets
-no model). Continuation tokens (the answer) go on from the row's largest position + 1 on all three
+and right padding). It reads the image tokens from the rows' ``token_type_ids``, not from a model,
+because the interface's ``prefix_positions`` is given none. Continuation tokens (the answer) go on from the row's largest position + 1 on all three
 axes. ``model.model.rope_deltas`` (state left by the last forward) is never used.
 
 LoRA: the base class's targets fit (``language``: ``model.language_model.layers.*`` attention and MLP
@@ -37,9 +39,10 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
+from transformers.image_utils import SizeDict
 
-from vqa_demo.model.chat_encoding import ChatRowEncoder
-from vqa_demo.model.family import BackboneFamily, register
+from vqa_demo.model.decoder_families import ChatDecoderFamily
+from vqa_demo.model.family import register
 from vqa_demo.model.tiny_families import ImageOnlyQwen2_5_VLProcessor, tiny_qwen2_5_vl
 
 HUB_SIDE = 448  # px: 32 x 32 patches of 14 px, 2 x 2 merged -> 256 image tokens
@@ -54,6 +57,14 @@ def fixed_side(image_processor, preferred: int = HUB_SIDE) -> int:
     if side * side < size["shortest_edge"]:
         raise ValueError(f"no {factor}-px multiple fits the image processor's pixel limits {dict(size)}")
     return side
+
+
+def fixed_view(processor, preferred: int = HUB_SIDE):
+    """``processor`` with its pixel limits set to exactly ``S * S`` (:func:`fixed_side`); returns it."""
+    image_processor = processor.image_processor
+    area = fixed_side(image_processor, preferred) ** 2
+    image_processor.size = SizeDict(shortest_edge=area, longest_edge=area)
+    return processor
 
 
 def patchify(pixels: torch.Tensor, patch: int, merge: int, temporal: int) -> torch.Tensor:
@@ -117,7 +128,7 @@ def image_only_processor(source: str, **kwargs) -> ImageOnlyQwen2_5_VLProcessor:
     )
 
 
-class Qwen25VLFamily(BackboneFamily):
+class Qwen25VLFamily(ChatDecoderFamily):
     """Qwen2.5-VL: windowed ViT on 14 px patches merged 2 x 2, Qwen2.5 decoder with 3-D (m)RoPE."""
 
     name = "qwen2_5_vl"
@@ -126,22 +137,15 @@ class Qwen25VLFamily(BackboneFamily):
     tiny_sources = ("tiny:qwen2_5_vl",)
     vision_modules = ("visual",)  # the ViT and its patch merger (the projector)
     token_types_in_prefix = False
+    end_token = "<|im_end|>"
 
     def build_tiny(self, source: str, seed: int = 0):
-        return tiny_qwen2_5_vl(seed=seed)
+        model, processor = tiny_qwen2_5_vl(seed=seed)
+        return model, fixed_view(processor)
 
     def load_pretrained(self, source: str, **kwargs):
         model = self.model_class.from_pretrained(source, **kwargs).eval()
-        return model, image_only_processor(source)
-
-    def row_encoder(self, processor, separator: str = "\n", max_text_tokens: int = 192) -> ChatRowEncoder:
-        """Chat-template rows (``separator`` is PaliGemma's; the template has its own line structure)."""
-        side = fixed_side(processor.image_processor)
-        return ChatRowEncoder(processor, Image.new("RGB", (side, side)), max_text_tokens=max_text_tokens)
-
-    def image_seq_length(self, processor) -> int:
-        image_processor = processor.image_processor
-        return (fixed_side(image_processor) // (image_processor.patch_size * image_processor.merge_size)) ** 2
+        return model, fixed_view(image_only_processor(source))
 
     def pixel_shape(self, processor) -> tuple[int, int, int]:
         side = fixed_side(processor.image_processor)
@@ -188,31 +192,27 @@ class Qwen25VLFamily(BackboneFamily):
         # The model concatenates a sequence of per-image features; one [R * N, D] block is the same.
         return super().encoder_outputs((features.reshape(-1, features.shape[-1]),))
 
-    def row_positions(self, core, rows) -> torch.Tensor:
-        """``long[3, R, T]``: the 3-D positions of (any-side padded) rows, each as if alone."""
-        image = rows.input_ids == core.config.image_token_id
-        return mrope_positions(image, rows.attention_mask, merged_grid(image))
-
     def prefix_positions(self, rows, features) -> torch.Tensor:
-        """``long[3, B, P]`` for the left-padded prefix rows (which say where their image tokens are)."""
-        image = rows.input_ids == rows.image_token_id
-        return mrope_positions(image, rows.attention_mask, merged_grid(image))
+        """``long[3, B, P]``: the 3-D positions of the left-padded prefix rows, each as if alone."""
+        return self.positions(rows.token_type_ids, rows.attention_mask)
+
+    def positions(self, token_type_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``long[3, R, T]`` of rows (either padding) whose image tokens have ``token_type_ids`` 1."""
+        image = token_type_ids == 1
+        return mrope_positions(image, attention_mask, merged_grid(image))
 
     def language_forward(self, core, rows, features, use_cache=False, position_ids=None):
         """As the base class, with the 3-D positions when none are given (right-padded rows)."""
         if position_ids is None:
-            position_ids = self.row_positions(core, rows)
+            position_ids = self.positions(rows.token_type_ids, rows.attention_mask)
         return super().language_forward(core, rows, features, use_cache, position_ids)
 
     def embeds_forward(self, core, embeds, attention_mask, token_type_ids, features) -> torch.Tensor:
-        """As the base class, with 3-D positions: image tokens are where the image token's embedding is
-        (how the model itself finds them without ids; attributions leave those positions unchanged)."""
-        image_embedding = self.input_embeddings(core).weight[core.config.image_token_id]
-        image = (embeds == image_embedding).all(dim=-1)
+        """As the base class, with the rows' 3-D positions (the model would fall back to 1-D ones)."""
         return core.model(
             inputs_embeds=embeds,
             attention_mask=attention_mask,
-            position_ids=mrope_positions(image, attention_mask, merged_grid(image)),
+            position_ids=self.positions(token_type_ids, attention_mask),
             mm_encoder_outputs=self.encoder_outputs(features),
             use_cache=False,
         ).last_hidden_state

@@ -7,7 +7,9 @@ Rows are the model's chat template (``<|im_start|>User:<fake_token_around_image>
 
 Image splitting is off. SmolVLM's processor normally cuts an image into a grid of tiles (as many as
 its size needs, up to 4 x 4 on the hub) plus a global view, so the number of image tokens depends on
-the image. This family sets ``do_image_splitting = False`` on the processor: every image is resized to
+the image. This family sets ``do_image_splitting = False`` on the processor (:func:`single_view`; also
+``return_row_col_info``, so its image processor reports that layout to the row encoder as it does to
+the processor itself): every image is resized to
 one square view of ``max_image_size`` (384 px on the hub, 81 tokens after SigLIP's 14 px patches and
 the 3 x 3 pixel shuffle; 16 px and 4 tokens in the tiny model), framed by ``<global-img>``. All images
 thus have the same ``N`` tokens and features stack into ``float[B, N, D]``; fine detail that the tiles
@@ -26,13 +28,15 @@ from PIL import Image
 from transformers import AutoProcessor, Idefics3ForConditionalGeneration
 
 from vqa_demo.model.chat_encoding import ChatRowEncoder
-from vqa_demo.model.family import DECODER_LINEARS, BackboneFamily, check_scope, register
+from vqa_demo.model.decoder_families import ChatDecoderFamily
+from vqa_demo.model.family import DECODER_LINEARS, check_scope, register
 from vqa_demo.model.tiny_families import tiny_smolvlm
 
 
 def single_view(processor):
     """``processor`` with image splitting switched off (one global view per image); returns it."""
     processor.image_processor.do_image_splitting = False
+    processor.image_processor.return_row_col_info = True
     return processor
 
 
@@ -45,7 +49,7 @@ def view_side(processor) -> int:
     return int(processor.image_processor.max_image_size["longest_edge"])
 
 
-class SmolVLMFamily(BackboneFamily):
+class SmolVLMFamily(ChatDecoderFamily):
     """SmolVLM / Idefics3: SigLIP on one square view, pixel shuffle + linear connector, Llama decoder."""
 
     name = "smolvlm"
@@ -54,6 +58,8 @@ class SmolVLMFamily(BackboneFamily):
     tiny_sources = ("tiny:smolvlm",)
     vision_modules = ("vision_model", "connector")
     token_types_in_prefix = False
+    end_token = "<end_of_utterance>"
+    answer_lead = " "  # the template writes "Assistant: answer"
 
     def build_tiny(self, source: str, seed: int = 0):
         model, processor = tiny_smolvlm(seed=seed)
@@ -64,12 +70,9 @@ class SmolVLMFamily(BackboneFamily):
         return model, single_view(AutoProcessor.from_pretrained(source))
 
     def row_encoder(self, processor, separator: str = "\n", max_text_tokens: int = 192) -> ChatRowEncoder:
-        """Chat-template rows (``separator`` is PaliGemma's; the template has its own line structure)."""
-        side = view_side(processor)
-        return ChatRowEncoder(processor, Image.new("RGB", (side, side)), max_text_tokens=max_text_tokens)
-
-    def image_seq_length(self, processor) -> int:
-        return int(processor.image_seq_len)
+        """The chat-template encoder, for a processor with splitting off only."""
+        view_side(processor)
+        return super().row_encoder(processor, separator, max_text_tokens)
 
     def pixel_shape(self, processor) -> tuple[int, int, int]:
         side = view_side(processor)
