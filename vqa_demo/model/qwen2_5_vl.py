@@ -10,8 +10,8 @@ depends on each image's size and aspect ratio. Every image is resized to one ``S
 (:func:`fixed_side`: 448 px on the hub checkpoints, i.e. 32 x 32 patches of 14 px merged 2 x 2 into
 256 tokens; the largest multiple of ``patch x merge`` within the processor's pixel limits otherwise),
 and the processor's pixel limits are set to exactly ``S * S`` (:func:`fixed_view`), so it keeps
-that square as it is and lays the prompt out with its ``N`` tokens. Every image thus has the same ``N`` tokens, so image
-features stack into ``float[B, N, D]`` as every other family's do. Small text in large images loses
+that square as it is and lays every prompt out with the same ``N`` tokens. Image features thus stack
+into ``float[B, N, D]`` as every other family's do. Small text in large images loses
 detail that the native resolution would keep; that is the price of one shared layout.
 
 Pixels. The processor's output is flattened patches ``[B * P, 3 * 2 * ps * ps]`` (each patch twice
@@ -24,8 +24,8 @@ continues at the largest position + 1, which is less than the token count; 1-D p
 log-probabilities measurably. Every forward gets them explicitly from :func:`mrope_positions`, which
 gives what the model's own ``get_rope_index`` does for one still image per row (tested equal under left
 and right padding). It reads the image tokens from the rows' ``token_type_ids``, not from a model,
-because the interface's ``prefix_positions`` is given none. Continuation tokens (the answer) go on from the row's largest position + 1 on all three
-axes. ``model.model.rope_deltas`` (state left by the last forward) is never used.
+because the interface's ``prefix_positions`` is given none. Continuation tokens (the answer) go on
+from the row's largest position + 1 on all three axes. ``model.model.rope_deltas`` (state left by the last forward) is never used.
 
 LoRA: the base class's targets fit (``language``: ``model.language_model.layers.*`` attention and MLP
 linears; ``all-linear``: also the ViT's ``qkv``/``proj``/MLP and the patch merger, never ``lm_head``).

@@ -7,11 +7,11 @@ Rows are the model's chat template (``<|im_start|>User:<fake_token_around_image>
 
 Image splitting is off. SmolVLM's processor normally cuts an image into a grid of tiles (as many as
 its size needs, up to 4 x 4 on the hub) plus a global view, so the number of image tokens depends on
-the image. This family sets ``do_image_splitting = False`` on the processor (:func:`single_view`; also
-``return_row_col_info``, so its image processor reports that layout to the row encoder as it does to
-the processor itself): every image is resized to
-one square view of ``max_image_size`` (384 px on the hub, 81 tokens after SigLIP's 14 px patches and
-the 3 x 3 pixel shuffle; 16 px and 4 tokens in the tiny model), framed by ``<global-img>``. All images
+the image. This family sets ``do_image_splitting = False`` on the processor (:func:`single_view`):
+every image is resized to one square view of ``max_image_size`` (384 px on SmolVLM-Instruct, 81
+tokens after SigLIP's 14 px patches and the 3 x 3 pixel shuffle; 16 px and 4 tokens in the tiny
+model), framed by ``<global-img>``. (``return_row_col_info`` is set too, so the image processor
+reports that layout to the row encoder as it does to the processor itself.) All images
 thus have the same ``N`` tokens and features stack into ``float[B, N, D]``; fine detail that the tiles
 would keep is lost (the hub model was trained with both layouts).
 
