@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from vqa_demo.config import VARIANTS, BackboneConfig, HeadConfig, LoraSettings
+from vqa_demo.explain.attribution import attribute
 from vqa_demo.model.backbone import add_lora, build_tiny_backbone, load_backbone, save_backbone
 from vqa_demo.model.classifier_strategies import MultiClassStrategy, SwagStrategy
 from vqa_demo.model.cond_gen import CondGenStrategy
@@ -256,3 +257,21 @@ def compare_smoke(source: str, out) -> dict:
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((Path(out) / "comparison.json").read_text())
+
+
+def check_attribution_scores_equal_predictions(source: str) -> float:
+    """The attribution path (embeddings in, :meth:`embeds_forward`) scores each example's choice as
+    the predictor does, for COND_GEN (log-likelihood) and SWAG (logit); returns the max |diff|."""
+    predictor = random_variant_predictor(build_tiny_backbone(source=source), ("cond_gen", "swag-attentive"))
+    options = [list(o) for o in PREDICT_OPTIONS]
+    predictions = predictor.predict_batch(list(IMAGES), list(QUESTIONS), options)
+    worst = 0.0
+    for variant in predictor.variants:
+        explained = attribute(predictor, list(IMAGES), list(QUESTIONS), options, variant, n_steps=2)
+        for attribution, prediction in zip(explained, predictions):
+            chosen = prediction[variant]
+            # COND_GEN attributes the summed log-likelihood, whichever score made the choice.
+            scores = chosen.option_scores if chosen.cond_gen is None else chosen.cond_gen.loglik_sum
+            worst = max(worst, abs(attribution.score - float(scores[chosen.choice])))
+    assert worst <= TOL, worst
+    return worst

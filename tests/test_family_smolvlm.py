@@ -133,6 +133,11 @@ def test_a_saved_base_loads_back_with_splitting_off(tmp_path):
     assert checks.check_saved_base_loads_back("tiny:smolvlm", tmp_path) == 0
 
 
+def test_attributions_score_what_the_predictor_scores():
+    worst = checks.check_attribution_scores_equal_predictions("tiny:smolvlm")
+    print(f"smolvlm attribution vs prediction max |diff| {worst:.2e}")
+
+
 @pytest.mark.slow
 def test_compare_smoke_writes_all_five_variants(tmp_path):
     comparison = checks.compare_smoke("tiny:smolvlm", tmp_path / "cmp")
