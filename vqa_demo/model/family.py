@@ -52,6 +52,8 @@ FAMILY_MODULES: tuple[str, ...] = (
     "vqa_demo.model.decoder_families",
     "vqa_demo.model.blip",
     "vqa_demo.model.vilt",
+    "vqa_demo.model.qwen2_5_vl",
+    "vqa_demo.model.smolvlm",
 )
 
 # Every LoRA scope a family offers: the language model's linear layers, or every linear layer.

@@ -70,6 +70,12 @@ class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
             return None
         return super().check_argument_for_proper_class(argument_name, argument)
 
+    def save_pretrained(self, save_directory, **kwargs):
+        """The image processor and the tokenizer, which carries the chat template (no video processor)."""
+        self.image_processor.save_pretrained(save_directory, **kwargs)
+        self.tokenizer.chat_template = self.chat_template
+        return self.tokenizer.save_pretrained(save_directory, **kwargs)
+
 
 def seeded(model_class, config, seed: int):
     """``model_class(config)`` with weights drawn from ``seed``, in eval mode, float32."""
