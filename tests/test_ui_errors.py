@@ -132,7 +132,7 @@ def reference_row_weights(predictor, record, image, name, option):
         )
     backbone = predictor.backbone
     ids, weights = out.rows.input_ids[option], out.weights[option]
-    return attention_map(ids, weights, backbone.image_seq_length, backbone.tokenizer, "chosen option")
+    return attention_map(ids, weights, backbone.processor.image_token_id, backbone.tokenizer, "chosen option")
 
 
 def test_swag_gold_row_weights_equal_the_full_forward(tiny):

@@ -169,6 +169,8 @@ class Predictor:
 
     def package(self, name: str, out: HeadScores, options: list[list[str]]) -> list[VariantPrediction]:
         """One :class:`VariantPrediction` per example from a strategy's batch scores."""
+        encoder = self.encoder_for(self.variants[name].config)
+        image_token = encoder.image_token_id if encoder.image_seq_length else None
         predictions = []
         for b, opts in enumerate(options):
             option_scores = out.scores[b, : len(opts)]
@@ -176,8 +178,9 @@ class Predictor:
             attention = None
             if out.pooling is not None:
                 ids, weights = out.pooling.row(b, choice)
-                n_image, tokenizer = self.backbone.image_seq_length, self.backbone.tokenizer
-                attention = attention_map(ids, weights, n_image, tokenizer, out.pooling.label)
+                attention = attention_map(
+                    ids, weights, image_token, self.backbone.tokenizer, out.pooling.label
+                )
             predictions.append(
                 VariantPrediction(
                     name,
