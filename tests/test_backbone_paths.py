@@ -53,3 +53,9 @@ def test_lora_targets_only_the_language_model():
     assert lora_names and all("language_model" in n for n in lora_names)
     for proj in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"):
         assert any(f"{proj}.lora_A" in n for n in lora_names), proj
+
+
+def test_all_linear_lora_trains_the_vision_tower_of_paligemma_too():
+    from tests.family_checks import check_all_linear_trains_the_tower
+
+    check_all_linear_trains_the_tower("tiny")

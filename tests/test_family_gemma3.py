@@ -8,6 +8,8 @@ from tests.family_checks import (
     OPTIONS,
     TOLERANCE,
     app_holder_answers,
+    attribution_score_gap,
+    check_all_linear_trains_the_tower,
     check_cond_gen_against_plain_forward,
     check_encoder_matches_processor,
     check_lora_targets,
@@ -47,6 +49,10 @@ def test_vision_tower_runs_once_per_image_per_predict_call():
     assert vision_calls_of_one_predict(predictor, predictor.backbone.core.model.vision_tower) == [2]
 
 
+def test_attributions_score_what_the_predictor_scored():
+    assert attribution_score_gap(SOURCE) <= TOLERANCE
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "cmp"
@@ -77,3 +83,4 @@ def test_evaluate_cli_and_app_holder_run_on_the_family(compared, tmp_path):
 
 def test_lora_targets_language_and_all_linear():
     check_lora_targets(SOURCE)
+    check_all_linear_trains_the_tower(SOURCE)

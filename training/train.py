@@ -61,7 +61,7 @@ from vqa_demo.model.backbone import add_lora, load_backbone
 from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.model.family import LORA_SCOPES
 from vqa_demo.model.matching import SentenceMatcher
-from vqa_demo.model.strategies import build_head, training_cuts
+from vqa_demo.model.strategies import build_head, strategy_for, training_cuts
 from vqa_demo.predictor import Predictor, Variant
 
 REPORT_TO = ("none", "tensorboard", "wandb")
@@ -237,6 +237,9 @@ def build_model(cfg: TrainConfig, run_config: RunConfig, device: torch.device):
     """``(backbone, head, module, adapter name)`` on this process's device."""
     backbone_cfg = BackboneConfig(source=cfg.base, quantization=cfg.quantization, device=str(device))
     backbone = load_backbone(backbone_cfg)
+    refusal = backbone.family.refusal(strategy_for(run_config.head))
+    if refusal:
+        raise SystemExit(refusal)
     if cfg.quantization:
         from peft import prepare_model_for_kbit_training
 
