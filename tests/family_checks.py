@@ -171,7 +171,12 @@ def check_swag_rows_against_single_passes(source: str, variant: str) -> float:
 def vision_calls_of_one_predict(predictor, tower: torch.nn.Module) -> list[int]:
     """Images per call of ``tower`` while ``predictor`` answers 2 examples with every variant."""
     calls: list[int] = []
-    handle = tower.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+
+    def count(module, args, kwargs, output):
+        pixels = args[0] if args else kwargs["pixel_values"]
+        calls.append(pixels.shape[0])
+
+    handle = tower.register_forward_hook(count, with_kwargs=True)
     try:
         predictor.predict_batch(images(), QUESTIONS, OPTIONS, list(predictor.variants))
     finally:
@@ -238,3 +243,21 @@ def check_all_linear_trains_the_tower(source: str) -> None:
         trained = [n for n, p in backbone.model.named_parameters() if p.requires_grad]
         assert trained and all("lora_" in n for n in trained)
         assert any(".vision_tower." in n for n in trained) == vision
+
+
+def attribution_score_gap(source: str) -> float:
+    """Max |attributed score at the input - the predicted score| over every variant and example: the
+    attributions' forward (input embeddings + features) is the family's, like the predictor's."""
+    from vqa_demo.explain.attribution import attribute
+    from vqa_demo.testing import random_variant_predictor
+
+    predictor = random_variant_predictor(build_tiny_backbone(seed=1, source=source))
+    predictions = predictor.predict_batch(images(), QUESTIONS, OPTIONS, list(predictor.variants))
+    worst = 0.0
+    for variant in predictor.variants:
+        maps = attribute(predictor, images(), QUESTIONS, OPTIONS, variant, method="saliency")
+        for attribution, prediction in zip(maps, (p[variant] for p in predictions)):
+            details, choice = prediction.cond_gen, prediction.choice
+            expected = details.loglik_sum[choice] if details else prediction.option_scores[choice]
+            worst = max(worst, abs(attribution.score - float(expected)))
+    return worst

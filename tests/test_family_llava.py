@@ -8,6 +8,7 @@ from tests.family_checks import (
     OPTIONS,
     TOLERANCE,
     app_holder_answers,
+    attribution_score_gap,
     check_all_linear_trains_the_tower,
     check_cond_gen_against_plain_forward,
     check_encoder_matches_processor,
@@ -46,6 +47,10 @@ def test_swag_rows_equal_single_passes(variant):
 def test_vision_tower_runs_once_per_image_per_predict_call():
     predictor = random_variant_predictor(build_tiny_backbone(seed=1, source=SOURCE))
     assert vision_calls_of_one_predict(predictor, predictor.backbone.core.model.vision_tower) == [2]
+
+
+def test_attributions_score_what_the_predictor_scored():
+    assert attribution_score_gap(SOURCE) <= TOLERANCE
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,15 @@ from transformers import LlamaConfig
 from vqa_demo.config import FAMILY_PRESETS, PRESETS, BackboneConfig, resolve_backbone_source
 from vqa_demo.loading import resolve_base
 from vqa_demo.model.backbone import load_backbone
-from vqa_demo.model.family import FAMILIES, family_for, load_families, tiny_family, tiny_sources
+from vqa_demo.model.family import (
+    FAMILIES,
+    BackboneFamily,
+    family_for,
+    load_families,
+    tiny_family,
+    tiny_sources,
+)
+from vqa_demo.model.strategies import STRATEGIES
 from vqa_demo.model.tiny_families import TINY_FAMILIES
 
 
@@ -50,3 +58,14 @@ def test_a_run_config_naming_a_preset_or_tiny_family_is_loaded_as_named(tmp_path
         config.backbone.source = source
         (tmp_path / "run_config.json").write_text(json.dumps(config.to_dict()))
         assert resolve_base(None, tmp_path) == source
+
+
+def test_a_family_without_a_language_model_head_refuses_cond_gen_only():
+    class EncoderOnly(BackboneFamily):
+        name = "encoder_only"
+        generates_text = False
+
+    family = EncoderOnly()
+    assert "cond_gen" in family.refusal(STRATEGIES["cond_gen"])
+    assert family.refusal(STRATEGIES["swag"]) is None and family.refusal(STRATEGIES["multi_class"]) is None
+    assert all(load_families()[name].refusal(s) is None for name in FAMILIES for s in STRATEGIES.values())

@@ -237,10 +237,9 @@ def build_model(cfg: TrainConfig, run_config: RunConfig, device: torch.device):
     """``(backbone, head, module, adapter name)`` on this process's device."""
     backbone_cfg = BackboneConfig(source=cfg.base, quantization=cfg.quantization, device=str(device))
     backbone = load_backbone(backbone_cfg)
-    if not backbone.family.supports(strategy_for(run_config.head)):
-        raise ValueError(
-            f"{cfg.base} ({backbone.family.name}) cannot run {run_config.variant}: choose another --variant"
-        )
+    refusal = backbone.family.refusal(strategy_for(run_config.head))
+    if refusal:
+        raise SystemExit(refusal)
     if cfg.quantization:
         from peft import prepare_model_for_kbit_training
 

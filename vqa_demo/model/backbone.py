@@ -171,9 +171,7 @@ def build_tiny_backbone(
     return Backbone(model, processor, source, torch.device("cpu"), torch.float32)
 
 
-def _quantization_config(kind: str | None, dtype: torch.dtype, skip: list[str]):
-    if kind is None:
-        return None
+def _require_quantization_support(kind: str) -> None:
     if not torch.cuda.is_available():
         raise RuntimeError(
             f"{kind} quantization needs a CUDA GPU (bitsandbytes); this machine has none. "
@@ -183,6 +181,11 @@ def _quantization_config(kind: str | None, dtype: torch.dtype, skip: list[str]):
         import bitsandbytes  # noqa: F401
     except ImportError as err:
         raise RuntimeError("Quantization needs bitsandbytes: pip install 'vqa-demo[gpu]'") from err
+
+
+def _quantization_config(kind: str | None, dtype: torch.dtype, skip: list[str]):
+    if kind is None:
+        return None
     from transformers import BitsAndBytesConfig
 
     if kind == "8bit":
@@ -213,6 +216,8 @@ def load_backbone(cfg: BackboneConfig) -> Backbone:
         if not (local / "config.json").is_file():
             raise FileNotFoundError(f"{local} has no config.json: not a saved base model directory")
         refuse_pickles(local)
+    if cfg.quantization is not None:  # before anything is read: the error needs no download
+        _require_quantization_support(cfg.quantization)
     family = family_for(AutoConfig.from_pretrained(source))
     quantization = _quantization_config(cfg.quantization, dtype, list(family.vision_modules))
     kwargs = {"dtype": dtype, "use_safetensors": True}

@@ -117,6 +117,12 @@ class BackboneFamily:
         """Whether head ``strategy`` (a :class:`~vqa_demo.model.head_strategy.HeadStrategy`) runs here."""
         return self.generates_text or not strategy.generates_text
 
+    def refusal(self, strategy) -> str | None:
+        """Why head ``strategy`` cannot run on this family (None if it can), as one sentence."""
+        if self.supports(strategy):
+            return None
+        return f"{strategy.name} needs a model that writes answers; {self.name} has none: choose another head"
+
     # --- rows and pixels ----------------------------------------------------------------------
     def row_encoder(self, processor, separator: str = "\n", max_text_tokens: int = 192):
         """The processor-exact row encoder (:class:`~vqa_demo.model.encoding.RowEncoder` contract)."""
@@ -259,11 +265,18 @@ def load_families() -> dict[str, BackboneFamily]:
     return FAMILIES
 
 
+# model_type -> family, filled on first use (family_for runs on every forward pass).
+BY_MODEL_TYPE: dict[str, BackboneFamily] = {}
+
+
 def family_for(config) -> BackboneFamily:
     """The family of a model config, by ``config.model_type``."""
     model_type = getattr(config, "model_type", None)
+    if model_type in BY_MODEL_TYPE:
+        return BY_MODEL_TYPE[model_type]
     for family in load_families().values():
         if model_type in family.model_types:
+            BY_MODEL_TYPE[model_type] = family
             return family
     known = sorted(t for f in FAMILIES.values() for t in f.model_types)
     raise ValueError(f"model type {model_type!r} is not a supported backbone family; use one of {known}")
