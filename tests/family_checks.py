@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -261,3 +262,24 @@ def attribution_score_gap(source: str) -> float:
             expected = details.loglik_sum[choice] if details else prediction.option_scores[choice]
             worst = max(worst, abs(attribution.score - float(expected)))
     return worst
+
+
+def check_explanations_find_the_image_and_the_answer(source: str) -> None:
+    """Where a chat template puts the image tokens mid-row: the attention grid holds the weights of exactly
+    those positions, and a COND_GEN attribution's answer tokens are the chosen option + the end token."""
+    from vqa_demo.explain.attribution import attribute
+    from vqa_demo.testing import random_variant_predictor
+
+    predictor = random_variant_predictor(build_tiny_backbone(seed=1, source=source))
+    n_image = predictor.backbone.image_seq_length
+    (result,) = predictor.predict_batch(images()[:1], QUESTIONS[:1], OPTIONS[:1], ["swag-attentive"])
+    attention = result["swag-attentive"].attention
+    assert attention.image_grid.size == n_image and np.isclose(
+        attention.image_mass + attention.token_weights.sum(), 1
+    )
+    assert not any("<image>" in t or "image_pad" in t or "image_soft" in t for t in attention.tokens)
+    (attribution,) = attribute(
+        predictor, images()[:1], QUESTIONS[:1], OPTIONS[:1], "cond_gen", targets=[2], method="saliency"
+    )
+    answer = "".join(attribution.tokens[attribution.suffix_start :])
+    assert attribution.suffix_start is not None and OPTIONS[0][2] in answer, answer

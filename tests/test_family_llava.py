@@ -12,6 +12,7 @@ from tests.family_checks import (
     check_all_linear_trains_the_tower,
     check_cond_gen_against_plain_forward,
     check_encoder_matches_processor,
+    check_explanations_find_the_image_and_the_answer,
     check_lora_targets,
     check_multi_class_pooling_under_padding,
     check_swag_rows_against_single_passes,
@@ -84,3 +85,7 @@ def test_evaluate_cli_and_app_holder_run_on_the_family(compared, tmp_path):
 def test_lora_targets_language_and_all_linear():
     check_lora_targets(SOURCE)
     check_all_linear_trains_the_tower(SOURCE)
+
+
+def test_explanations_find_the_image_and_the_answer():
+    check_explanations_find_the_image_and_the_answer(SOURCE)

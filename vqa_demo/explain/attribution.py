@@ -94,7 +94,9 @@ class TargetRows:
         rows = self.rows
         ids = rows.input_ids[b].tolist()
         keep = [i for i in range(len(ids)) if rows.attention_mask[b, i] and not self.image_mask[b, i]]
-        suffix = [j for j, i in enumerate(keep) if rows.token_type_ids[b, i] == 1]
+        # The suffix is where the labels are (token types mark image tokens in some chat families).
+        labels = rows.labels
+        suffix = [j for j, i in enumerate(keep) if labels is not None and labels[b, i] != -100]
         return [tokenizer.decode([ids[i]]) for i in keep], keep, suffix[0] if suffix else None
 
 
