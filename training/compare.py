@@ -57,12 +57,11 @@ def applicable_variants(family: BackboneFamily, names: list[str]) -> tuple[list[
     runnable, not_applicable = [], {}
     for name in names:
         head, pooling = VARIANTS[name]
-        if family.supports(strategy_for(HeadConfig(head=head, pooling=pooling))):
+        refusal = family.refusal(strategy_for(HeadConfig(head=head, pooling=pooling)))
+        if refusal is None:
             runnable.append(name)
         else:
-            not_applicable[name] = (
-                f"not applicable: the {family.name} family has no answer generator for {head}"
-            )
+            not_applicable[name] = f"not applicable: {refusal}"
     return runnable, not_applicable
 
 
