@@ -283,3 +283,14 @@ def check_explanations_find_the_image_and_the_answer(source: str) -> None:
     )
     answer = "".join(attribution.tokens[attribution.suffix_start :])
     assert attribution.suffix_start is not None and OPTIONS[0][2] in answer, answer
+
+
+def check_evaluate_cli_and_app_on_a_comparison(compare_out: Path, comparison: dict, tmp: Path) -> None:
+    """The evaluate CLI on a ``training.compare`` run's checkpoints gives the comparison's accuracies, and the
+    app's holder loads the same checkpoints and answers with every variant."""
+    metrics = run_evaluate_cli(compare_out, tmp / "eval")
+    for name, entry in comparison["variants"].items():
+        assert metrics["variants"][name]["accuracy"] == entry["accuracy"], name
+    answer = app_holder_answers(compare_out)
+    assert sorted(answer) == sorted(VARIANTS)
+    assert all(0 <= prediction.choice < len(OPTIONS[0]) for prediction in answer.values())

@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.family_checks import check_evaluate_cli_and_app_on_a_comparison
 from vqa_demo.config import VARIANTS, HeadConfig, LoraSettings
 from vqa_demo.explain.attribution import attribute
 from vqa_demo.model.backbone import add_lora, build_tiny_backbone
@@ -259,6 +260,7 @@ def test_compare_smoke_writes_every_variant(tmp_path):
         json.loads((out / "cond_gen" / "best" / "run_config.json").read_text())["backbone"]["source"]
         == "tiny:blip"
     )
+    check_evaluate_cli_and_app_on_a_comparison(out, comparison, tmp_path)
 
 
 def test_attributions_explain_the_classifier_variants_and_refuse_cond_gen_plainly(predictor):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests import chat_family_checks as checks
+from tests.family_checks import check_evaluate_cli_and_app_on_a_comparison
 from vqa_demo.config import VARIANTS
 from vqa_demo.model.cond_gen import CondGenStrategy
 from vqa_demo.model.smolvlm import SMOLVLM
@@ -143,3 +144,4 @@ def test_compare_smoke_writes_all_five_variants(tmp_path):
     comparison = checks.compare_smoke("tiny:smolvlm", tmp_path / "cmp")
     assert sorted(comparison["variants"]) == sorted(VARIANTS)
     assert comparison["n"] == 16
+    check_evaluate_cli_and_app_on_a_comparison(tmp_path / "cmp", comparison, tmp_path)

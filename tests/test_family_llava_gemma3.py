@@ -1,4 +1,5 @@
-"""Gemma 3 (``tiny:gemma3``) against its own processor and forward (see tests/family_checks.py)."""
+"""LLaVA-1.5 (``tiny:llava``) and Gemma 3 (``tiny:gemma3``) against their own processors and forwards
+(see tests/family_checks.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.family_checks import (
     check_all_linear_trains_the_tower,
     check_cond_gen_against_plain_forward,
     check_encoder_matches_processor,
+    check_explanations_find_the_image_and_the_answer,
     check_lora_targets,
     check_multi_class_pooling_under_padding,
     check_swag_rows_against_single_passes,
@@ -23,46 +25,51 @@ from vqa_demo.config import VARIANTS
 from vqa_demo.model.backbone import build_tiny_backbone
 from vqa_demo.testing import random_variant_predictor
 
-SOURCE = "tiny:gemma3"
+SOURCES = ["tiny:llava", "tiny:gemma3"]
 
 
-def test_encoder_equals_the_processor():
-    check_encoder_matches_processor(SOURCE)
+@pytest.fixture(scope="module", params=SOURCES)
+def source(request):
+    return request.param
 
 
-def test_cond_gen_loglik_and_generation_equal_the_plain_forward():
-    assert check_cond_gen_against_plain_forward(SOURCE) <= TOLERANCE
+def test_encoder_equals_the_processor(source):
+    check_encoder_matches_processor(source)
+
+
+def test_cond_gen_loglik_and_generation_equal_the_plain_forward(source):
+    assert check_cond_gen_against_plain_forward(source) <= TOLERANCE
 
 
 @pytest.mark.parametrize("variant", ["multi_class-last_token", "multi_class-attentive"])
-def test_pooling_under_padding_equals_rows_alone(variant):
-    assert check_multi_class_pooling_under_padding(SOURCE, variant) <= TOLERANCE
+def test_pooling_under_padding_equals_rows_alone(source, variant):
+    assert check_multi_class_pooling_under_padding(source, variant) <= TOLERANCE
 
 
 @pytest.mark.parametrize("variant", ["swag-last_token", "swag-attentive"])
-def test_swag_rows_equal_single_passes(variant):
-    assert check_swag_rows_against_single_passes(SOURCE, variant) <= TOLERANCE
+def test_swag_rows_equal_single_passes(source, variant):
+    assert check_swag_rows_against_single_passes(source, variant) <= TOLERANCE
 
 
-def test_vision_tower_runs_once_per_image_per_predict_call():
-    predictor = random_variant_predictor(build_tiny_backbone(seed=1, source=SOURCE))
+def test_vision_tower_runs_once_per_image_per_predict_call(source):
+    predictor = random_variant_predictor(build_tiny_backbone(seed=1, source=source))
     assert vision_calls_of_one_predict(predictor, predictor.backbone.core.model.vision_tower) == [2]
 
 
-def test_attributions_score_what_the_predictor_scored():
-    assert attribution_score_gap(SOURCE) <= TOLERANCE
+def test_attributions_score_what_the_predictor_scored(source):
+    assert attribution_score_gap(source) <= TOLERANCE
 
 
 @pytest.fixture(scope="module")
-def compared(tmp_path_factory):
+def compared(tmp_path_factory, source):
     out = tmp_path_factory.mktemp("compare") / "cmp"
-    return out, run_compare_smoke(SOURCE, out)
+    return out, run_compare_smoke(source, out)
 
 
 @pytest.mark.slow
-def test_compare_smoke_writes_all_five_variants(compared):
+def test_compare_smoke_writes_all_five_variants(compared, source):
     out, comparison = compared
-    assert comparison["setting"]["base"] == SOURCE
+    assert comparison["setting"]["base"] == source
     assert sorted(comparison["variants"]) == sorted(VARIANTS)
     for name, entry in comparison["variants"].items():
         assert 0.0 <= entry["accuracy"]["accuracy"] <= 1.0, name
@@ -81,6 +88,10 @@ def test_evaluate_cli_and_app_holder_run_on_the_family(compared, tmp_path):
     assert all(0 <= prediction.choice < len(OPTIONS[0]) for prediction in answer.values())
 
 
-def test_lora_targets_language_and_all_linear():
-    check_lora_targets(SOURCE)
-    check_all_linear_trains_the_tower(SOURCE)
+def test_lora_targets_language_and_all_linear(source):
+    check_lora_targets(source)
+    check_all_linear_trains_the_tower(source)
+
+
+def test_explanations_find_the_image_and_the_answer(source):
+    check_explanations_find_the_image_and_the_answer(source)
