@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from PIL import Image
 # Autouse: a test fails when our code calls a deprecated library API (see tests/warning_guard.py).
 from tests.warning_guard import fail_on_our_deprecations  # noqa: F401
 from vqa_demo.predictor import Predictor
-from vqa_demo.testing import build_app_assets, make_tiny_predictor
+from vqa_demo.testing import build_app_assets, make_tiny_predictor, write_tiny_run
 
 # Tiny models are dominated by per-op overhead: on 2 cores, two torch threads per process (the
 # suite plus the app servers it starts) made steps many times slower than one thread each.
@@ -49,3 +50,14 @@ OPTIONS = [
 def app_assets(tmp_path_factory):
     """A complete tiny assets folder (base, five checkpoints, validation, evaluation, examples)."""
     return build_app_assets(tmp_path_factory.mktemp("app-assets"))
+
+
+@pytest.fixture(scope="session")
+def other_runs(app_assets, tmp_path_factory) -> dict[str, Path]:
+    """Runs on ViLT and Qwen2.5-VL, evaluated on the tiny assets' validation split (shared by the app tests)."""
+    root = tmp_path_factory.mktemp("other-runs")
+    validation = app_assets.root / "validation"
+    return {
+        "vilt": write_tiny_run(root / "vilt", "tiny:vilt", validation, seed=0),
+        "qwen": write_tiny_run(root / "qwen", "tiny:qwen2_5_vl", validation, seed=1),
+    }

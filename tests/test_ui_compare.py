@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vqa_demo.evaluation.metrics import mcnemar_exact
+from vqa_demo.evaluation.metrics import holm, mcnemar_exact
 from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.assets import AppAssets
@@ -15,7 +15,6 @@ from vqa_demo.ui.plots import family_accuracy_figure, split_loss_curves_figure
 from vqa_demo.ui.tabs.compare import (
     chance_by_family,
     comparison_data,
-    holm,
     mcnemar_table,
     option_counts,
     summary_markdown,

@@ -14,7 +14,7 @@ import vqa_demo
 PACKAGE = Path(vqa_demo.__file__).resolve().parent
 TABS = {
     "ask": {"ask", "ask_arguments", "variant_ticks", "explain"},
-    "compare": {"compare"},
+    "compare": {"compare", "compare_backbones"},
     "errors": {"errors", "error_browser", "error_live", "error_explain", "error_data"},
 }
 TAB_PACKAGE = "vqa_demo.ui.tabs"

@@ -11,7 +11,9 @@ Output (``--out``)::
     evaluation/           metrics.json + predictions.jsonl of all five best checkpoints on the
                           validation split, through the shared predictor (vqa_demo.evaluation.runner)
     comparison.json       per variant: accuracy with 95% CI, per-family accuracy, training curve,
-                          training time; plus the setting, head agreement and paired McNemar tests
+                          training time; plus the setting, the model (``backbone``), the questions'
+                          fingerprint, head agreement and paired McNemar tests (the app's Compare
+                          tab sets such files of runs on different backbones side by side)
 
 A variant the base's family cannot run (COND_GEN on ViLT) is listed under ``not_applicable`` with
 the reason; a family's zero-training baselines (ViLT's own answer classifier) are evaluated with
@@ -92,6 +94,8 @@ def build_comparison(
         "setting": setting,
         "split": metrics["split"],
         "n": metrics["n"],
+        "questions": metrics.get("questions"),
+        "backbone": metrics.get("backbone"),
         "variants": variants,
         "not_applicable": not_applicable or {},
         "agreement": metrics.get("agreement"),

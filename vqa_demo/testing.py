@@ -4,7 +4,8 @@ assets folder, built in-process in seconds (no network, no downloads).
 - :func:`make_tiny_predictor` / :func:`random_variant_predictor`: a backbone with one random LoRA
   adapter and one random head per variant, so adapters really switch and scores really differ;
 - :class:`TrigramMatcher`: an instant stand-in for the sentence model of COND_GEN's cosine matching;
-- :func:`build_app_assets`: what the shipped ``assets/`` folder holds, from the tiny model.
+- :func:`build_app_assets`: what the shipped ``assets/`` folder holds, from the tiny model;
+- :func:`write_tiny_run`: a saved run on another family's tiny model (the Compare tab's other backbones).
 
 Everything is random and small (``vqa_demo.config.TINY_SIZE``: hidden 32, 2 layers, 16 image tokens):
 it exercises the real code paths in milliseconds, it does not answer questions well. The tiny
@@ -127,6 +128,30 @@ class AppAssetsDir:
         backbone = load_backbone(BackboneConfig(source=str(self.root / "base")))
         directories = sorted((self.root / "checkpoints").iterdir())
         return Predictor(backbone, load_variants(backbone, directories), matcher=TrigramMatcher())
+
+
+def write_tiny_run(out: str | Path, source: str, validation: str | Path, seed: int = 0) -> Path:
+    """A run folder laid out as ``training.compare`` writes it (``comparison.json`` + ``evaluation/``):
+    random variants on the tiny model of ``--base source`` (every variant its family runs, plus its
+    zero-training baselines), evaluated on the split at ``validation``; nothing is trained."""
+    from training.compare import applicable_variants, build_comparison
+
+    out = Path(out)
+    backbone = build_tiny_backbone(seed=seed, source=source)
+    names, not_applicable = applicable_variants(backbone.family, list(VARIANTS))
+    predictor = random_variant_predictor(backbone, names, seed)
+    baselines = backbone.family.baseline_variants(source)
+    predictor.variants.update({baseline.name: baseline for baseline in baselines})
+    split = load_split(validation)
+    result = evaluate(predictor, split, [*names, *(b.name for b in baselines)], progress=False)
+    write_evaluation(result, out / "evaluation", split)
+    trained = {name: {"best_step": 0, "seconds": 1.0} for name in names}
+    setting = {"base": source, "seed": seed, "num_options": 4}
+    comparison = build_comparison(
+        setting, out, result.metrics, trained, [b.name for b in baselines], not_applicable
+    )
+    (out / "comparison.json").write_text(json.dumps(comparison))
+    return out
 
 
 def fake_curve(seed: int, steps: int = 40) -> list[dict]:

@@ -296,6 +296,18 @@ def mcnemar_exact(correct_a: Any, correct_b: Any) -> dict[str, float | int]:
     return {"b": b, "c": c, "p_value": p_value}
 
 
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given): controls the chance of any false difference."""
+    order = np.argsort(p_values)
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
 def rotate_options(options: Sequence[str], shift: int) -> tuple[list[str], list[int]]:
     """Rotate the options: rotation ``shift`` moves option ``i`` to position ``(i + shift) % K``.
 

@@ -12,8 +12,10 @@ files, so one accuracy number means the same thing everywhere.
                                      "generated_text": ..., "cosine": [...], "loglik_mean": [...], "loglik_sum": [...],
                                      "circular_choices": [...]}}}
 
-``metrics.json``: ``{"split", "n", "labeled", "variants": {name: per-variant metrics}, "agreement",
-"mcnemar"}``; per variant: ``accuracy`` (with Wilson 95% CI), ``by_metadata`` (per column, e.g.
+``metrics.json``: ``{"split", "n", "labeled", "questions", "backbone", "variants": {name: per-variant
+metrics}, "agreement", "mcnemar"}``; ``questions`` fingerprints the set of examples (two evaluations with
+the same one answered the same questions), ``backbone`` names the model (``source``, ``family``,
+``model``, e.g. ``PaliGemma 2``); per variant: ``accuracy`` (with Wilson 95% CI), ``by_metadata`` (per column, e.g.
 family), ``position_bias``, ``calibration``, ``circular`` (with ``--circular``) and, for cond_gen,
 ``text_metrics`` and the accuracy of every COND_GEN scoring rule, plus ``open_answer_metrics`` (means
 with bootstrap intervals) on splits converted from open answers (rows with an ``answer_type`` column,
@@ -22,6 +24,7 @@ see ``training.mc_from_open``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -198,6 +201,27 @@ def variant_metrics(records: list[dict[str, Any]], name: str, circular: bool = F
     return out
 
 
+def example_key(record: dict[str, Any]) -> str:
+    """What makes two evaluations' records the same question: image id, question, options and gold."""
+    return json.dumps([record["id"], record["question"], record["options"], record["gold"]])
+
+
+def questions_fingerprint(records: list[dict[str, Any]]) -> str:
+    """SHA-256 of the sorted example keys: equal exactly when two evaluations cover the same questions."""
+    keys = sorted(example_key(r) for r in records)
+    return hashlib.sha256("\n".join(keys).encode("utf-8")).hexdigest()
+
+
+def backbone_summary(backbone) -> dict[str, str]:
+    """``{"source", "family", "model"}`` of a loaded :class:`~vqa_demo.model.backbone.Backbone`."""
+    family = backbone.family
+    return {
+        "source": backbone.source,
+        "family": family.name,
+        "model": family.describe(backbone.core.config.to_dict()),
+    }
+
+
 def summarize(records: list[dict[str, Any]], split_name: str, circular: bool = False) -> dict[str, Any]:
     """``metrics.json`` content: per-variant metrics plus head agreement and paired McNemar tests."""
     names = list(records[0]["variants"]) if records else []
@@ -206,6 +230,7 @@ def summarize(records: list[dict[str, Any]], split_name: str, circular: bool = F
         "split": split_name,
         "n": len(records),
         "labeled": labeled,
+        "questions": questions_fingerprint(records),
         "variants": {n: variant_metrics(records, n, circular) for n in names},
     }
     if len(names) > 1 and records:
@@ -240,7 +265,10 @@ def evaluate(
     if circular and records:
         add_circular_choices(predictor, split, records, list(records[0]["variants"]), batch_size)
     records = shard.gather_records(records, len(split))
-    return EvaluationResult(summarize(records, split.name, circular), records)
+    metrics = summarize(records, split.name, circular)
+    if getattr(predictor, "backbone", None) is not None:  # scripted stand-ins in tests have none
+        metrics["backbone"] = backbone_summary(predictor.backbone)
+    return EvaluationResult(metrics, records)
 
 
 def write_evaluation(result: EvaluationResult, out_dir: str | Path, split: MCSplit | None = None) -> Path:

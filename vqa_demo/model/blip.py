@@ -169,6 +169,7 @@ class BlipFamily(BackboneFamily):
     """BLIP-VQA (``Salesforce/blip-vqa-base``): every head; COND_GEN through the answer decoder."""
 
     name = "blip"
+    title = "BLIP-VQA"
     model_types = ("blip",)
     model_class = BlipForQuestionAnswering
     tiny_sources = ("tiny:blip",)

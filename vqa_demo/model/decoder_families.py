@@ -58,6 +58,7 @@ class LlavaFamily(ChatDecoderFamily):
     """LLaVA-1.5: CLIP tower (penultimate layer, CLS dropped), MLP projector, Llama decoder."""
 
     name = "llava"
+    title = "LLaVA-1.5"
     model_types = ("llava",)
     model_class = LlavaForConditionalGeneration
     tiny_sources = ("tiny:llava",)
@@ -90,6 +91,7 @@ class Gemma3Family(ChatDecoderFamily):
     """Gemma 3: SigLIP tower average-pooled to soft tokens, Gemma 3 decoder (sliding + global layers)."""
 
     name = "gemma3"
+    title = "Gemma 3"
     model_types = ("gemma3",)
     model_class = Gemma3ForConditionalGeneration
     tiny_sources = ("tiny:gemma3",)

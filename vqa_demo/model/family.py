@@ -91,6 +91,7 @@ class BackboneFamily:
     """
 
     name: str = ""
+    title: str = ""  # the family's name as its authors write it (tables, labels)
     model_types: tuple[str, ...] = ()  # ``config.model_type`` values of this family
     model_class: type = object  # the transformers class of the whole model (``Backbone.core``)
     tiny_sources: tuple[str, ...] = ()  # ``--base`` names that build a tiny random model
@@ -98,6 +99,10 @@ class BackboneFamily:
     answer_scorer: AnswerScorer | None = None  # COND_GEN's own scorer; None: the shared-prefix cache
     vision_modules: tuple[str, ...] = ("vision_tower", "multi_modal_projector")  # under ``core.model``
     token_types_in_prefix: bool = True  # pass ``token_type_ids`` in the prefix/row forward
+
+    def describe(self, config: dict) -> str:
+        """The model's name for people, from its ``config.json`` content (e.g. ``PaliGemma 2``)."""
+        return self.title
 
     # --- construction -------------------------------------------------------------------------
     def build_tiny(self, source: str, seed: int = 0) -> tuple[torch.nn.Module, object]:
@@ -274,14 +279,22 @@ BY_MODEL_TYPE: dict[str, BackboneFamily] = {}
 def family_for(config) -> BackboneFamily:
     """The family of a model config, by ``config.model_type``."""
     model_type = getattr(config, "model_type", None)
+    family = family_by_model_type(model_type)
+    if family is not None:
+        return family
+    known = sorted(t for f in FAMILIES.values() for t in f.model_types)
+    raise ValueError(f"model type {model_type!r} is not a supported backbone family; use one of {known}")
+
+
+def family_by_model_type(model_type: str | None) -> BackboneFamily | None:
+    """The family whose checkpoints have ``config.model_type == model_type``, else None."""
     if model_type in BY_MODEL_TYPE:
         return BY_MODEL_TYPE[model_type]
     for family in load_families().values():
         if model_type in family.model_types:
             BY_MODEL_TYPE[model_type] = family
             return family
-    known = sorted(t for f in FAMILIES.values() for t in f.model_types)
-    raise ValueError(f"model type {model_type!r} is not a supported backbone family; use one of {known}")
+    return None
 
 
 def tiny_family(source: str) -> BackboneFamily | None:

@@ -167,9 +167,15 @@ class PaliGemmaFamily(BackboneFamily):
     """PaliGemma 1 and 2: SigLIP features scattered at ``<image>``, a Gemma / Gemma 2 decoder."""
 
     name = "paligemma"
+    title = "PaliGemma"
     model_types = ("paligemma",)
     model_class = PaliGemmaForConditionalGeneration
     tiny_sources = tuple(TINY_GENERATIONS)
+
+    def describe(self, config: dict) -> str:
+        """``PaliGemma 2`` on a Gemma 2 decoder, ``PaliGemma`` (generation 1) on Gemma."""
+        text_type = (config.get("text_config") or {}).get("model_type")
+        return "PaliGemma 2" if text_type == "gemma2" else "PaliGemma"
 
     def build_tiny(self, source: str, seed: int = 0):
         return tiny_paligemma(seed=seed, generation=TINY_GENERATIONS[source])

@@ -132,6 +132,7 @@ class Qwen25VLFamily(ChatDecoderFamily):
     """Qwen2.5-VL: windowed ViT on 14 px patches merged 2 x 2, Qwen2.5 decoder with 3-D (m)RoPE."""
 
     name = "qwen2_5_vl"
+    title = "Qwen2.5-VL"
     model_types = ("qwen2_5_vl",)
     model_class = Qwen2_5_VLForConditionalGeneration
     tiny_sources = ("tiny:qwen2_5_vl",)

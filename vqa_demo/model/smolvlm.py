@@ -53,6 +53,7 @@ class SmolVLMFamily(ChatDecoderFamily):
     """SmolVLM / Idefics3: SigLIP on one square view, pixel shuffle + linear connector, Llama decoder."""
 
     name = "smolvlm"
+    title = "SmolVLM (Idefics3)"
     model_types = ("idefics3",)
     model_class = Idefics3ForConditionalGeneration
     tiny_sources = ("tiny:smolvlm",)

@@ -104,6 +104,7 @@ class ViltFamily(BackboneFamily):
     """ViLT (``dandelin/vilt-b32-finetuned-vqa``): MULTI_CLASS and SWAG; COND_GEN not applicable."""
 
     name = "vilt"
+    title = "ViLT"
     model_types = ("vilt",)
     model_class = ViltForQuestionAnswering
     tiny_sources = ("tiny:vilt",)

@@ -21,9 +21,9 @@ from vqa_demo.ui.tabs.errors import build_errors_tab, wire_open_in_ask
 from vqa_demo.ui.tabs.explain import ExplainCallbacks, build_explain, wire_explain
 
 HEADER = """# Multiple-choice VQA workbench
-Three answer heads on one PaliGemma backbone: **COND_GEN** generates the answer, **MULTI_CLASS** classifies
-over the lettered options, **SWAG** scores each option separately; the last two pool with the last token
-or with learned attention. Ask a question, compare the variants on the validation split, browse their errors."""
+Three answer heads on one vision-language backbone (the model card says which): **COND_GEN** generates
+the answer, **MULTI_CLASS** classifies over the lettered options, **SWAG** scores each option separately;
+the last two pool with the last token or with learned attention. Ask a question, compare the variants on the validation split, browse their errors."""
 
 
 def build_demo(

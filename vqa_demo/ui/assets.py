@@ -9,6 +9,9 @@ Layout (``assets/``)::
     comparison.json      every figure the Compare tab and the model card show: per-variant accuracy,
                          per-family accuracy, calibration, agreement, McNemar tests, training curves
                          (the evaluation's metrics.json holds copies of the same figures: not read)
+    runs/<name>/         other runs' saved evaluations for the Compare tab's "Across backbones"
+                         (optional; ``--compare-runs`` names them elsewhere): see
+                         :mod:`vqa_demo.evaluation.saved_runs`
 
 Missing pieces are not errors: each becomes a note the UI shows. File names taken from data files
 are resolved and refused when they point outside their folder.
@@ -27,6 +30,7 @@ from PIL import Image
 from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.splits import DataError, MCSplit, load_split
 from vqa_demo.evaluation.runner import read_predictions
+from vqa_demo.evaluation.saved_runs import SavedRun, load_runs
 from vqa_demo.loading import find_checkpoints
 from vqa_demo.paths import inside
 from vqa_demo.ui.server_settings import AppConfig
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 EXAMPLES_LISTING = "examples.json"
+SERVED_RUN = "served"
 
 
 @dataclass
@@ -69,6 +74,8 @@ class AppAssets:
     curves: dict[str, list[dict]] = field(default_factory=dict)
     examples: list[Example] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    runs: list[SavedRun] = field(default_factory=list)  # the served run first, then --compare-runs
+    run_notes: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, config: AppConfig) -> AppAssets:
@@ -87,6 +94,8 @@ class AppAssets:
         self.comparison = _read_json(self.config.comparison_file, self.notes)
         self.curves = self._load_curves()
         self.examples = self._load_examples()
+        served = [(self.config.assets, SERVED_RUN)] if self.comparison is not None else []
+        self.runs, self.run_notes = load_runs([*served, *self.config.other_runs()])
 
     # -- loading ----------------------------------------------------------------------------------
     def _load_split(self, folder: Path) -> MCSplit | None:

@@ -36,3 +36,7 @@ def is_chance_level(accuracy: Mapping[str, Any], chance: float) -> bool:
     if correct is None:
         correct = round(float(accuracy.get("accuracy") or 0.0) * n)
     return chance_p_value(int(correct), n, chance) >= CHANCE_ALPHA
+
+
+def format_p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"

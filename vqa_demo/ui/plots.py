@@ -15,6 +15,8 @@ from vqa_demo.config import OPTION_LETTERS, VARIANTS, in_variant_order
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
 VARIANT_ORDER = tuple(VARIANTS)
+# Runs (backbones) get their own colours, so they are not read as the variants' colours.
+RUN_PALETTE = ("#1F3A5F", "#C0504D", "#7A9A01", "#8064A2", "#4BACC6", "#F79646", "#7F7F7F")
 FONT = "Inter, ui-sans-serif, system-ui, sans-serif"
 
 
@@ -146,26 +148,50 @@ def grouped_accuracy_figure(groups: Mapping[str, Mapping[str, Mapping]], x_title
     keys = sorted({k for n in names for k in groups[n]})
     fig = go.Figure()
     for name in names:
-        cells = [groups[name].get(k) or {} for k in keys]
-        values = [c.get("accuracy") for c in cells]
-        fig.add_bar(
-            name=name,
-            x=keys,
-            y=values,
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": [(c["high"] - c["accuracy"]) if c.get("accuracy") is not None else 0 for c in cells],
-                "arrayminus": [
-                    (c["accuracy"] - c["low"]) if c.get("accuracy") is not None else 0 for c in cells
-                ],
-                "thickness": 1,
-                "color": "#555",
-            },
-            marker={"color": variant_colour(name, names)},
-            customdata=[c.get("n", 0) for c in cells],
-            hovertemplate="%{x}<br>" + name + ": %{y:.1%} (n = %{customdata})<extra></extra>",
+        _interval_bars(
+            fig, name, keys, [groups[name].get(k) or {} for k in keys], variant_colour(name, names)
         )
+    return _grouped_layout(fig, x_title)
+
+
+def backbone_accuracy_figure(
+    runs: Mapping[str, Mapping[str, Mapping]], keys: Sequence[str], x_title: str = "variant"
+) -> go.Figure:
+    """Accuracy per key on x (a variant, or a question family) with one bar per run (e.g. per backbone):
+    ``runs`` maps run label -> {key: accuracy_ci dict}; a key a run lacks leaves a gap."""
+    if not any(runs.values()):
+        return empty_figure("No run has accuracy figures")
+    fig = go.Figure()
+    for i, (label, accuracies) in enumerate(runs.items()):
+        cells = [accuracies.get(k) or {} for k in keys]
+        _interval_bars(fig, label, list(keys), cells, RUN_PALETTE[i % len(RUN_PALETTE)])
+    return _grouped_layout(fig, x_title)
+
+
+def _interval_bars(
+    fig: go.Figure, name: str, keys: Sequence[str], cells: Sequence[Mapping], colour: str
+) -> None:
+    """One bar trace over ``keys`` with 95% interval whiskers; an empty cell leaves a gap."""
+    values = [c.get("accuracy") for c in cells]
+    fig.add_bar(
+        name=name,
+        x=list(keys),
+        y=values,
+        error_y={
+            "type": "data",
+            "symmetric": False,
+            "array": [(c["high"] - c["accuracy"]) if c.get("accuracy") is not None else 0 for c in cells],
+            "arrayminus": [(c["accuracy"] - c["low"]) if c.get("accuracy") is not None else 0 for c in cells],
+            "thickness": 1,
+            "color": "#555",
+        },
+        marker={"color": colour},
+        customdata=[c.get("n", 0) for c in cells],
+        hovertemplate="%{x}<br>" + name + ": %{y:.1%} (n = %{customdata})<extra></extra>",
+    )
+
+
+def _grouped_layout(fig: go.Figure, x_title: str) -> go.Figure:
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title="accuracy")
     fig.update_xaxes(title=x_title)
     fig.update_layout(barmode="group")

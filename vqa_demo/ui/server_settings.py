@@ -6,6 +6,9 @@ Environment variables (CLI flags of the same name win)::
     VQA_CHECKPOINTS   variant checkpoint dirs or parents, separated by commas or os.pathsep;
                       default <assets>/checkpoints
     VQA_BASE          base model dir or hub id (default: the one named in the run configs)
+    VQA_COMPARE_RUNS  more runs for the Compare tab's "Across backbones" section: output folders of
+                      training.compare or vqa_demo.evaluate, separated by commas or os.pathsep;
+                      default: every folder under <assets>/runs
     VQA_DEVICE        auto | cpu | cuda
     VQA_MAX_FILE_SIZE the one size limit, e.g. 10mb: each upload, a data URL's decoded bytes, the
                       image bytes the model may read; request bodies are bounded from it
@@ -65,6 +68,7 @@ class AppConfig:
     assets: Path = ASSETS_DIR
     checkpoints: list[Path] = field(default_factory=list)  # empty: <assets>/checkpoints
     base: str | None = None
+    compare_runs: list[Path] = field(default_factory=list)  # empty: the folders under <assets>/runs
     device: str = "auto"
     max_file_size: str = "10mb"
     queue_size: int = 16
@@ -88,6 +92,7 @@ class AppConfig:
         self.checkpoints = [Path(p).expanduser().resolve() for p in self.checkpoints] or [
             self.assets / "checkpoints"
         ]
+        self.compare_runs = [Path(p).expanduser().resolve() for p in self.compare_runs]
 
     # -- the one size limit and what derives from it ------------------------------------------------
     @property
@@ -121,6 +126,18 @@ class AppConfig:
     def comparison_file(self) -> Path:
         return self.assets / "comparison.json"
 
+    @property
+    def runs_dir(self) -> Path:
+        return self.assets / "runs"
+
+    def other_runs(self) -> list[Path]:
+        """The runs the Compare tab sets beside the served one: ``compare_runs``, else ``<assets>/runs/*``."""
+        if self.compare_runs:
+            return list(self.compare_runs)
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(p for p in self.runs_dir.iterdir() if p.is_dir())
+
     # -- construction -----------------------------------------------------------------------------
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
@@ -129,6 +146,7 @@ class AppConfig:
             assets=Path(env.get("VQA_ASSETS") or ASSETS_DIR),
             checkpoints=_paths(env.get("VQA_CHECKPOINTS")),
             base=env.get("VQA_BASE") or None,
+            compare_runs=_paths(env.get("VQA_COMPARE_RUNS")),
             device=env.get("VQA_DEVICE") or "auto",
             max_file_size=env.get("VQA_MAX_FILE_SIZE") or "10mb",
             queue_size=int(env.get("VQA_QUEUE_SIZE") or 16),
@@ -149,6 +167,12 @@ class AppConfig:
         parser.add_argument("--assets", default=str(defaults.assets), help="assets folder")
         parser.add_argument("--checkpoints", nargs="+", default=None, help="variant dirs or their parents")
         parser.add_argument("--base", default=defaults.base, help="base model dir or hub id")
+        parser.add_argument(
+            "--compare-runs",
+            nargs="+",
+            default=None,
+            help="output folders of training.compare / vqa_demo.evaluate runs (other backbones) for the Compare tab",
+        )
         parser.add_argument("--device", default=defaults.device, help="auto, cpu or cuda")
         parser.add_argument("--max-file-size", default=defaults.max_file_size, help="upload limit, e.g. 10mb")
         parser.add_argument("--queue-size", type=int, default=defaults.queue_size)
@@ -186,6 +210,7 @@ class AppConfig:
             assets=assets,
             checkpoints=checkpoints,
             base=args.base,
+            compare_runs=[Path(p) for p in args.compare_runs] if args.compare_runs else defaults.compare_runs,
             device=args.device,
             max_file_size=args.max_file_size,
             queue_size=args.queue_size,

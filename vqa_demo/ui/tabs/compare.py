@@ -1,5 +1,8 @@
 """The Compare tab: the variants side by side on the validation split, from ``comparison.json`` alone.
 
+With other runs configured (``--compare-runs``, ``<assets>/runs``), the tab opens with the runs side by
+side across backbones (:mod:`vqa_demo.ui.tabs.compare_backbones`); the served run's details follow.
+
 ``training.compare`` writes that file: per variant the validation accuracy with its interval,
 per-family accuracy, position bias, calibration, training curve and time, plus the head agreement
 matrix and the paired McNemar tests, all taken from the one evaluation (``evaluation/metrics.json``).
@@ -16,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from vqa_demo.config import VARIANTS, in_variant_order
+from vqa_demo.evaluation.metrics import holm
 from vqa_demo.model.strategies import STRATEGIES
-from vqa_demo.ui.assets import AppAssets
-from vqa_demo.ui.chance import chance_level, is_chance_level
+from vqa_demo.ui.assets import SERVED_RUN, AppAssets
+from vqa_demo.ui.chance import chance_level, format_p, is_chance_level
 from vqa_demo.ui.plots import (
     accuracy_figure,
     agreement_figure,
@@ -26,6 +30,7 @@ from vqa_demo.ui.plots import (
     position_figure,
     split_loss_curves_figure,
 )
+from vqa_demo.ui.tabs.compare_backbones import build_backbones_section
 
 MCNEMAR_COLUMNS = [
     "variant A",
@@ -118,22 +123,6 @@ def summary_markdown(data: dict[str, Any], counts: list[tuple[str, int]], notes:
     return "\n".join(lines)
 
 
-def holm(p_values: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as given): controls the chance of any false difference."""
-    order = np.argsort(p_values)
-    m = len(p_values)
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
-
-
-def format_p(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def mcnemar_table(mcnemar: dict[str, dict], alpha: float = 0.05) -> pd.DataFrame:
     """One row per pair of variants: the discordant counts, the exact McNemar p-value and a plain reading."""
     pairs = [(key.split(" vs ", 1), test) for key, test in mcnemar.items() if " vs " in key]
@@ -163,6 +152,11 @@ def build_compare_tab(assets: AppAssets) -> dict[str, Any]:
     counts = option_counts(assets)
     chance = overall_chance(counts)
     components = {}
+    across = len(assets.runs) > 1
+    if across:
+        components.update(build_backbones_section(assets.runs, assets.run_notes))
+        served = assets.runs[0].label if assets.runs[0].name == SERVED_RUN else "comparison.json"
+        gr.Markdown(f"### The served run in detail: {served}", elem_id="compare-served-heading")
     components["summary"] = gr.Markdown(
         summary_markdown(data, counts, assets.notes), elem_id="compare-summary"
     )
@@ -203,4 +197,6 @@ def build_compare_tab(assets: AppAssets) -> dict[str, Any]:
             position_figure({n: v["position_bias"] for n, v in variants.items() if v["position_bias"]}),
             label="Accuracy by gold-answer position (position bias)",
         )
+    if not across:
+        components.update(build_backbones_section(assets.runs, assets.run_notes))
     return components
