@@ -2,6 +2,7 @@
 
     python -m tools.screenshots                      # writes docs/screenshots/{ask,compare,errors}.png
     python -m tools.screenshots --out /tmp/shots --example 3
+    python -m tools.screenshots --compare-runs runs/cmp-llava runs/cmp-vilt   # + compare-backbones.png
 
 Starts the app on the offline default (``assets/``) on a free loopback port, drives headless
 Chromium (Debian's ``/usr/bin/chromium``; playwright downloads no browser) and saves small PNGs:
@@ -25,9 +26,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 VIEWPORT = {"width": 1280, "height": 900}
 
 
-def start_app(assets: Path):
+def start_app(assets: Path, compare_runs: list[Path] = ()):
     """The app as ``app.py`` builds it, on loopback; returns (demo, url)."""
-    config = AppConfig(assets=assets)
+    config = AppConfig(assets=assets, compare_runs=list(compare_runs))
     demo = build_demo(config)
     return demo, launch_on_loopback(demo, config)
 
@@ -106,6 +107,13 @@ def shoot_compare(page) -> bytes:
     return capture(page, "#app-header", "#compare-accuracy", max_height=1200)
 
 
+def shoot_backbones(page) -> bytes:
+    """The Compare tab's runs side by side, from its heading to the accuracy table."""
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_selector("#compare-backbones-accuracy .js-plotly-plot")
+    return capture(page, "#compare-backbones-intro", "#compare-backbones-table", max_height=1600)
+
+
 def shoot_errors(page) -> bytes:
     page.get_by_role("tab", name="Errors").click()
     page.locator("#errors-table [data-testid='cell-0-2']").click()
@@ -134,6 +142,28 @@ def main(args: argparse.Namespace) -> None:
                 browser.close()
     finally:
         demo.close()
+    if args.compare_runs:
+        shoot_compare_runs(args, out)
+
+
+def shoot_compare_runs(args: argparse.Namespace, out: Path) -> None:
+    """``compare-backbones.png``: the app served with ``--compare-runs``."""
+    from playwright.sync_api import sync_playwright
+
+    demo, url = start_app(Path(args.assets), [Path(p) for p in args.compare_runs])
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport=VIEWPORT)
+                page.set_default_timeout(60_000)
+                page.goto(url)
+                page.wait_for_selector("#answer-button")
+                save_small(shoot_backbones(page), out / "compare-backbones.png", args.width)
+            finally:
+                browser.close()
+    finally:
+        demo.close()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -145,6 +175,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--example", type=int, default=1, help="which example the Ask shot answers (0-based)")
     parser.add_argument("--width", type=int, default=900, help="width of the saved PNGs in pixels")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable")
+    parser.add_argument(
+        "--compare-runs", nargs="*", default=[], help="run folders: also shoot compare-backbones.png"
+    )
     return parser.parse_args(argv)
 
 
