@@ -123,34 +123,22 @@ def shoot_errors(page) -> bytes:
 
 
 def main(args: argparse.Namespace) -> None:
-    from playwright.sync_api import sync_playwright
-
-    demo, url = start_app(Path(args.assets))
     out = Path(args.out)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport=VIEWPORT)
-                page.set_default_timeout(60_000)
-                page.goto(url)
-                page.wait_for_selector("#answer-button")
-                save_small(shoot_ask(page, args.example), out / "ask.png", args.width)
-                save_small(shoot_compare(page), out / "compare.png", args.width)
-                save_small(shoot_errors(page), out / "errors.png", args.width)
-            finally:
-                browser.close()
-    finally:
-        demo.close()
+    shots = [
+        (lambda page: shoot_ask(page, args.example), "ask.png"),
+        (shoot_compare, "compare.png"),
+        (shoot_errors, "errors.png"),
+    ]
+    shoot(args, [], shots, out)
     if args.compare_runs:
-        shoot_compare_runs(args, out)
+        shoot(args, [Path(p) for p in args.compare_runs], [(shoot_backbones, "compare-backbones.png")], out)
 
 
-def shoot_compare_runs(args: argparse.Namespace, out: Path) -> None:
-    """``compare-backbones.png``: the app served with ``--compare-runs``."""
+def shoot(args: argparse.Namespace, compare_runs: list[Path], shots, out: Path) -> None:
+    """Serve the app (with ``compare_runs``), open it in Chromium and save each ``(shot, file name)``."""
     from playwright.sync_api import sync_playwright
 
-    demo, url = start_app(Path(args.assets), [Path(p) for p in args.compare_runs])
+    demo, url = start_app(Path(args.assets), compare_runs)
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
@@ -159,7 +147,8 @@ def shoot_compare_runs(args: argparse.Namespace, out: Path) -> None:
                 page.set_default_timeout(60_000)
                 page.goto(url)
                 page.wait_for_selector("#answer-button")
-                save_small(shoot_backbones(page), out / "compare-backbones.png", args.width)
+                for take, name in shots:
+                    save_small(take(page), out / name, args.width)
             finally:
                 browser.close()
     finally:
