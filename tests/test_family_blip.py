@@ -133,6 +133,35 @@ def test_option_loglik_is_the_models_own_loss(blip):
     assert worst <= TOL
 
 
+def test_one_call_encodes_each_question_once_and_scores_as_the_two_separate_passes(blip):
+    """COND_GEN's scores and answers of one call read one pass of the question encoder, and equal
+    :meth:`option_loglik` and :meth:`generate` run separately (each encoding on its own), which
+    equal BLIP's own loss x answer length and its own greedy ``generate`` (the tests above)."""
+    model, processor = blip
+    ctx = context(model, processor)
+    rows = [STRATEGIES["cond_gen"].prompt_rows(q, o)[0] for q, o in zip(QUESTIONS, OPTIONS)]
+    encoded = ctx.encoder.encode(rows, with_suffix=False)
+    features = BLIP.image_features(model, BLIP.preprocess(processor, IMAGES))
+    calls = []
+    hook = model.text_encoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        total, mean, generated = BLIP.answer_scorer.scores_and_answers(ctx, encoded, features, OPTIONS, 6)
+    finally:
+        hook.remove()
+    assert len(calls) == 1
+    separate_total, separate_mean = BLIP.answer_scorer.option_loglik(ctx, encoded, features, OPTIONS)
+    diff = max(float((total - separate_total).abs().max()), float((mean - separate_mean).abs().max()))
+    print(f"BLIP one encoding vs two: max |diff| of option log-liks = {diff:.1e}")
+    assert diff <= 1e-6
+    assert generated == BLIP.answer_scorer.generate(ctx, encoded, features, 6)
+    for b, (row, options) in enumerate(zip(rows, OPTIONS)):
+        for k, option in enumerate(options):
+            reference = loss_reference(
+                model, processor, IMAGES[b], row.prefix + "\n", ctx.encoder.answer_ids(option)[0]
+            )
+            assert abs(float(total[b, k]) - reference) <= TOL
+
+
 def test_generation_is_the_models_greedy_generate(blip):
     model, processor = blip
     ctx = context(model, processor)
@@ -243,6 +272,16 @@ def test_every_variant_answers_and_vision_runs_once_per_image_per_call(predictor
     }
     cond_gen = results[1]["cond_gen"].cond_gen
     assert cond_gen.generated_text and np.isfinite(cond_gen.loglik_sum).all()
+
+
+def test_a_cond_gen_predict_runs_the_question_encoder_once(predictor):
+    calls = []
+    hook = predictor.backbone.core.text_encoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        (result,) = predictor.predict_batch(IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], ["cond_gen"])
+    finally:
+        hook.remove()
+    assert len(calls) == 1 and result["cond_gen"].cond_gen.generated_text
 
 
 @pytest.mark.slow

@@ -90,38 +90,54 @@ def grouped_decoder_logits(
     return out
 
 
+def states_loglik(ctx, rows, states: torch.Tensor, options) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sum float[B, K], mean float[B, K])`` answer log-likelihoods of ``options`` given the question
+    states ``float[B, T, D]`` of ``rows`` (-inf on padded option slots)."""
+    answers = [ctx.encoder.answer_ids(text)[0] for opts in options for text in opts]
+    ids, mask = ctx.encoder.pad_suffixes(answers)
+    ids, mask = ids.to(states.device), mask.to(states.device)
+    row_of = torch.tensor([b for b, opts in enumerate(options) for _ in opts], device=states.device)
+    total = torch.zeros(len(answers), device=states.device)
+    for index, logits in grouped_decoder_logits(
+        ctx.core, states, rows.attention_mask.sum(1), row_of, ids, mask
+    ):
+        # Position j predicts token j + 1; [DEC] itself is given, not scored.
+        total[index] = token_logprob_sum(logits[:, :-1], ids[index, 1:], mask[index, 1:])
+    mean = total / (mask.sum(dim=1) - 1)
+    return option_grid(total, options), option_grid(mean, options)
+
+
+def states_generate(ctx, rows, states: torch.Tensor, max_new_tokens: int) -> list[list[int]]:
+    """Greedy answer ids per row from the question states ``float[R, T, D]`` of ``rows``."""
+    generated: list[list[int]] = [[] for _ in range(rows.input_ids.shape[0])]
+    for length, members in length_groups(rows.attention_mask.sum(1)):
+        answers = greedy_answers(ctx.core, states[members, :length], ctx.encoder, max_new_tokens)
+        for member, answer in zip(members.tolist(), answers):
+            generated[member] = answer
+    return generated
+
+
 class BlipAnswerScorer(AnswerScorer):
-    """COND_GEN through BLIP's answer decoder (see the module docstring)."""
+    """COND_GEN through BLIP's answer decoder (see the module docstring). One call encodes its
+    questions once (:meth:`scores_and_answers`); scoring and generation then read those states."""
 
     def option_loglik(self, ctx, rows, features, options) -> tuple[torch.Tensor, torch.Tensor]:
         """``(sum float[B, K], mean float[B, K])`` of ``log p(option | image, prompt)`` over the answer
         tokens and ``[SEP]`` (``mean`` divides by their count); -inf on padded option slots."""
         with torch.no_grad():
-            states = question_states(ctx.core, rows, features)
-            answers = [ctx.encoder.answer_ids(text)[0] for opts in options for text in opts]
-            ids, mask = ctx.encoder.pad_suffixes(answers)
-            ids, mask = ids.to(states.device), mask.to(states.device)
-            row_of = torch.tensor([b for b, opts in enumerate(options) for _ in opts], device=states.device)
-            total = torch.zeros(len(answers), device=states.device)
-            for index, logits in grouped_decoder_logits(
-                ctx.core, states, rows.attention_mask.sum(1), row_of, ids, mask
-            ):
-                # Position j predicts token j + 1; [DEC] itself is given, not scored.
-                total[index] = token_logprob_sum(logits[:, :-1], ids[index, 1:], mask[index, 1:])
-            mean = total / (mask.sum(dim=1) - 1)
-        return option_grid(total, options), option_grid(mean, options)
+            return states_loglik(ctx, rows, question_states(ctx.core, rows, features), options)
 
     def generate(self, ctx, rows, features, max_new_tokens: int) -> list[list[int]]:
         """Greedy answers from ``[DEC]`` until ``[SEP]`` (not included), at most ``max_new_tokens``."""
-        encoder: BertRowEncoder = ctx.encoder
-        generated: list[list[int]] = [[] for _ in range(rows.input_ids.shape[0])]
+        with torch.no_grad():
+            return states_generate(ctx, rows, question_states(ctx.core, rows, features), max_new_tokens)
+
+    def scores_and_answers(self, ctx, rows, features, options, max_new_tokens: int):
+        """Both of the above from one pass of the question encoder."""
         with torch.no_grad():
             states = question_states(ctx.core, rows, features)
-            for length, members in length_groups(rows.attention_mask.sum(1)):
-                answers = greedy_answers(ctx.core, states[members, :length], encoder, max_new_tokens)
-                for member, answer in zip(members.tolist(), answers):
-                    generated[member] = answer
-        return generated
+            total, mean = states_loglik(ctx, rows, states, options)
+            return total, mean, states_generate(ctx, rows, states, max_new_tokens)
 
     def suffix_loss(self, ctx, rows, features, label_smoothing: float) -> tuple[torch.Tensor, int]:
         """Summed teacher-forced cross-entropy over the gold answers' tokens and ``[SEP]`` (``rows.labels``

@@ -169,8 +169,7 @@ def answer_scores(ctx, rows: EncodedRows, features: torch.Tensor, options: list[
     max_new_tokens = ctx.head_config.max_new_tokens
     scorer = ctx.family.answer_scorer
     if scorer is not None:
-        total, mean = scorer.option_loglik(ctx, rows, features, options)
-        return total, mean, scorer.generate(ctx, rows, features, max_new_tokens)
+        return scorer.scores_and_answers(ctx, rows, features, options, max_new_tokens)
     state = run_prefix(ctx.core, rows, features)
     total, mean = option_loglik(ctx.core, ctx.encoder, state, options)
     return total, mean, greedy_generate(ctx.core, state, ctx.encoder.eos_id, max_new_tokens)

@@ -82,6 +82,14 @@ class AnswerScorer:
         """Summed teacher-forced cross-entropy of ``rows``' suffixes (the gold answers) and its token count."""
         raise NotImplementedError
 
+    def scores_and_answers(
+        self, ctx, rows, features, options, max_new_tokens: int
+    ) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
+        """:meth:`option_loglik`'s ``(sum, mean)`` and :meth:`generate`'s answers of one call; a scorer
+        whose two share work (BLIP's question encoding) overrides this to do it once."""
+        total, mean = self.option_loglik(ctx, rows, features, options)
+        return total, mean, self.generate(ctx, rows, features, max_new_tokens)
+
 
 class BackboneFamily:
     """One model family: how its rows, images, forward passes, cache positions and LoRA targets work.
