@@ -30,6 +30,12 @@ from vqa_demo.model.strategies import STRATEGIES
 from vqa_demo.model.tiny_families import TINY_FAMILIES
 from vqa_demo.predictor import Predictor, Variant
 from vqa_demo.testing import random_variant_predictor, randomize, tiny_run_config
+from vqa_demo.ui import AppConfig
+from vqa_demo.ui.answer_api import answer_inputs
+from vqa_demo.ui.explain_panels import METHOD_LABELS
+from vqa_demo.ui.holder import PredictorHolder
+from vqa_demo.ui.tabs.ask import AskCallbacks
+from vqa_demo.ui.tabs.explain import ExplainCallbacks
 
 TOL = 1e-5
 QUESTIONS = ["What colour is the circle?", "How many shapes are there in this picture? Count them all"]
@@ -302,17 +308,53 @@ def test_compare_smoke_writes_every_variant(tmp_path):
     check_evaluate_cli_and_app_on_a_comparison(out, comparison, tmp_path)
 
 
-def test_attributions_explain_the_classifier_variants_and_refuse_cond_gen_plainly(predictor):
-    """Integrated gradients of a BLIP SWAG variant start from the predicted score and are complete
-    (attributions sum to the score change); COND_GEN's answer decoder is out of their reach."""
-    name = "swag-attentive"
+@pytest.mark.parametrize("name", ["swag-attentive", "cond_gen"])
+def test_integrated_gradients_start_from_the_predicted_score_and_are_complete(predictor, name):
+    """Integrated gradients of a SWAG variant (the classifier's score) and of COND_GEN (the chosen
+    option's answer-decoder log-likelihood, as a function of the pixels and the question's token
+    embeddings) start from the predicted score and add up to the score change from the baseline."""
     predicted = predictor.predict_batch(IMAGES, QUESTIONS, OPTIONS, [name])
     attributions = attribute(predictor, IMAGES, QUESTIONS, OPTIONS, name, n_steps=8)
     for b, attribution in enumerate(attributions):
-        assert abs(attribution.score - predicted[b][name].option_scores[attribution.target]) <= TOL
+        prediction = predicted[b][name]
+        details = prediction.cond_gen
+        expected = (
+            details.loglik_sum[prediction.choice] if details else prediction.option_scores[prediction.choice]
+        )
+        assert attribution.target == prediction.choice and abs(attribution.score - float(expected)) <= TOL
         assert attribution.relative_error < 0.05 and attribution.tokens[0] == "[CLS]"
-    with pytest.raises(ValueError, match="explain a multi_class or swag variant"):
-        attribute(predictor, IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], "cond_gen", n_steps=2)
+        assert abs(attribution.score - attribution.baseline_score) > 1e-3  # a change to complete
+        assert attribution.log_likelihood == (name == "cond_gen") and attribution.suffix_start is None
+
+
+def test_cond_gen_saliency_reaches_the_pixels_and_every_question_token(predictor):
+    """The gradient of an option's log-likelihood flows through the answer decoder, the question
+    encoder and the ViT: every pixel row and every question token gets some."""
+    (attribution,) = attribute(
+        predictor, IMAGES[1:], QUESTIONS[1:], OPTIONS[1:], "cond_gen", targets=[1], method="saliency"
+    )
+    predicted = predictor.predict_batch(IMAGES[1:], QUESTIONS[1:], OPTIONS[1:], ["cond_gen"])
+    assert abs(attribution.score - float(predicted[0]["cond_gen"].cond_gen.loglik_sum[1])) <= TOL
+    assert (attribution.pixel_magnitude.max(axis=1) > 0).all() and (attribution.token_scores > 0).all()
+    question = predictor.backbone.tokenizer(QUESTIONS[1])["input_ids"]
+    assert len(attribution.tokens) >= len(question) and attribution.tokens[-1] == "[SEP]"
+
+
+def test_the_explain_panel_renders_a_cond_gen_attribution_through_the_app_holder(predictor, tmp_path):
+    image_file = tmp_path / "shapes.png"
+    IMAGES[0].save(image_file)
+    holder = PredictorHolder(predictor=predictor)
+    ask = AskCallbacks(holder, AppConfig(assets=tmp_path))
+    ticks = [name == "cond_gen" for name in holder.names]
+    *_, result = ask.answer(str(image_file), QUESTIONS[0], *answer_inputs(None, None, OPTIONS[0], ticks)[2:])
+    assert list(result.predictions) == ["cond_gen"]
+    explain = ExplainCallbacks(holder)
+    for method in METHOD_LABELS:
+        image, chips, caption, (attribution, _) = explain.attribute(result, "cond_gen", method, 8, 0.5)
+        assert isinstance(image, Image.Image), caption
+        assert "cond_gen**'s summed log-likelihood" in caption and "not coloured" in caption
+        assert "[CLS]</span>" in chips and chips.count("<span") == len(attribution.tokens)
+        assert ("Completeness" in caption) == (method == "Integrated gradients")
 
 
 @pytest.mark.parametrize("vision", [False, True])

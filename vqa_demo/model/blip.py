@@ -90,6 +90,25 @@ def grouped_decoder_logits(
     return out
 
 
+def answer_loglik(
+    core: BlipForQuestionAnswering,
+    states: torch.Tensor,
+    question_lengths: torch.Tensor,
+    row_of: torch.Tensor,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """Summed log-probabilities ``float[A]`` of answer rows ``ids long[A, S]`` (``[DEC] answer [SEP]``,
+    ``mask``) after ``[DEC]``, answer ``a`` reading question ``row_of[a]``'s states ``float[R, T, D]``
+    cut to its length. Differentiable (attributions), also run under ``no_grad`` (scoring)."""
+    total = torch.zeros(ids.shape[0], device=states.device)
+    for index, logits in grouped_decoder_logits(core, states, question_lengths, row_of, ids, mask):
+        # Position j predicts token j + 1; [DEC] itself is given, not scored.
+        scores = token_logprob_sum(logits[:, :-1], ids[index, 1:], mask[index, 1:])
+        total = total.index_put((index,), scores)
+    return total
+
+
 def states_loglik(ctx, rows, states: torch.Tensor, options) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sum float[B, K], mean float[B, K])`` answer log-likelihoods of ``options`` given the question
     states ``float[B, T, D]`` of ``rows`` (-inf on padded option slots)."""
@@ -97,12 +116,7 @@ def states_loglik(ctx, rows, states: torch.Tensor, options) -> tuple[torch.Tenso
     ids, mask = ctx.encoder.pad_suffixes(answers)
     ids, mask = ids.to(states.device), mask.to(states.device)
     row_of = torch.tensor([b for b, opts in enumerate(options) for _ in opts], device=states.device)
-    total = torch.zeros(len(answers), device=states.device)
-    for index, logits in grouped_decoder_logits(
-        ctx.core, states, rows.attention_mask.sum(1), row_of, ids, mask
-    ):
-        # Position j predicts token j + 1; [DEC] itself is given, not scored.
-        total[index] = token_logprob_sum(logits[:, :-1], ids[index, 1:], mask[index, 1:])
+    total = answer_loglik(ctx.core, states, rows.attention_mask.sum(1), row_of, ids, mask)
     mean = total / (mask.sum(dim=1) - 1)
     return option_grid(total, options), option_grid(mean, options)
 
@@ -138,6 +152,15 @@ class BlipAnswerScorer(AnswerScorer):
             states = question_states(ctx.core, rows, features)
             total, mean = states_loglik(ctx, rows, states, options)
             return total, mean, states_generate(ctx, rows, states, max_new_tokens)
+
+    def target_score(self, ctx, states, attention_mask, labels) -> torch.Tensor:
+        """The answers' summed log-likelihoods ``float[N]`` from question states ``float[N, T, D]``
+        (``labels``: ``[DEC] answer [SEP]`` rows, -100 padded): the number :meth:`option_loglik` gives,
+        with gradients to the states (hence to the pixels and the question's token embeddings)."""
+        mask = (labels != -100).long()
+        ids = labels.masked_fill(mask == 0, ctx.encoder.pad_id)
+        row_of = torch.arange(ids.shape[0], device=ids.device)
+        return answer_loglik(ctx.core, states, attention_mask.sum(1), row_of, ids, mask)
 
     def suffix_loss(self, ctx, rows, features, label_smoothing: float) -> tuple[torch.Tensor, int]:
         """Summed teacher-forced cross-entropy over the gold answers' tokens and ``[SEP]`` (``rows.labels``
@@ -238,11 +261,10 @@ class BlipFamily(BackboneFamily):
         ).last_hidden_state
 
     def lm_logits(self, core, hidden: torch.Tensor) -> torch.Tensor:
-        """Not BLIP's way: its answers are scored by :class:`BlipAnswerScorer` from the answer decoder,
-        which reads the question states rather than continuing them. Only an attribution of a
-        COND_GEN variant asks for this."""
+        """Not BLIP's way: its answers are scored (and attributed) by :class:`BlipAnswerScorer` from the
+        answer decoder, which reads the question states rather than continuing them."""
         raise ValueError(
-            "attributions of BLIP's cond_gen variant are not supported: explain a multi_class or swag variant"
+            "BLIP has no language-model head over its question: its answer decoder scores answers"
         )
 
     def input_embeddings(self, core) -> nn.Module:

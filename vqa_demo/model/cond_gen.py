@@ -246,6 +246,9 @@ class CondGenStrategy(HeadStrategy):
 
     def target_score(self, ctx, hidden, attention_mask, labels, targets, num_options) -> torch.Tensor:
         """Summed log-probabilities of the suffix tokens (the target option and ``<eos>``): the same
-        number as the cached :func:`option_loglik`'s sum."""
+        number as the cached :func:`option_loglik`'s sum (a family's own scorer computes it its way)."""
+        scorer = ctx.family.answer_scorer
+        if scorer is not None:
+            return scorer.target_score(ctx, hidden, attention_mask, labels)
         gold = labels[:, 1:]
         return token_logprob_sum(lm_logits(ctx.core, hidden[:, :-1]), gold.clamp(min=0), gold != -100)

@@ -90,6 +90,12 @@ class AnswerScorer:
         total, mean = self.option_loglik(ctx, rows, features, options)
         return total, mean, self.generate(ctx, rows, features, max_new_tokens)
 
+    def target_score(self, ctx, states, attention_mask, labels) -> torch.Tensor:
+        """Differentiable summed log-likelihood ``float[N]`` of each row's answer (``labels``, the
+        family encoder's suffix rows, -100 padded) given the prompt rows' final states ``float[N, T, D]``
+        (``attention_mask long[N, T]``): what an attribution of a COND_GEN variant explains."""
+        raise NotImplementedError
+
 
 class BackboneFamily:
     """One model family: how its rows, images, forward passes, cache positions and LoRA targets work.

@@ -85,12 +85,17 @@ def attribution_view(
     ``side`` is the image-token grid's side; no model call.
     """
     explanation = attribution_explanation(attribution, side, view)
-    what = "summed log-likelihood" if attribution.suffix_start is not None else "score"
+    what = "summed log-likelihood" if attribution.log_likelihood else "score"
     lines = [
         f"Attribution of **{attribution.variant}**'s {what} for "
         f"**{option_label(attribution.target, result.options[attribution.target], 40)}** "
         f"({attribution.score:.3f}) · {attribution.method.replace('_', ' ')} · {attribution.seconds:.1f} s.",
     ]
+    if attribution.log_likelihood and attribution.suffix_start is None:
+        lines.append(
+            "The answer's own tokens are not coloured: this model's answer decoder reads the encoded "
+            "question, so the attribution covers the image and the question tokens."
+        )
     if attribution.method == "integrated_gradients":
         lines.append(
             "Colour = size of each patch's and token's contribution; a token marked − lowers the score "
