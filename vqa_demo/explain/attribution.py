@@ -249,9 +249,9 @@ class PixelTokenSaliency(PixelTokenAttribution):
 
 
 class PixelTokenIntegratedGradients(PixelTokenAttribution):
-    """Integrated gradients (``n_steps`` Gauss-Legendre steps) from a uniform grey image (zero after
-    normalisation) and ``<pad>`` embeddings for every text token; signed attributions summed over
-    colour channels and over the embedding."""
+    """Integrated gradients (``n_steps`` Gauss-Legendre steps) from the family's image baseline (a
+    uniform image, zero after normalisation; ViLT keeps its pixel mask) and ``<pad>`` embeddings
+    for every text token; signed attributions summed over colour channels and over the embedding."""
 
     def attribute(self, pixel_values, target) -> AttributionMaps:
         from captum.attr import IntegratedGradients
@@ -260,7 +260,7 @@ class PixelTokenIntegratedGradients(PixelTokenAttribution):
         batch = len(rows.targets)
         chunk = self.internal_batch_size or 4 * batch
         inputs = (pixel_values, rows.text_embeds)
-        baselines = (torch.zeros_like(pixel_values), rows.baseline_embeds)
+        baselines = (self.forward.ctx.family.pixel_baseline(pixel_values), rows.baseline_embeds)
         with torch.no_grad():
             scores = self.forward(*inputs, *rows.additional_args).float().cpu().tolist()
             baseline_scores = self.forward(*baselines, *rows.additional_args).float().cpu().tolist()

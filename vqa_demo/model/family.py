@@ -167,6 +167,11 @@ class BackboneFamily:
         with torch.set_grad_enabled(grad):
             return core.model.get_image_features(pixel_values.to(core.dtype)).pooler_output
 
+    def pixel_baseline(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Integrated gradients' image baseline for model inputs ``pixel_values``, same shape: all
+        zero, a uniform image at the processor's mean colour (zero after normalisation)."""
+        return torch.zeros_like(pixel_values)
+
     def select_features(self, features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Row ``r``'s features are example ``index[r]``'s: ``float[B, N, D]`` -> ``float[R, N, D]``."""
         return features[index]
