@@ -340,14 +340,20 @@ def test_cond_gen_saliency_reaches_the_pixels_and_every_question_token(predictor
     assert len(attribution.tokens) >= len(question) and attribution.tokens[-1] == "[SEP]"
 
 
-def test_the_explain_panel_renders_a_cond_gen_attribution_through_the_app_holder(predictor, tmp_path):
+def answered_in_the_app(predictor, tmp_path, names: list[str]):
+    """``(holder, AskResult)``: the Ask tab's answer with ``names`` ticked, through the app's holder."""
     image_file = tmp_path / "shapes.png"
     IMAGES[0].save(image_file)
     holder = PredictorHolder(predictor=predictor)
     ask = AskCallbacks(holder, AppConfig(assets=tmp_path))
-    ticks = [name == "cond_gen" for name in holder.names]
+    ticks = [name in names for name in holder.names]
     *_, result = ask.answer(str(image_file), QUESTIONS[0], *answer_inputs(None, None, OPTIONS[0], ticks)[2:])
-    assert list(result.predictions) == ["cond_gen"]
+    assert list(result.predictions) == names
+    return holder, result
+
+
+def test_the_explain_panel_renders_a_cond_gen_attribution_through_the_app_holder(predictor, tmp_path):
+    holder, result = answered_in_the_app(predictor, tmp_path, ["cond_gen"])
     explain = ExplainCallbacks(holder)
     for method in METHOD_LABELS:
         image, chips, caption, (attribution, _) = explain.attribute(result, "cond_gen", method, 8, 0.5)
@@ -355,6 +361,19 @@ def test_the_explain_panel_renders_a_cond_gen_attribution_through_the_app_holder
         assert "cond_gen**'s summed log-likelihood" in caption and "not coloured" in caption
         assert "[CLS]</span>" in chips and chips.count("<span") == len(attribution.tokens)
         assert ("Completeness" in caption) == (method == "Integrated gradients")
+
+
+def test_the_pooling_caption_says_the_pooled_states_are_the_question_encoders(predictor, tmp_path):
+    """BLIP pools its question encoder's states: no per-patch weights, and the caption says why
+    instead of the image share (which would read 0 %) and the image tokens' grid."""
+    holder, result = answered_in_the_app(predictor, tmp_path, ["multi_class-attentive", "swag-attentive"])
+    picker, heatmap, tokens, caption, *_ = ExplainCallbacks(holder).refresh(result, 0.6)
+    attention = result.predictions[picker["value"]].attention
+    assert attention.image_grid.size == 0 and np.isclose(attention.token_weights.sum(), 1)
+    assert heatmap is None and "question encoder" in caption and "cross-attention" in caption
+    assert "grid" not in caption and "%" not in caption
+    assert "One scale for the tokens: pooling weight per text token" in caption
+    assert tokens.count("<span") == len(attention.tokens) and "[CLS]</span>" in tokens
 
 
 @pytest.mark.parametrize("vision", [False, True])

@@ -31,6 +31,7 @@ from vqa_demo.model.tiny_families import VILT_ANSWERS
 from vqa_demo.model.vilt import VILT, cropped
 from vqa_demo.model.vilt_baseline import BASELINE_NAME, baseline_variant
 from vqa_demo.testing import random_variant_predictor, randomize
+from vqa_demo.ui.explain_panels import attention_view
 
 TOL = 1e-5
 QUESTIONS = ["What colour is the circle?", "How many shapes are there in this picture?"]
@@ -217,6 +218,15 @@ def test_compare_smoke_writes_every_applicable_variant_and_the_baseline(tmp_path
     )
     records = read_predictions(out / "evaluation" / "predictions.jsonl")
     assert all(sorted(r["variants"]) == sorted(comparison["variants"]) for r in records)
+
+
+def test_the_pooling_caption_says_the_pooled_states_are_the_text_positions(predictor):
+    (result,) = predictor.predict_batch(IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], ["multi_class-attentive"])
+    attention = result["multi_class-attentive"].attention
+    heatmap, highlights, caption = attention_view(IMAGES[0], attention, 0.5)
+    assert attention.image_grid.size == 0 and heatmap is None
+    assert "ViLT's text positions" in caption and "every image patch" in caption and "grid" not in caption
+    assert [token for token, _ in highlights] == attention.tokens and highlights[0][0] == "[CLS]"
 
 
 def test_saliency_explains_vilt(predictor):

@@ -213,6 +213,10 @@ class BlipFamily(BackboneFamily):
     tiny_sources = ("tiny:blip",)
     answer_scorer = BlipAnswerScorer()
     vision_modules = ("vision_model",)  # kept out of 4/8-bit quantization
+    pooled_states = (
+        "The pooled states are BLIP's question encoder's: each question token reads the image through "
+        "cross-attention"
+    )
 
     def build_tiny(self, source: str, seed: int = 0):
         model, processor = tiny_blip(seed)

@@ -112,6 +112,9 @@ class BackboneFamily:
     answer_scorer: AnswerScorer | None = None  # COND_GEN's own scorer; None: the shared-prefix cache
     vision_modules: tuple[str, ...] = ("vision_tower", "multi_modal_projector")  # under ``core.model``
     token_types_in_prefix: bool = True  # pass ``token_type_ids`` in the prefix/row forward
+    # What the poolings read when it holds no image positions (the Explain captions say it); None:
+    # the image tokens are among the pooled positions.
+    pooled_states: str | None = None
 
     # --- construction -------------------------------------------------------------------------
     def build_tiny(self, source: str, seed: int = 0) -> tuple[torch.nn.Module, object]:

@@ -109,6 +109,10 @@ class ViltFamily(BackboneFamily):
     tiny_sources = ("tiny:vilt",)
     generates_text = False
     vision_modules = ("embeddings", "pooler", "classifier")  # kept out of 4/8-bit quantization
+    pooled_states = (
+        "The pooled states are ViLT's text positions: each one attends to every image patch inside "
+        "ViLT's one encoder"
+    )
 
     def build_tiny(self, source: str, seed: int = 0):
         model, processor = tiny_vilt(seed)
