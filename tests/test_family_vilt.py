@@ -238,10 +238,10 @@ def test_saliency_explains_vilt(predictor):
         assert attribution.tokens[0] == "[CLS]" and attribution.pixel_magnitude.max() > 0
 
 
-def test_the_integrated_gradient_baseline_is_a_black_image_with_the_same_pixel_mask(predictor):
-    """The baseline keeps each canvas's mask channel (which pixels exist) and zeroes the pixels; the
-    predictor answers it like any image, and ViLT's own forward on (zero pixels, the processor's
-    mask) gives the same states as on the baseline canvas."""
+def test_the_integrated_gradient_baseline_is_a_zero_image_under_the_same_pixel_mask(predictor):
+    """The baseline keeps each canvas's mask channel (which pixels exist) and zeroes the pixels: a
+    valid ViLT input, on which ViLT's own forward (zero pixels, the processor's mask) gives the
+    states our forward gives on the baseline canvas."""
     model, processor = predictor.backbone.core, predictor.backbone.processor
     canvas = VILT.preprocess(processor, IMAGES)
     baseline = VILT.pixel_baseline(canvas)
@@ -257,9 +257,9 @@ def test_the_integrated_gradient_baseline_is_a_black_image_with_the_same_pixel_m
 
 @pytest.mark.parametrize("name", ["multi_class-attentive", "swag-last_token"])
 def test_integrated_gradients_explain_vilt_and_are_complete(predictor, name):
-    """From the predicted score, complete (attributions add up to the change from the baseline: the
-    black, same-mask image and ``[PAD]`` text), and zero on the canvas's padding, where neither the
-    image nor the baseline has pixels."""
+    """From the predicted score, complete (attributions add up to the change from the baseline: a
+    zero image under the same mask, ``[PAD]`` text), and zero on the canvas's padding, where neither
+    the image nor the baseline has pixels."""
     predicted = predictor.predict_batch(IMAGES, QUESTIONS, OPTIONS, [name])
     attributions = attribute(predictor, IMAGES, QUESTIONS, OPTIONS, name, n_steps=16)
     canvas = VILT.preprocess(predictor.backbone.processor, IMAGES)
