@@ -255,6 +255,11 @@ def test_the_integrated_gradient_baseline_is_a_zero_image_under_the_same_pixel_m
     assert (states[0, :length] - reference.last_hidden_state[0, :length]).abs().max() <= TOL
 
 
+def test_attributing_the_classifier_baseline_is_refused_plainly(predictor):
+    with pytest.raises(ValueError, match="explain a multi_class or swag variant"):
+        attribute(predictor, IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], BASELINE_NAME, method="saliency")
+
+
 @pytest.mark.parametrize("name", ["multi_class-attentive", "swag-last_token"])
 def test_integrated_gradients_explain_vilt_and_are_complete(predictor, name):
     """From the predicted score, complete (attributions add up to the change from the baseline: a
