@@ -3,13 +3,15 @@
 Data flow of one call (B examples, R prompt rows, K options)::
 
     pixels float[B, 3, S, S] -> vision_model            -> image states  float[B, 1 + P, Dv]   once per image
-    [CLS] prompt [SEP]  x image states -> text_encoder   -> question states float[R, T, D]    per row
+    [CLS] prompt [SEP]  x image states -> text_encoder   -> question states float[R, T, D]    once per call
     [DEC] answer [SEP]  x question states -> text_decoder -> answer logits  (COND_GEN)
     question states -> pooling -> head                                       (MULTI_CLASS, SWAG)
 
 COND_GEN is this family's own :class:`~vqa_demo.model.family.AnswerScorer`: an option's
 log-likelihood is the answer decoder's, the same number as the model's own loss times the answer
-length; generation is greedy from ``[DEC]`` to ``[SEP]``; training is the teacher-forced loss.
+length; generation is greedy from ``[DEC]`` to ``[SEP]`` (from the same question states as the
+scores); training is the teacher-forced loss; an attribution explains the chosen option's
+log-likelihood by the pixels and the question's token embeddings.
 
 transformers 5.24 pitfall (pinned in tests/test_tiny_families.py): the decoder's cross-attention
 drops ``encoder_attention_mask``, so it attends to a padded question's pad positions. The answer
