@@ -31,6 +31,7 @@ from vqa_demo.model.tiny_families import VILT_ANSWERS
 from vqa_demo.model.vilt import VILT, cropped
 from vqa_demo.model.vilt_baseline import BASELINE_NAME, baseline_variant
 from vqa_demo.testing import random_variant_predictor, randomize
+from vqa_demo.ui.explain_panels import attention_view
 
 TOL = 1e-5
 QUESTIONS = ["What colour is the circle?", "How many shapes are there in this picture?"]
@@ -219,16 +220,75 @@ def test_compare_smoke_writes_every_applicable_variant_and_the_baseline(tmp_path
     assert all(sorted(r["variants"]) == sorted(comparison["variants"]) for r in records)
 
 
-def test_saliency_explains_vilt_and_integrated_gradients_is_refused_plainly(predictor):
+def test_the_pooling_caption_says_the_pooled_states_are_the_text_positions(predictor):
+    (result,) = predictor.predict_batch(IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], ["multi_class-attentive"])
+    attention = result["multi_class-attentive"].attention
+    heatmap, highlights, caption = attention_view(IMAGES[0], attention, 0.5)
+    assert attention.image_grid.size == 0 and heatmap is None
+    assert "ViLT's text positions" in caption and "every image patch" in caption and "grid" not in caption
+    assert [token for token, _ in highlights] == attention.tokens and highlights[0][0] == "[CLS]"
+
+
+def test_saliency_explains_vilt(predictor):
     name = "multi_class-attentive"
     predicted = predictor.predict_batch(IMAGES, QUESTIONS, OPTIONS, [name])
     attributions = attribute(predictor, IMAGES, QUESTIONS, OPTIONS, name, method="saliency")
     for b, attribution in enumerate(attributions):
         assert abs(attribution.score - predicted[b][name].option_scores[attribution.target]) <= TOL
         assert attribution.tokens[0] == "[CLS]" and attribution.pixel_magnitude.max() > 0
-    # Integrated gradients' all-zero baseline has no ViLT form (the pixel mask would be empty too).
-    with pytest.raises(ValueError, match="explain ViLT with saliency"):
-        attribute(predictor, IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], name, n_steps=2)
+
+
+def test_the_integrated_gradient_baseline_is_a_zero_image_under_the_same_pixel_mask(predictor):
+    """The baseline keeps each canvas's mask channel (which pixels exist) and zeroes the pixels: a
+    valid ViLT input, on which ViLT's own forward (zero pixels, the processor's mask) gives the
+    states our forward gives on the baseline canvas."""
+    model, processor = predictor.backbone.core, predictor.backbone.processor
+    canvas = VILT.preprocess(processor, IMAGES)
+    baseline = VILT.pixel_baseline(canvas)
+    assert torch.equal(baseline[:, 3], canvas[:, 3]) and not baseline[:, :3].any()
+    own = own_inputs(processor, IMAGES[:1], [QUESTIONS[0]])
+    rows = VILT.row_encoder(processor).encode([PromptRow("", QUESTIONS[0], "")], with_suffix=False)
+    with torch.no_grad(), predictor.activate(None):
+        reference = model.vilt(**{**own, "pixel_values": torch.zeros_like(own["pixel_values"])})
+        states = VILT.language_forward(model, rows, baseline[:1]).last_hidden_state
+    length = own["input_ids"].shape[1]
+    assert (states[0, :length] - reference.last_hidden_state[0, :length]).abs().max() <= TOL
+
+
+def test_attributing_the_classifier_baseline_is_refused_plainly(predictor):
+    with pytest.raises(ValueError, match="explain a multi_class or swag variant"):
+        attribute(predictor, IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], BASELINE_NAME, method="saliency")
+
+
+@pytest.mark.parametrize("name", ["multi_class-attentive", "swag-last_token"])
+def test_integrated_gradients_explain_vilt_and_are_complete(predictor, name):
+    """From the predicted score, complete (attributions add up to the change from the baseline: a
+    zero image under the same mask, ``[PAD]`` text), and zero on the canvas's padding, where neither
+    the image nor the baseline has pixels."""
+    predicted = predictor.predict_batch(IMAGES, QUESTIONS, OPTIONS, [name])
+    attributions = attribute(predictor, IMAGES, QUESTIONS, OPTIONS, name, n_steps=16)
+    canvas = VILT.preprocess(predictor.backbone.processor, IMAGES)
+    for b, attribution in enumerate(attributions):
+        assert abs(attribution.score - predicted[b][name].option_scores[attribution.target]) <= TOL
+        assert abs(attribution.score - attribution.baseline_score) > 1e-3
+        assert attribution.relative_error < 0.05, attribution.relative_error
+        outside = canvas[b, 3].numpy() == 0
+        assert outside.any() and not attribution.pixel_map[outside].any()
+        assert np.abs(attribution.pixel_map[~outside]).sum() > 0
+
+
+def test_integrated_gradients_of_a_batch_equal_each_image_alone(predictor):
+    """The landscape and the portrait image are cropped to one batch size together; each one's
+    attribution equals its attribution alone."""
+    name = "swag-attentive"
+    batched = attribute(predictor, IMAGES, QUESTIONS, OPTIONS, name, n_steps=8)
+    for b in range(2):
+        (alone,) = attribute(
+            predictor, IMAGES[b : b + 1], QUESTIONS[b : b + 1], OPTIONS[b : b + 1], name, n_steps=8
+        )
+        np.testing.assert_allclose(alone.pixel_map, batched[b].pixel_map, atol=1e-5, rtol=1e-4)
+        np.testing.assert_allclose(alone.token_scores, batched[b].token_scores, atol=1e-5, rtol=1e-4)
+        assert abs(alone.convergence_delta - batched[b].convergence_delta) <= TOL
 
 
 @pytest.mark.parametrize("vision", [False, True])

@@ -39,13 +39,16 @@ class CondGenDetails:
 class AttentionMap:
     """Attentive pooling weights of one prompt row: ``image_grid float[g, g]`` (row-major patches),
     the row's text ``tokens`` with ``token_weights float[T]``, ``image_mass`` (the share of weight on
-    the image) and which ``row`` it is (``"prompt"`` or ``"chosen option"``)."""
+    the image) and which ``row`` it is (``"prompt"`` or ``"chosen option"``). ``pooled_states``: the
+    family's sentence on what the pooled states are when they hold no image positions (BLIP, ViLT);
+    a display note for the answer it came with, not part of the saved layout."""
 
     image_grid: np.ndarray
     tokens: list[str]
     token_weights: np.ndarray
     image_mass: float
     row: str
+    pooled_states: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -179,7 +179,12 @@ class Predictor:
             if out.pooling is not None:
                 ids, weights = out.pooling.row(b, choice)
                 attention = attention_map(
-                    ids, weights, image_token, self.backbone.tokenizer, out.pooling.label
+                    ids,
+                    weights,
+                    image_token,
+                    self.backbone.tokenizer,
+                    out.pooling.label,
+                    self.backbone.family.pooled_states,
                 )
             predictions.append(
                 VariantPrediction(

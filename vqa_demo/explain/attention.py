@@ -11,7 +11,12 @@ from vqa_demo.prediction import AttentionMap
 
 
 def attention_map(
-    input_ids: torch.Tensor, weights: torch.Tensor, image_token_id: int | None, tokenizer, row: str
+    input_ids: torch.Tensor,
+    weights: torch.Tensor,
+    image_token_id: int | None,
+    tokenizer,
+    row: str,
+    pooled_states: str | None = None,
 ) -> AttentionMap:
     """Split pooling weights ``float[T']`` of one row (``input_ids long[T]``) into a patch grid and tokens.
 
@@ -19,7 +24,8 @@ def attention_map(
     families such as LLaVA or Qwen2.5-VL in the middle of the template), plus any positions past the
     row's ids (ViLT appends its image patches to the text); ``None``: the row has no image tokens
     (BLIP pools its question encoder). The image weights form a ``g x g`` grid when their count is a
-    square number; the text part leaves out padding. ``row`` names which prompt row it is.
+    square number; the text part leaves out padding. ``row`` names which prompt row it is;
+    ``pooled_states`` is the family's :attr:`~vqa_demo.model.family.BackboneFamily.pooled_states`.
     """
     weights = weights.float().cpu().numpy()
     ids = input_ids.cpu().tolist()
@@ -34,4 +40,5 @@ def attention_map(
         token_weights=weights[real],
         image_mass=float(image.sum()),
         row=row,
+        pooled_states=pooled_states,
     )

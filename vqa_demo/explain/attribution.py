@@ -39,6 +39,9 @@ class Attribution:
     attribution summed over the embedding (integrated gradients) or the gradient's L2 norm
     (saliency). ``score``: the forward value at the input; ``convergence_delta``: integrated
     gradients' completeness error (attributions' sum minus ``score - baseline_score``).
+    ``log_likelihood``: the score is the target option's summed log-likelihood (COND_GEN); its
+    answer tokens are among ``tokens`` (from ``suffix_start``) unless the family's answer decoder
+    reads them apart from the prompt (BLIP: then ``suffix_start`` is None).
     """
 
     variant: str
@@ -53,6 +56,7 @@ class Attribution:
     seconds: float = 0.0
     baseline_score: float | None = None
     n_steps: int | None = None
+    log_likelihood: bool = False
 
     @property
     def relative_error(self) -> float | None:
@@ -75,6 +79,8 @@ class TargetRows:
 
     ``text_embeds float[B, T, D]`` are the inputs attributed; ``baseline_embeds`` put ``<pad>``'s
     embedding at every text position; ``image_mask bool[B, T]`` marks the image-token positions.
+    ``suffix_in_row``: the labels (COND_GEN's answer) are positions of the row; False where the
+    family's answer decoder takes them as a row of their own (BLIP).
     """
 
     rows: EncodedRows
@@ -82,6 +88,7 @@ class TargetRows:
     image_mask: torch.Tensor
     text_embeds: torch.Tensor
     baseline_embeds: torch.Tensor
+    suffix_in_row: bool = True
 
     @property
     def additional_args(self) -> tuple[torch.Tensor, ...]:
@@ -95,7 +102,7 @@ class TargetRows:
         ids = rows.input_ids[b].tolist()
         keep = [i for i in range(len(ids)) if rows.attention_mask[b, i] and not self.image_mask[b, i]]
         # The suffix is where the labels are (token types mark image tokens in some chat families).
-        labels = rows.labels
+        labels = rows.labels if self.suffix_in_row else None
         suffix = [j for j, i in enumerate(keep) if labels is not None and labels[b, i] != -100]
         return [tokenizer.decode([ids[i]]) for i in keep], keep, suffix[0] if suffix else None
 
@@ -150,7 +157,8 @@ class ScoreForward:
         pad = self.embed(torch.tensor([encoder.pad_id], device=self.device)).float()
         baseline = torch.where(image_mask[..., None], text_embeds, pad)
         targets = torch.tensor(list(targets), device=self.device)
-        return TargetRows(encoded, targets, image_mask, text_embeds, baseline)
+        in_row = self.ctx.family.answer_scorer is None
+        return TargetRows(encoded, targets, image_mask, text_embeds, baseline, in_row)
 
     def __call__(
         self, pixel_values, text_embeds, image_mask, attention_mask, token_type_ids, labels, targets
@@ -241,9 +249,9 @@ class PixelTokenSaliency(PixelTokenAttribution):
 
 
 class PixelTokenIntegratedGradients(PixelTokenAttribution):
-    """Integrated gradients (``n_steps`` Gauss-Legendre steps) from a uniform grey image (zero after
-    normalisation) and ``<pad>`` embeddings for every text token; signed attributions summed over
-    colour channels and over the embedding."""
+    """Integrated gradients (``n_steps`` Gauss-Legendre steps) from the family's image baseline (a
+    uniform image, zero after normalisation; ViLT keeps its pixel mask) and ``<pad>`` embeddings
+    for every text token; signed attributions summed over colour channels and over the embedding."""
 
     def attribute(self, pixel_values, target) -> AttributionMaps:
         from captum.attr import IntegratedGradients
@@ -252,7 +260,7 @@ class PixelTokenIntegratedGradients(PixelTokenAttribution):
         batch = len(rows.targets)
         chunk = self.internal_batch_size or 4 * batch
         inputs = (pixel_values, rows.text_embeds)
-        baselines = (torch.zeros_like(pixel_values), rows.baseline_embeds)
+        baselines = (self.forward.ctx.family.pixel_baseline(pixel_values), rows.baseline_embeds)
         with torch.no_grad():
             scores = self.forward(*inputs, *rows.additional_args).float().cpu().tolist()
             baseline_scores = self.forward(*baselines, *rows.additional_args).float().cpu().tolist()
@@ -336,6 +344,7 @@ def attribution_of(
         seconds=seconds,
         baseline_score=maps.baseline_scores[b],
         n_steps=maps.n_steps,
+        log_likelihood=maps.rows.rows.labels is not None,
     )
 
 

@@ -3,13 +3,15 @@
 Data flow of one call (B examples, R prompt rows, K options)::
 
     pixels float[B, 3, S, S] -> vision_model            -> image states  float[B, 1 + P, Dv]   once per image
-    [CLS] prompt [SEP]  x image states -> text_encoder   -> question states float[R, T, D]    per row
+    [CLS] prompt [SEP]  x image states -> text_encoder   -> question states float[R, T, D]    once per call
     [DEC] answer [SEP]  x question states -> text_decoder -> answer logits  (COND_GEN)
     question states -> pooling -> head                                       (MULTI_CLASS, SWAG)
 
 COND_GEN is this family's own :class:`~vqa_demo.model.family.AnswerScorer`: an option's
 log-likelihood is the answer decoder's, the same number as the model's own loss times the answer
-length; generation is greedy from ``[DEC]`` to ``[SEP]``; training is the teacher-forced loss.
+length; generation is greedy from ``[DEC]`` to ``[SEP]`` (from the same question states as the
+scores); training is the teacher-forced loss; an attribution explains the chosen option's
+log-likelihood by the pixels and the question's token embeddings.
 
 transformers 5.24 pitfall (pinned in tests/test_tiny_families.py): the decoder's cross-attention
 drops ``encoder_attention_mask``, so it attends to a padded question's pad positions. The answer
@@ -90,38 +92,77 @@ def grouped_decoder_logits(
     return out
 
 
+def answer_loglik(
+    core: BlipForQuestionAnswering,
+    states: torch.Tensor,
+    question_lengths: torch.Tensor,
+    row_of: torch.Tensor,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """Summed log-probabilities ``float[A]`` of answer rows ``ids long[A, S]`` (``[DEC] answer [SEP]``,
+    ``mask``) after ``[DEC]``, answer ``a`` reading question ``row_of[a]``'s states ``float[R, T, D]``
+    cut to its length. Differentiable (attributions), also run under ``no_grad`` (scoring)."""
+    total = torch.zeros(ids.shape[0], device=states.device)
+    for index, logits in grouped_decoder_logits(core, states, question_lengths, row_of, ids, mask):
+        # Position j predicts token j + 1; [DEC] itself is given, not scored.
+        scores = token_logprob_sum(logits[:, :-1], ids[index, 1:], mask[index, 1:])
+        total = total.index_put((index,), scores)
+    return total
+
+
+def states_loglik(ctx, rows, states: torch.Tensor, options) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sum float[B, K], mean float[B, K])`` answer log-likelihoods of ``options`` given the question
+    states ``float[B, T, D]`` of ``rows`` (-inf on padded option slots)."""
+    answers = [ctx.encoder.answer_ids(text)[0] for opts in options for text in opts]
+    ids, mask = ctx.encoder.pad_suffixes(answers)
+    ids, mask = ids.to(states.device), mask.to(states.device)
+    row_of = torch.tensor([b for b, opts in enumerate(options) for _ in opts], device=states.device)
+    total = answer_loglik(ctx.core, states, rows.attention_mask.sum(1), row_of, ids, mask)
+    mean = total / (mask.sum(dim=1) - 1)
+    return option_grid(total, options), option_grid(mean, options)
+
+
+def states_generate(ctx, rows, states: torch.Tensor, max_new_tokens: int) -> list[list[int]]:
+    """Greedy answer ids per row from the question states ``float[R, T, D]`` of ``rows``."""
+    generated: list[list[int]] = [[] for _ in range(rows.input_ids.shape[0])]
+    for length, members in length_groups(rows.attention_mask.sum(1)):
+        answers = greedy_answers(ctx.core, states[members, :length], ctx.encoder, max_new_tokens)
+        for member, answer in zip(members.tolist(), answers):
+            generated[member] = answer
+    return generated
+
+
 class BlipAnswerScorer(AnswerScorer):
-    """COND_GEN through BLIP's answer decoder (see the module docstring)."""
+    """COND_GEN through BLIP's answer decoder (see the module docstring). One call encodes its
+    questions once (:meth:`scores_and_answers`); scoring and generation then read those states."""
 
     def option_loglik(self, ctx, rows, features, options) -> tuple[torch.Tensor, torch.Tensor]:
         """``(sum float[B, K], mean float[B, K])`` of ``log p(option | image, prompt)`` over the answer
         tokens and ``[SEP]`` (``mean`` divides by their count); -inf on padded option slots."""
         with torch.no_grad():
-            states = question_states(ctx.core, rows, features)
-            answers = [ctx.encoder.answer_ids(text)[0] for opts in options for text in opts]
-            ids, mask = ctx.encoder.pad_suffixes(answers)
-            ids, mask = ids.to(states.device), mask.to(states.device)
-            row_of = torch.tensor([b for b, opts in enumerate(options) for _ in opts], device=states.device)
-            total = torch.zeros(len(answers), device=states.device)
-            for index, logits in grouped_decoder_logits(
-                ctx.core, states, rows.attention_mask.sum(1), row_of, ids, mask
-            ):
-                # Position j predicts token j + 1; [DEC] itself is given, not scored.
-                total[index] = token_logprob_sum(logits[:, :-1], ids[index, 1:], mask[index, 1:])
-            mean = total / (mask.sum(dim=1) - 1)
-        return option_grid(total, options), option_grid(mean, options)
+            return states_loglik(ctx, rows, question_states(ctx.core, rows, features), options)
 
     def generate(self, ctx, rows, features, max_new_tokens: int) -> list[list[int]]:
         """Greedy answers from ``[DEC]`` until ``[SEP]`` (not included), at most ``max_new_tokens``."""
-        encoder: BertRowEncoder = ctx.encoder
-        generated: list[list[int]] = [[] for _ in range(rows.input_ids.shape[0])]
+        with torch.no_grad():
+            return states_generate(ctx, rows, question_states(ctx.core, rows, features), max_new_tokens)
+
+    def scores_and_answers(self, ctx, rows, features, options, max_new_tokens: int):
+        """Both of the above from one pass of the question encoder."""
         with torch.no_grad():
             states = question_states(ctx.core, rows, features)
-            for length, members in length_groups(rows.attention_mask.sum(1)):
-                answers = greedy_answers(ctx.core, states[members, :length], encoder, max_new_tokens)
-                for member, answer in zip(members.tolist(), answers):
-                    generated[member] = answer
-        return generated
+            total, mean = states_loglik(ctx, rows, states, options)
+            return total, mean, states_generate(ctx, rows, states, max_new_tokens)
+
+    def target_score(self, ctx, states, attention_mask, labels) -> torch.Tensor:
+        """The answers' summed log-likelihoods ``float[N]`` from question states ``float[N, T, D]``
+        (``labels``: ``[DEC] answer [SEP]`` rows, -100 padded): the number :meth:`option_loglik` gives,
+        with gradients to the states (hence to the pixels and the question's token embeddings)."""
+        mask = (labels != -100).long()
+        ids = labels.masked_fill(mask == 0, ctx.encoder.pad_id)
+        row_of = torch.arange(ids.shape[0], device=ids.device)
+        return answer_loglik(ctx.core, states, attention_mask.sum(1), row_of, ids, mask)
 
     def suffix_loss(self, ctx, rows, features, label_smoothing: float) -> tuple[torch.Tensor, int]:
         """Summed teacher-forced cross-entropy over the gold answers' tokens and ``[SEP]`` (``rows.labels``
@@ -175,6 +216,10 @@ class BlipFamily(BackboneFamily):
     tiny_sources = ("tiny:blip",)
     answer_scorer = BlipAnswerScorer()
     vision_modules = ("vision_model",)  # kept out of 4/8-bit quantization
+    pooled_states = (
+        "The pooled states are BLIP's question encoder's: each question token reads the image through "
+        "cross-attention"
+    )
 
     def build_tiny(self, source: str, seed: int = 0):
         model, processor = tiny_blip(seed)
@@ -223,11 +268,10 @@ class BlipFamily(BackboneFamily):
         ).last_hidden_state
 
     def lm_logits(self, core, hidden: torch.Tensor) -> torch.Tensor:
-        """Not BLIP's way: its answers are scored by :class:`BlipAnswerScorer` from the answer decoder,
-        which reads the question states rather than continuing them. Only an attribution of a
-        COND_GEN variant asks for this."""
+        """Not BLIP's way: its answers are scored (and attributed) by :class:`BlipAnswerScorer` from the
+        answer decoder, which reads the question states rather than continuing them."""
         raise ValueError(
-            "attributions of BLIP's cond_gen variant are not supported: explain a multi_class or swag variant"
+            "BLIP has no language-model head over its question: its answer decoder scores answers"
         )
 
     def input_embeddings(self, core) -> nn.Module:

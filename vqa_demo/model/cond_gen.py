@@ -169,8 +169,7 @@ def answer_scores(ctx, rows: EncodedRows, features: torch.Tensor, options: list[
     max_new_tokens = ctx.head_config.max_new_tokens
     scorer = ctx.family.answer_scorer
     if scorer is not None:
-        total, mean = scorer.option_loglik(ctx, rows, features, options)
-        return total, mean, scorer.generate(ctx, rows, features, max_new_tokens)
+        return scorer.scores_and_answers(ctx, rows, features, options, max_new_tokens)
     state = run_prefix(ctx.core, rows, features)
     total, mean = option_loglik(ctx.core, ctx.encoder, state, options)
     return total, mean, greedy_generate(ctx.core, state, ctx.encoder.eos_id, max_new_tokens)
@@ -247,6 +246,9 @@ class CondGenStrategy(HeadStrategy):
 
     def target_score(self, ctx, hidden, attention_mask, labels, targets, num_options) -> torch.Tensor:
         """Summed log-probabilities of the suffix tokens (the target option and ``<eos>``): the same
-        number as the cached :func:`option_loglik`'s sum."""
+        number as the cached :func:`option_loglik`'s sum (a family's own scorer computes it its way)."""
+        scorer = ctx.family.answer_scorer
+        if scorer is not None:
+            return scorer.target_score(ctx, hidden, attention_mask, labels)
         gold = labels[:, 1:]
         return token_logprob_sum(lm_logits(ctx.core, hidden[:, :-1]), gold.clamp(min=0), gold != -100)

@@ -82,6 +82,20 @@ class AnswerScorer:
         """Summed teacher-forced cross-entropy of ``rows``' suffixes (the gold answers) and its token count."""
         raise NotImplementedError
 
+    def scores_and_answers(
+        self, ctx, rows, features, options, max_new_tokens: int
+    ) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
+        """:meth:`option_loglik`'s ``(sum, mean)`` and :meth:`generate`'s answers of one call; a scorer
+        whose two share work (BLIP's question encoding) overrides this to do it once."""
+        total, mean = self.option_loglik(ctx, rows, features, options)
+        return total, mean, self.generate(ctx, rows, features, max_new_tokens)
+
+    def target_score(self, ctx, states, attention_mask, labels) -> torch.Tensor:
+        """Differentiable summed log-likelihood ``float[N]`` of each row's answer (``labels``, the
+        family encoder's suffix rows, -100 padded) given the prompt rows' final states ``float[N, T, D]``
+        (``attention_mask long[N, T]``): what an attribution of a COND_GEN variant explains."""
+        raise NotImplementedError
+
 
 class BackboneFamily:
     """One model family: how its rows, images, forward passes, cache positions and LoRA targets work.
@@ -99,6 +113,9 @@ class BackboneFamily:
     answer_scorer: AnswerScorer | None = None  # COND_GEN's own scorer; None: the shared-prefix cache
     vision_modules: tuple[str, ...] = ("vision_tower", "multi_modal_projector")  # under ``core.model``
     token_types_in_prefix: bool = True  # pass ``token_type_ids`` in the prefix/row forward
+    # What the poolings read when it holds no image positions (the Explain captions say it); None:
+    # the image tokens are among the pooled positions.
+    pooled_states: str | None = None
 
     def describe(self, config: dict) -> str:
         """The model's name for people, from its ``config.json`` content (e.g. ``PaliGemma 2``)."""
@@ -157,6 +174,11 @@ class BackboneFamily:
         """
         with torch.set_grad_enabled(grad):
             return core.model.get_image_features(pixel_values.to(core.dtype)).pooler_output
+
+    def pixel_baseline(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Integrated gradients' image baseline for model inputs ``pixel_values``, same shape: all
+        zero, a uniform image at the processor's mean colour (zero after normalisation)."""
+        return torch.zeros_like(pixel_values)
 
     def select_features(self, features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Row ``r``'s features are example ``index[r]``'s: ``float[B, N, D]`` -> ``float[R, N, D]``."""

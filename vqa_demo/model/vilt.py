@@ -67,9 +67,9 @@ def cropped(canvas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(pixel_values float[R, 3, h, w], pixel_mask long[R, h, w])``, cut to the largest image of the batch."""
     mask = canvas[:, 3] > 0
     if not mask.flatten(1).any(dim=1).all():
-        # Integrated gradients' baseline (an all-zero input) zeroes the mask channel too: no image.
         raise ValueError(
-            "a ViLT input has no image pixels (its mask channel is 0): explain ViLT with saliency"
+            "a ViLT canvas has no image pixels (its mask channel is 0 everywhere): "
+            "make it with ViltFamily.preprocess"
         )
     height = int(mask.any(dim=2).sum(dim=1).max())
     width = int(mask.any(dim=1).sum(dim=1).max())
@@ -110,6 +110,10 @@ class ViltFamily(BackboneFamily):
     tiny_sources = ("tiny:vilt",)
     generates_text = False
     vision_modules = ("embeddings", "pooler", "classifier")  # kept out of 4/8-bit quantization
+    pooled_states = (
+        "The pooled states are ViLT's text positions: each one attends to every image patch inside "
+        "ViLT's one encoder"
+    )
 
     def build_tiny(self, source: str, seed: int = 0):
         model, processor = tiny_vilt(seed)
@@ -140,6 +144,15 @@ class ViltFamily(BackboneFamily):
     def preprocess(self, processor, images) -> torch.Tensor:
         """The canvases ``float[B, 4, C, C]`` (see :func:`vilt_canvas`)."""
         return vilt_canvas(processor, images)
+
+    def pixel_baseline(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Zero pixels under each canvas's own mask ``float[B, 4, C, C]``: the mask says which pixels
+        exist, not their value, so the baseline is the same image size and patch layout at the mean
+        colour (a valid ViLT input); along the integrated-gradient path the mask stays exact, so
+        its channel gets no attribution and completeness is over the pixels alone."""
+        baseline = torch.zeros_like(pixel_values)
+        baseline[:, 3] = pixel_values[:, 3]
+        return baseline
 
     def image_features(self, core, pixel_values: torch.Tensor, grad: bool = False) -> torch.Tensor:
         """The canvases themselves: ViLT embeds its patches inside the joint encoder."""

@@ -75,6 +75,14 @@ class ViltClassifierStrategy(HeadStrategy):
             "the ViLT answer-classifier baseline is not trained: train a multi_class or swag variant"
         )
 
+    def target_score(self, ctx, hidden, attention_mask, labels, targets, num_options):
+        # The score is a vocabulary logit picked by the option's text, which the attribution's row
+        # tensors do not carry.
+        raise ValueError(
+            "attributions of the ViLT answer-classifier baseline are not available: "
+            "explain a multi_class or swag variant"
+        )
+
 
 VILT_CLASSIFIER = ViltClassifierStrategy()
 

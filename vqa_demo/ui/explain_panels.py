@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 from vqa_demo.explain.attribution import METHODS
 from vqa_demo.explain.heatmaps import heatmap_overlay
@@ -46,6 +47,26 @@ def steps_update(label: str) -> dict:
     return gr.update(interactive=METHOD_LABELS.get(label) == "integrated_gradients")
 
 
+def pooling_caption(attention: AttentionMap) -> str:
+    """What the pooling weights are, in words: the image's and the text's shares, or, where the
+    pooled states hold no image positions (BLIP, ViLT), what they are and why no patch has a weight."""
+    if attention.image_grid.size == 0:
+        states = attention.pooled_states or (
+            "The pooled states are text positions only; each one has read the image inside the model"
+        )
+        return (
+            f"{states}. So no image patch has a pooling weight of its own and there is no heatmap: "
+            f"the weights are over the {attention.row} row's text tokens only."
+        )
+    caption = (
+        f"Pooling weight on the image: **{attention.image_mass:.0%}**, on the text: "
+        f"**{1 - attention.image_mass:.0%}** (row: {attention.row})."
+    )
+    if np.ndim(attention.image_grid) != 2:
+        caption += " The image tokens do not form a square grid, so no heatmap."
+    return caption
+
+
 def attention_view(image, attention: AttentionMap, opacity: float) -> tuple[Any, list, str]:
     """(heatmap image, highlighted tokens, caption) from a prediction's pooling weights.
 
@@ -58,13 +79,10 @@ def attention_view(image, attention: AttentionMap, opacity: float) -> tuple[Any,
     highlights = [
         (t, round(float(w) / peak, 4) if peak > 0 else 0.0) for t, w in zip(tokens, explanation.token_values)
     ]
-    caption = (
-        f"Pooling weight on the image: **{attention.image_mass:.0%}**, on the text: "
-        f"**{1 - attention.image_mass:.0%}** (row: {attention.row}). "
-        "Brighter patches and redder tokens weigh more, on one scale."
-    )
+    caption = pooling_caption(attention)
     if explanation.image.ndim != 2:
-        return None, highlights, caption + " The image tokens do not form a square grid, so no heatmap."
+        return None, highlights, caption
+    caption += " Brighter patches and redder tokens weigh more, on one scale."
     return (
         heatmap_overlay(image, explanation.image, opacity, min_side=DISPLAY_SIDE, peak=peak),
         highlights,
@@ -85,12 +103,17 @@ def attribution_view(
     ``side`` is the image-token grid's side; no model call.
     """
     explanation = attribution_explanation(attribution, side, view)
-    what = "summed log-likelihood" if attribution.suffix_start is not None else "score"
+    what = "summed log-likelihood" if attribution.log_likelihood else "score"
     lines = [
         f"Attribution of **{attribution.variant}**'s {what} for "
         f"**{option_label(attribution.target, result.options[attribution.target], 40)}** "
         f"({attribution.score:.3f}) · {attribution.method.replace('_', ' ')} · {attribution.seconds:.1f} s.",
     ]
+    if attribution.log_likelihood and attribution.suffix_start is None:
+        lines.append(
+            "The answer's own tokens are not coloured: this model's answer decoder reads the encoded "
+            "question, so the attribution covers the image and the question tokens."
+        )
     if attribution.method == "integrated_gradients":
         lines.append(
             "Colour = size of each patch's and token's contribution; a token marked − lowers the score "

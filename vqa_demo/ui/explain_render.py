@@ -91,7 +91,8 @@ def pooling_explanation(attention: AttentionMap) -> Explanation:
     """Attentive pooling weights: the patch grid and the text tokens are one softmax, so they share a scale."""
     grid = np.asarray(attention.image_grid, dtype=np.float32)
     weights = np.asarray(attention.token_weights, dtype=np.float32)
-    return Explanation(grid, list(attention.tokens), weights, "pooling weight per image patch and text token")
+    unit = "pooling weight per image patch and text token" if grid.size else "pooling weight per text token"
+    return Explanation(grid, list(attention.tokens), weights, unit)
 
 
 def paint(image: Image.Image, explanation: Explanation, opacity: float, view: str) -> Image.Image | None:
@@ -141,9 +142,10 @@ def tokens_html(explanation: Explanation) -> str:
 def legend_html(explanation: Explanation) -> str:
     """A colour bar from 0 to the shared peak, naming the unit; the same bar reads image and tokens."""
     stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b in colormap(np.linspace(0, 1, 8)))
+    shared = "the image and the tokens" if explanation.image.size else "the tokens"
     return (
         "<div class='heat-legend'><span>0</span>"
         f"<span class='bar' style='background:linear-gradient(to right, {stops})'></span>"
         f"<span>{explanation.peak:.3g}</span></div>"
-        f"<div class='small-note'>One scale for the image and the tokens: {html.escape(explanation.unit)}.</div>"
+        f"<div class='small-note'>One scale for {shared}: {html.escape(explanation.unit)}.</div>"
     )

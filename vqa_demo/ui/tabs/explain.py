@@ -22,6 +22,7 @@ from vqa_demo.ui.explain_panels import (
     TOLERANCE,
     attribution_view,
     method_of,
+    pooling_caption,
     steps_update,
     with_legend,
 )
@@ -103,16 +104,10 @@ class ExplainCallbacks:
             return None, "", image_gone(result)
         attention = result.predictions[variant].attention
         explanation = pooling_explanation(attention)
-        caption = (
-            f"Pooling weight on the image: **{attention.image_mass:.0%}**, on the text: "
-            f"**{1 - attention.image_mass:.0%}** (row: {attention.row})."
-        )
-        if explanation.image.ndim != 2:
-            caption += " The image tokens do not form a square grid, so no heatmap."
         return (
             paint(display, explanation, opacity, view),
             tokens_html(explanation),
-            with_legend(explanation, caption),
+            with_legend(explanation, pooling_caption(attention)),
         )
 
     def attribute(
