@@ -12,7 +12,7 @@ from training.ship_default import parse_args as ship_args
 from training.train import smoke_data
 from vqa_demo.config import VARIANTS
 from vqa_demo.data.splits import load_split
-from vqa_demo.evaluation.runner import read_predictions
+from vqa_demo.evaluation.runner import questions_fingerprint, read_predictions
 from vqa_demo.loading import load_predictor
 from vqa_demo.model.backbone import build_tiny_backbone, save_backbone
 
@@ -46,6 +46,14 @@ def test_compare_smoke_writes_comparison_and_ships_as_assets(tmp_path):
     assert len(records) == comparison["n"] == 16
     assert all(sorted(r["variants"]) == sorted(VARIANTS) for r in records)
     assert set(comparison["mcnemar"]) and comparison["agreement"]["variants"]
+    # what the Compare tab needs to set this run beside runs on other backbones
+    assert comparison["backbone"] == {"source": str(base), "family": "paligemma", "model": "PaliGemma 2"}
+    assert comparison["questions"] == questions_fingerprint(records)
+    assert (
+        questions_fingerprint(records[::-1])
+        == questions_fingerprint(records)
+        != questions_fingerprint(records[1:])
+    )
 
     assets = tmp_path / "assets"
     ship_main(
