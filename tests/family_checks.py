@@ -63,13 +63,13 @@ class ChatFamily:
     """What the checks expect of one chat-templated family's tiny model."""
 
     source: str
-    lead: str  # written before the answer in the assistant turn
     end: str  # ends the answer (and generation)
     image_tokens: int  # per row, whatever the image's size
     tower: str  # the vision tower's attribute path on the core model
-    tower_images: Callable[[tuple, dict], int]  # images in one tower call, from its (args, kwargs)
-    language_layers: str  # in the name of every language-only LoRA target
-    vision_parts: tuple[str, ...]  # each in the name of some all-linear target
+    vision_parts: tuple[str, ...]  # each in the name of some all-linear LoRA target
+    lead: str = ""  # written before the answer in the assistant turn
+    tower_images: Callable[[tuple, dict], int] = pixel_batch  # images in one tower call (args, kwargs)
+    language_layers: str = ".language_model.layers."  # in the name of every language-only LoRA target
     reference_image: Callable[[object, Image.Image], Image.Image] = as_is
 
     @property
@@ -78,46 +78,25 @@ class ChatFamily:
 
 
 CHAT_FAMILIES = [
+    ChatFamily("tiny:llava", "</s>", 16, "model.vision_tower", (".vision_tower.",), lead=" "),
+    ChatFamily("tiny:gemma3", "<end_of_turn>", 4, "model.vision_tower", (".vision_tower.",)),
     ChatFamily(
-        source="tiny:llava",
-        lead=" ",
-        end="</s>",
-        image_tokens=16,
-        tower="model.vision_tower",
-        tower_images=pixel_batch,
-        language_layers=".language_model.layers.",
-        vision_parts=(".vision_tower.",),
-    ),
-    ChatFamily(
-        source="tiny:gemma3",
-        lead="",
-        end="<end_of_turn>",
-        image_tokens=4,
-        tower="model.vision_tower",
-        tower_images=pixel_batch,
-        language_layers=".language_model.layers.",
-        vision_parts=(".vision_tower.",),
-    ),
-    ChatFamily(
-        source="tiny:qwen2_5_vl",
-        lead="",
-        end="<|im_end|>",
-        image_tokens=16,  # 32 px / 4 px patches, 2 x 2 merged
-        tower="model.visual",
+        "tiny:qwen2_5_vl",
+        "<|im_end|>",
+        16,  # 32 px / 4 px patches, 2 x 2 merged
+        "model.visual",
+        (".visual.blocks.", ".visual.merger."),
         tower_images=lambda args, kwargs: len(kwargs["grid_thw"]),  # one row per image
-        language_layers=".language_model.layers.",
-        vision_parts=(".visual.blocks.", ".visual.merger."),
         reference_image=fixed_square,
     ),
     ChatFamily(
-        source="tiny:smolvlm",
+        "tiny:smolvlm",
+        "<end_of_utterance>",
+        4,
+        "model.vision_model",
+        (".vision_model.encoder.", ".connector.modality_projection.proj"),
         lead=" ",  # the template writes "Assistant: answer"
-        end="<end_of_utterance>",
-        image_tokens=4,
-        tower="model.vision_model",
-        tower_images=pixel_batch,
         language_layers=".text_model.layers.",
-        vision_parts=(".vision_model.encoder.", ".connector.modality_projection.proj"),
     ),
 ]
 
@@ -201,6 +180,16 @@ def reference_inputs(backbone: Backbone, spec: ChatFamily, image: Image.Image, p
 def features_of(backbone: Backbone, images=IMAGES) -> torch.Tensor:
     """``float[B, N, D]``: the family's image features of ``images``."""
     return backbone.family.image_features(backbone.core, backbone.pixel_values(list(images)))
+
+
+def features_are_the_models_own(family, model, pixels: torch.Tensor, *own_inputs) -> torch.Tensor:
+    """The family's image features of ``pixels`` equal the model's own ``get_image_features(*own_inputs)``
+    on the processor's tensors, exactly; returns them ``float[B, N, D]``."""
+    features = family.image_features(model, pixels)
+    with torch.no_grad():
+        own = model.model.get_image_features(*own_inputs).pooler_output
+    assert torch.equal(features, torch.stack(own))
+    return features
 
 
 def context(backbone: Backbone, head: HeadConfig, module=None) -> HeadContext:

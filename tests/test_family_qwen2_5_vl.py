@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import torch
 
-from tests.family_checks import IMAGES, OPTIONS, QUESTIONS, chat_text, fixed_square
+from tests.family_checks import (
+    IMAGES,
+    OPTIONS,
+    QUESTIONS,
+    chat_text,
+    features_are_the_models_own,
+    fixed_square,
+)
 from vqa_demo.model.classifier_strategies import MultiClassStrategy
 from vqa_demo.model.cond_gen import CondGenStrategy, left_padded
 from vqa_demo.model.qwen2_5_vl import QWEN2_5_VL, fixed_side, fixed_view, patchify
@@ -48,13 +55,8 @@ def test_pixels_are_the_processors_patches_and_features_its_own(tiny_model):
         pixels, image_processor.patch_size, image_processor.merge_size, image_processor.temporal_patch_size
     )
     assert torch.equal(patches, reference["pixel_values"])
-    features = QWEN2_5_VL.image_features(model, pixels)
-    with torch.no_grad():
-        own = model.model.get_image_features(
-            reference["pixel_values"], reference["image_grid_thw"]
-        ).pooler_output
-    assert features.shape == (2, 16, 32)
-    assert torch.equal(features, torch.stack(own))
+    own = (reference["pixel_values"], reference["image_grid_thw"])
+    assert features_are_the_models_own(QWEN2_5_VL, model, pixels, *own).shape == (2, 16, 32)
 
 
 def test_positions_are_get_rope_index_under_either_padding(tiny_model):
