@@ -32,9 +32,8 @@ def test_compare_smoke_writes_every_applicable_variant(compare_smoke, source):
     for name, entry in comparison["variants"].items():
         assert 0.0 <= entry["accuracy"]["accuracy"] <= 1.0, name
     for name in trained:
-        run_config = json.loads(
-            (out / comparison["variants"][name]["checkpoint"] / "run_config.json").read_text()
-        )
+        assert comparison["variants"][name]["checkpoint"] == f"{name}/best"
+        run_config = json.loads((out / name / "best" / "run_config.json").read_text())
         assert run_config["backbone"]["source"] == source, name
     if "cond_gen" in trained:
         assert comparison["variants"]["cond_gen"]["text_metrics"]
