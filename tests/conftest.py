@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny in-process PaliGemma models and predictors (no network, seconds to build)."""
+"""Shared fixtures: tiny in-process models and predictors (no network, seconds to build), and one
+``training.compare --smoke`` run per tiny family for the whole session."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PIL import Image
 
 # Autouse: a test fails when our code calls a deprecated library API (see tests/warning_guard.py).
 from tests.warning_guard import fail_on_our_deprecations  # noqa: F401
+from vqa_demo.model.backbone import build_tiny_backbone
 from vqa_demo.predictor import Predictor
 from vqa_demo.testing import build_app_assets, make_tiny_predictor, write_tiny_run
 
@@ -23,6 +25,30 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def tiny_predictor() -> Predictor:
     return make_tiny_predictor()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(request):
+    """``(model, processor)`` of the tiny model named by the test module's ``SOURCE`` (``tiny:blip``)."""
+    backbone = build_tiny_backbone(source=request.module.SOURCE)
+    return backbone.core, backbone.processor
+
+
+@pytest.fixture(scope="session")
+def compare_smoke(tmp_path_factory):
+    """``compare_smoke(source) -> (out, comparison)``: ``training.compare --base <source> --smoke`` run
+    once per source for the session, shared by the parametrized checks and a family's own."""
+    from tests.family_pipeline_checks import run_compare_smoke  # the evaluate/app imports only when used
+
+    runs = {}
+
+    def run(source: str):
+        if source not in runs:
+            out = tmp_path_factory.mktemp("compare") / "cmp"
+            runs[source] = out, run_compare_smoke(source, out)
+        return runs[source]
+
+    return run
 
 
 def color_image(rgb, size=(24, 24)) -> Image.Image:

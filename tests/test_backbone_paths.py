@@ -56,6 +56,6 @@ def test_lora_targets_only_the_language_model():
 
 
 def test_all_linear_lora_trains_the_vision_tower_of_paligemma_too():
-    from tests.family_checks import check_all_linear_trains_the_tower
+    from tests.family_pipeline_checks import check_all_linear_trains_the_tower
 
     check_all_linear_trains_the_tower("tiny")

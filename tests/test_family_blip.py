@@ -2,23 +2,19 @@
 
 References are transformers' ``BlipProcessor`` (token ids), ``BlipForQuestionAnswering.forward``'s
 loss (the answer log-likelihood is ``-loss x n``), its ``generate`` (greedy answers), and the question
-encoder on each row alone (pooling under padding, SWAG rows). Every numeric check is <= 1e-5.
+encoder on each row alone (pooling under padding, SWAG rows). Every numeric check is <= 1e-5. Its
+``training.compare`` smoke run is checked in test_family_compare.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from tests.family_checks import check_evaluate_cli_and_app_on_a_comparison
-from vqa_demo.config import VARIANTS, HeadConfig, LoraSettings
+from tests.family_checks import IMAGES
+from tests.family_pipeline_checks import swag_rows_vs_single_passes
+from vqa_demo.config import HeadConfig, LoraSettings
 from vqa_demo.model.backbone import add_lora, build_tiny_backbone
 from vqa_demo.model.blip import BLIP
 from vqa_demo.model.family import family_for
@@ -34,19 +30,7 @@ TOL = 1e-5
 QUESTIONS = ["What colour is the circle?", "How many shapes are there in this picture? Count them all"]
 OPTIONS = [["red", "blue and green", "3", "yes"], ["2", "three shapes", "no", "green"]]
 
-
-def random_image(height: int, width: int, seed: int) -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
-
-
-IMAGES = [random_image(32, 32, 0), random_image(30, 40, 1)]
-
-
-@pytest.fixture(scope="module")
-def blip():
-    backbone = build_tiny_backbone(source="tiny:blip")
-    return backbone.core, backbone.processor
+SOURCE = "tiny:blip"  # the module's tiny_model
 
 
 def context(model, processor, **kwargs) -> HeadContext:
@@ -66,13 +50,13 @@ def own_inputs(processor, image, text):
     return processor(images=image, text=text, return_tensors="pt")
 
 
-def test_family_is_chosen_from_the_model_type(blip):
-    model, _ = blip
+def test_family_is_chosen_from_the_model_type(tiny_model):
+    model, _ = tiny_model
     assert family_for(model.config) is BLIP and model.config.model_type == "blip"
 
 
-def test_rows_are_the_processors_ids(blip):
-    _, processor = blip
+def test_rows_are_the_processors_ids(tiny_model):
+    _, processor = tiny_model
     encoder = BLIP.row_encoder(processor)
     for question, options in zip(QUESTIONS, OPTIONS):
         rows = rows_of(question, options)
@@ -85,8 +69,8 @@ def test_rows_are_the_processors_ids(blip):
     assert encoder.answer_ids("blue and green") == ([processor.tokenizer.bos_token_id, *reference[1:]], False)
 
 
-def test_long_prompt_is_cut_to_the_position_limit_and_flagged(blip):
-    model, processor = blip
+def test_long_prompt_is_cut_to_the_position_limit_and_flagged(tiny_model):
+    model, processor = tiny_model
     limit = model.config.text_config.max_position_embeddings
     encoder = BLIP.row_encoder(processor)
     question = " ".join(["how many red circles and blue squares"] * 20)
@@ -111,10 +95,10 @@ def loss_reference(model, processor, image, prompt: str, answer_ids: list[int]) 
     return -float(loss) * (len(answer_ids) - 1)
 
 
-def test_option_loglik_is_the_models_own_loss(blip):
+def test_option_loglik_is_the_models_own_loss(tiny_model):
     """Two questions of different lengths in one batch: each option's log-likelihood equals BLIP's
     own loss on that (image, question, answer) alone, although the batch pads the shorter question."""
-    model, processor = blip
+    model, processor = tiny_model
     ctx = context(model, processor)
     rows = [STRATEGIES["cond_gen"].prompt_rows(q, o)[0] for q, o in zip(QUESTIONS, OPTIONS)]
     encoded = ctx.encoder.encode(rows, with_suffix=False)
@@ -132,11 +116,11 @@ def test_option_loglik_is_the_models_own_loss(blip):
     assert worst <= TOL
 
 
-def test_one_call_encodes_each_question_once_and_scores_as_the_two_separate_passes(blip):
+def test_one_call_encodes_each_question_once_and_scores_as_the_two_separate_passes(tiny_model):
     """COND_GEN's scores and answers of one call read one pass of the question encoder, and equal
     :meth:`option_loglik` and :meth:`generate` run separately (each encoding on its own), which
     equal BLIP's own loss x answer length and its own greedy ``generate`` (the tests above)."""
-    model, processor = blip
+    model, processor = tiny_model
     ctx = context(model, processor)
     rows = [STRATEGIES["cond_gen"].prompt_rows(q, o)[0] for q, o in zip(QUESTIONS, OPTIONS)]
     encoded = ctx.encoder.encode(rows, with_suffix=False)
@@ -161,8 +145,8 @@ def test_one_call_encodes_each_question_once_and_scores_as_the_two_separate_pass
             assert abs(float(total[b, k]) - reference) <= TOL
 
 
-def test_generation_is_the_models_greedy_generate(blip):
-    model, processor = blip
+def test_generation_is_the_models_greedy_generate(tiny_model):
+    model, processor = tiny_model
     ctx = context(model, processor)
     rows = [PromptRow("", q, "") for q in QUESTIONS]
     encoded = ctx.encoder.encode(rows, with_suffix=False)
@@ -181,8 +165,8 @@ def test_generation_is_the_models_greedy_generate(blip):
         assert generated[b] == reference and generated[b]
 
 
-def test_training_loss_is_the_models_own_loss_and_trains(blip):
-    model, processor = blip
+def test_training_loss_is_the_models_own_loss_and_trains(tiny_model):
+    model, processor = tiny_model
     ctx = context(model, processor)
     answers = ["blue and green", "2"]
     rows = [PromptRow("", q, "\nAnswer:", suffix=a) for q, a in zip(QUESTIONS, answers)]
@@ -200,9 +184,9 @@ def test_training_loss_is_the_models_own_loss_and_trains(blip):
     model.zero_grad()
 
 
-def test_pooled_states_under_padding_equal_each_row_alone(blip):
+def test_pooled_states_under_padding_equal_each_row_alone(tiny_model):
     """The question encoder's states at real positions, hence both poolings, ignore the padding."""
-    model, processor = blip
+    model, processor = tiny_model
     ctx = context(model, processor)
     rows = rows_of(QUESTIONS[0], OPTIONS[0])[:2]  # cond_gen's and multi_class's rows differ in length
     encoded = ctx.encoder.encode(rows, with_suffix=False)
@@ -237,17 +221,12 @@ def predictor():
     return random_variant_predictor(build_tiny_backbone(source="tiny:blip"), max_new_tokens=4)
 
 
-def test_swag_rows_equal_single_passes(predictor):
+@pytest.mark.parametrize("name", ["swag-last_token", "swag-attentive"])
+def test_swag_rows_equal_single_passes(predictor, name):
     """Each option's SWAG score in a batch of B examples x K rows equals that (image, question, option)
     row scored on its own (padding of the question encoder's rows changes nothing)."""
-    name = "swag-last_token"
-    both = predictor.predict_batch(IMAGES, QUESTIONS, OPTIONS, [name])
-    worst = 0.0
-    for b in range(2):
-        for k, option in enumerate(OPTIONS[b]):
-            alone = predictor.predict_batch(IMAGES[b : b + 1], QUESTIONS[b : b + 1], [[option, "x"]], [name])
-            worst = max(worst, abs(both[b][name].option_scores[k] - alone[0][name].option_scores[0]))
-    print(f"BLIP SWAG rows vs single passes: max |diff| = {worst:.2e}")
+    worst = swag_rows_vs_single_passes(predictor, name, IMAGES, QUESTIONS, OPTIONS)
+    print(f"BLIP {name} rows vs single passes: max |diff| = {worst:.2e}")
     assert worst <= TOL
 
 
@@ -281,24 +260,6 @@ def test_a_cond_gen_predict_runs_the_question_encoder_once(predictor):
     finally:
         hook.remove()
     assert len(calls) == 1 and result["cond_gen"].cond_gen.generated_text
-
-
-@pytest.mark.slow
-def test_compare_smoke_writes_every_variant(tmp_path):
-    """``python -m training.compare --base tiny:blip --smoke`` trains and evaluates all five variants."""
-    out = tmp_path / "cmp"
-    command = [sys.executable, "-m", "training.compare", "--base", "tiny:blip", "--smoke", "--out", str(out)]
-    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    comparison = json.loads((out / "comparison.json").read_text())
-    assert sorted(comparison["variants"]) == sorted(VARIANTS) and comparison["not_applicable"] == {}
-    for entry in comparison["variants"].values():
-        assert 0.0 <= entry["accuracy"]["accuracy"] <= 1.0 and entry["checkpoint"]
-    assert comparison["variants"]["cond_gen"]["text_metrics"]
-    assert (
-        json.loads((out / "cond_gen" / "best" / "run_config.json").read_text())["backbone"]["source"]
-        == "tiny:blip"
-    )
-    check_evaluate_cli_and_app_on_a_comparison(out, comparison, tmp_path)
 
 
 @pytest.mark.parametrize("vision", [False, True])

@@ -1,35 +1,27 @@
-"""Qwen2.5-VL behind the family interface, against its own processor and its own plain forward.
+"""What is Qwen2.5-VL's own behind the family interface: its fixed square view, patches, 3-D positions.
 
-References: ``Qwen2_5_VLProcessor`` on the chat template for row ids and patches (on the image resized
-to the family's fixed square, which the processor keeps as it is), and the model's plain forward (which
-computes its own image features and 3-D positions) for log-likelihoods and hidden states.
+References: ``Qwen2_5_VLProcessor`` (on the image resized to the family's fixed square, which the processor
+keeps as it is) and the model's own image features and ``get_rope_index``. The checks every chat family
+shares (rows, COND_GEN, poolings, SWAG, LoRA, attributions, compare) are in test_family_decoders.py.
 """
 
 from __future__ import annotations
 
-import pytest
 import torch
-from PIL import Image
 
-from tests import chat_family_checks as checks
-from tests.family_checks import check_evaluate_cli_and_app_on_a_comparison
-from vqa_demo.config import VARIANTS
+from tests.family_checks import (
+    IMAGES,
+    OPTIONS,
+    QUESTIONS,
+    chat_text,
+    features_are_the_models_own,
+    fixed_square,
+)
 from vqa_demo.model.classifier_strategies import MultiClassStrategy
 from vqa_demo.model.cond_gen import CondGenStrategy, left_padded
 from vqa_demo.model.qwen2_5_vl import QWEN2_5_VL, fixed_side, fixed_view, patchify
 
-LEAD, END = "", "<|im_end|>"
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return QWEN2_5_VL.build_tiny("tiny:qwen2_5_vl")
-
-
-def square(processor):
-    """The reference image: resized to the fixed square (bicubic, as the processor resamples)."""
-    side = fixed_side(processor.image_processor)
-    return lambda image: image.convert("RGB").resize((side, side), Image.Resampling.BICUBIC)
+SOURCE = "tiny:qwen2_5_vl"  # the module's tiny_model
 
 
 def test_fixed_side_is_the_hub_size_or_the_largest_that_fits():
@@ -44,26 +36,8 @@ def test_fixed_side_is_the_hub_size_or_the_largest_that_fits():
     assert QWEN2_5_VL.image_seq_length(processor) == (448 // 28) ** 2  # the rows' image span
 
 
-def test_rows_equal_the_processors_ids(tiny):
-    _, processor = tiny
-    tokens = checks.check_rows_match_processor(QWEN2_5_VL, processor, square(processor), LEAD, END)
-    assert tokens == QWEN2_5_VL.image_seq_length(processor) == 16  # 32 px / 4 px patches, 2 x 2 merged
-
-
-def test_the_encoder_equals_the_processors_own_chat_template_tokenization(tiny):
-    _, processor = tiny
-    row = CondGenStrategy().prompt_rows("Why?", ["a", "b"])[0]
-    image = square(processor)(checks.IMAGES[1])
-    content = [{"type": "image", "image": image}, {"type": "text", "text": row.prefix}]
-    own = processor.apply_chat_template(
-        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=True, return_dict=True
-    )
-    encoded = QWEN2_5_VL.row_encoder(processor).encode([row])
-    assert torch.tensor(own["input_ids"]).reshape(-1).tolist() == encoded.input_ids[0].tolist()
-
-
-def test_typed_special_tokens_stay_text(tiny):
-    _, processor = tiny
+def test_typed_special_tokens_stay_text(tiny_model):
+    _, processor = tiny_model
     encoder = QWEN2_5_VL.row_encoder(processor)
     row = CondGenStrategy().prompt_rows("Is <|image_pad|> here <|im_end|>?", ["a", "b"])[0]
     ids = encoder.encode([row]).input_ids[0]
@@ -71,29 +45,24 @@ def test_typed_special_tokens_stay_text(tiny):
     assert int((ids == encoder.eos_id).sum()) == 2  # the system turn's and the user turn's own
 
 
-def test_pixels_are_the_processors_patches_and_features_its_own(tiny):
-    model, processor = tiny
-    pixels = QWEN2_5_VL.preprocess(processor, checks.IMAGES)
+def test_pixels_are_the_processors_patches_and_features_its_own(tiny_model):
+    model, processor = tiny_model
+    pixels = QWEN2_5_VL.preprocess(processor, IMAGES)
     assert pixels.shape == (2, *QWEN2_5_VL.pixel_shape(processor)) == (2, 3, 32, 32)
-    reference = processor.image_processor([square(processor)(i) for i in checks.IMAGES], return_tensors="pt")
+    reference = processor.image_processor([fixed_square(processor, i) for i in IMAGES], return_tensors="pt")
     image_processor = processor.image_processor
     patches = patchify(
         pixels, image_processor.patch_size, image_processor.merge_size, image_processor.temporal_patch_size
     )
     assert torch.equal(patches, reference["pixel_values"])
-    features = QWEN2_5_VL.image_features(model, pixels)
-    with torch.no_grad():
-        own = model.model.get_image_features(
-            reference["pixel_values"], reference["image_grid_thw"]
-        ).pooler_output
-    assert features.shape == (2, 16, 32)
-    assert torch.equal(features, torch.stack(own))
+    own = (reference["pixel_values"], reference["image_grid_thw"])
+    assert features_are_the_models_own(QWEN2_5_VL, model, pixels, *own).shape == (2, 16, 32)
 
 
-def test_positions_are_get_rope_index_under_either_padding(tiny):
-    model, processor = tiny
+def test_positions_are_get_rope_index_under_either_padding(tiny_model):
+    model, processor = tiny_model
     encoder = QWEN2_5_VL.row_encoder(processor)
-    rows = [MultiClassStrategy().prompt_rows(q, o)[0] for q, o in zip(checks.QUESTIONS, checks.OPTIONS)]
+    rows = [MultiClassStrategy().prompt_rows(q, o)[0] for q, o in zip(QUESTIONS, OPTIONS)]
     right = encoder.encode(rows, with_suffix=False)
     left = left_padded(right)
     assert not right.attention_mask.all(), "the two rows should need padding"
@@ -102,8 +71,8 @@ def test_positions_are_get_rope_index_under_either_padding(tiny):
         ("left", left, QWEN2_5_VL.prefix_positions(left, None)),
     ):
         processor.tokenizer.padding_side = side
-        texts = [checks.chat_text(processor, row.prefix) for row in rows]
-        images = [[square(processor)(image)] for image in checks.IMAGES]
+        texts = [chat_text(processor, row.prefix) for row in rows]
+        images = [[fixed_square(processor, image)] for image in IMAGES]
         inputs = processor(images=images, text=texts, padding=True, return_tensors="pt")
         assert torch.equal(inputs["input_ids"], encoded.input_ids)
         own, _ = model.model.get_rope_index(
@@ -118,34 +87,13 @@ def test_positions_are_get_rope_index_under_either_padding(tiny):
     assert int(QWEN2_5_VL.next_positions(positions)[0]) < int(left.attention_mask[0].sum())
 
 
-def test_cond_gen_loglik_and_generation_equal_the_plain_forward(tiny):
-    model, processor = tiny
-    worst = checks.check_cond_gen_matches_plain_forward(
-        QWEN2_5_VL, model, processor, square(processor), LEAD, END
-    )
-    print(f"qwen2_5_vl cond_gen max |diff| {worst:.2e}")
-
-
-@pytest.mark.parametrize("pooling", ["last_token", "attentive"])
-def test_pooled_states_under_padding_equal_rows_alone(tiny, pooling):
-    model, processor = tiny
-    worst = checks.check_pooling_under_padding(QWEN2_5_VL, model, processor, square(processor), pooling)
-    print(f"qwen2_5_vl {pooling} max |diff| {worst:.2e}")
-
-
-def test_swag_rows_equal_single_passes(tiny):
-    model, processor = tiny
-    worst = checks.check_swag_rows_match_single_passes(QWEN2_5_VL, model, processor, square(processor))
-    print(f"qwen2_5_vl swag max |diff| {worst:.2e}")
-
-
-def test_embeds_forward_uses_the_3d_positions(tiny):
+def test_embeds_forward_uses_the_3d_positions(tiny_model):
     """The attribution path (embeddings in, no ids) gives the rows' own hidden states."""
-    model, processor = tiny
+    model, processor = tiny_model
     encoder = QWEN2_5_VL.row_encoder(processor)
-    rows = [MultiClassStrategy().prompt_rows(q, o)[0] for q, o in zip(checks.QUESTIONS, checks.OPTIONS)]
+    rows = [MultiClassStrategy().prompt_rows(q, o)[0] for q, o in zip(QUESTIONS, OPTIONS)]
     encoded = encoder.encode(rows, with_suffix=False)
-    features = checks.features_of(QWEN2_5_VL, model, processor)
+    features = QWEN2_5_VL.image_features(model, QWEN2_5_VL.preprocess(processor, IMAGES))
     embeds = QWEN2_5_VL.input_embeddings(model)(encoded.input_ids)
     with torch.no_grad():
         via_ids = QWEN2_5_VL.language_forward(model, encoded, features).last_hidden_state
@@ -154,37 +102,3 @@ def test_embeds_forward_uses_the_3d_positions(tiny):
         )
     real = encoded.attention_mask.bool()
     assert (via_ids - via_embeds)[real].abs().max() == 0
-
-
-def test_vision_tower_runs_once_per_image_per_call():
-    # The tower takes all images' patches in one block; grid_thw has one row per image.
-    seen = checks.check_vision_runs_once_per_call(
-        "tiny:qwen2_5_vl", "model.visual", lambda args, kwargs: len(kwargs["grid_thw"])
-    )
-    assert seen == 2
-
-
-def test_lora_targets_language_and_all_linear():
-    language = checks.lora_wrapped("tiny:qwen2_5_vl", vision=False)
-    assert len(language) == 2 * 7 and all(".language_model.layers." in n for n in language)
-    everything = checks.lora_wrapped("tiny:qwen2_5_vl", vision=True)
-    assert set(language) < set(everything)
-    assert any(".visual.blocks." in n for n in everything) and any(".visual.merger." in n for n in everything)
-    assert not any(n.endswith("lm_head") for n in everything)
-
-
-def test_a_saved_base_loads_back_without_a_video_processor(tmp_path):
-    assert checks.check_saved_base_loads_back("tiny:qwen2_5_vl", tmp_path) == 0
-
-
-def test_attributions_score_what_the_predictor_scores():
-    worst = checks.check_attribution_scores_equal_predictions("tiny:qwen2_5_vl")
-    print(f"qwen2_5_vl attribution vs prediction max |diff| {worst:.2e}")
-
-
-@pytest.mark.slow
-def test_compare_smoke_writes_all_five_variants(tmp_path):
-    comparison = checks.compare_smoke("tiny:qwen2_5_vl", tmp_path / "cmp")
-    assert sorted(comparison["variants"]) == sorted(VARIANTS)
-    assert comparison["n"] == 16
-    check_evaluate_cli_and_app_on_a_comparison(tmp_path / "cmp", comparison, tmp_path)

@@ -7,20 +7,15 @@ numeric check is <= 1e-5.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from tests.family_checks import random_image
+from tests.family_pipeline_checks import swag_rows_vs_single_passes
 from training.train import main as train_main
 from training.train import parse_args
 from vqa_demo.config import LoraSettings
-from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.explain.attribution import attribute
 from vqa_demo.model.backbone import add_lora, build_tiny_backbone
 from vqa_demo.model.family import family_for
@@ -38,20 +33,9 @@ QUESTIONS = ["What colour is the circle?", "How many shapes are there in this pi
 OPTIONS = [["red", "Blue", "green and yellow", "no"], ["2", "three", "3", "yes"]]
 CLASSIFIERS = ["multi_class-last_token", "multi_class-attentive", "swag-last_token", "swag-attentive"]
 
-
-def random_image(height: int, width: int, seed: int) -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
-
-
 # Landscape and portrait: the processor keeps the aspect ratio, so a batch of them is padded.
 IMAGES = [random_image(30, 40, 0), random_image(48, 24, 1)]
-
-
-@pytest.fixture(scope="module")
-def vilt():
-    backbone = build_tiny_backbone(source="tiny:vilt")
-    return backbone.core, backbone.processor
+SOURCE = "tiny:vilt"  # the module's tiny_model
 
 
 def own_inputs(processor, images, texts):
@@ -59,15 +43,15 @@ def own_inputs(processor, images, texts):
     return processor(images=list(images), text=list(texts), return_tensors="pt", padding=True)
 
 
-def test_family_is_chosen_from_the_model_type_and_has_no_cond_gen(vilt):
-    model, _ = vilt
+def test_family_is_chosen_from_the_model_type_and_has_no_cond_gen(tiny_model):
+    model, _ = tiny_model
     assert family_for(model.config) is VILT and model.config.model_type == "vilt"
     assert not VILT.supports(STRATEGIES["cond_gen"])
     assert VILT.supports(STRATEGIES["multi_class"]) and VILT.supports(STRATEGIES["swag"])
 
 
-def test_rows_are_the_processors_ids_and_cut_at_40_tokens(vilt):
-    _, processor = vilt
+def test_rows_are_the_processors_ids_and_cut_at_40_tokens(tiny_model):
+    _, processor = tiny_model
     encoder = VILT.row_encoder(processor)
     rows = [*STRATEGIES["swag"].prompt_rows(QUESTIONS[0], OPTIONS[0]), PromptRow("", QUESTIONS[1], "")]
     encoded = encoder.encode(rows, with_suffix=False)
@@ -84,8 +68,8 @@ def test_rows_are_the_processors_ids_and_cut_at_40_tokens(vilt):
     )
 
 
-def test_canvas_holds_the_processors_pixels_and_mask(vilt):
-    _, processor = vilt
+def test_canvas_holds_the_processors_pixels_and_mask(tiny_model):
+    _, processor = tiny_model
     canvas = VILT.preprocess(processor, IMAGES)
     assert tuple(canvas.shape[1:]) == VILT.pixel_shape(processor)
     pixel_values, pixel_mask = cropped(canvas)
@@ -100,10 +84,10 @@ def test_canvas_holds_the_processors_pixels_and_mask(vilt):
     )
 
 
-def test_states_and_pooling_under_padding_equal_each_row_alone(vilt):
+def test_states_and_pooling_under_padding_equal_each_row_alone(tiny_model):
     """Two rows of different text lengths and image sizes: the text states (hence both poolings)
     equal ViLT's own forward on each row alone, through its processor."""
-    model, processor = vilt
+    model, processor = tiny_model
     encoder = VILT.row_encoder(processor)
     rows = [STRATEGIES["multi_class"].prompt_rows(q, o)[0] for q, o in zip(QUESTIONS, OPTIONS)]
     encoded = encoder.encode(rows, with_suffix=False)
@@ -138,15 +122,10 @@ def predictor():
     return predictor
 
 
-def test_swag_rows_equal_single_passes(predictor):
-    name = "swag-attentive"
-    both = predictor.predict_batch(IMAGES, QUESTIONS, OPTIONS, [name])
-    worst = 0.0
-    for b in range(2):
-        for k, option in enumerate(OPTIONS[b]):
-            alone = predictor.predict_batch(IMAGES[b : b + 1], QUESTIONS[b : b + 1], [[option, "x"]], [name])
-            worst = max(worst, abs(both[b][name].option_scores[k] - alone[0][name].option_scores[0]))
-    print(f"ViLT SWAG rows vs single passes: max |diff| = {worst:.2e}")
+@pytest.mark.parametrize("name", ["swag-last_token", "swag-attentive"])
+def test_swag_rows_equal_single_passes(predictor, name):
+    worst = swag_rows_vs_single_passes(predictor, name, IMAGES, QUESTIONS, OPTIONS)
+    print(f"ViLT {name} rows vs single passes: max |diff| = {worst:.2e}")
     assert worst <= TOL
 
 
@@ -199,25 +178,16 @@ def test_training_cond_gen_on_vilt_is_refused_plainly(tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_smoke_writes_every_applicable_variant_and_the_baseline(tmp_path):
-    """``python -m training.compare --base tiny:vilt --smoke``: the four classifier variants trained,
-    ViLT's own classifier evaluated beside them, COND_GEN reported as not applicable."""
-    out = tmp_path / "cmp"
-    command = [sys.executable, "-m", "training.compare", "--base", "tiny:vilt", "--smoke", "--out", str(out)]
-    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    comparison = json.loads((out / "comparison.json").read_text())
-    assert sorted(comparison["variants"]) == sorted([*CLASSIFIERS, BASELINE_NAME])
-    assert "not applicable" in comparison["not_applicable"]["cond_gen"]
-    for entry in comparison["variants"].values():
-        assert 0.0 <= entry["accuracy"]["accuracy"] <= 1.0
+def test_compare_smoke_evaluates_vilts_own_classifier_as_a_zero_training_baseline(compare_smoke):
+    """``training.compare --base tiny:vilt --smoke`` (every family's checks of it: test_family_compare.py):
+    ViLT's own classifier is evaluated beside the four trained classifier variants, untrained."""
+    _, comparison = compare_smoke("tiny:vilt")
     baseline = comparison["variants"][BASELINE_NAME]
     assert (
         baseline["checkpoint"] is None
         and baseline["train_seconds"] == 0.0
         and "zero-training" in baseline["training"]
     )
-    records = read_predictions(out / "evaluation" / "predictions.jsonl")
-    assert all(sorted(r["variants"]) == sorted(comparison["variants"]) for r in records)
 
 
 def test_the_pooling_caption_says_the_pooled_states_are_the_text_positions(predictor):

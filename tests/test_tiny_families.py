@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from tests.family_checks import IMAGES
 from vqa_demo.model.tiny_families import TINY_FAMILIES, VILT_ANSWERS, tiny_gemma3
 
 TOL = 1e-5
@@ -21,14 +21,6 @@ DECODERS = ("qwen2_5_vl", "llava", "smolvlm", "gemma3")
 QUESTIONS = ("What colour is the circle?", "How many shapes are there? Answer with a number")
 ANSWERS = (" red", " blue and green", " 3")
 TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
-
-
-def random_image(height: int, width: int, seed: int) -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
-
-
-IMAGES = (random_image(32, 32, 0), random_image(30, 40, 1))
 
 
 @pytest.fixture(scope="module", params=DECODERS)

@@ -1,0 +1,48 @@
+"""``training.compare --base tiny:<family> --smoke`` on every non-PaliGemma family, then the evaluate CLI
+and the app's predictor holder on its checkpoints (tests/family_pipeline_checks.py). A family's own
+expectations of its comparison (ViLT's zero-training baseline) are in its test_family_<name>.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.family_pipeline_checks import check_evaluate_cli_and_app_on_a_comparison, trained_variants
+from vqa_demo.config import VARIANTS
+from vqa_demo.evaluation.runner import read_predictions
+from vqa_demo.model.vilt_baseline import BASELINE_NAME
+
+SOURCES = ["tiny:llava", "tiny:gemma3", "tiny:qwen2_5_vl", "tiny:smolvlm", "tiny:blip", "tiny:vilt"]
+# ViLT has no language-model head: COND_GEN is not applicable, its own VQA classifier is the baseline.
+REFUSED = {"tiny:vilt": ["cond_gen"]}
+BASELINES = {"tiny:vilt": [BASELINE_NAME]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", SOURCES)
+def test_compare_smoke_writes_every_applicable_variant(compare_smoke, source):
+    out, comparison = compare_smoke(source)
+    trained = [name for name in VARIANTS if name not in REFUSED.get(source, [])]
+    assert comparison["setting"]["base"] == source and comparison["n"] == 16
+    assert sorted(comparison["variants"]) == sorted([*trained, *BASELINES.get(source, [])])
+    assert sorted(trained_variants(comparison)) == sorted(trained)
+    assert sorted(comparison["not_applicable"]) == REFUSED.get(source, [])
+    assert all("not applicable" in reason for reason in comparison["not_applicable"].values())
+    for name, entry in comparison["variants"].items():
+        assert 0.0 <= entry["accuracy"]["accuracy"] <= 1.0, name
+    for name in trained:
+        assert comparison["variants"][name]["checkpoint"] == f"{name}/best"
+        run_config = json.loads((out / name / "best" / "run_config.json").read_text())
+        assert run_config["backbone"]["source"] == source, name
+    if "cond_gen" in trained:
+        assert comparison["variants"]["cond_gen"]["text_metrics"]
+    records = read_predictions(out / "evaluation" / "predictions.jsonl")
+    assert records and all(sorted(r["variants"]) == sorted(comparison["variants"]) for r in records)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", SOURCES)
+def test_evaluate_cli_and_app_holder_run_on_the_comparison(compare_smoke, source, tmp_path):
+    out, comparison = compare_smoke(source)
+    check_evaluate_cli_and_app_on_a_comparison(out, comparison, tmp_path)
