@@ -11,7 +11,11 @@ import pytest
 from tests.family_pipeline_checks import check_evaluate_cli_and_app_on_a_comparison, trained_variants
 from vqa_demo.config import VARIANTS
 from vqa_demo.evaluation.runner import read_predictions
+from vqa_demo.evaluation.saved_runs import paired_tests
 from vqa_demo.model.vilt_baseline import BASELINE_NAME
+from vqa_demo.ui import AppConfig
+from vqa_demo.ui.assets import AppAssets
+from vqa_demo.ui.tabs.compare_backbones import side_by_side_table
 
 SOURCES = ["tiny:llava", "tiny:gemma3", "tiny:qwen2_5_vl", "tiny:smolvlm", "tiny:blip", "tiny:vilt"]
 # ViLT has no language-model head: COND_GEN is not applicable, its own VQA classifier is the baseline.
@@ -46,3 +50,30 @@ def test_compare_smoke_writes_every_applicable_variant(compare_smoke, source):
 def test_evaluate_cli_and_app_holder_run_on_the_comparison(compare_smoke, source, tmp_path):
     out, comparison = compare_smoke(source)
     check_evaluate_cli_and_app_on_a_comparison(out, comparison, tmp_path)
+
+
+@pytest.mark.slow
+def test_the_families_smoke_runs_sit_side_by_side_in_the_compare_tab(compare_smoke, app_assets):
+    """The README's example: every family's smoke comparison set beside the served run. Smoke data
+    is generated from one seed, so the families answered the same questions and pair; the served
+    tiny assets answered others and do not."""
+    outs = {source: compare_smoke(source)[0] for source in SOURCES}
+    config = AppConfig(assets=app_assets.root, compare_runs=list(outs.values()))
+    assets = AppAssets.load(config)
+    assert assets.run_notes == []
+    assert [run.model for run in assets.runs] == [
+        "PaliGemma 2",
+        "LLaVA-1.5",
+        "Gemma 3",
+        "Qwen2.5-VL",
+        "SmolVLM (Idefics3)",
+        "BLIP-VQA",
+        "ViLT",
+    ]
+    assert len({run.questions for run in assets.runs[1:]}) == 1 != len({r.questions for r in assets.runs})
+    tests, notes = paired_tests(assets.runs)
+    # 5 decoder-or-BLIP families share 5 variants (10 pairs x 5), each shares 4 with ViLT (5 x 4)
+    assert len(tests) == 10 * 5 + 5 * 4
+    assert len(notes) == 6 and all("answered different questions" in n for n in notes)
+    table = side_by_side_table(assets.runs).set_index("variant")
+    assert table.loc["cond_gen", assets.runs[-1].label] == "not applicable"
