@@ -12,17 +12,12 @@ import pytest
 
 from tests.app_support import launch
 from tests.test_app_browser import ARTIFACTS, browser, open_app  # noqa: F401  (browser is a fixture)
+from vqa_demo.evaluation.run_tables import accuracy_cell, paired_table, side_by_side_table
 from vqa_demo.evaluation.saved_runs import load_run, paired_tests
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.holder import PredictorHolder
-from vqa_demo.ui.tabs.compare_backbones import (
-    HOW_TO_ADD,
-    accuracy_cell,
-    family_figure,
-    paired_table,
-    side_by_side_table,
-)
+from vqa_demo.ui.tabs.compare_backbones import HOW_TO_ADD, family_figure
 
 
 def config_with_runs(app_assets, other_runs, *extra) -> AppConfig:

@@ -10,12 +10,12 @@ import pytest
 
 from tests.family_pipeline_checks import check_evaluate_cli_and_app_on_a_comparison, trained_variants
 from vqa_demo.config import VARIANTS
+from vqa_demo.evaluation.run_tables import side_by_side_table
 from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.evaluation.saved_runs import paired_tests
 from vqa_demo.model.vilt_baseline import BASELINE_NAME
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.assets import AppAssets
-from vqa_demo.ui.tabs.compare_backbones import side_by_side_table
 
 SOURCES = ["tiny:llava", "tiny:gemma3", "tiny:qwen2_5_vl", "tiny:smolvlm", "tiny:blip", "tiny:vilt"]
 # ViLT has no language-model head: COND_GEN is not applicable, its own VQA classifier is the baseline.

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vqa_demo.evaluation.chance import CHANCE_ALPHA, chance_p_value
 from vqa_demo.loading import ASSETS_DIR, find_checkpoints, resolve_base
-from vqa_demo.ui.chance import CHANCE_ALPHA, chance_p_value
 from vqa_demo.ui.holder import VariantInfo
 
 # The offline default's base was pretrained from scratch by training/pretrain.py, which writes this file.
@@ -60,7 +60,7 @@ class VariantStanding:
     @property
     def chance_level(self) -> bool:
         """True when the variant has not shown it is better (or worse) than chance: p >= 0.05."""
-        return self.p_value >= CHANCE_ALPHA  # the rule of vqa_demo.ui.chance
+        return self.p_value >= CHANCE_ALPHA  # the rule of vqa_demo.evaluation.chance
 
     def interval(self) -> str:
         """``0.67 [0.62, 0.72]``: accuracy and its 95% interval."""

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from vqa_demo.config import VARIANTS, in_variant_order
+from vqa_demo.evaluation.chance import chance_level, format_p, is_chance_level
 from vqa_demo.evaluation.metrics import holm
 from vqa_demo.model.strategies import STRATEGIES
 from vqa_demo.ui.assets import SERVED_RUN, AppAssets
-from vqa_demo.ui.chance import chance_level, format_p, is_chance_level
 from vqa_demo.ui.plots import (
     accuracy_figure,
     agreement_figure,

@@ -13,29 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
-from vqa_demo.evaluation.metrics import holm
+from vqa_demo.evaluation.run_tables import paired_table, runs_table, settings_table, side_by_side_table
 from vqa_demo.evaluation.saved_runs import (
-    PairedTest,
     SavedRun,
     paired_tests,
-    setting_differences,
     variants_of,
 )
-from vqa_demo.ui.chance import format_p, is_chance_level
 from vqa_demo.ui.plots import backbone_accuracy_figure
 
-PAIRED_COLUMNS = [
-    "variant",
-    "run A",
-    "run B",
-    "only A right",
-    "only B right",
-    "p-value",
-    "Holm-adjusted p",
-    "reading",
-]
 HOW_TO_ADD = (
     "**Across backbones.** To set runs on other models (Qwen2.5-VL, LLaVA, SmolVLM, Gemma 3, BLIP, ViLT, "
     "another PaliGemma) beside this one, start the app with `--compare-runs DIR [DIR ...]` (or "
@@ -43,86 +29,6 @@ HOW_TO_ADD = (
     "`python -m vqa_demo.evaluate`, or copy those folders under `assets/runs/`. Only their saved "
     "evaluation files are read; the served model stays the one in memory."
 )
-
-
-def accuracy_cell(run: SavedRun, variant: str) -> str:
-    """``"67.3% [61.8%–72.4%]"`` (+ ``chance level``), ``not applicable``, or ``–`` when the run has no such variant."""
-    accuracy = run.accuracy(variant)
-    if accuracy is None:
-        return "not applicable" if variant in run.not_applicable else "–"
-    cell = f"{accuracy['accuracy']:.1%} [{accuracy['low']:.1%}–{accuracy['high']:.1%}]"
-    if run.chance is not None and is_chance_level(accuracy, run.chance):
-        cell += " chance level"
-    return cell
-
-
-def side_by_side_table(runs: list[SavedRun]) -> pd.DataFrame:
-    """One row per variant, one column per run: accuracy with its 95% Wilson interval."""
-    rows = []
-    for variant in variants_of(runs):
-        baseline = any((run.variants.get(variant) or {}).get("baseline") for run in runs)
-        name = f"{variant} (no training)" if baseline else variant
-        rows.append([name, *(accuracy_cell(run, variant) for run in runs)])
-    return pd.DataFrame(rows, columns=["variant", *(run.label for run in runs)])
-
-
-def runs_table(runs: list[SavedRun]) -> pd.DataFrame:
-    """What each run is: model, base, split, examples and whether its questions are the first run's."""
-    first = runs[0].questions if runs else None
-    rows = []
-    for i, run in enumerate(runs):
-        if run.questions is None:
-            same = "unknown (no fingerprint saved)"
-        elif i == 0:
-            same = "—"
-        else:
-            same = "yes" if run.questions == first else "no: other questions"
-        rows.append(
-            [run.label, run.model, run.source or "?", run.split, run.n, same, "yes" if run.correct else "no"]
-        )
-    columns = [
-        "run",
-        "model",
-        "base",
-        "split",
-        "examples",
-        f"same questions as {runs[0].name}" if runs else "",
-        "answers saved",
-    ]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def settings_table(runs: list[SavedRun]) -> pd.DataFrame:
-    """The training settings that differ between runs (the base model always does)."""
-    differences = setting_differences(runs)
-    return pd.DataFrame(
-        [[key, *values] for key, values in differences.items()], columns=["setting", *(r.label for r in runs)]
-    )
-
-
-def paired_table(tests: list[PairedTest], alpha: float = 0.05) -> pd.DataFrame:
-    """One row per (variant, run pair): discordant counts, exact p, Holm-adjusted p and a plain reading."""
-    adjusted = holm([t.p_value for t in tests])
-    rows = []
-    for test, p_adj in zip(tests, adjusted):
-        if p_adj < alpha:
-            better = test.run_a if test.only_a > test.only_b else test.run_b
-            reading = f"differ: better on {better}"
-        else:
-            reading = "no reliable difference"
-        rows.append(
-            [
-                test.variant,
-                test.run_a,
-                test.run_b,
-                test.only_a,
-                test.only_b,
-                format_p(test.p_value),
-                format_p(p_adj),
-                reading,
-            ]
-        )
-    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
 def question_families(runs: list[SavedRun]) -> list[str]:

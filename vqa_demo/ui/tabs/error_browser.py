@@ -20,9 +20,9 @@ import gradio as gr
 import pandas as pd
 
 from vqa_demo.config import MAX_OPTIONS
+from vqa_demo.evaluation.chance import is_chance_level
 from vqa_demo.paths import inside
 from vqa_demo.ui.assets import AppAssets
-from vqa_demo.ui.chance import is_chance_level
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.plots import confusion_figure, empty_figure, probabilities_figure
 from vqa_demo.ui.status import status_error, status_ok

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from vqa_demo.config import OPTION_LETTERS, in_variant_order
+from vqa_demo.evaluation.chance import chance_level, is_chance_level
 from vqa_demo.evaluation.metrics import accuracy_ci
-from vqa_demo.ui.chance import chance_level, is_chance_level
 
 ALL_FAMILIES, ANY_POSITION = "all families", "any position"
 MISSED_BY_ANY, MISSED_BY_ALL = "any selected variant", "every selected variant"
@@ -78,7 +78,7 @@ def mean_chance(records: list[dict[str, Any]]) -> float | None:
 
 
 def chance_variants(records: list[dict[str, Any]]) -> list[str]:
-    """Variants at chance level (see :mod:`vqa_demo.ui.chance`)."""
+    """Variants at chance level (see :mod:`vqa_demo.evaluation.chance`)."""
     chance = mean_chance(records)
     if chance is None:
         return []

@@ -1,7 +1,7 @@
 """The Ask form's variant checkboxes: which variants are ticked by default, which can answer K
 options (with the reason when one cannot), and the line under each name.
 
-A variant the model card shows at chance level (:mod:`vqa_demo.ui.chance`) starts unticked, unless
+A variant the model card shows at chance level (:mod:`vqa_demo.evaluation.chance`) starts unticked, unless
 every variant is at chance level. The Errors tab's *Open in Ask* uses the same lines.
 """
 

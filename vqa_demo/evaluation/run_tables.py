@@ -1,0 +1,116 @@
+"""Saved runs side by side as tables: what each run is, accuracy per variant and run, settings, paired tests.
+
+Plain ``pandas.DataFrame`` s of :class:`~vqa_demo.evaluation.saved_runs.SavedRun` s, shared by the app's
+Compare tab (:mod:`vqa_demo.ui.tabs.compare_backbones`) and ``python -m vqa_demo.compare_runs``, which
+prints them as Markdown (:func:`markdown_table`), so both show the same numbers.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from vqa_demo.evaluation.chance import format_p, is_chance_level
+from vqa_demo.evaluation.metrics import holm
+from vqa_demo.evaluation.saved_runs import PairedTest, SavedRun, setting_differences, variants_of
+
+PAIRED_COLUMNS = [
+    "variant",
+    "run A",
+    "run B",
+    "only A right",
+    "only B right",
+    "p-value",
+    "Holm-adjusted p",
+    "reading",
+]
+
+
+def accuracy_cell(run: SavedRun, variant: str) -> str:
+    """``"67.3% [61.8%–72.4%]"`` (+ ``chance level``), ``not applicable``, or ``–`` when the run has no such variant."""
+    accuracy = run.accuracy(variant)
+    if accuracy is None:
+        return "not applicable" if variant in run.not_applicable else "–"
+    cell = f"{accuracy['accuracy']:.1%} [{accuracy['low']:.1%}–{accuracy['high']:.1%}]"
+    if run.chance is not None and is_chance_level(accuracy, run.chance):
+        cell += " chance level"
+    return cell
+
+
+def side_by_side_table(runs: list[SavedRun]) -> pd.DataFrame:
+    """One row per variant, one column per run: accuracy with its 95% Wilson interval."""
+    rows = []
+    for variant in variants_of(runs):
+        baseline = any((run.variants.get(variant) or {}).get("baseline") for run in runs)
+        name = f"{variant} (no training)" if baseline else variant
+        rows.append([name, *(accuracy_cell(run, variant) for run in runs)])
+    return pd.DataFrame(rows, columns=["variant", *(run.label for run in runs)])
+
+
+def runs_table(runs: list[SavedRun]) -> pd.DataFrame:
+    """What each run is: model, base, split, examples and whether its questions are the first run's."""
+    first = runs[0].questions if runs else None
+    rows = []
+    for i, run in enumerate(runs):
+        if run.questions is None:
+            same = "unknown (no fingerprint saved)"
+        elif i == 0:
+            same = "—"
+        else:
+            same = "yes" if run.questions == first else "no: other questions"
+        rows.append(
+            [run.label, run.model, run.source or "?", run.split, run.n, same, "yes" if run.correct else "no"]
+        )
+    columns = [
+        "run",
+        "model",
+        "base",
+        "split",
+        "examples",
+        f"same questions as {runs[0].name}" if runs else "",
+        "answers saved",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def settings_table(runs: list[SavedRun]) -> pd.DataFrame:
+    """The training settings that differ between runs (the base model always does)."""
+    differences = setting_differences(runs)
+    return pd.DataFrame(
+        [[key, *values] for key, values in differences.items()], columns=["setting", *(r.label for r in runs)]
+    )
+
+
+def paired_table(tests: list[PairedTest], alpha: float = 0.05) -> pd.DataFrame:
+    """One row per (variant, run pair): discordant counts, exact p, Holm-adjusted p and a plain reading."""
+    adjusted = holm([t.p_value for t in tests])
+    rows = []
+    for test, p_adj in zip(tests, adjusted):
+        if p_adj < alpha:
+            better = test.run_a if test.only_a > test.only_b else test.run_b
+            reading = f"differ: better on {better}"
+        else:
+            reading = "no reliable difference"
+        rows.append(
+            [
+                test.variant,
+                test.run_a,
+                test.run_b,
+                test.only_a,
+                test.only_b,
+                format_p(test.p_value),
+                format_p(p_adj),
+                reading,
+            ]
+        )
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """``table`` as a GitHub Markdown table (``|`` in a cell escaped)."""
+
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
