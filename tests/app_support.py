@@ -67,3 +67,13 @@ class FakePredictor:
 
 # The tests' short name for the one loopback launcher.
 launch = launch_on_loopback
+
+
+def click_events(demo, elem_id: str) -> list[dict]:
+    """The click events wired to the component with ``elem_id``, as the page receives them (demo.config)."""
+    ids = [c["id"] for c in demo.config["components"] if c.get("props", {}).get("elem_id") == elem_id]
+    return [
+        dependency
+        for dependency in demo.config["dependencies"]
+        if (ids[0], "click") in [tuple(target) for target in dependency["targets"]]
+    ]

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from tests.app_support import launch
-from tests.test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, shot, wait_image
+from tests.test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, expect, shot, wait_image
 from vqa_demo.ui import build_demo
 from vqa_demo.ui.holder import PredictorHolder
 
@@ -53,7 +53,7 @@ def test_errors_select_open_in_ask_and_edited_rerun(page):
     page.wait_for_function(
         "() => { const i = document.querySelector('#errors-table img'); return i && i.complete && i.naturalWidth > 0; }"
     )
-    assert "of 12 validation examples" in text_of(page, "#errors-count")
+    expect(page.locator("#errors-count")).to_contain_text("of 12 validation examples")
 
     page.locator("#errors-table [data-testid='cell-0-3']").click()
     page.wait_for_function("document.querySelector('#errors-details').innerText.includes('Question:')")
@@ -63,13 +63,13 @@ def test_errors_select_open_in_ask_and_edited_rerun(page):
     question = re.search(r"Question:\s*(.+)", details).group(1).strip()
     gold_line = next(line for line in details.splitlines() if "gold" in line and ") " in line)
     assert re.match(r"\s*[A-H]\) ", gold_line), gold_line  # option letters with their text
-    assert not page.locator("#errors-attribution").is_visible()  # no empty frames before asking
+    expect(page.locator("#errors-attribution")).to_be_hidden()  # no empty frames before asking
     page.locator("#errors-method").get_by_text("Saliency (gradient)").click()
     page.wait_for_selector("#errors-steps input[type=range]:disabled")  # steps mean nothing to saliency
     page.click("#errors-attribute")
     wait_image(page, "#errors-attribution-gold")
     wait_image(page, "#errors-attribution")
-    assert "Attribution of" in text_of(page, "#errors-attribution-gold-caption")
+    expect(page.locator("#errors-attribution-gold-caption")).to_contain_text("Attribution of")
     shot(page, "errors-1-selected")
 
     page.get_by_role("tab", name="Gallery (most confident mistakes first)").click()
@@ -84,9 +84,9 @@ def test_errors_select_open_in_ask_and_edited_rerun(page):
         "q => document.querySelector('#question textarea').value === q", arg=question, timeout=TIMEOUT_MS
     )
     wait_image(page, "#ask-image")
-    assert "Filled from validation example" in text_of(page, "#ask-status")
+    expect(page.locator("#ask-status")).to_contain_text("Filled from validation example")
     option_a = page.locator("#option-A").locator("textarea, input").first
-    assert option_a.input_value() != ""
+    expect(option_a).not_to_have_value("")
 
     page.locator("#question textarea").fill(question + " Look again.")
     option_a.fill("zebra")
@@ -99,7 +99,7 @@ def test_errors_select_open_in_ask_and_edited_rerun(page):
 def test_compare_tab_shows_mcnemar_and_split_curves(page):
     page.get_by_role("tab", name="Compare").click()
     page.wait_for_selector("#compare-curves .js-plotly-plot")
-    assert "validation examples" in text_of(page, "#compare-summary")
-    assert "only A right" in text_of(page, "#compare-mcnemar")
-    assert "token-level loss" in page.locator("#compare-curves").text_content()
+    expect(page.locator("#compare-summary")).to_contain_text("validation examples")
+    expect(page.locator("#compare-mcnemar")).to_contain_text("only A right")
+    expect(page.locator("#compare-curves")).to_contain_text("token-level loss")
     shot(page, "compare")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import warnings
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app_support import FakePredictor
+from tests.app_support import FakePredictor, click_events
 from vqa_demo.explain.heatmaps import colormap
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.answer_api import answer_inputs
@@ -127,6 +128,17 @@ def test_option_count_disables_multi_class_with_a_reason(ask):
     count, *updates = ask.change_count(5, -1)
     assert count == 4 and all(t["interactive"] for t in updates[MAX_OPTIONS:])
     assert ask.change_count(2, -1)[0] == 2 and ask.change_count(8, +1)[0] == 8
+
+
+def test_option_buttons_are_answered_in_the_browser(ask, tmp_path):
+    """+ and - send no request (one the server has not answered yet would drop or misorder clicks);
+    the page runs change_count's outcomes, which depend on the count alone."""
+    demo = build_demo(AppConfig(assets=tmp_path), holder=ask.holder)
+    for button in ("add-option", "remove-option"):
+        (event,) = click_events(demo, button)
+        assert event["backend_fn"] is False and event["trigger_mode"] == "multiple"
+        assert json.dumps(ask.change_count(3, +1 if button == "add-option" else -1))[1:-1] in event["js"]
+    assert ask.change_count(5, +1) == ask.change_count(5.0, +1) and ask.change_count(None, -1)[0] == 3
 
 
 def test_api_caller_ticking_an_incompatible_variant_gets_it_skipped(ask, fake, image_file):

@@ -41,6 +41,7 @@ from vqa_demo.ui.tabs.ask_arguments import (
     requested_count,
     requested_variants,
 )
+from vqa_demo.ui.tabs.option_buttons import wire_option_buttons
 from vqa_demo.ui.tabs.variant_ticks import VariantTicks
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,11 @@ class AskCallbacks:
         return [gr.update(interactive=count < MAX_OPTIONS), gr.update(interactive=count > MIN_OPTIONS)]
 
     def change_count(self, count: Any, delta: int) -> list:
-        """Add (+1) or remove (-1) an option row: the new count, row, checkbox and +/- button updates."""
+        """Add (+1) or remove (-1) an option row: the new count, row, checkbox and +/- button updates.
+
+        The browser runs these outcomes (:mod:`vqa_demo.ui.tabs.option_buttons`), so they depend on
+        ``count`` and ``delta`` alone.
+        """
         old = self.clamp_count(count)
         new = self.clamp_count(old + delta)
         return [new, *self.option_updates(new), *self.ticks.updates(new, old), *self.button_updates(new)]
@@ -401,20 +406,7 @@ def build_ask_outputs(callbacks: AskCallbacks):
 def wire_ask(callbacks: AskCallbacks, form, out) -> Any:
     """Connect the form's events; returns the Answer event (for chaining the explanation)."""
     rows_ticks_buttons = [*form.options, *form.variants, form.add, form.remove]
-    form.add.click(
-        lambda c: callbacks.change_count(c, +1),
-        form.count,
-        [form.count, *rows_ticks_buttons],
-        queue=False,
-        api_visibility="private",
-    )
-    form.remove.click(
-        lambda c: callbacks.change_count(c, -1),
-        form.count,
-        [form.count, *rows_ticks_buttons],
-        queue=False,
-        api_visibility="private",
-    )
+    wire_option_buttons(callbacks.change_count, form)
     form.gallery.select(
         callbacks.on_example_select,
         form.count,
