@@ -21,6 +21,7 @@ from vqa_demo.ui.answer_api import answer_inputs
 from vqa_demo.ui.explain_render import VIEWS, attribution_explanation, patch_grid
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.tabs.ask import AskCallbacks
+from vqa_demo.ui.tabs.error_explain import attribute_both, live_run
 from vqa_demo.ui.tabs.explain import ExplainCallbacks
 
 QUESTION = "What colour is the circle?"
@@ -138,3 +139,15 @@ def test_saliency_gets_the_patch_grid_too(predictor, tmp_path):
     assert "gradient norm per image patch and token" in caption
     region = attribution.pixel_map[: grid.height, : grid.width]
     assert np.isclose(np.sqrt((explanation.image.astype(np.float64) ** 2).sum()), np.linalg.norm(region))
+
+
+def test_the_errors_tab_attributes_both_options_on_the_patch_grid(predictor):
+    """The Errors tab's gold-versus-chosen attributions are painted on the same patches."""
+    (answered,) = predictor.predict_batch(IMAGES[1:], [QUESTION], [OPTIONS], [VARIANT])
+    gold = (answered[VARIANT].choice + 1) % len(OPTIONS)  # a wrong answer: two attributions
+    record = {"index": 0, "question": QUESTION, "options": OPTIONS, "gold": gold}
+    run = live_run(predictor, record, IMAGES[1], [VARIANT])
+    views = attribute_both(predictor, run, VARIANT, "integrated_gradients", 8, 0.5)
+    gold_image, _, gold_caption, chosen_image, _, chosen_caption = views
+    assert isinstance(gold_image, Image.Image) and isinstance(chosen_image, Image.Image)
+    assert "per image patch and text token" in gold_caption and "per image patch" in chosen_caption
