@@ -53,10 +53,12 @@ def test_answer_and_explain_with_the_tiny_model(app):
     assert picker["choices"] == [(n, n) for n in ["multi_class-attentive", "swag-attentive"]]
     assert isinstance(heatmap, Image.Image) and ">&lt;bos&gt;<" in tokens
     for variant, method in [("cond_gen", "Integrated gradients"), ("swag-attentive", "Saliency (gradient)")]:
-        image, chips, caption, (attribution, side) = explain.attribute(result, variant, method, 4, 0.5)
+        image, chips, caption, (attribution, grid) = explain.attribute(result, variant, method, 4, 0.5)
         assert isinstance(image, Image.Image), caption
         assert variant in caption and chips.count("<span") > 5 and attribution.variant == variant
-        assert side * side == holder.get().backbone.image_seq_length
+        # One patch per image token, square, over the whole input.
+        assert grid.rows == grid.cols and grid.rows * grid.cols == holder.get().backbone.image_seq_length
+        assert (grid.height, grid.width) == attribution.pixel_map.shape
     # COND_GEN's attribution includes the scored answer tokens, after a marker.
     assert "scored answer" in explain.attribute(result, "cond_gen", "Integrated gradients", 4, 0.5)[1]
 

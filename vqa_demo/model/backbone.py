@@ -32,7 +32,7 @@ from vqa_demo.config import (
     LoraSettings,
     resolve_backbone_source,
 )
-from vqa_demo.model.family import BackboneFamily, family_for, tiny_family
+from vqa_demo.model.family import BackboneFamily, PatchGrid, family_for, tiny_family
 from vqa_demo.model.paligemma import (  # noqa: F401 (re-exported: PaliGemma's builders and LoRA targets)
     PALIGEMMA,
     VISION_LORA_TARGETS,
@@ -83,6 +83,10 @@ class Backbone:
     def image_seq_length(self) -> int:
         """Number of image tokens per image (256 at 224 px for real PaliGemma)."""
         return self.family.image_seq_length(self.processor)
+
+    def patch_grid(self, pixel_values: torch.Tensor) -> PatchGrid | None:
+        """The vision tower's patches on one model input ``float[C, H, W]`` (:meth:`pixel_values`' row)."""
+        return self.family.patch_grid(self.core, self.processor, pixel_values)
 
     @property
     def generation(self) -> int:

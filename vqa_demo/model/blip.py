@@ -29,7 +29,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from vqa_demo.model.bert_rows import BertRowEncoder, position_limit
 from vqa_demo.model.cond_gen import token_logprob_sum
 from vqa_demo.model.encoding import EncodedRows
-from vqa_demo.model.family import AnswerScorer, BackboneFamily, check_scope, register
+from vqa_demo.model.family import AnswerScorer, BackboneFamily, PatchGrid, check_scope, register
 from vqa_demo.model.scoring import option_grid
 from vqa_demo.model.tiny_families import tiny_blip
 
@@ -247,6 +247,13 @@ class BlipFamily(BackboneFamily):
     def image_seq_length(self, processor) -> int:
         """0: the states the poolings read are the question's tokens only (no image positions)."""
         return 0
+
+    def patch_grid(self, core, processor, pixel_values: torch.Tensor) -> PatchGrid:
+        """The ViT's own patches (``image_size / patch_size`` a side at the processor's size): the
+        question encoder reads them through cross-attention, one state per patch."""
+        patch = int(core.config.vision_config.patch_size)
+        height, width = pixel_values.shape[-2:]
+        return PatchGrid(height // patch, width // patch, patch, patch)
 
     def image_features(self, core, pixel_values: torch.Tensor, grad: bool = False) -> torch.Tensor:
         """The ViT's ``last_hidden_state float[B, 1 + P, Dv]`` (image ``[CLS]`` + patches)."""

@@ -14,7 +14,9 @@ Per family (shapes: B images/examples, R rows, T row tokens, N image tokens, D h
   ``pad_id``, ``tokenizer``; truncation only removes user text, question first): token for token what
   the family's processor (or chat template) produces for the same prompt and answer;
 - pixels: :meth:`~BackboneFamily.preprocess` -> ``float[B, 3, H, W]`` (the processor's own resize and
-  normalisation), :meth:`~BackboneFamily.pixel_shape` the ``(3, H, W)`` it produces;
+  normalisation), :meth:`~BackboneFamily.pixel_shape` the ``(3, H, W)`` it produces,
+  :meth:`~BackboneFamily.patch_grid` the vision tower's patches on one such input (a
+  :class:`PatchGrid`: what an attribution's pixel map is summed over, per patch);
 - image features once per image: :meth:`~BackboneFamily.image_features` -> ``float[B, N, D]``; rows
   reuse them through :meth:`~BackboneFamily.select_features` (``index long[R]`` -> ``[R, N, D]``; SWAG
   repeats an example's features for each of its option rows);
@@ -39,8 +41,10 @@ with :func:`register`; :data:`FAMILY_MODULES` lists the modules that hold them (
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from PIL import Image
@@ -61,6 +65,29 @@ LORA_SCOPES = ("language", "all-linear")
 
 # The decoder linears LoRA adapts in ``language`` scope (attention and MLP projections).
 DECODER_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class PatchGrid:
+    """The vision tower's patches on one model input ``float[C, H, W]``: ``rows x cols`` patches of
+    ``patch_height x patch_width`` pixels from the top left; pixels outside them are padding."""
+
+    rows: int
+    cols: int
+    patch_height: int
+    patch_width: int
+
+    @property
+    def height(self) -> int:
+        return self.rows * self.patch_height
+
+    @property
+    def width(self) -> int:
+        return self.cols * self.patch_width
+
+    @property
+    def pixels_per_patch(self) -> int:
+        return self.patch_height * self.patch_width
 
 
 class AnswerScorer:
@@ -160,6 +187,17 @@ class BackboneFamily:
         """``(3, H, W)`` of one preprocessed image."""
         size = processor.image_processor.size
         return 3, size["height"], size["width"]
+
+    def patch_grid(self, core, processor, pixel_values: torch.Tensor) -> PatchGrid | None:
+        """The patches of one model input ``pixel_values float[C, H, W]``: by default one per image
+        token, a square grid over the whole input; None where the tokens form no square grid that
+        splits it evenly."""
+        tokens = self.image_seq_length(processor)
+        side = math.isqrt(tokens)
+        height, width = pixel_values.shape[-2:]
+        if side == 0 or side * side != tokens or height % side or width % side:
+            return None
+        return PatchGrid(side, side, height // side, width // side)
 
     def preprocess(self, processor, images: Sequence[Image.Image]) -> torch.Tensor:
         """``float[B, 3, H, W]`` on the CPU: the processor's resize and normalisation of RGB copies."""

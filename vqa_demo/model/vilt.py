@@ -30,7 +30,7 @@ from transformers import ViltForQuestionAnswering
 from transformers.modeling_outputs import BaseModelOutput
 
 from vqa_demo.model.bert_rows import BertRowEncoder, position_limit
-from vqa_demo.model.family import BackboneFamily, check_scope, register
+from vqa_demo.model.family import BackboneFamily, PatchGrid, check_scope, register
 from vqa_demo.model.tiny_families import tiny_vilt
 
 LANGUAGE_LORA = (
@@ -153,6 +153,14 @@ class ViltFamily(BackboneFamily):
         baseline = torch.zeros_like(pixel_values)
         baseline[:, 3] = pixel_values[:, 3]
         return baseline
+
+    def patch_grid(self, core, processor, pixel_values: torch.Tensor) -> PatchGrid:
+        """The patches of the processed image on one canvas ``float[4, C, C]``: its mask channel's
+        extent in whole patches of ``config.patch_size``; the padded rest of the canvas has none."""
+        patch = int(core.config.patch_size)
+        mask = pixel_values[3] > 0
+        height, width = int(mask.any(dim=1).sum()), int(mask.any(dim=0).sum())
+        return PatchGrid(height // patch, width // patch, patch, patch)
 
     def image_features(self, core, pixel_values: torch.Tensor, grad: bool = False) -> torch.Tensor:
         """The canvases themselves: ViLT embeds its patches inside the joint encoder."""

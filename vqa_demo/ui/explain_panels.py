@@ -15,6 +15,7 @@ import numpy as np
 
 from vqa_demo.explain.attribution import METHODS
 from vqa_demo.explain.heatmaps import heatmap_overlay
+from vqa_demo.model.family import PatchGrid
 from vqa_demo.prediction import AttentionMap
 from vqa_demo.ui.answer_state import AskResult
 from vqa_demo.ui.explain_render import (
@@ -96,13 +97,14 @@ def with_legend(explanation: Explanation, caption: str) -> str:
 
 
 def attribution_view(
-    result: AskResult, attribution, opacity: float, side: int, view: str = VIEWS[0]
+    result: AskResult, attribution, opacity: float, grid: PatchGrid | None, view: str = VIEWS[0]
 ) -> tuple:
     """(heatmap image, token HTML, legend + caption) of a captum attribution of ``result``'s question.
 
-    ``side`` is the image-token grid's side; no model call.
+    ``grid`` is the vision tower's patches on the model input (:meth:`Backbone.patch_grid
+    <vqa_demo.model.backbone.Backbone.patch_grid>`); no model call.
     """
-    explanation = attribution_explanation(attribution, side, view)
+    explanation = attribution_explanation(attribution, grid, view)
     what = "summed log-likelihood" if attribution.log_likelihood else "score"
     lines = [
         f"Attribution of **{attribution.variant}**'s {what} for "

@@ -5,7 +5,8 @@ and each text token. Both are painted with the same inferno scale from 0 to the 
 image and text together, so a bright patch and a bright token carry the same weight, and the legend
 states that peak. For captum attributions a patch's value is summed over its pixels (its share of
 the score, as a token's is summed over its embedding), so the two are comparable; the smooth pixel
-view shows the same quantity per pixel times the pixels in a patch, on the same scale.
+view shows the same quantity per pixel times the pixels in a patch, on the same scale. A patch is
+the vision tower's own (the family's patch grid), also where no image token stands for it (BLIP, ViLT).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PIL import Image
 
 from vqa_demo.explain.attribution import Attribution
 from vqa_demo.explain.heatmaps import colormap, heatmap_overlay
+from vqa_demo.model.family import PatchGrid
 from vqa_demo.prediction import AttentionMap
 
 DISPLAY_SIDE = 384  # small images are enlarged to this long side before painting
@@ -46,37 +48,45 @@ class Explanation:
         return max(values)
 
 
-def patch_grid(pixel_map: np.ndarray, side: int, how: str = "sum") -> np.ndarray | None:
-    """``float[H, W]`` -> ``float[side, side]``: per patch, the sum (or L2 norm) over its pixels.
+def patch_grid(pixel_map: np.ndarray, grid: PatchGrid | None, how: str = "sum") -> np.ndarray | None:
+    """``float[H, W]`` -> ``float[rows, cols]``: per patch of ``grid``, the sum (or L2 norm) over its pixels.
 
-    None when the map does not split into ``side x side`` equal patches.
+    The patches lie from the top left; pixels outside them (padding) are left out. None without a
+    grid or when the map is smaller than it.
     """
     height, width = pixel_map.shape
-    if side <= 0 or height % side or width % side:
+    if grid is None or grid.rows <= 0 or grid.cols <= 0 or height < grid.height or width < grid.width:
         return None
-    blocks = pixel_map.reshape(side, height // side, side, width // side)
+    region = pixel_map[: grid.height, : grid.width]
+    blocks = region.reshape(grid.rows, grid.patch_height, grid.cols, grid.patch_width)
     if how == "l2":
         return np.sqrt((blocks.astype(np.float64) ** 2).sum(axis=(1, 3))).astype(np.float32)
     return blocks.sum(axis=(1, 3)).astype(np.float32)
 
 
-def attribution_explanation(attribution: Attribution, side: int, view: str) -> Explanation:
+def attribution_explanation(attribution: Attribution, grid: PatchGrid | None, view: str) -> Explanation:
     """Patch-level (or per-pixel, scaled to patch units) attribution magnitudes next to token magnitudes.
 
-    Integrated gradients: a patch's value is its summed signed attribution (its share of the score
-    change), shown as magnitude. Saliency: the L2 norm of the gradient over the patch, like a token's
-    gradient norm over its embedding.
+    ``grid`` is the vision tower's patches on the model input (the family's
+    :meth:`~vqa_demo.model.family.BackboneFamily.patch_grid`). Integrated gradients: a patch's value
+    is its summed signed attribution (its share of the score change), shown as magnitude. Saliency:
+    the L2 norm of the gradient over the patch, like a token's gradient norm over its embedding.
+    Without a grid the smooth map stays per pixel and the unit says so.
     """
     signed = attribution.method == "integrated_gradients"
     pixel_map = np.asarray(attribution.pixel_map, dtype=np.float32)
-    grid = patch_grid(pixel_map, side, "sum" if signed else "l2")
-    if view == VIEWS[0] and grid is not None:
-        image = np.abs(grid)
+    patches = patch_grid(pixel_map, grid, "sum" if signed else "l2")
+    per = "per image patch" if patches is not None else "per pixel"
+    if view == VIEWS[0] and patches is not None:
+        image = np.abs(patches)
+    elif patches is not None:
+        # Padding (ViLT's canvas) is cut off so the map lies on the image it is painted over.
+        region = pixel_map[: grid.height, : grid.width]
+        image = np.abs(region) * (grid.pixels_per_patch if signed else np.sqrt(grid.pixels_per_patch))
     else:
-        pixels_per_patch = pixel_map.size / max(1, side * side)
-        image = np.abs(pixel_map) * (pixels_per_patch if signed else np.sqrt(pixels_per_patch))
+        image = np.abs(pixel_map)
     scores = np.asarray(attribution.token_scores, dtype=np.float32)
-    unit = "|attribution| per image patch and text token" if signed else "gradient norm per patch and token"
+    unit = f"|attribution| {per} and text token" if signed else f"gradient norm {per} and token"
     return Explanation(
         image,
         list(attribution.tokens),

@@ -151,9 +151,9 @@ def attribute_both(
         on_progress=on_progress,
     )
     result = run.as_ask_result(predictor)
-    side = int(round(predictor.backbone.image_seq_length**0.5))
-    gold_view = attribution_view(result, attributions[0], opacity, side)
+    grid = predictor.backbone.patch_grid(result.image.pixel_values)
+    gold_view = attribution_view(result, attributions[0], opacity, grid)
     chosen_view = (
-        gold_view if len(attributions) == 1 else attribution_view(result, attributions[1], opacity, side)
+        gold_view if len(attributions) == 1 else attribution_view(result, attributions[1], opacity, grid)
     )
     return (*gold_view, *chosen_view)

@@ -157,21 +157,21 @@ class ExplainCallbacks:
                     method=method,
                     on_progress=report,
                 )
-            side = int(round(predictor.backbone.image_seq_length**0.5))
+            grid = predictor.backbone.patch_grid(pixel_values)
         except ModelUnavailable as error:
             return None, "", status_error(str(error)), None
         except Exception as error:  # report, do not crash the session
             log.exception("attribution failed")
             return None, "", status_error(f"Attribution failed ({type(error).__name__}: {error})."), None
-        stored = (attribution, side)
-        return (*attribution_view(result, attribution, opacity, side, view), stored)
+        stored = (attribution, grid)
+        return (*attribution_view(result, attribution, opacity, grid, view), stored)
 
     def repaint_attribution(self, result: AskResult | None, stored, opacity: float, view: str) -> tuple:
         """Repaint the kept attribution for a new opacity or view (no model call); nothing when there is none."""
         if result is None or stored is None:
             return gr.update(), gr.update(), gr.update()
-        attribution, side = stored
-        return attribution_view(result, attribution, opacity, side, view)
+        attribution, grid = stored
+        return attribution_view(result, attribution, opacity, grid, view)
 
 
 def build_explain(callbacks: ExplainCallbacks):
