@@ -16,6 +16,7 @@ from scipy.stats import binomtest
 
 from vqa_demo.data.jsonl import read_jsonl, write_jsonl
 from vqa_demo.evaluation import saved_runs
+from vqa_demo.evaluation.run_tables import runs_table
 from vqa_demo.evaluation.runner import questions_fingerprint
 from vqa_demo.evaluation.saved_runs import (
     RunFileError,
@@ -126,12 +127,42 @@ def subset_run(source: Path, out: Path, keep: int) -> Path:
     return out
 
 
-def test_runs_on_other_questions_are_not_paired(other_runs, tmp_path):
+def test_runs_on_part_of_the_questions_pair_on_those(other_runs, tmp_path):
     fewer = subset_run(other_runs["qwen"], tmp_path / "fewer", keep=6)
     runs, _ = load_runs([other_runs["vilt"], fewer])
     tests, notes = paired_tests(runs)
-    assert tests == []
-    assert notes == ["vilt and fewer answered different questions: compare their intervals, not paired tests"]
+    assert notes == [
+        "vilt and fewer share 6 of their questions (12 and 6): their paired tests use those only"
+    ]
+    assert len(tests) == 4 and {t.n for t in tests} == {6}
+    full, _ = load_runs([other_runs["vilt"], other_runs["qwen"]])
+    shared = {k for k in full[1].correct["swag-attentive"] if k in runs[1].correct["swag-attentive"]}
+    a, b = full[0].correct["swag-attentive"], full[1].correct["swag-attentive"]
+    test = next(t for t in tests if t.variant == "swag-attentive")
+    assert (test.only_a, test.only_b) == (
+        sum(a[k] and not b[k] for k in shared),
+        sum(b[k] and not a[k] for k in shared),
+    )
+    assert runs_table(runs).iloc[1, 5] == "6 of 6 shared"
+
+
+def test_runs_on_other_questions_are_not_paired(other_runs, app_assets, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(other_runs["qwen"], moved)
+    predictions = moved / "evaluation" / "predictions.jsonl"
+    records = read_jsonl(predictions)
+    for record in records:
+        record["id"] = "other-" + record["id"]
+    write_jsonl(predictions, records)
+    comparison = json.loads((moved / "comparison.json").read_text())
+    comparison["questions"] = questions_fingerprint(records)
+    (moved / "comparison.json").write_text(json.dumps(comparison))
+    runs, _ = load_runs([other_runs["vilt"], moved])
+    assert paired_tests(runs) == (
+        [],
+        ["vilt and moved answered different questions: compare their intervals, not paired tests"],
+    )
+    assert runs_table(runs).iloc[1, 5] == "no: other questions"
 
 
 def test_predictions_of_another_evaluation_are_left_out(other_runs, tmp_path):

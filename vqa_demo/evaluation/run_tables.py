@@ -11,7 +11,13 @@ import pandas as pd
 
 from vqa_demo.evaluation.chance import format_p, is_chance_level
 from vqa_demo.evaluation.metrics import holm
-from vqa_demo.evaluation.saved_runs import PairedTest, SavedRun, setting_differences, variants_of
+from vqa_demo.evaluation.saved_runs import (
+    PairedTest,
+    SavedRun,
+    question_keys,
+    setting_differences,
+    variants_of,
+)
 
 PAIRED_COLUMNS = [
     "variant",
@@ -46,17 +52,21 @@ def side_by_side_table(runs: list[SavedRun]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["variant", *(run.label for run in runs)])
 
 
+def same_questions(first: SavedRun, run: SavedRun) -> str:
+    """``yes``, ``12 of 16 shared`` or ``no: other questions`` (``unknown`` without the files to tell)."""
+    if first.questions is None or run.questions is None:
+        return "unknown (no fingerprint saved)"
+    if run.questions == first.questions:
+        return "yes"
+    shared = len(question_keys(first) & question_keys(run))
+    return f"{shared} of {len(question_keys(run))} shared" if shared else "no: other questions"
+
+
 def runs_table(runs: list[SavedRun]) -> pd.DataFrame:
     """What each run is: model, base, split, examples and whether its questions are the first run's."""
-    first = runs[0].questions if runs else None
     rows = []
     for i, run in enumerate(runs):
-        if run.questions is None:
-            same = "unknown (no fingerprint saved)"
-        elif i == 0:
-            same = "—"
-        else:
-            same = "yes" if run.questions == first else "no: other questions"
+        same = "—" if i == 0 else same_questions(runs[0], run)
         rows.append(
             [run.label, run.model, run.source or "?", run.split, run.n, same, "yes" if run.correct else "no"]
         )

@@ -8,8 +8,9 @@ A *run* is a folder holding one evaluation of several variants:
 (a ``comparison.json`` or ``metrics.json`` path names its folder). Nothing is loaded but these files,
 so runs on any backbone can sit side by side while one base model, or none, is in memory. Accuracies
 come from the summary file; the per-example answers in ``predictions.jsonl``, when present, give
-paired McNemar tests between runs that answered the same questions (the ``questions`` fingerprint of
-:func:`vqa_demo.evaluation.runner.questions_fingerprint`).
+paired McNemar tests between runs on the questions both answered (the ``questions`` fingerprint of
+:func:`vqa_demo.evaluation.runner.questions_fingerprint` tells at once whether two runs answered exactly
+the same ones).
 """
 
 from __future__ import annotations
@@ -264,11 +265,16 @@ def variants_of(runs: list[SavedRun]) -> list[str]:
     return in_variant_order(seen)
 
 
+def question_keys(run: SavedRun) -> set[str]:
+    """The example keys of the questions ``run`` saved answers to (empty without predictions)."""
+    return set(next(iter(run.correct.values()), {}))
+
+
 def paired_tests(runs: list[SavedRun]) -> tuple[list[PairedTest], list[str]]:
-    """McNemar tests of each variant between every two runs that answered the same questions.
+    """McNemar tests of each variant between every two runs, on the questions both answered.
 
     Returns the tests, grouped by variant (in variant order), and one note per pair of runs that
-    cannot be paired (and why).
+    cannot be paired (and why) or is paired on part of its questions only.
     """
     tests, notes = [], []
     for a, b in combinations(runs, 2):
@@ -278,13 +284,19 @@ def paired_tests(runs: list[SavedRun]) -> tuple[list[PairedTest], list[str]]:
                 f"{a.name} and {b.name}: no per-example answers saved for {missing}; accuracies only"
             )
             continue
-        if a.questions != b.questions:
+        shared = question_keys(a) & question_keys(b)
+        if not shared:
             notes.append(
                 f"{a.name} and {b.name} answered different questions: compare their intervals, not paired tests"
             )
             continue
+        if a.questions != b.questions:
+            notes.append(
+                f"{a.name} and {b.name} share {len(shared)} of their questions "
+                f"({len(question_keys(a))} and {len(question_keys(b))}): their paired tests use those only"
+            )
+        keys = sorted(shared)
         for variant in [v for v in in_variant_order(a.correct) if v in b.correct]:
-            keys = sorted(a.correct[variant])
             test = mcnemar_exact([a.correct[variant][k] for k in keys], [b.correct[variant][k] for k in keys])
             tests.append(
                 PairedTest(

@@ -78,7 +78,7 @@ def section_intro(runs: list[SavedRun], notes: list[str]) -> str:
         f"### Across backbones: {len(runs)} runs on {len(models)} model{'s' if len(models) != 1 else ''}",
         "Each run's own validation evaluation, read from its saved files. Accuracies carry 95% Wilson "
         "intervals; *chance level* marks a variant an exact binomial test cannot tell from guessing. "
-        "Runs are only paired where they answered exactly the same questions.",
+        "Paired tests use the questions two runs both answered.",
     ]
     lines += [f"- {note}" for note in notes]
     return "\n".join(lines)
