@@ -186,9 +186,18 @@ TINY_IMAGE_SIZE, TINY_PATCH_SIZE = 20, 5
 
 def preset_for(name_or_id: str) -> Preset | None:
     """The preset named ``name_or_id`` (``paligemma2-3b-mix-448``) or with that hub id, else None."""
-    if name_or_id in PRESETS:
-        return PRESETS[name_or_id]
-    return next((p for p in PRESETS.values() if p.hub_id == name_or_id), None)
+    return _named_or_hub_id(PRESETS, name_or_id)
+
+
+def family_preset_for(name_or_id: str) -> FamilyPreset | None:
+    """The other-family preset named ``name_or_id`` (``llava-1.5-7b``) or with that hub id, else None."""
+    return _named_or_hub_id(FAMILY_PRESETS, name_or_id)
+
+
+def _named_or_hub_id(presets: dict, name_or_id: str):
+    if name_or_id in presets:
+        return presets[name_or_id]
+    return next((p for p in presets.values() if p.hub_id == name_or_id), None)
 
 
 def resolve_backbone_source(name_or_path: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from vqa_demo.checkpoint_checks import CheckpointError, read_json_object
-from vqa_demo.config import FAMILY_PRESETS, PRESETS, in_variant_order
+from vqa_demo.config import family_preset_for, in_variant_order, preset_for
 from vqa_demo.data.jsonl import JsonlError, read_jsonl
 from vqa_demo.evaluation.metrics import mcnemar_exact
 from vqa_demo.evaluation.runner import example_key, questions_fingerprint
@@ -54,7 +54,6 @@ class SavedRun:
     """
 
     name: str
-    folder: Path
     model: str
     source: str
     split: str
@@ -115,7 +114,6 @@ def load_run(path: str | Path, name: str | None = None) -> SavedRun:
     model, source = backbone_of(summary, folder)
     run = SavedRun(
         name=name or folder.name,
-        folder=folder,
         model=model,
         source=source,
         split=str(summary.get("split") or "?"),
@@ -137,9 +135,9 @@ def load_run(path: str | Path, name: str | None = None) -> SavedRun:
 def summary_variants(summary: dict, path: Path) -> tuple[dict, dict, list[str]]:
     """``(variants, not_applicable, notes)`` from a comparison.json or metrics.json object.
 
-    Each variant keeps ``accuracy`` and ``by_family`` (comparison.json's ``by_family``, or
-    metrics.json's ``by_metadata.family``) and ``train_seconds``; an entry without a well-formed
-    accuracy is left out with a note.
+    Each variant keeps ``accuracy``, ``by_family`` (comparison.json's ``by_family``, or metrics.json's
+    ``by_metadata.family``) and whether it is a zero-training ``baseline``; an entry without a
+    well-formed accuracy is left out with a note.
     """
     raw = summary.get("variants")
     if not isinstance(raw, dict):
@@ -155,7 +153,6 @@ def summary_variants(summary: dict, path: Path) -> tuple[dict, dict, list[str]]:
         variants[str(name)] = {
             "accuracy": accuracy,
             "by_family": {k: v for k, v in by_family.items() if well_formed_accuracy(v)},
-            "train_seconds": entry.get("train_seconds"),
             "baseline": bool(entry.get("training")),
         }
     not_applicable = summary.get("not_applicable") if isinstance(summary.get("not_applicable"), dict) else {}
@@ -220,10 +217,10 @@ def model_of_source(source: str, folder: Path) -> str:
     family = tiny_family(source)
     if family is not None:
         return f"{family.title} (tiny)"
-    if source in FAMILY_PRESETS or source in {p.hub_id for p in FAMILY_PRESETS.values()}:
-        preset = FAMILY_PRESETS.get(source) or next(p for p in FAMILY_PRESETS.values() if p.hub_id == source)
+    preset = family_preset_for(source)
+    if preset is not None:
         return load_families()[preset.family].title
-    paligemma = PRESETS.get(source) or next((p for p in PRESETS.values() if p.hub_id == source), None)
+    paligemma = preset_for(source)
     if paligemma is not None:
         return "PaliGemma 2" if paligemma.generation == 2 else "PaliGemma"
     for candidate in (Path(source), folder / source, folder.parent / source, Path.cwd() / source):
@@ -284,7 +281,8 @@ def paired_tests(runs: list[SavedRun]) -> tuple[list[PairedTest], list[str]]:
                 f"{a.name} and {b.name}: no per-example answers saved for {missing}; accuracies only"
             )
             continue
-        shared = question_keys(a) & question_keys(b)
+        keys_a, keys_b = question_keys(a), question_keys(b)
+        shared = keys_a & keys_b
         if not shared:
             notes.append(
                 f"{a.name} and {b.name} answered different questions: compare their intervals, not paired tests"
@@ -293,7 +291,7 @@ def paired_tests(runs: list[SavedRun]) -> tuple[list[PairedTest], list[str]]:
         if a.questions != b.questions:
             notes.append(
                 f"{a.name} and {b.name} share {len(shared)} of their questions "
-                f"({len(question_keys(a))} and {len(question_keys(b))}): their paired tests use those only"
+                f"({len(keys_a)} and {len(keys_b)}): their paired tests use those only"
             )
         keys = sorted(shared)
         for variant in [v for v in in_variant_order(a.correct) if v in b.correct]:
