@@ -168,6 +168,7 @@ def build_tiny_backbone(
     family = tiny_family(source) if source else None
     if family is not None and family is not PALIGEMMA:
         model, processor = family.build_tiny(source, seed=seed)
+        processor = family.fit_processor(model, processor)
     else:
         generation = TINY_GENERATIONS.get(source, generation)
         model, processor = tiny_paligemma(seed, image_size, patch_size, generation)
@@ -232,6 +233,7 @@ def load_backbone(cfg: BackboneConfig) -> Backbone:
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
     model, processor = family.load_pretrained(source, **kwargs)
+    processor = family.fit_processor(model, processor)
     if quantization is None:
         model.to(device)
     return Backbone(model, processor, source, device, dtype)

@@ -47,10 +47,18 @@ def question_states(
 ) -> torch.Tensor:
     """The question encoder's ``last_hidden_state float[R, T, D]`` for rows ``[R, T]`` cross-attending
     to their image states ``float[R, 1 + P, Dv]`` (self-attention masks the question padding)."""
+    return encode_question(core, features, rows.attention_mask, input_ids=rows.input_ids)
+
+
+def encode_question(
+    core: BlipForQuestionAnswering, features: torch.Tensor, attention_mask: torch.Tensor, **question
+) -> torch.Tensor:
+    """The question encoder's states ``float[R, T, D]`` from ``question`` (``input_ids long[R, T]`` or
+    ``inputs_embeds float[R, T, D]``), cross-attending to every image state ``float[R, 1 + P, Dv]``."""
     image_mask = torch.ones(features.shape[:-1], dtype=torch.long, device=features.device)
     return core.text_encoder(
-        input_ids=rows.input_ids,
-        attention_mask=rows.attention_mask,
+        **question,
+        attention_mask=attention_mask,
         encoder_hidden_states=features,
         encoder_attention_mask=image_mask,
     ).last_hidden_state
@@ -222,14 +230,9 @@ class BlipFamily(BackboneFamily):
     )
 
     def build_tiny(self, source: str, seed: int = 0):
-        model, processor = tiny_blip(seed)
-        return model, self.with_position_limit(model, processor)
+        return tiny_blip(seed)
 
-    def load_pretrained(self, source: str, **kwargs):
-        model, processor = super().load_pretrained(source, **kwargs)
-        return model, self.with_position_limit(model, processor)
-
-    def with_position_limit(self, model, processor):
+    def fit_processor(self, model, processor):
         """The processor with its tokenizer's ``model_max_length`` no longer than the text positions
         and its bos the decoder's start token (``[DEC]``, as the hub tokenizer has it)."""
         tokenizer, text_config = processor.tokenizer, model.config.text_config
@@ -266,13 +269,7 @@ class BlipFamily(BackboneFamily):
 
     def embeds_forward(self, core, embeds, attention_mask, token_type_ids, features) -> torch.Tensor:
         """The question encoder's states ``float[R, T, D]`` from its input embeddings ``float[R, T, D]``."""
-        image_mask = torch.ones(features.shape[:-1], dtype=torch.long, device=features.device)
-        return core.text_encoder(
-            inputs_embeds=embeds,
-            attention_mask=attention_mask,
-            encoder_hidden_states=features,
-            encoder_attention_mask=image_mask,
-        ).last_hidden_state
+        return encode_question(core, features, attention_mask, inputs_embeds=embeds)
 
     def lm_logits(self, core, hidden: torch.Tensor) -> torch.Tensor:
         """Not BLIP's way: its answers are scored (and attributed) by :class:`BlipAnswerScorer` from the

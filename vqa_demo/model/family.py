@@ -160,6 +160,11 @@ class BackboneFamily:
         model = self.model_class.from_pretrained(source, **kwargs).eval()
         return model, AutoProcessor.from_pretrained(source)
 
+    def fit_processor(self, model: torch.nn.Module, processor):
+        """The processor adjusted to ``model``; every built or loaded backbone goes through this (as is
+        by default)."""
+        return processor
+
     def baseline_variants(self, source: str) -> list:
         """Zero-training variants the family answers with as it is (ViLT's own answer classifier)."""
         return []

@@ -116,14 +116,9 @@ class ViltFamily(BackboneFamily):
     )
 
     def build_tiny(self, source: str, seed: int = 0):
-        model, processor = tiny_vilt(seed)
-        return model, self.with_position_limit(model, processor)
+        return tiny_vilt(seed)
 
-    def load_pretrained(self, source: str, **kwargs):
-        model, processor = super().load_pretrained(source, **kwargs)
-        return model, self.with_position_limit(model, processor)
-
-    def with_position_limit(self, model, processor):
+    def fit_processor(self, model, processor):
         """The processor with its tokenizer's ``model_max_length`` no longer than the 40 text positions."""
         tokenizer = processor.tokenizer
         tokenizer.model_max_length = position_limit(tokenizer, model.config.max_position_embeddings)
