@@ -12,10 +12,10 @@ from __future__ import annotations
 import string
 from collections import Counter
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from vqa_demo.model.tokenizer import TINY_CORPUS
+from vqa_demo.model.tokenizer import TINY_CORPUS, byte_level_bpe
 
 # Qwen/Qwen2.5-VL-3B-Instruct's template (its "add_vision_id" switch kept).
 QWEN2_5_VL_CHAT_TEMPLATE = (
@@ -88,16 +88,7 @@ def byte_level_tokenizer(
     ``named_tokens`` are the roles (``bos_token=..``, ``extra_special_tokens={..}``) as the
     family's hub tokenizer names them; every named token must be in ``special_tokens``.
     """
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(special_tokens),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    core.train_from_iterator(list(TINY_CORPUS) * 4, trainer)
+    core = byte_level_bpe(list(TINY_CORPUS) * 4, vocab_size, special_tokens)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, padding_side="left", **named_tokens)
     tokenizer.add_bos_token = add_bos
     return tokenizer

@@ -23,6 +23,21 @@ TINY_CORPUS = (
 )
 
 
+def byte_level_bpe(texts: Iterable[str], vocab_size: int, special_tokens: Iterable[str]) -> Tokenizer:
+    """A byte-level BPE trained on ``texts`` whose first ids are ``special_tokens`` (in order)."""
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(special_tokens),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(texts, trainer)
+    return core
+
+
 def train_byte_level_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE on ``texts`` and wrap it for transformers.
 
@@ -30,18 +45,8 @@ def train_byte_level_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> 
     """
     if vocab_size <= 256 + len(SPECIAL_TOKENS):
         raise ValueError(f"vocab_size must exceed {256 + len(SPECIAL_TOKENS)}, got {vocab_size}")
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    core.train_from_iterator(texts, trainer)
     return PreTrainedTokenizerFast(
-        tokenizer_object=core,
+        tokenizer_object=byte_level_bpe(texts, vocab_size, SPECIAL_TOKENS),
         pad_token="<pad>",
         eos_token="<eos>",
         bos_token="<bos>",
