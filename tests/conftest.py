@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 # Autouse: a test fails when our code calls a deprecated library API (see tests/warning_guard.py).
-from tests.warning_guard import fail_on_our_deprecations  # noqa: F401
+from tests.warning_guard import fail_on_our_deprecations, summary_line  # noqa: F401
 from vqa_demo.model.backbone import build_tiny_backbone
 from vqa_demo.predictor import Predictor
 from vqa_demo.testing import build_app_assets, make_tiny_predictor, write_tiny_run
@@ -20,6 +20,12 @@ from vqa_demo.testing import build_app_assets, make_tiny_predictor, write_tiny_r
 # suite plus the app servers it starts) made steps many times slower than one thread each.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line for the deprecations that libraries triggered in each other (seen, never failed)."""
+    if line := summary_line():
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

