@@ -44,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     target = ROOT / "requirements.txt"
     if args.check:
         same = target.read_text() == lock_text()
-        print("requirements.txt is up to date" if same else "requirements.txt differs from the installed versions")
+        print(
+            "requirements.txt is up to date"
+            if same
+            else "requirements.txt differs from the installed versions"
+        )
         return 0 if same else 1
     target.write_text(lock_text())
     print(f"wrote {target}")
