@@ -177,6 +177,7 @@ def test_training_refuses_bad_rows_before_building_anything(tmp_path):
     assert not (tmp_path / "run" / "best").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter is the point: ~20 s of imports
 def test_evaluate_cli_fails_before_the_model_loads_with_the_list(tmp_path):
     split = write_split(tmp_path / "s", [row(), row("../x.png"), row(answer="+2")])
     result = subprocess.run(

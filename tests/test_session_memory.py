@@ -141,6 +141,7 @@ def test_the_sweeper_expires_copies_while_no_answer_comes_in():
     assert not copy.available and len(memory) == 0 and memory.held_bytes == 0
 
 
+@pytest.mark.slow  # a fresh interpreter is the point: ~20 s of imports
 def test_glibc_gives_freed_image_memory_back_after_a_trim():
     """Big buffers freed in a worker thread stay resident in its malloc arena until trimmed."""
     script = textwrap.dedent(

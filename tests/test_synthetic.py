@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from training import synthetic
 from training.synthetic import (
     COLUMNS,
     FAMILIES,
@@ -134,9 +135,8 @@ def test_gold_option_matches_the_scene():
 
 
 def test_cli_writes_both_splits(tmp_path):
-    command = [sys.executable, "-m", "training.synthetic", "--out", str(tmp_path), "--n-train", "4"]
-    command += ["--n-val", "4", "--seed", "2", "--image-size", str(SIZE), "--families", "shapes,table"]
-    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True, timeout=60)
+    argv = ["--out", str(tmp_path), "--n-train", "4", "--n-val", "4", "--seed", "2"]
+    synthetic.main(synthetic.parse_args([*argv, "--image-size", str(SIZE), "--families", "shapes,table"]))
     for split in ("train", "validation"):
         rows = read_rows(tmp_path / split)
         assert len(rows) == 4 and {row["family"] for row in rows} <= {"shapes", "table"}
@@ -144,10 +144,18 @@ def test_cli_writes_both_splits(tmp_path):
         assert rows[0]["file_name"].startswith(f"{split}_")
 
 
-def test_cli_rejects_unknown_family(tmp_path):
-    command = [sys.executable, "-m", "training.synthetic", "--out", str(tmp_path), "--families", "maps"]
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0 and "choose from" in result.stderr
+@pytest.mark.slow
+def test_the_module_runs_as_a_command(tmp_path):
+    command = [sys.executable, "-m", "training.synthetic", "--out", str(tmp_path), "--n-train", "2"]
+    command += ["--n-val", "2", "--image-size", str(SIZE), "--families", "shapes"]
+    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True, timeout=120)
+    assert len(read_rows(tmp_path / "validation")) == 2
+
+
+def test_cli_rejects_unknown_family(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        synthetic.parse_args(["--out", str(tmp_path), "--families", "maps"])
+    assert exit_info.value.code != 0 and "choose from" in capsys.readouterr().err
 
 
 def test_pretraining_items_are_deterministic_images_and_text():
