@@ -56,6 +56,7 @@ def test_latency_app_path_failure_is_recorded_not_raised(tmp_path):
     assert "error" in data["app"]
 
 
+@pytest.mark.slow  # a benchmark run: minutes on 2 cores
 def test_sharing_quick(tmp_path):
     data = run_quick(sharing, tmp_path, "--repeats", "2")
     ratios = data["ratios"]
@@ -74,6 +75,7 @@ def test_sharing_quick(tmp_path):
     assert len(data["targets"]["checks"]) == 4
 
 
+@pytest.mark.slow  # a benchmark run: minutes on 2 cores
 def test_real_shapes_quick(tmp_path):
     data = run_quick(real_shapes, tmp_path, "--rounds", "1")
     cond_gen = data["cond_gen_5_options"]

@@ -91,6 +91,7 @@ def component_values(config: dict) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow  # a real server on loopback
 def test_the_served_page_holds_the_runs_side_by_side(app_assets, other_runs):
     config = config_with_runs(app_assets, other_runs)
     demo = build_demo(config, holder=PredictorHolder(loader=app_assets.load_predictor))
@@ -106,6 +107,7 @@ def test_the_served_page_holds_the_runs_side_by_side(app_assets, other_runs):
     assert values["compare-served-heading"] == "### The served run in detail: served (PaliGemma 2)"
 
 
+@pytest.mark.slow  # a real server on loopback
 def test_without_other_runs_the_tab_says_how_to_add_them(app_assets):
     demo = build_demo(app_assets.config, holder=PredictorHolder(loader=app_assets.load_predictor))
     try:

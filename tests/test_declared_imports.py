@@ -13,7 +13,8 @@ import ast
 import re
 import sys
 import tomllib
-from importlib.metadata import packages_distributions
+from functools import cache
+from importlib.metadata import packages_distributions as scan_distributions
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -23,6 +24,12 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 OURS = {"vqa_demo", "training", "benchmarks", "tests", "tools", "app"}
 # Imported only where present, each behind its own guard: not a dependency of any extra we test.
 OPTIONAL = {"bitsandbytes": "the gpu extra (CUDA only)", "spaces": "preinstalled on Hugging Face Spaces"}
+
+
+@cache
+def packages_distributions() -> dict[str, list[str]]:
+    """``{import name: [distribution names]}`` for this environment (a scan of every installed package)."""
+    return scan_distributions()
 
 
 def normalise(name: str) -> str:
@@ -52,6 +59,7 @@ def area_of(path: Path) -> str:
 AREA_GROUPS = {"core": (), "app": ("app",), "train": ("train",), "dev": ("dev", "train", "app")}
 
 
+@cache
 def imported_modules(path: Path) -> set[str]:
     """Top-level names of every absolute import in the file (stdlib and our own packages excluded)."""
     names = set()
