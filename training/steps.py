@@ -1,23 +1,29 @@
 """One micro-batch of training: the module DDP wraps, its cached inputs, forward and backward.
 
 Under several processes each runs :func:`train_micro_batch` on its share of a global micro-batch
-(:func:`training.distributed.rank_indices`); the loss it backpropagates makes the averaged gradient
-that of the whole micro-batch's mean loss.
+(:func:`training.distributed.rank_indices`). Accumulation is token-exact: before the first backward of
+an optimizer step, :func:`plan_step` counts the loss terms (gold answer tokens for COND_GEN,
+examples for the classifier heads) of all the step's micro-batches on all processes, by tokenization
+alone (transformers' ``num_items_in_batch``); every micro-batch's summed loss is divided by that one
+count, so the accumulated, averaged gradient is that of the whole global batch's mean loss, however
+its terms fall into micro-batches and processes.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from training.distributed import MicroBatch, rank_indices
 from vqa_demo.config import RunConfig
 from vqa_demo.data.splits import MCSplit
 from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.model.forward import image_features
 from vqa_demo.model.head_strategy import HeadContext
-from vqa_demo.model.strategies import variant_loss_terms
+from vqa_demo.model.strategies import variant_loss_count, variant_loss_terms
 
 
 class NonFiniteLossError(RuntimeError):
@@ -39,12 +45,16 @@ class VariantModule(nn.Module):
         self.run_config = run_config
         self.encoder = encoder
 
+    def context(self) -> HeadContext:
+        cfg = self.run_config
+        return HeadContext(self.backbone.core, self.encoder, cfg.head, cfg.prompt.style, self.head)
+
     def forward(self, inputs, questions, options, answers, label_smoothing: float = 0.0):
         """``(summed loss, number of terms)``, see :func:`~vqa_demo.model.strategies.variant_loss_terms`."""
-        cfg = self.run_config
-        features = image_features(self.backbone.core, inputs, grad=True) if cfg.lora.vision else inputs
-        ctx = HeadContext(self.backbone.core, self.encoder, cfg.head, cfg.prompt.style, self.head)
-        return variant_loss_terms(ctx, questions, options, answers, features, label_smoothing)
+        features = (
+            image_features(self.backbone.core, inputs, grad=True) if self.run_config.lora.vision else inputs
+        )
+        return variant_loss_terms(self.context(), questions, options, answers, features, label_smoothing)
 
 
 class FeatureCache:
@@ -78,15 +88,45 @@ class FeatureCache:
         return out
 
 
-def train_micro_batch(cfg, accelerator, module, optimizer, features, split, batch, step) -> float:
-    """Forward and backward of this process's share of one micro-batch; returns the global mean loss.
+@dataclass(frozen=True)
+class StepPlan:
+    """One optimizer step: this process's micro-batches, and the loss terms of all of them on all
+    processes (gold answer tokens for COND_GEN, examples otherwise)."""
 
-    Each process's summed loss is divided by the terms of the whole micro-batch and multiplied by the
-    process count (DDP averages gradients), so the gradient is that of the global mean.
+    batches: list[MicroBatch]
+    terms: float
+
+
+def plan_step(cfg, accelerator, module: VariantModule, split: MCSplit, micro_index: int) -> StepPlan:
+    """The step whose first global micro-batch is ``micro_index``: its ``cfg.grad_accum`` micro-batches
+    (:func:`~training.distributed.rank_indices`) and their global term count, from tokenization alone."""
+    ctx = module.context()
+    batches, local = [], 0.0
+    for index in range(micro_index, micro_index + cfg.grad_accum):
+        batch = rank_indices(
+            len(split), cfg.seed, index, cfg.batch_size, accelerator.num_processes, accelerator.process_index
+        )
+        examples = [split[i] for i in batch.indices]
+        questions, options = [ex.question for ex in examples], [list(ex.options) for ex in examples]
+        local += batch.weight * variant_loss_count(
+            ctx, questions, options, [ex.answer_index for ex in examples]
+        )
+        batches.append(batch)
+    total = accelerator.reduce(torch.tensor([local], dtype=torch.float64, device=accelerator.device), "sum")
+    return StepPlan(batches, float(total.cpu()[0]))
+
+
+def train_micro_batch(cfg, accelerator, module, optimizer, features, split, batch, step, step_terms) -> float:
+    """Forward and backward of this process's share of one micro-batch; returns the summed loss of the
+    whole global micro-batch (all processes).
+
+    ``step_terms`` is the optimizer step's global term count (:attr:`StepPlan.terms`). The summed loss
+    is divided by it and multiplied by the accumulation steps and the process count, which accelerate
+    (``backward``) and DDP (the gradient average) divide out again.
     """
     examples = [split[i] for i in batch.indices]
     with accelerator.accumulate(module):
-        total, terms = module(
+        total, _ = module(
             features.get(batch.indices),
             [ex.question for ex in examples],
             [list(ex.options) for ex in examples],
@@ -94,17 +134,17 @@ def train_micro_batch(cfg, accelerator, module, optimizer, features, split, batc
             cfg.label_smoothing,
         )
         total = total * batch.weight
-        local = torch.tensor([total.item(), terms * batch.weight], dtype=torch.float64)
-        summed = accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu()
-        loss = float(summed[0] / summed[1])
-        if not math.isfinite(loss):
+        local = torch.tensor([total.item()], dtype=torch.float64)
+        summed = float(accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu()[0])
+        if not math.isfinite(summed):
             raise NonFiniteLossError(
-                f"the loss became {loss} at step {step + 1} (epoch {batch.epoch}); lower --lr "
+                f"the loss became {summed} at step {step + 1} (epoch {batch.epoch}); lower --lr "
                 f"(now {cfg.lr}) or add --label-smoothing, then restart or --resume from the last good state"
             )
-        accelerator.backward(total * (accelerator.num_processes / float(summed[1])))
+        scale = accelerator.num_processes * accelerator.gradient_accumulation_steps / step_terms
+        accelerator.backward(total * scale)
         if accelerator.sync_gradients:
             accelerator.clip_grad_norm_(module.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad()
-    return loss
+    return summed

@@ -20,9 +20,12 @@ through the same :class:`~vqa_demo.predictor.Predictor` as the app.
 Several processes (``accelerate launch --num_processes N``): ``--batch-size`` is per process, and one
 optimizer step sees the global batch ``batch_size x N x grad_accum``. Each epoch is shuffled once with
 the seed, whatever N is; process ``r`` takes rows ``[r*b, (r+1)*b)`` of each global micro-batch of
-``b*N`` rows (a short last one leaves later processes fewer rows or none), and the loss is the global
-micro-batch's mean, so N processes with batch ``b`` train like one process with batch ``N*b``. Only
-the main process writes files; validation splits its batches over the processes and gathers them.
+``b*N`` rows (a short last one leaves later processes fewer rows or none). The loss of an optimizer
+step is the sum of its terms (gold answer tokens for cond_gen, examples for the classifier heads)
+over all its micro-batches and processes, divided by their global count, counted before the backward
+(:func:`training.steps.plan_step`): N processes with batch ``b`` and accumulation ``a`` train
+like one process with batch ``N*b*a``. Only the main process writes files; validation splits its
+batches over the processes and gathers them.
 """
 
 from __future__ import annotations
@@ -41,9 +44,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from training.distributed import RunWriter, rank_indices
+from training.distributed import RunWriter
 from training.resume import load_state, save_state, trim_metrics
-from training.steps import FeatureCache, VariantModule, train_micro_batch
+from training.steps import FeatureCache, VariantModule, plan_step, train_micro_batch
 from vqa_demo.checkpoints import adapter_name, save_variant
 from vqa_demo.config import (
     BackboneConfig,
@@ -60,6 +63,7 @@ from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.model.backbone import add_lora, load_backbone
 from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.model.family import LORA_SCOPES
+from vqa_demo.model.heads import trainable_parameters
 from vqa_demo.model.matching import SentenceMatcher
 from vqa_demo.model.strategies import build_head, strategy_for, training_cuts
 from vqa_demo.predictor import Predictor, Variant
@@ -260,7 +264,7 @@ def build_optimizer(cfg: TrainConfig, backbone, head, num_examples: int, num_pro
     lora_params = [p for p in backbone.model.parameters() if p.requires_grad]
     groups = [{"params": lora_params, "lr": cfg.lr}]
     if head is not None:
-        groups.append({"params": list(head.parameters()), "lr": cfg.head_lr or cfg.lr})
+        groups.append({"params": trainable_parameters(head), "lr": cfg.head_lr or cfg.lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(num_examples / (cfg.batch_size * num_processes * cfg.grad_accum))
     total_steps = cfg.max_steps or max(1, int(steps_per_epoch * cfg.epochs))
@@ -367,6 +371,11 @@ def start_run(cfg: TrainConfig) -> Run:
     )  # fmt: skip
 
 
+def module_of(run: Run) -> VariantModule:
+    """The run's :class:`VariantModule` without accelerate's (DDP) wrapper."""
+    return run.accelerator.unwrap_model(run.module)
+
+
 def main(cfg: TrainConfig) -> dict:
     """Train one variant; returns ``{"best_accuracy", "best_step", "steps", "seconds", "out"}``."""
     if cfg.smoke:
@@ -383,22 +392,22 @@ def main(cfg: TrainConfig) -> dict:
     bar = tqdm(total=total_steps, initial=step, desc=run.run_config.variant, disable=not run.writer.is_main)
     micro_index = step * cfg.grad_accum
     while step < total_steps:
-        batch = rank_indices(
-            len(train_split), cfg.seed, micro_index, cfg.batch_size,
-            accelerator.num_processes, accelerator.process_index,
-        )  # fmt: skip
+        if micro_index % cfg.grad_accum == 0:  # a new optimizer step: its global term count first
+            plan, step_loss = plan_step(cfg, accelerator, module_of(run), train_split, micro_index), 0.0
+        batch = plan.batches[micro_index % cfg.grad_accum]
         if cfg.log_examples:
             run.writer.log_examples(micro_index, batch, [train_split[i].id for i in batch.indices])
-        losses.append(
-            train_micro_batch(cfg, accelerator, run.module, run.optimizer, features, train_split, batch, step)
+        step_loss += train_micro_batch(
+            cfg, accelerator, run.module, run.optimizer, features, train_split, batch, step, plan.terms
         )
         micro_index += 1
         if not accelerator.sync_gradients:
             continue
+        losses.append(step_loss / plan.terms)
         run.scheduler.step()
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(losses[-cfg.grad_accum * 5 :]):.3f}", best=f"{best['accuracy']:.3f}")
+        bar.set_postfix(loss=f"{np.mean(losses[-5:]):.3f}", best=f"{best['accuracy']:.3f}")
         record = {"step": step, "epoch": round(micro_index / batches_per_epoch, 3)}
         if step % cfg.log_every == 0 or step == total_steps:
             record.update(loss=float(np.mean(losses)), lr=run.scheduler.get_last_lr()[0])

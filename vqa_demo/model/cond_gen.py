@@ -240,6 +240,14 @@ class CondGenStrategy(HeadStrategy):
         )
         return total, int(scored.sum())
 
+    def loss_count(self, encoder, questions, options, answers, style="default") -> int:
+        """The gold answer tokens :meth:`loss_terms` sums (each answer's tokens and its end token)."""
+        rows = [
+            self.prompt_rows(q, o, style, answer_index=a)[0] for q, o, a in zip(questions, options, answers)
+        ]
+        labels = encoder.encode(rows, with_suffix=True).labels
+        return int((labels[:, 1:] != -100).sum())
+
     def attribution_row(self, question, options, target, style) -> PromptRow:
         """The prompt with the target option as its suffix (teacher forcing)."""
         return self.prompt_rows(question, options, style, answer_index=target)[0]

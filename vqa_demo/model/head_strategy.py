@@ -130,6 +130,18 @@ class HeadStrategy:
         """The summed training loss of B examples and how many terms it sums."""
         raise NotImplementedError
 
+    def loss_count(
+        self,
+        encoder: RowEncoder,
+        questions: list[str],
+        options: list[list[str]],
+        answers: list[int],
+        style: str = "default",
+    ) -> int:
+        """How many terms :meth:`loss_terms` sums for these examples, from tokenization only, so a
+        training step can know its global count before any backward (one per example here)."""
+        return len(answers)
+
     def training_cuts(
         self,
         encoder: RowEncoder,

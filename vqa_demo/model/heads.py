@@ -24,6 +24,20 @@ def last_real_index(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.bool(), positions, -1).max(dim=1).values
 
 
+def freeze_shift_bias(layer: nn.Linear) -> None:
+    """Zero and freeze the bias of a layer whose outputs only meet a softmax over them (attentive
+    pooling over positions, SWAG over options): it shifts them all alike, so its true gradient is 0,
+    and Adam would turn float noise in it into steps of up to the learning rate. The parameter stays,
+    out of the optimizer, so checkpoints written when it trained load unchanged with their value."""
+    nn.init.zeros_(layer.bias)
+    layer.bias.requires_grad_(False)
+
+
+def trainable_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """The parameters of ``module`` an optimizer should update (frozen shift biases left out)."""
+    return [p for p in module.parameters() if p.requires_grad]
+
+
 class LastTokenPooling(nn.Module):
     """The hidden state of the last real token (it has attended to the whole prefix bidirectionally)."""
 
@@ -39,14 +53,15 @@ class AttentivePooling(nn.Module):
     """Single-query attention pooling: a linear score per position, masked softmax, weighted sum.
 
     The weights over image positions reshape to the patch grid (a saliency map) and over text positions
-    highlight tokens. The scorer starts at zero, so training starts from mean pooling.
+    highlight tokens. The scorer starts at zero, so training starts from mean pooling. Its bias adds the
+    same number to every position, which the softmax cancels: it is frozen (see :func:`freeze_shift_bias`).
     """
 
     def __init__(self, hidden_size: int):
         super().__init__()
         self.score = nn.Linear(hidden_size, 1)
         nn.init.zeros_(self.score.weight)
-        nn.init.zeros_(self.score.bias)
+        freeze_shift_bias(self.score)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.score(hidden).squeeze(-1).float()  # [B, T]
@@ -82,12 +97,14 @@ class MultiClassHead(nn.Module):
 
 
 class SwagHead(nn.Module):
-    """One logit per (question, option) row; rows are reshaped to ``[B, K]``."""
+    """One logit per (question, option) row; rows are reshaped to ``[B, K]``. The scorer's bias adds
+    the same number to every option's logit, so it is frozen (:func:`freeze_shift_bias`)."""
 
     def __init__(self, hidden_size: int, pooling: str):
         super().__init__()
         self.pooling = POOLINGS[pooling](hidden_size)
         self.scorer = nn.Linear(hidden_size, 1)
+        freeze_shift_bias(self.scorer)
 
     def row_scores(
         self, hidden: torch.Tensor, mask: torch.Tensor

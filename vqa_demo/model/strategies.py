@@ -56,6 +56,14 @@ def variant_loss_terms(
     return strategy.loss_terms(ctx, questions, options, answers, features, label_smoothing)
 
 
+def variant_loss_count(
+    ctx: HeadContext, questions: list[str], options: list[list[str]], answers: list[int]
+) -> int:
+    """The number of terms :func:`variant_loss_terms` sums for B examples, by tokenization alone."""
+    strategy = strategy_for(ctx.head_config)
+    return strategy.loss_count(ctx.encoder, questions, options, answers, ctx.prompt_style)
+
+
 def variant_loss(
     ctx: HeadContext,
     questions: list[str],

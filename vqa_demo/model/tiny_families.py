@@ -271,7 +271,15 @@ def tiny_gemma3(
         eoi_token_index=ids("<end_of_image>"),
         image_token_index=ids("<image_soft_token>"),
     )
-    return seeded(Gemma3ForConditionalGeneration, config, seed), processor
+    model = seeded(Gemma3ForConditionalGeneration, config, seed)
+    # transformers starts the projector at zero (a checkpoint overwrites it); a stand-in kept that way
+    # would give image features of exactly 0, and no image test could fail. Same scale as the embeddings.
+    projector = model.model.multi_modal_projector.mm_input_projection_weight
+    with torch.no_grad():
+        projector.normal_(
+            0.0, config.text_config.initializer_range, generator=torch.Generator().manual_seed(seed)
+        )
+    return model, processor
 
 
 def tiny_blip(
@@ -294,11 +302,17 @@ def tiny_blip(
             encoder_hidden_size=32,
             vocab_size=len(tokenizer),
             max_position_embeddings=64,
+            # At BERT's 0.02 the answer decoder's cross-attention moves answer log-likelihoods by ~1e-6
+            # between images: an image path no test could tell from a cut one.
+            initializer_range=0.1,
             bos_token_id=ids("[DEC]"),
             sep_token_id=ids("[SEP]"),
             pad_token_id=ids("[PAD]"),
         ),
-        vision_config=dict(**VISION_SIZES, image_size=image_size, patch_size=patch_size),
+        # BlipVisionConfig's default initializer_range is 1e-10 (image states ~1e-7): the text's 0.02 instead.
+        vision_config=dict(
+            **VISION_SIZES, image_size=image_size, patch_size=patch_size, initializer_range=0.02
+        ),
         projection_dim=32,
     )
     return seeded(BlipForQuestionAnswering, config, seed), processor
