@@ -34,7 +34,7 @@ from training.train import TrainConfig, apply_smoke, smoke_data
 from training.train import main as train_main
 from vqa_demo.config import VARIANTS, HeadConfig, resolve_backbone_source
 from vqa_demo.data.jsonl import read_jsonl
-from vqa_demo.data.splits import load_split
+from vqa_demo.data.sources import load_data_split
 from vqa_demo.evaluation.runner import evaluate, write_evaluation
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.loading import load_predictor
@@ -126,7 +126,7 @@ def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
         head, pooling = VARIANTS[name]
         run_cfg = replace(cfg, variant=head, pooling=pooling, out=str(out / name))
         train_results[name] = train_main(run_cfg)
-    val_split = load_split(Path(cfg.data) / "validation")
+    val_split = load_data_split(cfg.data, "validation", columns=cfg.columns)
     if cfg.max_val:
         val_split.examples = val_split.examples[: cfg.max_val]
     device = str(shard.device) if shard.device is not None else "auto"

@@ -11,7 +11,9 @@ Examples::
         --base google/paligemma2-3b-pt-448 --quantization 4bit --gradient-checkpointing \\
         --batch-size 4 --grad-accum 2 --report-to tensorboard --out runs/pg2-cond-gen
 
-``--data`` holds ``train/`` and ``validation/`` imagefolder splits. The run directory gets
+``--data`` holds ``train`` and ``validation`` splits: an imagefolder, a ``datasets`` ``save_to_disk`` folder,
+parquet/JSONL files or a hub dataset id, in this project's columns or a known schema (A-OKVQA, ScienceQA,
+AI2D, MMBench; ``--columns`` maps others): see :mod:`vqa_demo.data.sources`. The run directory gets
 ``metrics.jsonl`` (loss every ``--log-every`` steps, validation accuracy every ``--eval-every``),
 ``best/`` (the variant checkpoint with the best validation accuracy) with its per-example validation
 predictions in ``best_validation/``, ``last/`` and ``state/`` (for ``--resume``). Validation goes
@@ -54,7 +56,8 @@ from vqa_demo.config import (
     TrainSettings,
     default_prompt_style,
 )
-from vqa_demo.data.splits import MCSplit, load_split
+from vqa_demo.data.sources import load_data_split
+from vqa_demo.data.splits import MCSplit
 from vqa_demo.evaluation.runner import EvaluationResult, evaluate, write_evaluation
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.model.backbone import add_lora, load_backbone
@@ -80,6 +83,7 @@ class TrainConfig:
     variant: str = _RUN_DEFAULTS.head.head
     pooling: str | None = _RUN_DEFAULTS.head.pooling
     data: str | None = None
+    columns: str | None = None  # --columns question=...,options=...,answer=... for an unknown schema
     base: str = _RUN_DEFAULTS.backbone.source
     out: str = "runs/train"
     num_options: int = _RUN_DEFAULTS.head.num_options
@@ -225,7 +229,8 @@ def load_data(cfg: TrainConfig, accelerator, out: Path) -> tuple[Path, MCSplit, 
         data = out / "smoke-data"
     else:
         raise SystemExit("--data is required (a folder with train/ and validation/ splits), or use --smoke")
-    train_split, val_split = load_split(data / "train"), load_split(data / "validation")
+    train_split = load_data_split(data, "train", columns=cfg.columns)
+    val_split = load_data_split(data, "validation", columns=cfg.columns)
     if cfg.max_train:
         train_split.examples = train_split.examples[: cfg.max_train]
     if cfg.max_val:

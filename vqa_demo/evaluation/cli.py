@@ -19,7 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vqa_demo.data.splits import DataError, bad_rows_message, load_split
+from vqa_demo.data.sources import load_data_split
+from vqa_demo.data.splits import DataError, bad_rows_message
 from vqa_demo.evaluation.runner import evaluate, write_evaluation
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.loading import DEFAULT_CHECKPOINTS, load_predictor
@@ -35,7 +36,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--base", default=None, help="base model dir or hub id (default: from the run configs)"
     )
-    parser.add_argument("--data", required=True, help="split directory with metadata.csv/jsonl")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="an imagefolder (root or split folder), a datasets save_to_disk folder, a .parquet/.jsonl "
+        "file, or a hub dataset id",
+    )
+    parser.add_argument(
+        "--split", default="validation", help="the split to evaluate in --data (default: validation)"
+    )
+    parser.add_argument(
+        "--columns",
+        default=None,
+        help="column roles for an unrecognised schema: question=...,options=...(a|b|c for one column "
+        "per option),answer=...[,image=...,hint=...,id=...] (default: recognised from the columns)",
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--variants", nargs="*", default=None, help="subset of variant names")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -58,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_checked_split(args: argparse.Namespace):
     """The split with every row and image checked; exits with the bad rows' list under ``fail``."""
     try:
-        split = load_split(args.data, on_bad_row=args.on_bad_row)
+        split = load_data_split(args.data, args.split, columns=args.columns, on_bad_row=args.on_bad_row)
     except DataError as error:
         raise SystemExit(f"error: {error}") from None
     if split.bad_rows:
