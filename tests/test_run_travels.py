@@ -45,7 +45,7 @@ def test_every_run_folder_shape_gives_its_checkpoints(tmp_path):
         CheckpointError, match=r"--checkpoints .*empty: no variant checkpoints .* training.compare"
     ):
         find_checkpoints((tmp_path / "empty").mkdir() or tmp_path / "empty")
-    with pytest.raises(CheckpointError, match="no such folder"):
+    with pytest.raises(CheckpointError, match=r"no variant checkpoints \(no such folder\)"):
         find_checkpoints(tmp_path / "missing")
 
 

@@ -10,6 +10,8 @@ Output (``--out``)::
     <variant>/            one training run each (metrics.jsonl, best/, last/, state/)
     evaluation/           metrics.json + predictions.jsonl of all five best checkpoints on the
                           validation split, through the shared predictor (vqa_demo.evaluation.runner)
+    validation/           the validation split's images + metadata.csv (the app's Errors tab), so the
+                          folder serves as it is: python app.py --checkpoints <out>
     comparison.json       per variant: accuracy with 95% CI, per-family accuracy, training curve,
                           training time; plus the setting, the model (``backbone``), the questions'
                           fingerprint, head agreement and paired McNemar tests (the app's Compare
@@ -35,6 +37,7 @@ from training.train import main as train_main
 from vqa_demo.config import VARIANTS, HeadConfig, resolve_backbone_source
 from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.sources import load_data_split
+from vqa_demo.data.writers import write_split
 from vqa_demo.evaluation.runner import evaluate, write_evaluation
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.loading import load_predictor
@@ -138,6 +141,7 @@ def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
     if not shard.is_main:
         return {}
     write_evaluation(result, out / "evaluation", val_split)
+    write_split(val_split, out / "validation")  # the images the app's Errors tab shows for this run
     setting = {k: v for k, v in asdict(cfg).items() if k not in {"variant", "pooling", "out", "resume"}}
     setting["wall_seconds"] = round(time.perf_counter() - started, 1)
     comparison = build_comparison(

@@ -31,10 +31,10 @@ def find_checkpoints(root: str | Path) -> list[Path]:
     found = sorted(p.parent for p in root.glob("*/run_config.json"))
     found = found or sorted(p.parent for p in root.glob("*/best/run_config.json"))
     if not found:
-        what = "no such folder" if not root.exists() else "no variant checkpoints (run_config.json) in it"
+        what = "no such folder" if not root.exists() else "no run_config.json in it or its subfolders"
         raise CheckpointError(
-            f"--checkpoints {root}: {what}; give a training.compare --out folder, a training.train --out "
-            "folder, or variant directories (best/)"
+            f"--checkpoints {root}: no variant checkpoints ({what}); give a training.compare --out folder, "
+            "a training.train --out folder, or variant directories (best/)"
         )
     return found
 

@@ -22,6 +22,7 @@ that no cell is silently turned into a float, a date or NaN.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,12 @@ class MCExample:
     @property
     def num_options(self) -> int:
         return len(self.options)
+
+    @property
+    def image_name(self) -> str:
+        """The file name the image has in a written copy of the split: ``file_name``, else ``<id>.png``
+        (a dataset's in-memory image; characters other than letters, digits, ``-_.#`` become ``_``)."""
+        return self.file_name or re.sub(r"[^\w.#-]", "_", self.id).lstrip(".") + ".png"
 
     def load_image(self) -> Image.Image:
         """Return the image as RGB, upright, after the app's upload checks (formats, byte and pixel limits)."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import json
 import operator
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +95,22 @@ def write_metadata(split_dir: str | Path, rows: Iterable[Mapping | MCExample], f
                 {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in record.items()}
             )
     return path
+
+
+def write_split(split: MCSplit, folder: str | Path) -> Path:
+    """A self-contained imagefolder copy of ``split`` in ``folder``: each image under its
+    :attr:`~vqa_demo.data.splits.MCExample.image_name` (files copied, in-memory images as PNG) and
+    ``metadata.csv`` in the split's order, so a run folder travels with the images it was validated on.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for example in split:
+        target = folder / example.image_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if example.image_path is not None:
+            shutil.copyfile(example.image_path, target)
+        else:
+            example.load_image().save(target, format="PNG")
+        rows.append(replace(example, file_name=example.image_name))
+    return write_metadata(folder, rows)
