@@ -138,7 +138,7 @@ def test_save_to_disk_dict_and_single_dataset(tmp_path):
     train = load_data_split(tmp_path / "dd", "train")
     val = load_data_split(tmp_path / "dd", "validation")  # "val" is an alias of validation
     assert (len(train), len(val), val.name) == (4, 3, "val")
-    with pytest.raises(DataError, match=r"has no 'test' split \(splits found: train, val\); pass --split"):
+    with pytest.raises(DataError, match=r"has no 'test' split \(splits found: train, val\); add or rename"):
         load_data_split(tmp_path / "dd", "test")
     aokvqa(2, labeled=False).save_to_disk(str(tmp_path / "single"))
     single = load_data_split(tmp_path / "single", "test")

@@ -24,7 +24,6 @@ the trained variants.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, replace
@@ -32,8 +31,9 @@ from pathlib import Path
 
 from transformers import AutoConfig
 
-from training.train import TrainConfig, apply_smoke, smoke_data
+from training.train import TrainConfig, apply_smoke, build_parser, check_config, config_from_args, smoke_data
 from training.train import main as train_main
+from vqa_demo.cli_errors import run_cli
 from vqa_demo.config import VARIANTS, HeadConfig, resolve_backbone_source
 from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.sources import load_data_split
@@ -129,7 +129,7 @@ def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
         head, pooling = VARIANTS[name]
         run_cfg = replace(cfg, variant=head, pooling=pooling, out=str(out / name))
         train_results[name] = train_main(run_cfg)
-    val_split = load_data_split(cfg.data, "validation", columns=cfg.columns)
+    val_split = load_data_split(cfg.data, "validation", columns=cfg.columns, single_split=False)
     if cfg.max_val:
         val_split.examples = val_split.examples[: cfg.max_val]
     device = str(shard.device) if shard.device is not None else "auto"
@@ -159,14 +159,28 @@ def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
 
 
 def parse_args(argv=None) -> tuple[TrainConfig, list[str] | None]:
-    from training.train import parse_args as train_args
+    """``(the training settings every variant shares, --variants)``; compare's own ``--help``."""
+    parser = build_parser(
+        __doc__, one_variant=False, prog="python -m training.compare"
+    )  # --variant/--pooling are set per variant
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=None,
+        choices=list(VARIANTS),
+        help="the variants to train (default: every one the base's family runs)",
+    )
+    args = vars(parser.parse_args(argv))
+    variants = args.pop("variants")
+    return config_from_args(args), variants
 
-    argv = list(argv) if argv is not None else None
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--variants", nargs="*", default=None, choices=list(VARIANTS))
-    known, rest = parser.parse_known_args(argv)
-    return train_args(rest), known.variants
+
+def cli(argv=None) -> dict:
+    """``python -m training.compare``: a user mistake exits 2 with one line."""
+    cfg, variants = parse_args(argv)
+    run_cli(check_config, cfg)
+    return run_cli(main, cfg, variants, base=cfg.base)
 
 
 if __name__ == "__main__":
-    main(*parse_args())
+    cli()

@@ -7,8 +7,7 @@ chain of causes is read, by type first and by the wrappers' wording second.
 
 from __future__ import annotations
 
-import os
-
+from huggingface_hub import constants
 from huggingface_hub import errors as hub
 
 _GATED_WORDS = ("gated repo", "is a gated repository", "access to model", "restricted")
@@ -19,7 +18,13 @@ _OFFLINE_WORDS = (
     "not cached",
     "couldn't reach",
 )
-_MISSING_WORDS = ("is not a valid model identifier", "doesn't exist on the hub", "not found", "404")
+_MISSING_WORDS = (
+    "is not a valid model identifier",
+    "doesn't exist on the hub",
+    "repo id must be in the form",
+    "not found",
+    "404",
+)
 
 
 def causes(error: BaseException) -> list[BaseException]:
@@ -36,7 +41,8 @@ def hub_kind(error: BaseException) -> str | None:
     chain = causes(error)
     if any(isinstance(e, hub.GatedRepoError) for e in chain):
         return "gated"
-    if any(isinstance(e, hub.RepositoryNotFoundError | hub.RevisionNotFoundError) for e in chain):
+    missing = hub.RepositoryNotFoundError | hub.RevisionNotFoundError | hub.HFValidationError
+    if any(isinstance(e, missing) for e in chain):
         return "missing"
     if any(isinstance(e, hub.LocalEntryNotFoundError | hub.OfflineModeIsEnabled) for e in chain):
         return "offline"
@@ -56,7 +62,7 @@ def hub_problem(error: BaseException, name: str, flag: str, what: str = "model")
             f"then run `hf auth login` or set HF_TOKEN, or pass a local copy with {flag}"
         )
     if kind == "offline":
-        mode = "HF_HUB_OFFLINE=1 is set" if os.environ.get("HF_HUB_OFFLINE") else "the hub cannot be reached"
+        mode = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE else "the hub cannot be reached"
         return (
             f"{flag} {name}: this {what} is not in your local Hugging Face cache and {mode}; download it "
             f"once online (unset HF_HUB_OFFLINE), or pass a local folder with {flag}"

@@ -50,7 +50,7 @@ def pick_split(available: list[str], split: str, source: str) -> str:
     if found is None:
         raise DataError(
             f"{source} has no {split!r} split (splits found: {', '.join(available) or 'none'}); "
-            f"pass --split with one of them, or add a {split} split"
+            f"add or rename one to {split!r} (evaluate: or pass --split with one of them)"
         )
     return found
 
@@ -62,9 +62,19 @@ def load_data_split(
     columns: str | None = None,
     on_bad_row: OnBadRow = "fail",
     check_images: bool = True,
+    single_split: bool = True,
 ) -> MCSplit:
-    """The split ``split`` of ``--data`` (see the module docstring), rows in the source's order."""
+    """The split ``split`` of ``--data`` (see the module docstring), rows in the source's order.
+
+    ``single_split=False`` (training, which needs two different splits) refuses data that is one split
+    only (a split folder, one file, a saved ``Dataset``), which would otherwise serve as both.
+    """
     path = Path(data)
+    if not single_split and _is_one_split(path):
+        raise DataError(
+            f"--data {data} is a single split; training needs train and validation: give the folder "
+            "that holds train/ and validation/ (or a DatasetDict, or train.* and validation.* files)"
+        )
     if path.is_file():
         return _file_split(path, split, columns, on_bad_row, check_images)
     if path.is_dir():
@@ -74,6 +84,14 @@ def load_data_split(
     raise DataError(
         f"--data {data}: no such folder or file; give an imagefolder, a datasets save_to_disk folder, "
         "a .parquet or .jsonl file, or a hub dataset id"
+    )
+
+
+def _is_one_split(path: Path) -> bool:
+    if path.is_file():
+        return True
+    return path.is_dir() and (
+        any((path / name).is_file() for name in METADATA_FILES) or (path / "state.json").is_file()
     )
 
 
