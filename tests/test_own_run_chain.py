@@ -79,3 +79,15 @@ def test_datasets_folder_to_moved_run_to_app(tmp_path, monkeypatch):
     assert len(assets.validation) == 10 and all(
         assets.validation_image(r["file_name"]) is not None for r in assets.records
     )
+
+    # Packaged for a Space: the package serves the same figures, and finds its copied base by name + hash.
+    from training.package_space import cli as package_cli
+    from vqa_demo.loading import resolve_base
+
+    package = package_cli(["--run", str(moved), "--out", str(tmp_path / "space" / "run")])
+    shutil.move(project / "base", tmp_path / "base-moved-away")
+    assert resolve_base(None, package / "cond_gen" / "best") == str(package / "base")
+    space = build_demo(AppConfig.from_args(["--checkpoints", str(package)], environ={})).vqa_card
+    assert {n: s.accuracy for n, s in space.standings.items()} == {
+        n: s.accuracy for n, s in card.standings.items()
+    }
