@@ -104,3 +104,47 @@ def test_compare_runs_accepts_a_run_folder_and_its_best_dir(tmp_path):
     for path in (run, run / "best"):
         loaded = load_run(path)
         assert loaded.name == "swag-run" and loaded.accuracy("swag-attentive")["accuracy"] == 0.5
+
+
+def test_the_app_serves_the_checkpoints_own_run_folder(tmp_path):
+    from vqa_demo.ui.server_settings import AppConfig, served_run_folder
+
+    compare = tmp_path / "compare"
+    for name in ("cond_gen", "swag-attentive"):
+        write_config(compare / name / "best", "tiny")
+    (compare / "comparison.json").write_text("{}")
+    every_shape = (
+        [compare],
+        [compare / "cond_gen"],
+        [compare / "cond_gen" / "best", compare / "swag-attentive" / "best"],
+    )
+    assert all(served_run_folder(shape) == compare.resolve() for shape in every_shape)
+    single = tmp_path / "single"
+    write_config(single / "best", "tiny")
+    (single / "best_validation").mkdir()
+    (single / "best_validation" / "metrics.json").write_text("{}")
+    config = AppConfig(checkpoints=[single / "best"])
+    assert (
+        config.assets == single.resolve()
+        and config.comparison_file == single.resolve() / "best_validation" / "metrics.json"
+    )
+    assert served_run_folder([compare / "cond_gen" / "best", single]) is None  # two runs: none of them
+    assert AppConfig(assets=tmp_path, checkpoints=[compare]).assets == tmp_path.resolve()  # --assets wins
+    assert AppConfig(checkpoints=[compare]).launch_kwargs()["blocked_paths"] == [
+        str(compare.resolve() / "cond_gen" / "best"),
+        str(compare.resolve() / "swag-attentive" / "best"),
+    ]
+
+
+def test_a_run_without_evaluation_gets_the_command_not_other_figures(tmp_path):
+    from vqa_demo.ui.holder import read_variant_infos
+    from vqa_demo.ui.model_card import build_model_card, card_markdown
+
+    run = tmp_path / "run"
+    write_config(run / "best", "tiny")
+    infos = read_variant_infos([run])
+    card = build_model_card(infos, None, [run], "tiny")
+    assert card.standings == {} and not card.offline_default
+    text = card_markdown(card)
+    assert f"python -m vqa_demo.evaluate --checkpoints {run} --data <your data>" in text
+    assert "no evaluation yet" in text and "synthetic" not in text

@@ -18,6 +18,7 @@ from a dataset need an image.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -203,8 +204,6 @@ def _with_image_file(row: dict[str, Any], schema: Schema, image_root: Path | Non
 
 def print_schema(schema: Schema, source: str) -> None:
     """Say which columns were read (the user sees a misrecognised schema at once)."""
-    import sys
-
     options = schema.options[0] if schema.option_list else "|".join(schema.options)
     print(
         f"{source}: {schema.name} schema: question={schema.question}, options={options}, "
