@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vqa_demo.loading import ASSETS_DIR, find_checkpoints
+from vqa_demo.ui.zerogpu import on_zerogpu
 
 _SPLIT = re.compile(r"[," + re.escape(os.pathsep) + r"]")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?", re.IGNORECASE)
@@ -185,7 +186,8 @@ class AppConfig:
             checkpoints=_paths(env.get("VQA_CHECKPOINTS")),
             base=env.get("VQA_BASE") or None,
             compare_runs=_paths(env.get("VQA_COMPARE_RUNS")),
-            device=env.get("VQA_DEVICE") or "auto",
+            # ZeroGPU: the model moves to CUDA at import (the spaces package makes that possible there)
+            device=env.get("VQA_DEVICE") or ("cuda" if on_zerogpu(env) else "auto"),
             max_file_size=env.get("VQA_MAX_FILE_SIZE") or "10mb",
             queue_size=int(env.get("VQA_QUEUE_SIZE") or 16),
             threads=int(env.get("VQA_THREADS") or 1),
