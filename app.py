@@ -8,9 +8,12 @@ Flags and variables: see vqa_demo/ui/server_settings.py. The model loads on the 
 """
 
 from vqa_demo.ui import AppConfig, build_demo
+from vqa_demo.ui.zerogpu import on_zerogpu
 
 config = AppConfig.from_args() if __name__ == "__main__" else AppConfig.from_env()
 demo = build_demo(config)
+if on_zerogpu():  # ZeroGPU: load at import and move to CUDA here, not inside the @spaces.GPU functions
+    demo.vqa_holder.get()
 
 if __name__ == "__main__":
     demo.launch(**config.launch_kwargs())

@@ -10,6 +10,8 @@ Output (``--out``)::
     <variant>/            one training run each (metrics.jsonl, best/, last/, state/)
     evaluation/           metrics.json + predictions.jsonl of all five best checkpoints on the
                           validation split, through the shared predictor (vqa_demo.evaluation.runner)
+    validation/           the validation split's images + metadata.csv (the app's Errors tab), so the
+                          folder serves as it is: python app.py --checkpoints <out>
     comparison.json       per variant: accuracy with 95% CI, per-family accuracy, training curve,
                           training time; plus the setting, the model (``backbone``), the questions'
                           fingerprint, head agreement and paired McNemar tests (the app's Compare
@@ -22,7 +24,6 @@ the trained variants.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, replace
@@ -30,11 +31,13 @@ from pathlib import Path
 
 from transformers import AutoConfig
 
-from training.train import TrainConfig, apply_smoke, smoke_data
+from training.train import TrainConfig, apply_smoke, build_parser, check_config, config_from_args, smoke_data
 from training.train import main as train_main
+from vqa_demo.cli_errors import run_cli
 from vqa_demo.config import VARIANTS, HeadConfig, resolve_backbone_source
 from vqa_demo.data.jsonl import read_jsonl
-from vqa_demo.data.splits import load_split
+from vqa_demo.data.sources import load_data_split
+from vqa_demo.data.writers import write_split
 from vqa_demo.evaluation.runner import evaluate, write_evaluation
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.loading import load_predictor
@@ -126,7 +129,7 @@ def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
         head, pooling = VARIANTS[name]
         run_cfg = replace(cfg, variant=head, pooling=pooling, out=str(out / name))
         train_results[name] = train_main(run_cfg)
-    val_split = load_split(Path(cfg.data) / "validation")
+    val_split = load_data_split(cfg.data, "validation", columns=cfg.columns, single_split=False)
     if cfg.max_val:
         val_split.examples = val_split.examples[: cfg.max_val]
     device = str(shard.device) if shard.device is not None else "auto"
@@ -138,6 +141,7 @@ def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
     if not shard.is_main:
         return {}
     write_evaluation(result, out / "evaluation", val_split)
+    write_split(val_split, out / "validation")  # the images the app's Errors tab shows for this run
     setting = {k: v for k, v in asdict(cfg).items() if k not in {"variant", "pooling", "out", "resume"}}
     setting["wall_seconds"] = round(time.perf_counter() - started, 1)
     comparison = build_comparison(
@@ -155,14 +159,28 @@ def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
 
 
 def parse_args(argv=None) -> tuple[TrainConfig, list[str] | None]:
-    from training.train import parse_args as train_args
+    """``(the training settings every variant shares, --variants)``; compare's own ``--help``."""
+    parser = build_parser(
+        __doc__, one_variant=False, prog="python -m training.compare"
+    )  # --variant/--pooling are set per variant
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=None,
+        choices=list(VARIANTS),
+        help="the variants to train (default: every one the base's family runs)",
+    )
+    args = vars(parser.parse_args(argv))
+    variants = args.pop("variants")
+    return config_from_args(args), variants
 
-    argv = list(argv) if argv is not None else None
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--variants", nargs="*", default=None, choices=list(VARIANTS))
-    known, rest = parser.parse_known_args(argv)
-    return train_args(rest), known.variants
+
+def cli(argv=None) -> dict:
+    """``python -m training.compare``: a user mistake exits 2 with one line."""
+    cfg, variants = parse_args(argv)
+    run_cli(check_config, cfg)
+    return run_cli(main, cfg, variants, base=cfg.base)
 
 
 if __name__ == "__main__":
-    main(*parse_args())
+    cli()

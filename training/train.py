@@ -11,7 +11,9 @@ Examples::
         --base google/paligemma2-3b-pt-448 --quantization 4bit --gradient-checkpointing \\
         --batch-size 4 --grad-accum 2 --report-to tensorboard --out runs/pg2-cond-gen
 
-``--data`` holds ``train/`` and ``validation/`` imagefolder splits. The run directory gets
+``--data`` holds ``train`` and ``validation`` splits: an imagefolder, a ``datasets`` ``save_to_disk`` folder,
+parquet/JSONL files or a hub dataset id, in this project's columns or a known schema (A-OKVQA, ScienceQA,
+AI2D, MMBench; ``--columns`` maps others): see :mod:`vqa_demo.data.sources`. The run directory gets
 ``metrics.jsonl`` (loss every ``--log-every`` steps, validation accuracy every ``--eval-every``),
 ``best/`` (the variant checkpoint with the best validation accuracy) with its per-example validation
 predictions in ``best_validation/``, ``last/`` and ``state/`` (for ``--resume``). Validation goes
@@ -48,7 +50,12 @@ from training.distributed import RunWriter
 from training.resume import load_state, save_state, trim_metrics
 from training.steps import FeatureCache, VariantModule, plan_step, train_micro_batch
 from vqa_demo.checkpoints import adapter_name, save_variant
+from vqa_demo.cli_errors import CliParser, HelpFormatter, UsageError, require_cuda_for, run_cli
 from vqa_demo.config import (
+    HEAD_NAMES,
+    POOLING_NAMES,
+    PROMPT_STYLES,
+    QUANTIZATIONS,
     BackboneConfig,
     HeadConfig,
     LoraSettings,
@@ -57,7 +64,8 @@ from vqa_demo.config import (
     TrainSettings,
     default_prompt_style,
 )
-from vqa_demo.data.splits import MCSplit, load_split
+from vqa_demo.data.sources import load_data_split
+from vqa_demo.data.splits import MCSplit
 from vqa_demo.evaluation.runner import EvaluationResult, evaluate, write_evaluation
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.model.backbone import add_lora, load_backbone
@@ -84,6 +92,7 @@ class TrainConfig:
     variant: str = _RUN_DEFAULTS.head.head
     pooling: str | None = _RUN_DEFAULTS.head.pooling
     data: str | None = None
+    columns: str | None = None  # --columns question=...,options=...,answer=... for an unknown schema
     base: str = _RUN_DEFAULTS.backbone.source
     out: str = "runs/train"
     num_options: int = _RUN_DEFAULTS.head.num_options
@@ -229,7 +238,8 @@ def load_data(cfg: TrainConfig, accelerator, out: Path) -> tuple[Path, MCSplit, 
         data = out / "smoke-data"
     else:
         raise SystemExit("--data is required (a folder with train/ and validation/ splits), or use --smoke")
-    train_split, val_split = load_split(data / "train"), load_split(data / "validation")
+    train_split = load_data_split(data, "train", columns=cfg.columns, single_split=False)
+    val_split = load_data_split(data, "validation", columns=cfg.columns, single_split=False)
     if cfg.max_train:
         train_split.examples = train_split.examples[: cfg.max_train]
     if cfg.max_val:
@@ -447,22 +457,50 @@ def save_best(out: Path, run_config, backbone, head, adapter: str, result: Evalu
     write_evaluation(result, out / "best_validation", split)
 
 
-def parse_args(argv=None) -> TrainConfig:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    defaults = TrainConfig()
-    for name, value in asdict(defaults).items():
+# --help text per flag (argparse adds the default; choices are listed by argparse itself)
+FLAG_HELP = {
+    "variant": "answer head",
+    "pooling": "pooling for multi_class and swag (cond_gen has none)",
+    "data": "train + validation data: an imagefolder, a datasets save_to_disk folder, parquet/JSONL "
+    "files or a hub dataset id (see vqa_demo.data.sources)",
+    "columns": "column roles for an unrecognised schema: question=...,options=...(a|b|c: one column per "
+    "option),answer=...[,image=...,hint=...,id=...]",
+    "base": "base model: a local folder, a hub id, a preset name, or tiny / tiny:<family>",
+    "out": "run folder",
+    "prompt_style": "prompt layout (default: the base's own)",
+    "quantization": "load the base in 4 or 8 bit (CUDA + bitsandbytes only)",
+    "threads": "torch CPU threads (0: torch's default)",
+    "report_to": "experiment tracker",
+    "smoke": "tiny data and a few steps (with no --data: synthetic data made on the fly)",
+    "stop_after_steps": "testing aid: stop early as if killed",
+}
+CHOICES = {
+    "variant": HEAD_NAMES,
+    "pooling": POOLING_NAMES,
+    "prompt_style": PROMPT_STYLES,
+    "quantization": tuple(q for q in QUANTIZATIONS if q),
+    "report_to": REPORT_TO,
+}
+
+
+def build_parser(
+    description: str | None = __doc__, one_variant: bool = True, prog: str = "python -m training.train"
+) -> CliParser:
+    """The training flags (one per :class:`TrainConfig` field, plus ``--lora-targets``); without
+    ``one_variant`` (training.compare) ``--variant`` and ``--pooling`` are hidden from ``--help``."""
+    parser = CliParser(prog=prog, description=description, formatter_class=HelpFormatter)
+    for name, value in asdict(TrainConfig()).items():
         flag = "--" + name.replace("_", "-")
+        help_text = FLAG_HELP.get(name, name.replace("_", " "))
+        if not one_variant and name in ("variant", "pooling"):
+            help_text = argparse.SUPPRESS
         if isinstance(value, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        elif name == "report_to":
-            parser.add_argument(flag, choices=REPORT_TO, default=value, help="experiment tracker")
-        else:
-            kind = type(value) if value is not None else (float if name in {"head_lr"} else str)
-            if name in {"max_steps", "max_train", "max_val", "stop_after_steps"}:
-                kind = int
-            parser.add_argument(flag, type=kind, default=value)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value, help=help_text)
+            continue
+        kind = type(value) if value is not None else (float if name in {"head_lr"} else str)
+        if name in {"max_steps", "max_train", "max_val", "stop_after_steps"}:
+            kind = int
+        parser.add_argument(flag, type=kind, default=value, choices=CHOICES.get(name), help=help_text)
     parser.add_argument(
         "--lora-targets",
         choices=LORA_SCOPES,
@@ -470,12 +508,35 @@ def parse_args(argv=None) -> TrainConfig:
         help="language: the language model's linears; all-linear: also the vision tower and projector "
         "(same as --train-vision)",
     )
-    args = vars(parser.parse_args(argv))
+    return parser
+
+
+def config_from_args(args: dict[str, Any]) -> TrainConfig:
     targets = args.pop("lora_targets")
     if targets is not None:
         args["train_vision"] = targets == "all-linear"
     return TrainConfig(**args)
 
 
+def parse_args(argv=None) -> TrainConfig:
+    return config_from_args(vars(build_parser().parse_args(argv)))
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Settings that cannot work, refused before anything loads (:class:`UsageError`, one sentence)."""
+    require_cuda_for(cfg.quantization)
+    try:
+        cfg.run_config()
+    except ValueError as error:
+        raise UsageError(f"{error}; see --help for the choices") from None
+
+
+def cli(argv=None) -> dict:
+    """``python -m training.train``: parse, check, train; a user mistake exits 2 with one line."""
+    cfg = parse_args(argv)
+    run_cli(check_config, cfg)
+    return run_cli(main, cfg, base=cfg.base)
+
+
 if __name__ == "__main__":
-    main(parse_args())
+    cli()

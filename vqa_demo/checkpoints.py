@@ -28,6 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from vqa_demo.base_ref import record_base
 from vqa_demo.checkpoint_checks import (
     CheckpointError,
     check_adapter_config,
@@ -64,6 +65,8 @@ def save_variant(
     """Write the variant's adapter ``adapter`` (from the peft-wrapped backbone), head and config."""
     directory = Path(directory)
     config.base_fingerprint = backbone.fingerprint
+    if config.base_hash is None:  # recorded once, from the working directory the base was loaded in
+        config.backbone.source, config.base_hash = record_base(config.backbone.source)
     with atomic_directory(directory) as staging:
         backbone.model.save_pretrained(staging / "peft", selected_adapters=[adapter], safe_serialization=True)
         # peft writes non-default adapters into a sub-folder named after them.

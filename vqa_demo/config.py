@@ -317,6 +317,7 @@ class RunConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     base_fingerprint: str | None = None  # identifies the base model the adapter was trained on
+    base_hash: str | None = None  # content hash of a local base folder (vqa_demo.base_ref)
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -340,7 +341,7 @@ class RunConfig:
         for key, value in data.items():
             if key in _PARTS:
                 kwargs[key] = _parse_part(key, _PARTS[key], value)
-            elif key == "base_fingerprint":
+            elif key in ("base_fingerprint", "base_hash"):
                 kwargs[key] = _checked(key, value, str | None)
             elif key == "metrics":
                 kwargs[key] = _checked(key, value, dict)

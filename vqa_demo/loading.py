@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from vqa_demo.base_ref import resolve_recorded_base
 from vqa_demo.checkpoints import CheckpointError, load_variants, read_run_config
-from vqa_demo.config import FAMILY_PRESETS, BackboneConfig, preset_for
+from vqa_demo.config import BackboneConfig
 from vqa_demo.model.backbone import load_backbone
-from vqa_demo.model.family import tiny_family
 from vqa_demo.model.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
 from vqa_demo.predictor import Predictor
 
@@ -18,39 +18,33 @@ DEFAULT_CHECKPOINTS = ASSETS_DIR / "checkpoints"
 
 
 def find_checkpoints(root: str | Path) -> list[Path]:
-    """Variant directories under ``root`` (``root`` itself if it is one), sorted by name."""
+    """Variant directories under ``root``, sorted by name; ``root`` may be
+
+    a variant directory (``best/``), one variant's run folder (its ``best/``), a folder of variant
+    directories (``assets/checkpoints``) or a ``training.compare`` folder (each ``<variant>/best``).
+    """
     root = Path(root)
     if (root / "run_config.json").is_file():
         return [root]
+    if (root / "best" / "run_config.json").is_file():
+        return [root / "best"]
     found = sorted(p.parent for p in root.glob("*/run_config.json"))
+    found = found or sorted(p.parent for p in root.glob("*/best/run_config.json"))
     if not found:
-        raise CheckpointError(f"no variant checkpoints (directories with run_config.json) under {root}")
+        what = "no such folder" if not root.exists() else "no run_config.json in it or its subfolders"
+        raise CheckpointError(
+            f"--checkpoints {root}: no variant checkpoints ({what}); give a training.compare --out folder, "
+            "a training.train --out folder, or variant directories (best/)"
+        )
     return found
 
 
 def resolve_base(base: str | Path | None, checkpoint: Path) -> str:
-    """The base to load: given explicitly, else the run config's source.
-
-    A relative source (``assets/base``) is looked up next to the checkpoint first, walking up its
-    folders, so a copied ``assets/`` tree uses its own base; then relative to the working directory.
-    Anything else (a hub id or preset, ``tiny:paligemma``) is returned unchanged.
-    """
+    """The base to load: given explicitly, else the one the run recorded (:mod:`vqa_demo.base_ref`)."""
     if base is not None:
         return str(base)
-    source = read_run_config(checkpoint).backbone.source
-    relative = Path(source)
-    if (
-        tiny_family(source) is not None
-        or preset_for(source)
-        or source in FAMILY_PRESETS
-        or relative.is_absolute()
-    ):
-        return source
-    for parent in checkpoint.resolve().parents:
-        for candidate in (parent / relative, parent / relative.name):
-            if (candidate / "config.json").is_file():
-                return str(candidate)
-    return source
+    config = read_run_config(checkpoint)
+    return resolve_recorded_base(config.backbone.source, config.base_hash, checkpoint)
 
 
 def load_predictor(

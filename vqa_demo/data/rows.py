@@ -142,6 +142,39 @@ def parse_answer(value: Any, num_options: int, place: str) -> int | None:
     return number - 1
 
 
+def normalise_answer(value: Any, options: tuple[str, ...], place: str) -> int | None:
+    """A schema's answer cell -> 0-based index; blank -> None. The rule, in this order:
+
+    an integer (or a string of ASCII digits) is the 0-based option index (A-OKVQA, ScienceQA, AI2D);
+    a single letter ``A``..``H`` (either case) is the option at that position (MMBench); any other
+    text is the option with that text, compared after the same cleaning as the options, then
+    ignoring case. Anything else raises :class:`DataError` naming the three forms.
+    """
+    text = cell_text(value)
+    if not text:
+        return None
+    k = len(options)
+    letters = "".join(chr(ord("A") + i) for i in range(k))
+    if (isinstance(value, int) and not isinstance(value, bool)) or _ANSWER.fullmatch(text):
+        if not 0 <= int(text) < k:
+            raise DataError(
+                f"{place}: answer {int(text)} is out of range; an integer answer is the 0-based option "
+                f"index 0 to {k - 1} (this row has K={k} options)"
+            )
+        return int(text)
+    if len(text) == 1 and text.upper() in letters:
+        return letters.index(text.upper())
+    cleaned = " ".join(text.split())
+    for matches in (lambda o: o == cleaned, lambda o: o.casefold() == cleaned.casefold()):
+        found = [i for i, option in enumerate(options) if matches(option)]
+        if len(found) == 1:
+            return found[0]
+    raise DataError(
+        f"{place}: answer {text[:40]!r} is neither a 0-based index 0 to {k - 1}, a letter A to "
+        f"{letters[-1]}, nor the text of one of the {k} options; write one of those"
+    )
+
+
 def image_path_in(root: Path, file_name: str, place: str) -> Path:
     """``root / file_name``, refused unless it stays inside ``root`` after resolving ``..`` and symlinks."""
     relative = Path(file_name)

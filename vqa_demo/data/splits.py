@@ -22,6 +22,7 @@ that no cell is silently turned into a float, a date or NaN.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from vqa_demo.data.rows import (
     clean_question,
     image_from_cell,
     image_path_in,
+    normalise_answer,
     option_columns,
     parse_answer,
     parse_options_cell,
@@ -79,6 +81,12 @@ class MCExample:
     def num_options(self) -> int:
         return len(self.options)
 
+    @property
+    def image_name(self) -> str:
+        """The file name the image has in a written copy of the split: ``file_name``, else ``<id>.png``
+        (a dataset's in-memory image; characters other than letters, digits, ``-_.#`` become ``_``)."""
+        return self.file_name or re.sub(r"[^\w.#-]", "_", self.id).lstrip(".") + ".png"
+
     def load_image(self) -> Image.Image:
         """Return the image as RGB, upright, after the app's upload checks (formats, byte and pixel limits)."""
         if self.image is None and self.image_path is None:
@@ -97,6 +105,8 @@ class MCSplit:
     examples: list[MCExample]
     root: Path | None = None
     bad_rows: list[BadRow] = field(default_factory=list)  # rows left out (``on_bad_row="skip"``)
+    # the column that names each row in a submission when there is no file_name (e.g. question_id)
+    id_column: str | None = None
 
     @property
     def labeled(self) -> bool:
@@ -144,14 +154,25 @@ class RowLayout:
 
     ``option_columns`` are ``option1..optionK`` (empty when ``has_list``: one ``options`` column
     holds a list); ``extra_columns`` (family, ...) become each example's ``metadata``.
+    ``flexible_answers``: answers follow :func:`~vqa_demo.data.rows.normalise_answer` (0-based index,
+    letter or option text, the rule of the known dataset schemas) instead of this project's 1-based number.
     """
 
     option_columns: list[str]
     has_list: bool
     extra_columns: list[str]
+    flexible_answers: bool = False
+    require_image: bool = False  # rows from a dataset: a row without an image is a bad row
 
 
-def read_layout(columns: list[str], source: str, needs_file_name: bool) -> RowLayout:
+def read_layout(
+    columns: list[str],
+    source: str,
+    needs_file_name: bool,
+    flexible_answers: bool = False,
+    id_column: str | None = None,
+    require_image: bool = False,
+) -> RowLayout:
     """The :class:`RowLayout` of a header; raises :class:`DataError` naming every missing column."""
     options_in = option_columns(columns, source)
     has_list = "options" in columns
@@ -166,8 +187,9 @@ def read_layout(columns: list[str], source: str, needs_file_name: bool) -> RowLa
             f"{source}: missing required column(s) {', '.join(missing)}; columns found: "
             f"{', '.join(columns) or 'none'}"
         )
-    special = {"question", "file_name", "answer", "options", IMAGE_COLUMN, *options_in}
-    return RowLayout(options_in, has_list, [c for c in columns if c and c not in special])
+    special = {"question", "file_name", "answer", "options", IMAGE_COLUMN, id_column, *options_in}
+    extras = [c for c in columns if c and c not in special]
+    return RowLayout(options_in, has_list, extras, flexible_answers, require_image)
 
 
 def parse_row(
@@ -180,8 +202,13 @@ def parse_row(
         else [cell_text(row.get(c)) for c in layout.option_columns]
     )
     question, options = clean_question(cell_text(row.get("question")), trim_options(texts, place), place)
-    answer_index = parse_answer(row.get("answer"), len(options), place)
+    if layout.flexible_answers:
+        answer_index = normalise_answer(row.get("answer"), options, place)
+    else:
+        answer_index = parse_answer(row.get("answer"), len(options), place)
     image, image_path = image_from_cell(row.get(IMAGE_COLUMN), place)
+    if layout.require_image and image is None and image_path is None and root is None:
+        raise DataError(f"{place}: has no image; give every row an image, or pass --on-bad-row skip")
     if root is not None:
         file_name = cell_text(row.get("file_name"))
         if not file_name:
@@ -214,6 +241,9 @@ def examples_from_records(
     source: str | None = None,
     on_bad_row: OnBadRow = "fail",
     check_images: bool = False,
+    flexible_answers: bool = False,
+    id_column: str | None = None,
+    require_image: bool = False,
 ) -> MCSplit:
     """Parse metadata rows into an :class:`MCSplit`, keeping their order.
 
@@ -224,28 +254,32 @@ def examples_from_records(
     from 1, header excluded. A header problem always raises. Bad rows raise one :class:`DataError`
     listing them all (``on_bad_row="fail"``) or are left out and listed in ``split.bad_rows``
     (``"skip"``). Example ids are the file name (``"name#2"``, ... for repeats) or ``"row-{i}"``
-    with ``i`` the 0-based position.
+    with ``i`` the 0-based position, or the ``id_column`` cell when one is named (it then keys
+    the submission). ``flexible_answers`` and ``require_image``: see :class:`RowLayout`.
     """
     if on_bad_row not in ("fail", "skip"):
         raise ValueError(f"on_bad_row must be 'fail' or 'skip', got {on_bad_row!r}")
     rows = [{str(k).strip(): v for k, v in record.items()} for record in records]
     source = source or name
-    layout = read_layout(column_union(rows), source, needs_file_name=root is not None)
+    layout = read_layout(
+        column_union(rows), source, root is not None, flexible_answers, id_column, require_image
+    )
     row_source = Path(source).name if root is not None else source  # the header line names the full path
     examples: list[MCExample] = []
     bad_rows: list[BadRow] = []
     seen: dict[str, int] = {}
     for index, row in enumerate(rows):
         file_name = cell_text(row.get("file_name")) or None
+        key = cell_text(row.get(id_column)) or None if id_column else file_name
         try:
             fields = parse_row(row, layout, root, where(index + 1, file_name, row_source), check_images)
         except DataError as error:
             bad_rows.append(BadRow(index + 1, file_name, str(error)))
             continue
-        examples.append(MCExample(id=example_id(file_name, index, seen), file_name=file_name, **fields))
+        examples.append(MCExample(id=example_id(key, index, seen), file_name=file_name, **fields))
     if bad_rows and on_bad_row == "fail":
         raise DataError(bad_rows_message(source, bad_rows) + "\nFix or remove these rows.")
-    return MCSplit(name=name, examples=examples, root=root, bad_rows=bad_rows)
+    return MCSplit(name=name, examples=examples, root=root, bad_rows=bad_rows, id_column=id_column)
 
 
 # ---------------------------------------------------------------- loaders

@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import json
 import operator
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,38 +21,38 @@ from vqa_demo.data.splits import OPTION_COLUMN, DataError, MCExample, MCSplit, c
 def write_submission(split: MCSplit, predicted_indices: Sequence[int], path: str | Path) -> Path:
     """Write the ``file_name,answer`` CSV (1-based answers) in the split's original order.
 
-    ``predicted_indices[i]`` is the 0-based option chosen for ``split[i]``.
+    ``predicted_indices[i]`` is the 0-based option chosen for ``split[i]``. A split read from a
+    dataset without file names is keyed by its ``id_column`` instead (``question_id,answer``).
     """
     if len(predicted_indices) != len(split):
         raise DataError(
             f"got {len(predicted_indices)} predictions for the {len(split)} examples of split "
             f"{split.name!r}; predict every example, in the split's order"
         )
-    unnamed = [ex.id for ex in split if not ex.file_name]
+    key_column = split.id_column or "file_name"
+    keys = [ex.id if split.id_column else ex.file_name for ex in split]
+    unnamed = [ex.id for ex, key in zip(split, keys) if not key]
     if unnamed:
         raise DataError(
             f"split {split.name!r}: {len(unnamed)} example(s) have no file_name (first: {unnamed[0]}); "
             f"a submission names every row by file_name, so load the split from its metadata file"
         )
     lines = []
-    for example, predicted in zip(split, predicted_indices):
+    for example, key, predicted in zip(split, keys, predicted_indices):
         try:
             choice = operator.index(predicted)
         except TypeError:
-            raise DataError(
-                f"prediction {predicted!r} for {example.file_name!r} is not an integer option index"
-            ) from None
+            raise DataError(f"prediction {predicted!r} for {key!r} is not an integer option index") from None
         if not 0 <= choice < example.num_options:
             raise DataError(
-                f"prediction {choice} for {example.file_name!r} is not a 0-based option index "
-                f"0..{example.num_options - 1}"
+                f"prediction {choice} for {key!r} is not a 0-based option index 0..{example.num_options - 1}"
             )
-        lines.append((example.file_name, choice + 1))
+        lines.append((key, choice + 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["file_name", "answer"])
+        writer.writerow([key_column, "answer"])
         writer.writerows(lines)
     return path
 
@@ -93,3 +95,22 @@ def write_metadata(split_dir: str | Path, rows: Iterable[Mapping | MCExample], f
                 {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in record.items()}
             )
     return path
+
+
+def write_split(split: MCSplit, folder: str | Path) -> Path:
+    """A self-contained imagefolder copy of ``split`` in ``folder``: each image under its
+    :attr:`~vqa_demo.data.splits.MCExample.image_name` (files copied, in-memory images as PNG) and
+    ``metadata.csv`` in the split's order, so a run folder travels with the images it was validated on.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for example in split:
+        target = folder / example.image_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if example.image_path is not None:
+            shutil.copyfile(example.image_path, target)
+        else:
+            example.load_image().save(target, format="PNG")
+        rows.append(replace(example, file_name=example.image_name))
+    return write_metadata(folder, rows)

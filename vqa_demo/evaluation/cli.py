@@ -19,33 +19,52 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vqa_demo.data.splits import DataError, bad_rows_message, load_split
+from vqa_demo.cli_errors import CliParser, HelpFormatter, fail, run_cli
+from vqa_demo.data.sources import load_data_split
+from vqa_demo.data.splits import DataError, bad_rows_message
 from vqa_demo.evaluation.runner import evaluate, write_evaluation
 from vqa_demo.evaluation.sharding import Shard
-from vqa_demo.loading import DEFAULT_CHECKPOINTS, load_predictor
+from vqa_demo.loading import DEFAULT_CHECKPOINTS, find_checkpoints, load_predictor, resolve_base
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = CliParser(prog="python -m vqa_demo.evaluate", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument(
-        "--checkpoints", nargs="+", default=[str(DEFAULT_CHECKPOINTS)], help="variant dirs or parents"
+        "--checkpoints",
+        nargs="+",
+        default=[str(DEFAULT_CHECKPOINTS)],
+        help="a training.compare or training.train --out folder, best/ dirs, or folders of variant dirs",
     )
     parser.add_argument(
         "--base", default=None, help="base model dir or hub id (default: from the run configs)"
     )
-    parser.add_argument("--data", required=True, help="split directory with metadata.csv/jsonl")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="an imagefolder (root or split folder), a datasets save_to_disk folder, a .parquet/.jsonl "
+        "file, or a hub dataset id",
+    )
+    parser.add_argument(
+        "--split", default="validation", help="the split to evaluate in --data (default: validation)"
+    )
+    parser.add_argument(
+        "--columns",
+        default=None,
+        help="column roles for an unrecognised schema: question=...,options=...(a|b|c for one column "
+        "per option),answer=...[,image=...,hint=...,id=...] (default: recognised from the columns)",
+    )
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--variants", nargs="*", default=None, help="subset of variant names")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--variants", nargs="*", default=None, help="subset of variant names (default: all)")
+    parser.add_argument("--batch-size", type=int, default=16, help="examples per forward pass")
     parser.add_argument(
         "--circular",
         action=argparse.BooleanOptionalAction,
         default=False,
         help="also score every option rotation",
     )
-    parser.add_argument("--device", default="auto", help="ignored under accelerate launch (its device)")
+    parser.add_argument(
+        "--device", default="auto", help="auto, cpu or cuda (ignored under accelerate launch: its device)"
+    )
     parser.add_argument(
         "--on-bad-row",
         choices=("fail", "skip"),
@@ -58,13 +77,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_checked_split(args: argparse.Namespace):
     """The split with every row and image checked; exits with the bad rows' list under ``fail``."""
     try:
-        split = load_split(args.data, on_bad_row=args.on_bad_row)
+        split = load_data_split(args.data, args.split, columns=args.columns, on_bad_row=args.on_bad_row)
     except DataError as error:
-        raise SystemExit(f"error: {error}") from None
+        fail(str(error))
     if split.bad_rows:
         print(f"skipping {bad_rows_message(args.data, split.bad_rows)}", file=sys.stderr)
     if not split.examples:
-        raise SystemExit(f"error: no usable rows left in {args.data}")
+        fail(f"no usable rows left in {args.data}; fix the rows listed above")
     return split
 
 
@@ -87,5 +106,19 @@ def main(args: argparse.Namespace) -> dict:
     return result.metrics
 
 
+def base_name(args: argparse.Namespace) -> str | None:
+    """The base the checkpoints will load (for a hub error's sentence); None when it cannot be told."""
+    try:
+        return resolve_base(args.base, find_checkpoints(args.checkpoints[0])[0])
+    except (ValueError, OSError):
+        return args.base
+
+
+def cli(argv=None) -> dict:
+    """``python -m vqa_demo.evaluate``: a user mistake exits 2 with one line."""
+    args = parse_args(argv)
+    return run_cli(main, args, base=lambda: base_name(args))
+
+
 if __name__ == "__main__":
-    main(parse_args())
+    cli()

@@ -108,7 +108,7 @@ def predict_records(
                 {
                     "index": start + offset,
                     "id": example.id,
-                    "file_name": example.file_name,
+                    "file_name": example.image_name,  # the image's name in the run's validation/ copy
                     "question": example.question,
                     "options": list(example.options),
                     "gold": example.answer_index,

@@ -30,8 +30,9 @@ from vqa_demo.evaluation.metrics import mcnemar_exact
 from vqa_demo.evaluation.runner import example_key, questions_fingerprint
 from vqa_demo.model.family import family_by_model_type, load_families, tiny_family
 
-SUMMARY_FILES = ("comparison.json", "metrics.json", "evaluation/metrics.json")
-PREDICTION_FILES = ("evaluation/predictions.jsonl", "predictions.jsonl")
+# best_validation/: a training.train run folder (one variant), the evaluation that made best/ best
+SUMMARY_FILES = ("comparison.json", "metrics.json", "evaluation/metrics.json", "best_validation/metrics.json")
+PREDICTION_FILES = ("evaluation/predictions.jsonl", "predictions.jsonl", "best_validation/predictions.jsonl")
 MAX_SUMMARY_BYTES = 32 * 1024 * 1024
 MAX_PREDICTION_BYTES = 512 * 1024 * 1024
 UNKNOWN_MODEL = "unknown backbone"
@@ -99,6 +100,8 @@ def load_run(path: str | Path, name: str | None = None) -> SavedRun:
     Raises :class:`RunFileError` with one sentence saying what is missing or wrong.
     """
     path = Path(path).expanduser().resolve()
+    if (path / "run_config.json").is_file() and find_file(path, SUMMARY_FILES) is None:
+        path = path.parent  # a variant's best/ directory: its run folder holds the evaluation
     summary_file = path if path.is_file() else find_file(path, SUMMARY_FILES)
     if summary_file is None:
         raise RunFileError(

@@ -19,6 +19,7 @@ from vqa_demo.ui.tabs.compare import build_compare_tab
 from vqa_demo.ui.tabs.error_browser import ErrorBrowser
 from vqa_demo.ui.tabs.errors import build_errors_tab, wire_open_in_ask
 from vqa_demo.ui.tabs.explain import ExplainCallbacks, build_explain, wire_explain
+from vqa_demo.ui.zerogpu import Decorator, decorate_model_events, on_zerogpu, spaces_gpu
 
 HEADER = """# Multiple-choice VQA workbench
 Three answer heads on one vision-language backbone (the model card says which): **COND_GEN** generates
@@ -30,8 +31,13 @@ def build_demo(
     config: AppConfig | None = None,
     predictor: Predictor | None = None,
     holder: PredictorHolder | None = None,
+    gpu_decorator: Decorator | None = None,
 ) -> gr.Blocks:
-    """The app for ``config`` (default: from the environment). Pass ``predictor`` (or a ``holder``) to skip loading."""
+    """The app for ``config`` (default: from the environment). Pass ``predictor`` (or a ``holder``) to skip loading.
+
+    ``gpu_decorator(function, duration)`` wraps the functions of the events that run the model
+    (default: ``spaces.GPU`` on a ZeroGPU Space, none elsewhere; see :mod:`vqa_demo.ui.zerogpu`).
+    """
     config = config or AppConfig.from_env()
     if holder is None:
         holder = (
@@ -45,6 +51,9 @@ def build_demo(
     explain = ExplainCallbacks(holder, card)
     notes = AnswerNotes(holder, card)
     errors = ErrorBrowser(holder, assets)
+    gpu_decorator = gpu_decorator or (spaces_gpu if on_zerogpu() else None)
+    if gpu_decorator is not None:
+        decorate_model_events(ask, explain, errors, gpu_decorator)
     with gr.Blocks(title=config.title, delete_cache=config.delete_cache) as demo:
         gr.Markdown(HEADER, elem_id="app-header")
         with gr.Tabs() as tabs:

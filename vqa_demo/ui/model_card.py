@@ -1,8 +1,12 @@
 """The model card at the top of the Ask tab: which model is loaded, what it learned from, how good each variant is.
 
 Built from files only (the model is loaded lazily, on the first question): the base's ``config.json``,
-``processor_config.json`` and safetensors header, the variants' ``run_config.json``, and the
-comparison (``assets/comparison.json``) for validation accuracy with its Wilson 95% interval.
+``processor_config.json`` and safetensors header, the variants' ``run_config.json``, and the served
+run's own evaluation (its ``comparison.json`` or evaluation ``metrics.json``, see
+:func:`~vqa_demo.ui.server_settings.served_run_folder`) for validation accuracy with its Wilson 95%
+interval; never another run's. A run without an evaluation says so and names the command that makes one.
+The synthetic-diagram description and the photo note are for the shipped default only (its base and
+its checkpoints in this package's ``assets/``).
 
 A variant is *chance-level* when an exact binomial test cannot tell its accuracy from chance
 (1 / K) at the 5% level, i.e. when the exact (Clopper-Pearson) 95% interval includes chance. The
@@ -80,6 +84,7 @@ class ModelCard:
     standings: dict[str, VariantStanding] = field(default_factory=dict)
     split_note: str = ""
     size_label: str | None = None  # "3B" for a hub base whose weights are not on disk
+    no_evaluation: str = ""  # the command that evaluates the served run, when it has no evaluation
 
     def is_chance_level(self, name: str) -> bool:
         standing = self.standings.get(name)
@@ -138,8 +143,14 @@ def build_model_card(
     checkpoints: Sequence[Path] = (),
     base: str | None = None,
 ) -> ModelCard:
-    """The card for the configured base and variants (files only; nothing is loaded)."""
+    """The card for the configured base and variants (files only; nothing is loaded).
+
+    ``comparison`` is the served run's own evaluation summary (comparison.json or metrics.json).
+    """
     directories = [d for root in checkpoints for d in _checkpoint_dirs(root)]
+    shipped = bool(directories) and all(
+        d.resolve().is_relative_to(ASSETS_DIR.resolve() / "checkpoints") for d in directories
+    )
     source = resolve_base(base, directories[0]) if directories else (base or "")
     folder = Path(source) if source and Path(source).is_dir() else None
     card = ModelCard(base_name=source, parameters=None, image_size=None, image_tokens=None, trained_on="")
@@ -149,7 +160,7 @@ def build_model_card(
         processor = _read(folder / "processor_config.json").get("image_processor", {})
         card.image_size = (processor.get("size") or {}).get("height")
         card.image_tokens = processor.get("image_seq_length")
-        card.offline_default = (folder / PRETRAIN_SUMMARY).is_file()
+        card.offline_default = shipped and (folder / PRETRAIN_SUMMARY).is_file()
     else:
         card.size_label, card.image_size = hub_size(source)
     if card.offline_default:
@@ -158,14 +169,31 @@ def build_model_card(
             f"diagram questions only: {', '.join(SYNTHETIC_FAMILIES)}"
         )
     else:
-        splits = sorted({str(i.config.metrics.get("split", "")) for i in infos} - {""})
-        card.trained_on = "fine-tuned with `training/`" + (
-            f"; validated on {', '.join(splits)}" if splits else ""
-        )
+        card.trained_on = trained_on(infos, comparison)
     card.standings = variant_standings(infos, comparison)
     n = (comparison or {}).get("n")
     card.split_note = f"validation split (n = {n})" if n else "validation split named in each run's config"
+    if not card.standings and directories:
+        card.no_evaluation = (
+            f"python -m vqa_demo.evaluate --checkpoints {_run_root(directories)} --data <your data> "
+            f"--out {_run_root(directories)}/evaluation"
+        )
     return card
+
+
+def trained_on(infos: Sequence[VariantInfo], comparison: Mapping | None) -> str:
+    """What a user's run was fine-tuned and validated on, from its comparison and run configs."""
+    data = ((comparison or {}).get("setting") or {}).get("data")
+    splits = sorted({str(i.config.metrics.get("split", "")) for i in infos} - {""})
+    text = "fine-tuned with `training/`" + (f" on `{data}`" if data else "")
+    return text + (f"; validated on {', '.join(splits)}" if splits else "")
+
+
+def _run_root(directories: Sequence[Path]) -> str:
+    """The folder to name in the evaluate command: the variants' common run folder."""
+    runs = {d.parent if d.name in ("best", "last") else d for d in directories}
+    roots = {r.parent for r in runs} if len(runs) > 1 else runs
+    return str(roots.pop()) if len(roots) == 1 else " ".join(str(d) for d in directories)
 
 
 def _checkpoint_dirs(root: Path) -> list[Path]:
@@ -228,6 +256,11 @@ def card_markdown(card: ModelCard) -> str:
     ]
     if card.offline_default:
         blocks.append(f"**Domain:** {DOMAIN_NOTE} {SWITCH_TO_PALIGEMMA}")
+    if card.no_evaluation:
+        blocks.append(
+            "**Accuracy:** this run has no evaluation yet, so none is shown. Make one with "
+            f"`{card.no_evaluation}` and restart the app."
+        )
     if card.standings:
         rows = [
             "| variant | validation accuracy [95% CI] | chance | vs chance (exact p) |",

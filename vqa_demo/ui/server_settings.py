@@ -2,9 +2,11 @@
 
 Environment variables (CLI flags of the same name win)::
 
-    VQA_ASSETS        assets folder (examples/, validation/, evaluation/, comparison.json); default ./assets
-    VQA_CHECKPOINTS   variant checkpoint dirs or parents, separated by commas or os.pathsep;
-                      default <assets>/checkpoints
+    VQA_ASSETS        assets folder (examples/, validation/, evaluation/, comparison.json); default ./assets,
+                      or, when VQA_CHECKPOINTS / --checkpoints are given, the served run's own folder
+                      (see served_run_folder), so the card, Compare and Errors show that run's evaluation
+    VQA_CHECKPOINTS   variant checkpoint dirs or parents (a training.compare or training.train --out
+                      folder, best/ dirs), separated by commas or os.pathsep; default <assets>/checkpoints
     VQA_BASE          base model dir or hub id (default: the one named in the run configs)
     VQA_COMPARE_RUNS  more runs for the Compare tab's "Across backbones" section: output folders of
                       training.compare or vqa_demo.evaluate, separated by commas or os.pathsep;
@@ -33,7 +35,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vqa_demo.loading import ASSETS_DIR
+from vqa_demo.loading import ASSETS_DIR, find_checkpoints
+from vqa_demo.ui.zerogpu import on_zerogpu
 
 _SPLIT = re.compile(r"[," + re.escape(os.pathsep) + r"]")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?", re.IGNORECASE)
@@ -61,11 +64,41 @@ def _paths(text: str | None) -> list[Path]:
     return [Path(p.strip()) for p in _SPLIT.split(text or "") if p.strip()]
 
 
+EVALUATION_DIRS = ("evaluation", "best_validation")  # training.compare's, then training.train's
+
+
+def _has_evaluation(folder: Path) -> bool:
+    return (folder / "comparison.json").is_file() or (folder / "evaluation" / "metrics.json").is_file()
+
+
+def served_run_folder(checkpoints: Sequence[Path]) -> Path | None:
+    """The run folder the checkpoints come from, which holds their evaluation; None if they disagree.
+
+    ``runs/compare``, ``runs/compare/<variant>`` and ``runs/compare/*/best`` all give ``runs/compare``
+    (its comparison.json); a ``training.train --out`` folder or its ``best/`` gives that folder (its
+    ``best_validation/``); a folder of variant directories gives itself.
+    """
+    folders = set()
+    for root in checkpoints:
+        try:
+            directories = find_checkpoints(root)
+        except (ValueError, OSError):
+            return None
+        for directory in directories:
+            if directory.name in ("best", "last"):  # a training run's checkpoint: in a compare folder?
+                run = directory.parent
+                folders.add(run.parent if _has_evaluation(run.parent) else run)
+            else:  # a folder of variant directories, possibly inside an assets folder
+                up = (directory.parent, directory.parent.parent)
+                folders.add(next((f for f in up if _has_evaluation(f)), directory.parent))
+    return folders.pop().resolve() if len(folders) == 1 else None
+
+
 @dataclass
 class AppConfig:
     """Everything ``build_demo`` and ``launch`` need; paths are resolved to absolute ones."""
 
-    assets: Path = ASSETS_DIR
+    assets: Path | None = None  # None: the served run's folder with checkpoints given, else ./assets
     checkpoints: list[Path] = field(default_factory=list)  # empty: <assets>/checkpoints
     base: str | None = None
     compare_runs: list[Path] = field(default_factory=list)  # empty: the folders under <assets>/runs
@@ -88,10 +121,11 @@ class AppConfig:
         parse_file_size(self.session_memory, "--session-memory", allow_zero=True)
         if self.max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, got {self.max_sessions}")
+        given = [Path(p).expanduser().resolve() for p in self.checkpoints]
+        if self.assets is None:
+            self.assets = (served_run_folder(given) if given else None) or (given[0] if given else ASSETS_DIR)
         self.assets = Path(self.assets).expanduser().resolve()
-        self.checkpoints = [Path(p).expanduser().resolve() for p in self.checkpoints] or [
-            self.assets / "checkpoints"
-        ]
+        self.checkpoints = given or [self.assets / "checkpoints"]
         self.compare_runs = [Path(p).expanduser().resolve() for p in self.compare_runs]
 
     # -- the one size limit and what derives from it ------------------------------------------------
@@ -120,11 +154,16 @@ class AppConfig:
 
     @property
     def evaluation_dir(self) -> Path:
-        return self.assets / "evaluation"
+        """``evaluation/`` (packaged assets, training.compare), else a train run's ``best_validation/``."""
+        found = [self.assets / name for name in EVALUATION_DIRS if (self.assets / name).is_dir()]
+        return found[0] if found else self.assets / "evaluation"
 
     @property
     def comparison_file(self) -> Path:
-        return self.assets / "comparison.json"
+        """``comparison.json``, else the evaluation's ``metrics.json`` (same per-variant accuracies)."""
+        comparison = self.assets / "comparison.json"
+        metrics = self.evaluation_dir / "metrics.json"
+        return metrics if not comparison.is_file() and metrics.is_file() else comparison
 
     @property
     def runs_dir(self) -> Path:
@@ -143,11 +182,12 @@ class AppConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
         env = os.environ if environ is None else environ
         return cls(
-            assets=Path(env.get("VQA_ASSETS") or ASSETS_DIR),
+            assets=Path(env["VQA_ASSETS"]) if env.get("VQA_ASSETS") else None,
             checkpoints=_paths(env.get("VQA_CHECKPOINTS")),
             base=env.get("VQA_BASE") or None,
             compare_runs=_paths(env.get("VQA_COMPARE_RUNS")),
-            device=env.get("VQA_DEVICE") or "auto",
+            # ZeroGPU: the model moves to CUDA at import (the spaces package makes that possible there)
+            device=env.get("VQA_DEVICE") or ("cuda" if on_zerogpu(env) else "auto"),
             max_file_size=env.get("VQA_MAX_FILE_SIZE") or "10mb",
             queue_size=int(env.get("VQA_QUEUE_SIZE") or 16),
             threads=int(env.get("VQA_THREADS") or 1),
@@ -164,7 +204,12 @@ class AppConfig:
         """Flags override the environment; unknown arguments are ignored (launchers add their own)."""
         defaults = cls.from_env(environ)
         parser = argparse.ArgumentParser(description="MC-VQA workbench (Gradio app)")
-        parser.add_argument("--assets", default=str(defaults.assets), help="assets folder")
+        parser.add_argument(
+            "--assets",
+            default=None,
+            help="assets folder (default: VQA_ASSETS; else the served run's folder when --checkpoints or "
+            "VQA_CHECKPOINTS is given; else ./assets)",
+        )
         parser.add_argument("--checkpoints", nargs="+", default=None, help="variant dirs or their parents")
         parser.add_argument("--base", default=defaults.base, help="base model dir or hub id")
         parser.add_argument(
@@ -200,7 +245,10 @@ class AppConfig:
             "--max-sessions", type=int, default=defaults.max_sessions, help="sessions whose state is kept"
         )
         args, _ = parser.parse_known_args(argv)
-        assets = Path(args.assets).expanduser().resolve()
+        env = os.environ if environ is None else environ
+        assets = (
+            Path(args.assets) if args.assets else (Path(env["VQA_ASSETS"]) if env.get("VQA_ASSETS") else None)
+        )
         checkpoints = [Path(p) for p in args.checkpoints] if args.checkpoints else None
         if checkpoints is None:
             # Env-given checkpoints stay; otherwise follow a flag-moved assets folder.
@@ -226,6 +274,16 @@ class AppConfig:
         """``gr.Blocks(delete_cache=(every, older_than))`` in seconds, or None to keep uploads."""
         return (self.upload_ttl, self.upload_ttl) if self.upload_ttl > 0 else None
 
+    def checkpoint_dirs(self) -> list[Path]:
+        """Every variant directory under ``checkpoints`` (a root that has none stands for itself)."""
+        found = []
+        for root in self.checkpoints:
+            try:
+                found += find_checkpoints(root)
+            except (ValueError, OSError):
+                found.append(root)
+        return found
+
     def served_paths(self) -> list[str]:
         """The only folders Gradio may serve files from: example and validation images."""
         return [str(p) for p in (self.examples_dir, self.validation_dir) if p.is_dir()]
@@ -245,7 +303,8 @@ class AppConfig:
         )
         return {
             "allowed_paths": self.served_paths(),
-            "blocked_paths": [str(p) for p in self.checkpoints],
+            # The variant directories, not their roots: a run folder served as assets holds both.
+            "blocked_paths": [str(p) for p in self.checkpoint_dirs()],
             "max_file_size": self.max_image_bytes,
             "app_kwargs": {"middleware": [limits]},
             "state_session_capacity": self.max_sessions,
