@@ -19,6 +19,7 @@ import torch
 from gradio.data_classes import ImageData
 from PIL import Image
 
+from benchmarks.hostile_files import scan_bomb_jpeg
 from tests.app_support import FakePredictor
 from tests.test_inputs_images import SVG, encode, noise, png_declaring
 from vqa_demo.inputs import CATEGORIES
@@ -135,6 +136,7 @@ HOSTILE_FILES = [
     ("one_pixel", "dot.png", lambda: encode(Image.new("RGB", (1, 1))), "image_too_small"),
     ("20000x10", "strip.png", lambda: encode(Image.new("L", (20000, 10))), "image_aspect"),
     ("empty_file", "empty.png", lambda: b"", "image_empty"),
+    ("jpeg_scan_bomb", "scans.jpg", lambda: scan_bomb_jpeg(400, side=64), "image_too_slow"),
 ]
 
 
