@@ -35,9 +35,9 @@ UPLOAD_LIMIT = AppConfig().max_image_bytes
 
 
 def answer_fn(demo):
-    """The function Gradio runs for ``/answer`` (what the queue calls after preprocessing)."""
+    """What ``/answer`` runs once the event has admitted the image (the files here are the test's own)."""
     (fn,) = [f for f in demo.fns.values() if f.api_name == "answer"]
-    return fn.fn
+    return fn.fn.__wrapped__
 
 
 @pytest.fixture(scope="module")
@@ -168,17 +168,23 @@ def test_missing_image_is_refused(answer, fake, tmp_path, source, category):
     assert_refused(call(answer, image), category, fake)
 
 
-def test_image_component_hands_bytes_over_undecoded(tmp_path, fake):
-    """Gradio's own Image preprocessing would open the file with Pillow first (a bare "Error")."""
+def test_image_events_admit_the_payload_themselves_undecoded(tmp_path, fake):
+    """Gradio's own Image preprocessing would open the file with Pillow first (a bare "Error"), and a
+    ``gr.update`` for the image rebuilds the component without any preprocess attached to it: the
+    events that take the image skip preprocessing and admit the payload themselves."""
     demo = build_demo(AppConfig(assets=tmp_path), predictor=fake)
     (component,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "ask-image"]
+    events = [f for f in demo.fns.values() if component in f.inputs]
+    assert len(events) == 2 and not any(f.preprocess for f in events)
+    (check,) = [f.fn for f in events if f.api_name != "answer"]
     (tmp_path / "examples").mkdir()
     example = tmp_path / "examples" / "page.png"  # an admitted folder: the bytes are checked later
     example.write_bytes(HTML)
-    assert component.preprocess(ImageData(path=str(example), orig_name="page.png")) == str(example.resolve())
     url = "data:image/png;base64," + base64.b64encode(HTML).decode()
-    assert component.preprocess(ImageData(url=url)) == HTML
-    assert component.preprocess(None) is None
+    for payload in (ImageData(path=str(example), orig_name="page.png").model_dump(), {"url": url}, url):
+        update, status = check(payload)
+        assert update is None and "not a picture" in status, status
+    assert check(None)[1] == "" and check(str(tmp_path / "elsewhere.png"))[1].startswith("⚠")
 
 
 # -- text and options -----------------------------------------------------------------------------

@@ -214,7 +214,8 @@ class AskCallbacks:
                 raise image.error
             inspect_image(image, max_bytes=self.config.max_image_bytes)
         except InputError as error:
-            return gr.update(value=None), status_error(error.message)
+            # A plain None clears the picture; an update would rebuild the component for this session.
+            return None, status_error(error.message)
         return gr.update(), ""
 
     def prepared_image(self, image: Any):
@@ -227,6 +228,7 @@ class AskCallbacks:
         if image is None:
             raise InputError("image_missing", "No image was given: upload an image and try again.")
         data = image if isinstance(image, bytes) else read_image_file(image, self.config.max_image_bytes)
+        inspect_image(data, max_bytes=self.config.max_image_bytes)  # header checks: no worker needed
         return self.decoder.prepare(data, max_bytes=self.config.max_image_bytes)
 
     # -- answering --------------------------------------------------------------------------------
