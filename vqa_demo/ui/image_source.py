@@ -89,7 +89,7 @@ class ImageAdmission:
         return self._file(payload)
 
     def preprocess(self, payload: Any) -> str | bytes | RefusedImage | None:
-        """``gr.Image.preprocess`` for the Ask form: never raises, so the callback reports the refusal."""
+        """:meth:`admit` that never raises, so the callback reports the refusal (see :func:`admitting_event`)."""
         try:
             return self.admit(payload)
         except InputError as error:

@@ -2,7 +2,8 @@
 
 The callbacks are methods of :class:`AskCallbacks` and return plain values (or ``gr.update``), so
 tests call them directly with a fake predictor. The image payload is admitted by
-:class:`~vqa_demo.ui.image_source.ImageAdmission` (the Image component's preprocess), then all user
+:class:`~vqa_demo.ui.image_source.ImageAdmission` (run by the events themselves, see
+:func:`~vqa_demo.ui.image_source.admitting_event`), then all user
 input passes through :func:`~vqa_demo.inputs.prepare_image` / :func:`~vqa_demo.inputs.prepare_question`;
 a problem becomes one sentence in the status box (replaced on every answer, so nothing lingers) and a
 ``{"error": {"category", "message"}}`` object in the raw-scores JSON for API callers; the model is
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,7 +23,7 @@ import pandas as pd
 
 from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
 from vqa_demo.config import OPTION_LETTERS as LETTERS
-from vqa_demo.inputs import InputError, check_option_count, prepare_question
+from vqa_demo.inputs import InputError, check_option_count, prepare_image, prepare_question
 from vqa_demo.inputs.decode_worker import DecodeWorker
 from vqa_demo.inputs.image import inspect_image, read_image_file
 from vqa_demo.predictor import VariantPrediction
@@ -227,6 +229,8 @@ class AskCallbacks:
             raise image.error
         if image is None:
             raise InputError("image_missing", "No image was given: upload an image and try again.")
+        if not isinstance(image, (str, Path, bytes)):  # a PIL image or array from a Python caller
+            return prepare_image(image, max_bytes=self.config.max_image_bytes)
         data = image if isinstance(image, bytes) else read_image_file(image, self.config.max_image_bytes)
         inspect_image(data, max_bytes=self.config.max_image_bytes)  # header checks: no worker needed
         return self.decoder.prepare(data, max_bytes=self.config.max_image_bytes)
