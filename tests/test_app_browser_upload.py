@@ -31,8 +31,13 @@ def app(app_assets, browser):  # noqa: F811
 
 
 def upload(page, path) -> None:
-    """Upload ``path`` into the Ask image through its file input, as the toolbar's upload button does."""
+    """Upload ``path`` into the Ask image through its file input, as the toolbar's upload button does,
+    and wait for the upload check to finish (an upload during a pending check is ignored by Gradio)."""
     page.locator("#ask-image input[type=file]").first.set_input_files(str(path))
+    page.wait_for_timeout(1000)
+    page.wait_for_function(
+        "() => !/processing|\\d+(\\.\\d+)?s/.test(document.querySelector('#ask-status').innerText)"
+    )
 
 
 def test_a_bad_file_over_a_good_one_gets_its_reason_and_answer_still_checks(app, tmp_path):
