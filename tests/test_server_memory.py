@@ -125,9 +125,7 @@ def test_the_session_bound_reaches_gradio(server):
     _, demo, _ = server
     assert demo.state_session_capacity == MAX_SESSIONS
     (state,) = [
-        b
-        for b in demo.blocks.values()
-        if type(b).__name__ == "State" and b.delete_callback is forget_answer
+        b for b in demo.blocks.values() if type(b).__name__ == "State" and b.delete_callback is forget_answer
     ]
     # A module-level function: Gradio deep-copies the config (delete callbacks included) on page loads.
     assert state.time_to_live == TTL
