@@ -7,6 +7,8 @@
     python -m benchmarks.load_test --queue-size 2     # a small queue: shows clean queue-full rejections
     python -m benchmarks.load_test --large-images     # fresh sessions on 31.5 MP PNGs: RSS before/after/idle
                                                       # (benchmarks/large_images.py)
+    python -m benchmarks.load_test --hostile          # issue 21: page loads, oversized inputs, scan bomb,
+                                                      # 36 MP answers (benchmarks/load_hostile.py)
 
 The server is ``python app.py`` in a subprocess (the Space's entry point, unchanged) on 127.0.0.1 at a
 free port. After a warm-up (one request of each valid kind, which loads the model; ``--quick``: one
@@ -433,6 +435,10 @@ def main(args: argparse.Namespace) -> int:
         from benchmarks import large_images
 
         return large_images.main(args)
+    if args.hostile:
+        from benchmarks import load_hostile
+
+        return load_hostile.main(args)
 
     clients_n, requests_n = (3, 4) if args.quick else (args.clients, args.requests)
     if args.clients_set:
@@ -650,13 +656,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from benchmarks import large_images
 
     large_images.add_args(parser)
+    from benchmarks import load_hostile
+
+    load_hostile.add_args(parser)
     args = parser.parse_args(argv)
     given = argv if argv is not None else sys.argv[1:]
     args.clients_set = any(a.startswith("--clients") for a in given)
     args.requests_set = any(a.startswith("--requests") for a in given)
     if args.large_images and not args.requests_set:
         args.requests = 2
-    name = "load_test_large_images.json" if args.large_images else "load_test.json"
+    name = (
+        "load_test_large_images.json"
+        if args.large_images
+        else "load_test_hostile.json"
+        if args.hostile
+        else "load_test.json"
+    )
     args.out = args.out or Path(__file__).resolve().parent / "results" / name
     return args
 

@@ -103,7 +103,7 @@ def test_an_upload_that_is_not_an_image_is_cleared_at_once(ask, fake, tmp_path, 
     renamed = tmp_path / "notes.png"
     renamed.write_text("shopping list: eggs, milk\n")
     update, status = ask.check_upload(str(renamed))
-    assert update["value"] is None and status.startswith("⚠") and "image" in status.lower()
+    assert update is None and status.startswith("⚠") and "image" in status.lower()
     update, status = ask.check_upload(image_file)
     assert "value" not in update and status == ""
     assert ask.check_upload(None)[1] == "" and fake.calls == []

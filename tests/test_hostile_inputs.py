@@ -19,6 +19,7 @@ import torch
 from gradio.data_classes import ImageData
 from PIL import Image
 
+from benchmarks.hostile_files import scan_bomb_jpeg
 from tests.app_support import FakePredictor
 from tests.test_inputs_images import SVG, encode, noise, png_declaring
 from vqa_demo.inputs import CATEGORIES
@@ -34,9 +35,9 @@ UPLOAD_LIMIT = AppConfig().max_image_bytes
 
 
 def answer_fn(demo):
-    """The function Gradio runs for ``/answer`` (what the queue calls after preprocessing)."""
+    """What ``/answer`` runs once the event has admitted the image (the files here are the test's own)."""
     (fn,) = [f for f in demo.fns.values() if f.api_name == "answer"]
-    return fn.fn
+    return fn.fn.__wrapped__
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +136,7 @@ HOSTILE_FILES = [
     ("one_pixel", "dot.png", lambda: encode(Image.new("RGB", (1, 1))), "image_too_small"),
     ("20000x10", "strip.png", lambda: encode(Image.new("L", (20000, 10))), "image_aspect"),
     ("empty_file", "empty.png", lambda: b"", "image_empty"),
+    ("jpeg_scan_bomb", "scans.jpg", lambda: scan_bomb_jpeg(400, side=64), "image_too_slow"),
 ]
 
 
@@ -166,17 +168,23 @@ def test_missing_image_is_refused(answer, fake, tmp_path, source, category):
     assert_refused(call(answer, image), category, fake)
 
 
-def test_image_component_hands_bytes_over_undecoded(tmp_path, fake):
-    """Gradio's own Image preprocessing would open the file with Pillow first (a bare "Error")."""
+def test_image_events_admit_the_payload_themselves_undecoded(tmp_path, fake):
+    """Gradio's own Image preprocessing would open the file with Pillow first (a bare "Error"), and a
+    ``gr.update`` for the image rebuilds the component without any preprocess attached to it: the
+    events that take the image skip preprocessing and admit the payload themselves."""
     demo = build_demo(AppConfig(assets=tmp_path), predictor=fake)
     (component,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "ask-image"]
+    events = [f for f in demo.fns.values() if component in f.inputs]
+    assert len(events) == 2 and not any(f.preprocess for f in events)
+    (check,) = [f.fn for f in events if f.api_name != "answer"]
     (tmp_path / "examples").mkdir()
     example = tmp_path / "examples" / "page.png"  # an admitted folder: the bytes are checked later
     example.write_bytes(HTML)
-    assert component.preprocess(ImageData(path=str(example), orig_name="page.png")) == str(example.resolve())
     url = "data:image/png;base64," + base64.b64encode(HTML).decode()
-    assert component.preprocess(ImageData(url=url)) == HTML
-    assert component.preprocess(None) is None
+    for payload in (ImageData(path=str(example), orig_name="page.png").model_dump(), {"url": url}, url):
+        update, status = check(payload)
+        assert update is None and "not a picture" in status, status
+    assert check(None)[1] == "" and check(str(tmp_path / "elsewhere.png"))[1].startswith("⚠")
 
 
 # -- text and options -----------------------------------------------------------------------------

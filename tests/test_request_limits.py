@@ -25,7 +25,7 @@ from tests.server_queue import completed_output, event_id, queue_call
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.answer_api import answer_inputs
 from vqa_demo.ui.holder import PredictorHolder
-from vqa_demo.ui.server_settings import MAX_UPLOAD_FILES
+from vqa_demo.ui.server_settings import MAX_EVENT_BYTES, MAX_INPUT_BYTES, MAX_UPLOAD_FILES
 from vqa_demo.ui.tabs.ask import AskCallbacks
 
 pytestmark = pytest.mark.slow
@@ -87,7 +87,8 @@ def test_the_one_setting_derives_every_limit():
     config = AppConfig(max_file_size="50mb")
     assert config.max_image_bytes == 50 * MIB
     assert config.launch_kwargs()["max_file_size"] == 50 * MIB
-    assert 4 / 3 * 50 * MIB < config.max_request_bytes < 4 / 3 * 50 * MIB + MIB
+    # Event bodies do not grow with the file limit: images come as uploads (issue 21, item 2).
+    assert config.max_request_bytes == MAX_EVENT_BYTES
     with pytest.raises(ValueError, match="max-file-size"):
         AppConfig(max_file_size="lots")
 
@@ -108,10 +109,13 @@ def test_upload_over_the_limit_is_413_and_under_it_200(server):
     assert upload(server["url"], {"files": ("ok.png", b"\0" * (MIB - 1000))}).status_code == 200
 
 
-def test_data_url_over_the_limit_is_refused_by_its_decoded_size(server):
-    inline = "data:image/png;base64," + base64.b64encode(b"\0" * (MIB + 3000)).decode()
-    outputs, _ = answer(server, {"url": inline})
-    assert_refused(outputs, server, "image_too_large", "1.0 MB")
+def test_a_data_url_over_the_input_limit_is_413_and_a_small_one_answers(server):
+    """Inline images are refused before Gradio stores them in the session; small ones still work."""
+    fn = event_id(server["demo"], api_name="answer")
+    inline = "data:image/png;base64," + base64.b64encode(b"\0" * (MAX_INPUT_BYTES + 3000)).decode()
+    data = answer_inputs({"url": inline}, "What colour?", OPTIONS, [True] * 5)
+    status, _ = queue_call(server["url"], fn, data)
+    assert status == 413
     small = "data:image/png;base64," + base64.b64encode(noise_png(40, 30)).decode()
     outputs, _ = answer(server, small)
     assert outputs[0].startswith("✓") and len(server["fake"].calls) == 1

@@ -17,6 +17,7 @@ from tests.app_support import FakePredictor
 from vqa_demo.explain.attribution import attribute
 from vqa_demo.explain.heatmaps import OVERLAY_MAX_SIDE, heatmap_overlay
 from vqa_demo.ui import AppConfig
+from vqa_demo.ui.answer_state import forget_answer
 from vqa_demo.ui.explain_render import DISPLAY_SIDE
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.session_memory import AnswerMemory, KeptImage, keep_image
@@ -194,7 +195,7 @@ def test_an_answer_keeps_bounded_copies_never_the_upload(tmp_path, big_png):
     assert result.image.display.size == (512, 341) and result.image.available
     assert isinstance(fake.calls[0][0], torch.Tensor) and fake.calls[0][0].shape == (3, 8, 8)
     assert len(ask.memory) == 1 and ask.memory.held_bytes == result.image.nbytes < 600_000
-    ask.forget(result)
+    forget_answer(result)
     assert len(ask.memory) == 0 and not result.image.available
 
 

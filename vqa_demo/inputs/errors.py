@@ -11,6 +11,7 @@ CATEGORIES = (
     "image_not_raster",
     "image_unreadable",
     "image_truncated",
+    "image_too_slow",
     "image_too_small",
     "image_aspect",
     "image_array_shape",

@@ -25,6 +25,10 @@ _RASTER_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
 _FORMAT_NAMES = "PNG, JPEG, GIF, WebP, BMP or TIFF"
 _RASTER_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 _MIB = 1024 * 1024
+# A progressive JPEG may repeat a tiny scan thousands of times; libjpeg only warns and pays a pass over
+# the whole image for each (4 to 165 ms per scan at 36 MP, by machine). Pillow and libjpeg write 10.
+MAX_JPEG_SCANS = 32
+_JPEG_SOS = b"\xff\xda"
 
 
 @dataclass
@@ -67,13 +71,15 @@ def prepare_image(
     if isinstance(source, Image.Image):
         return _prepare_pil(source, **limits)
     if isinstance(source, (str, Path)):
-        source = _read_file(Path(source), max_bytes)
+        source = read_image_file(source, max_bytes)
     if not isinstance(source, (bytes, bytearray, memoryview)):
         raise TypeError(f"prepare_image expects a path, bytes, PIL image or numpy array, not {type(source)}")
     return _prepare_bytes(bytes(source), max_bytes=max_bytes, **limits)
 
 
-def _read_file(path: Path, max_bytes: int) -> bytes:
+def read_image_file(path: str | Path, max_bytes: int) -> bytes:
+    """The bytes of the image file at ``path`` (at most ``max_bytes``); raises :class:`InputError`."""
+    path = Path(path)
     try:
         is_file = path.is_file()
     except (OSError, ValueError):  # e.g. a name too long for the file system
@@ -186,6 +192,15 @@ def _pillow_errors() -> Iterator[None]:
 
 
 def _prepare_bytes(data: bytes, *, max_bytes: int, **limits) -> PreparedImage:
+    return _prepare_pil(open_checked(data, max_bytes=max_bytes, **limits), **limits)
+
+
+def open_checked(data: bytes, *, max_bytes: int, **limits) -> Image.Image:
+    """``data`` opened lazily (no pixel decoded) after every check that needs no decoding.
+
+    Bytes, content type, size from the header (``limits`` as in :func:`prepare_image`) and the JPEG
+    scan count; raises :class:`InputError`. What :func:`prepare_image` then decodes, it decodes once.
+    """
     _check_byte_count(len(data), max_bytes)
     if not data:
         raise InputError("image_empty", "The image file is empty: upload it again.")
@@ -199,8 +214,36 @@ def _prepare_bytes(data: bytes, *, max_bytes: int, **limits) -> PreparedImage:
         raise InputError(
             "image_truncated", "The image file is incomplete (cut off): upload the whole file again."
         )
+    # 0xFF 0xDA cannot occur inside entropy-coded data (a data 0xFF is followed by 0x00), so the
+    # count is every scan header plus, at worst, a few bytes of metadata that look like one.
+    if data.startswith(b"\xff\xd8") and (scans := data.count(_JPEG_SOS)) > MAX_JPEG_SCANS:
+        raise InputError(
+            "image_too_slow",
+            f"The JPEG has {scans:,} scans and the limit is {MAX_JPEG_SCANS}: re-save it as a baseline "
+            "JPEG or PNG.",
+        )
     with _pillow_errors():
-        return _prepare_pil(Image.open(io.BytesIO(data), formats=_RASTER_FORMATS), **limits)
+        image = Image.open(io.BytesIO(data), formats=_RASTER_FORMATS)
+        _check_geometry(*image.size, **limits)
+    return image
+
+
+def inspect_image(
+    source: str | Path | bytes,
+    *,
+    max_pixels: int = 40_000_000,
+    max_bytes: int = 20 * 1024 * 1024,
+    max_aspect: float = 20.0,
+    min_side: int = 2,
+) -> tuple[int, int]:
+    """``(width, height)`` of an image file after every check :func:`prepare_image` makes before decoding.
+
+    Cheap (no pixel is decoded), for a first verdict on an upload; raises :class:`InputError`.
+    """
+    if isinstance(source, (str, Path)):
+        source = read_image_file(source, max_bytes)
+    limits = dict(max_pixels=max_pixels, max_aspect=max_aspect, min_side=min_side)
+    return open_checked(bytes(source), max_bytes=max_bytes, **limits).size
 
 
 def _prepare_pil(image: Image.Image, **limits) -> PreparedImage:

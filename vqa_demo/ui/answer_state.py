@@ -29,3 +29,13 @@ def image_gone(result: AskResult) -> str | None:
     if result.image.available:
         return None
     return "This answer's image is no longer kept (answers are kept for a limited time): answer again."
+
+
+def forget_answer(result: AskResult | None) -> None:
+    """``gr.State``'s delete callback: the session's answer expired, drop its image copies now.
+
+    A module-level function on purpose: Gradio deep-copies the app config, delete callbacks included,
+    on every page load, and a bound method would be copied with everything its object reaches.
+    """
+    if result is not None:
+        result.image.release()

@@ -78,5 +78,5 @@ def build_demo(
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1, api_open=False)
     # Kept for tests and launchers that want to reach the pieces.
     demo.vqa_holder, demo.vqa_assets, demo.vqa_config, demo.vqa_card = holder, assets, config, card
-    demo.vqa_memory = ask.memory
+    demo.vqa_memory, demo.vqa_decoder = ask.memory, ask.decoder
     return demo

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ class ImageAdmission:
         return self._file(payload)
 
     def preprocess(self, payload: Any) -> str | bytes | RefusedImage | None:
-        """``gr.Image.preprocess`` for the Ask form: never raises, so the callback reports the refusal."""
+        """:meth:`admit` that never raises, so the callback reports the refusal (see :func:`admitting_event`)."""
         try:
             return self.admit(payload)
         except InputError as error:
@@ -150,3 +151,29 @@ class ImageAdmission:
                 "compress or downscale it.",
             )
         return data
+
+
+def admitting_event(fn: Callable, admission: ImageAdmission, inputs: Sequence[Any]) -> Callable:
+    """``fn`` as an event function for ``preprocess=False`` events whose first input is the image.
+
+    The image payload goes through ``admission.preprocess`` (never Gradio's own image loading); the
+    other values through the preprocess of the components in ``inputs`` as built, not as a
+    ``gr.update`` may have rebuilt them for one session. ``fn``'s signature (the API's parameter
+    names and defaults) is kept.
+    """
+    signature = inspect.signature(fn)
+
+    def event(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = list(bound.args)
+        values[0] = admission.preprocess(values[0])
+        for i, component in enumerate(inputs[1 : len(values)], start=1):
+            values[i] = component.preprocess(values[i])
+        return fn(*values)
+
+    event.__signature__ = signature
+    event.__doc__ = fn.__doc__
+    event.__name__ = getattr(fn, "__name__", "event")
+    event.__wrapped__ = fn  # what runs after the admission (tests call it with their own files)
+    return event

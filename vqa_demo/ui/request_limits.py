@@ -8,11 +8,19 @@ and only then handed to the app; an upload body is also parsed for its parts fir
 file named ``files`` with a file name, at most ``max_files`` of them and ``max_file_bytes`` each
 (HTTP 400 or 413 with a one-sentence reason otherwise).
 
+Every other body (an event's JSON: ``/queue/join``, ``/run/...``) is held to ``max_body_bytes``, and
+each value of its ``data`` list to ``max_input_bytes`` (JSON-encoded): Gradio stores each input value
+in the session's state before any callback runs, even for a request the app then refuses, so these
+two bound what one session can hold whatever a client sends (images travel as uploads, not inline).
+Every response, refusals included, carries ``X-Content-Type-Options: nosniff``: an upload served back
+is never run as HTML or script whatever its content.
+
 Installed through ``demo.launch(app_kwargs={"middleware": [...]})`` (see ``AppConfig.launch_kwargs``).
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from typing import IO, Any
 
@@ -24,6 +32,7 @@ from vqa_demo.inputs.image import human_bytes
 _CHUNK = 64 * 1024
 _SPOOL_IN_MEMORY = 1024 * 1024
 _BODY_METHODS = {b"POST", b"PUT", b"PATCH", b"DELETE"}
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 class RefusedRequest(Exception):
@@ -104,17 +113,23 @@ class UploadChecker:
 
 
 class RequestLimits:
-    """ASGI middleware: ``max_body_bytes`` for every request, stricter checks for ``.../upload``."""
+    """ASGI middleware: ``max_body_bytes`` and ``max_input_bytes`` per event value for every request,
+    the file checks for ``.../upload``, and ``nosniff`` on every response."""
 
-    def __init__(self, app: Any, max_body_bytes: int, max_file_bytes: int, max_files: int):
+    def __init__(
+        self, app: Any, max_body_bytes: int, max_file_bytes: int, max_files: int, max_input_bytes: int
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_input_bytes = max_input_bytes
         self.max_file_bytes = max_file_bytes
         self.max_files = max_files
         # A multipart body adds a few hundred bytes of headers per part.
         self.max_upload_bytes = max_files * (max_file_bytes + 64 * 1024)
 
     async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] == "http":
+            send = with_nosniff(send)
         headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
         has_body = scope.get("method", "").encode() in _BODY_METHODS or b"content-length" in headers
         if scope["type"] != "http" or not (has_body or b"transfer-encoding" in headers):
@@ -130,6 +145,8 @@ class RequestLimits:
             body, size = await self.read_body(
                 receive, headers, self.max_upload_bytes if upload else self.max_body_bytes, checker
             )
+            if not upload:  # FastAPI reads a body without a content type as JSON too
+                self.check_inputs(body)
         except RefusedRequest as refusal:
             await self.refuse(send, refusal)
             return
@@ -167,6 +184,25 @@ class RequestLimits:
         body.seek(0)
         return body, size
 
+    def check_inputs(self, body: IO[bytes]) -> None:
+        """Each value of an event's ``data`` at most ``max_input_bytes`` JSON-encoded (``body`` is rewound)."""
+        try:
+            event = json.loads(body.read())
+        except ValueError:  # not JSON after all: Gradio answers it (422)
+            event = None
+        finally:
+            body.seek(0)
+        values = event.get("data") if isinstance(event, dict) else None
+        for index, value in enumerate(values if isinstance(values, list) else []):
+            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            if size > self.max_input_bytes:
+                body.close()
+                raise RefusedRequest(
+                    413,
+                    f"Input {index + 1} of this request is {human_bytes(size)} and the limit is "
+                    f"{human_bytes(self.max_input_bytes)}: shorten the text, or upload an image as a file.",
+                )
+
     @staticmethod
     async def refuse(send, refusal: RefusedRequest) -> None:
         text = str(refusal).encode()
@@ -185,8 +221,22 @@ class RequestLimits:
 
 def too_large(limit: int) -> RefusedRequest:
     return RefusedRequest(
-        413, f"The request is larger than this server's limit of {human_bytes(limit)}: send a smaller image."
+        413,
+        f"The request is larger than this server's limit of {human_bytes(limit)}: send a smaller file, "
+        "and images as uploads rather than inline data.",
     )
+
+
+def with_nosniff(send):
+    """``send`` that adds ``X-Content-Type-Options: nosniff`` to the response's headers."""
+
+    async def sending(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            headers = [h for h in message.get("headers", []) if h[0].lower() != NOSNIFF[0]]
+            message = {**message, "headers": [*headers, NOSNIFF]}
+        await send(message)
+
+    return sending
 
 
 def replay(body: IO[bytes], size: int, receive):

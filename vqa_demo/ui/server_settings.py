@@ -12,8 +12,8 @@ Environment variables (CLI flags of the same name win)::
                       training.compare or vqa_demo.evaluate, separated by commas or os.pathsep;
                       default: every folder under <assets>/runs
     VQA_DEVICE        auto | cpu | cuda
-    VQA_MAX_FILE_SIZE the one size limit, e.g. 10mb: each upload, a data URL's decoded bytes, the
-                      image bytes the model may read; request bodies are bounded from it
+    VQA_MAX_FILE_SIZE the one size limit, e.g. 10mb: each upload and the image bytes the model may
+                      read (event bodies have their own 64 KB limit, see MAX_EVENT_BYTES)
     VQA_QUEUE_SIZE    requests that may wait in the queue
     VQA_THREADS       torch CPU threads for the model (default 1; 0 = torch's default)
     VQA_UPLOAD_TTL    seconds an uploaded image stays in Gradio's cache before it is deleted
@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vqa_demo.inputs.decode_worker import DECODE_SECONDS
 from vqa_demo.loading import ASSETS_DIR, find_checkpoints
 from vqa_demo.ui.zerogpu import on_zerogpu
 
@@ -43,8 +44,11 @@ _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 # The Ask form needs one image; the browser uploads one file per request.
 MAX_UPLOAD_FILES = 4
-# Room for the rest of a queue request (question, options, ticks) next to a data URL.
-REQUEST_MARGIN = 64 * 1024
+# Any request body but an upload (an event's JSON), and each value in it, JSON-encoded: Gradio keeps
+# every input value in the session's state (issue 21), so these bound a session's raw inputs.
+# The largest honest value is a 2 000-character question (8 KB at 4 bytes a character).
+MAX_EVENT_BYTES = 64 * 1024
+MAX_INPUT_BYTES = 16 * 1024
 
 
 def parse_file_size(size: str | int, setting: str = "--max-file-size", allow_zero: bool = False) -> int:
@@ -115,6 +119,8 @@ class AppConfig:
     # Gradio keeps each session's state (~0.2 MB measured) until this many newer ones exist.
     max_sessions: int = 500
     title: str = "MC-VQA workbench"
+    # Wall-clock budget of one image decode (vqa_demo.inputs.decode_worker); a slower one is refused.
+    decode_seconds: float = DECODE_SECONDS
 
     def __post_init__(self) -> None:
         parse_file_size(self.max_file_size)  # a typo fails at start-up, not on the first upload
@@ -136,8 +142,8 @@ class AppConfig:
 
     @property
     def max_request_bytes(self) -> int:
-        """Any request body: a data URL of ``max_image_bytes`` (base64: 4 characters per 3 bytes) plus a margin."""
-        return 4 * -(-self.max_image_bytes // 3) + REQUEST_MARGIN
+        """Any request body but an upload: an event's inputs; images come as uploaded files."""
+        return MAX_EVENT_BYTES
 
     @property
     def session_memory_bytes(self) -> int:
@@ -300,6 +306,7 @@ class AppConfig:
             max_body_bytes=self.max_request_bytes,
             max_file_bytes=self.max_image_bytes,
             max_files=MAX_UPLOAD_FILES,
+            max_input_bytes=MAX_INPUT_BYTES,
         )
         return {
             "allowed_paths": self.served_paths(),

@@ -54,6 +54,7 @@ class KeptImage:
         self.nbytes = len(display.getbands()) * display.width * display.height + (
             pixel_values.numel() * pixel_values.element_size()
         )
+        self.holder: weakref.ref[AnswerMemory] | None = None  # set by AnswerMemory.admit
 
     @property
     def available(self) -> bool:
@@ -62,6 +63,12 @@ class KeptImage:
     def forget(self) -> None:
         self.display = None
         self.pixel_values = None
+
+    def release(self) -> None:
+        """Drop these copies from the :class:`AnswerMemory` that holds them (if it still exists)."""
+        memory = self.holder() if self.holder is not None else None
+        if memory is not None:
+            memory.release(self)
 
 
 def keep_image(image: Image.Image, pixel_values: Callable, max_side: int = OVERLAY_MAX_SIDE) -> KeptImage:
@@ -133,6 +140,7 @@ class AnswerMemory:
 
     def admit(self, kept: KeptImage) -> KeptImage:
         """Start holding ``kept`` (the newest); drop expired copies, then the oldest beyond the budget."""
+        kept.holder = weakref.ref(self)
         with self._lock:
             self._kept[id(kept)] = (kept, self.clock())
             self._held += kept.nbytes

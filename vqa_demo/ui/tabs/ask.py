@@ -2,7 +2,8 @@
 
 The callbacks are methods of :class:`AskCallbacks` and return plain values (or ``gr.update``), so
 tests call them directly with a fake predictor. The image payload is admitted by
-:class:`~vqa_demo.ui.image_source.ImageAdmission` (the Image component's preprocess), then all user
+:class:`~vqa_demo.ui.image_source.ImageAdmission` (run by the events themselves, see
+:func:`~vqa_demo.ui.image_source.admitting_event`), then all user
 input passes through :func:`~vqa_demo.inputs.prepare_image` / :func:`~vqa_demo.inputs.prepare_question`;
 a problem becomes one sentence in the status box (replaced on every answer, so nothing lingers) and a
 ``{"error": {"category", "message"}}`` object in the raw-scores JSON for API callers; the model is
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,12 +24,14 @@ import pandas as pd
 from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
 from vqa_demo.config import OPTION_LETTERS as LETTERS
 from vqa_demo.inputs import InputError, check_option_count, prepare_image, prepare_question
+from vqa_demo.inputs.decode_worker import DecodeWorker
+from vqa_demo.inputs.image import inspect_image, read_image_file
 from vqa_demo.predictor import VariantPrediction
-from vqa_demo.ui.answer_state import AskResult
+from vqa_demo.ui.answer_state import AskResult, forget_answer
 from vqa_demo.ui.assets import Example
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 from vqa_demo.ui.image_box import image_box
-from vqa_demo.ui.image_source import ImageAdmission, RefusedImage
+from vqa_demo.ui.image_source import ImageAdmission, RefusedImage, admitting_event
 from vqa_demo.ui.model_card import ModelCard
 from vqa_demo.ui.plots import empty_figure, option_label, probabilities_figure
 from vqa_demo.ui.server_settings import AppConfig
@@ -137,13 +141,10 @@ class AskCallbacks:
         self.card = card
         self.ticks = VariantTicks(holder, card)
         self.images = ImageAdmission([config.examples_dir, config.validation_dir], config.max_image_bytes)
+        self.decoder = DecodeWorker(config.decode_seconds)
         self.memory = AnswerMemory(
             config.session_ttl, config.session_memory_bytes, sweep_every=min(60.0, config.session_ttl / 4)
         )
-
-    def forget(self, result: AskResult | None) -> None:
-        """``gr.State``'s delete callback: the session's answer expired, drop its image copies now."""
-        self.memory.release(result.image if result is not None else None)
 
     # -- option rows and variant availability ----------------------------------------------------
     @staticmethod
@@ -203,23 +204,36 @@ class AskCallbacks:
     def check_upload(self, image: Any) -> tuple:
         """A new upload is checked at once: ``(image update, status)``.
 
-        A file that is not a usable image (a text file renamed ``.png``, a bomb header) is cleared with
-        the reason, instead of showing a broken picture until *Answer* is pressed; a good upload clears
-        the status left by an earlier refusal.
+        A file that is not a usable image (a text file renamed ``.png``, a bomb header, a JPEG of
+        thousands of scans) is cleared with the reason, instead of showing a broken picture until
+        *Answer* is pressed; a good upload clears the status left by an earlier refusal. Only the
+        header is read here (no pixel is decoded): *Answer* decodes the image, once.
         """
         if image is None:
             return gr.update(), ""
         try:
-            self.prepared_image(image)
+            if isinstance(image, RefusedImage):
+                raise image.error
+            inspect_image(image, max_bytes=self.config.max_image_bytes)
         except InputError as error:
-            return gr.update(value=None), status_error(error.message)
+            # A plain None clears the picture; an update would rebuild the component for this session.
+            return None, status_error(error.message)
         return gr.update(), ""
 
     def prepared_image(self, image: Any):
-        """The admitted image decoded and checked (:func:`prepare_image`); raises :class:`InputError`."""
+        """The admitted image decoded (in :attr:`decoder`, under its time budget) and checked.
+
+        Raises :class:`InputError` as :func:`~vqa_demo.inputs.prepare_image` does.
+        """
         if isinstance(image, RefusedImage):
             raise image.error
-        return prepare_image(image, max_bytes=self.config.max_image_bytes)
+        if image is None:
+            raise InputError("image_missing", "No image was given: upload an image and try again.")
+        if not isinstance(image, (str, Path, bytes)):  # a PIL image or array from a Python caller
+            return prepare_image(image, max_bytes=self.config.max_image_bytes)
+        data = image if isinstance(image, bytes) else read_image_file(image, self.config.max_image_bytes)
+        inspect_image(data, max_bytes=self.config.max_image_bytes)  # header checks: no worker needed
+        return self.decoder.prepare(data, max_bytes=self.config.max_image_bytes)
 
     # -- answering --------------------------------------------------------------------------------
     def answer(self, image: Any, question: str | None, count: Any, *values: Any) -> tuple:
@@ -298,19 +312,18 @@ class AskCallbacks:
         return status_error(message), empty_summary(), None, "", error_json(message, category), None
 
 
-def admit_any_shape(image: gr.Image, admission: ImageAdmission) -> None:
-    """Make ``image`` hand every payload, whatever its shape, to ``admission`` (and nothing else).
+def admit_any_shape(image: gr.Image) -> None:
+    """Let ``image`` take every payload, whatever its shape, for :func:`admitting_event` to admit.
 
     Gradio validates an Image payload against ``ImageData`` first (a bare string or a list then
-    fails with a bare "Error") and its own preprocessing opens the file with Pillow before
-    :func:`prepare_image` could say what is wrong; a dict without Gradio's ``meta`` marker skips
-    Gradio's upload-folder check altogether. Instance overrides, not a subclass: Gradio writes a
-    .pyi stub next to any module that defines a component class.
+    fails with a bare "Error"). The admission itself is not attached here: a ``gr.update`` for the
+    image rebuilds the component for its session from its constructor arguments, which would drop
+    it. Instance overrides, not a subclass: Gradio writes a .pyi stub next to any module that defines
+    a component class.
     """
     schema = image.api_info()  # the API description still comes from ImageData
     image.api_info = lambda: schema
     image.data_model = None
-    image.preprocess = admission.preprocess
 
 
 def build_ask_inputs(callbacks: AskCallbacks):
@@ -319,7 +332,7 @@ def build_ask_inputs(callbacks: AskCallbacks):
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
             ns.image = image_box("ask-image", "upload", height=340, label="Image")
-            admit_any_shape(ns.image, callbacks.images)
+            admit_any_shape(ns.image)
             if callbacks.examples:
                 gr.Markdown("**Examples** · click one to fill the form", elem_classes="section-title")
             ns.gallery = gr.Gallery(
@@ -399,7 +412,7 @@ def build_ask_outputs(callbacks: AskCallbacks):
     with gr.Accordion("Raw scores (JSON)", open=False):
         ns.raw = gr.JSON(label="Per-variant scores")
     ttl = callbacks.config.session_ttl
-    ns.result = gr.State(None, time_to_live=ttl if ttl > 0 else None, delete_callback=callbacks.forget)
+    ns.result = gr.State(None, time_to_live=ttl if ttl > 0 else None, delete_callback=forget_answer)
     return ns
 
 
@@ -414,12 +427,22 @@ def wire_ask(callbacks: AskCallbacks, form, out) -> Any:
         queue=False,
         api_visibility="private",
     )
-    form.image.upload(callbacks.check_upload, form.image, [form.image, form.status], api_visibility="private")
+    # preprocess=False: the callbacks admit the image themselves (admitting_event), so no state of
+    # the component decides whether the checks run.
+    form.image.upload(
+        admitting_event(callbacks.check_upload, callbacks.images, [form.image]),
+        form.image,
+        [form.image, form.status],
+        api_visibility="private",
+        preprocess=False,
+    )
+    inputs = [form.image, form.question, form.count, *form.options, *form.variants]
     return form.submit.click(
-        callbacks.api_endpoint(),
-        [form.image, form.question, form.count, *form.options, *form.variants],
+        admitting_event(callbacks.api_endpoint(), callbacks.images, inputs),
+        inputs,
         [form.status, out.summary, out.chart, out.cond_gen, out.raw, out.result],
         api_name="answer",
         concurrency_id="model",
         concurrency_limit=1,
+        preprocess=False,
     )

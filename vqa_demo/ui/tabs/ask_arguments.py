@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,9 @@ from vqa_demo.ui.answer_api import api_flag, option_parameter
 
 DEFAULT_OPTIONS = 4  # option rows the form shows first
 INVALID_K, INVALID_TICK = "invalid_k", "invalid_tick"
+# k as text: ASCII only (str.isdigit accepts "²" and "①", which int() then refuses).
+MAX_K_DIGITS, MAX_K_CHARS = 3, 16
+_K_TEXT = re.compile(rf"[ \t]*[+-]?[0-9]{{1,{MAX_K_DIGITS}}}[ \t]*", re.ASCII)
 
 
 class BadArgument(ValueError):
@@ -30,12 +34,17 @@ class BadArgument(ValueError):
 
 
 def requested_count(count: Any) -> int:
-    """``k`` as given (not clamped; a blank one means the default); raises ``invalid_k`` unless whole."""
+    """``k`` as given (not clamped; a blank one means the default); raises ``invalid_k`` unless whole.
+
+    One rule for text: an optional sign and 1 to :data:`MAX_K_DIGITS` ASCII digits, surrounded by at
+    most some ASCII spaces (``"²"``, ``"①"``, ``"+-3"`` or 5 000 digits are refused, not passed to
+    ``int``). Numbers must be whole and finite; booleans are refused.
+    """
     if count is None or count == "":
         return DEFAULT_OPTIONS
-    value = count.strip() if isinstance(count, str) else count
-    if isinstance(value, str) and value.lstrip("+-").isdigit():
-        value = int(value)
+    value = count
+    if isinstance(value, str) and len(value) <= MAX_K_CHARS and _K_TEXT.fullmatch(value):
+        value = int(value.strip(" \t"))
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
