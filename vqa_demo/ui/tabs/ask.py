@@ -46,7 +46,8 @@ from vqa_demo.ui.tabs.variant_ticks import VariantTicks
 
 log = logging.getLogger(__name__)
 
-SUMMARY_COLUMNS = ["variant", "answer", "confidence", "time (ms)", "note"]
+# "score share": the softmax of the decision rule's own scores, not a calibrated probability
+SUMMARY_COLUMNS = ["variant", "answer", "score share", "time (ms)", "note"]
 
 
 # Why an answer was refused, besides the input categories of vqa_demo.inputs and the argument
@@ -391,8 +392,8 @@ def build_ask_outputs(callbacks: AskCallbacks):
     # figure now and a placeholder plot on the page pay both before the first answer.
     probabilities_figure(["A", "B"], {"cond_gen": [0.5, 0.5]}, {"cond_gen": 0})
     ns.chart = gr.Plot(
-        value=empty_figure("Each variant's probability per option appears here.", height=200),
-        label="Probability of each option, per variant (chosen option outlined)",
+        value=empty_figure("Each variant's score share per option appears here.", height=200),
+        label="Score share of each option, per variant (softmax of its scores; chosen option outlined)",
         elem_id="scores-chart",
     )
     ns.cond_gen = gr.Markdown(label="COND_GEN details", elem_classes="cond-gen-box", elem_id="cond-gen")
