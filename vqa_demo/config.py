@@ -20,6 +20,8 @@ QUANTIZATIONS = (None, "4bit", "8bit")
 # COND_GEN's decision rules: the summed log-likelihood (lm-eval's ``acc``), per answer token, per
 # character of the option text (lm-eval's ``acc_norm``), and the cosine of the generated text.
 COND_GEN_SCORINGS = ("loglik_mean", "loglik_sum", "loglik_char", "cosine")
+# Cosine similarities live in [-1, 1]; this temperature spreads them into usable score shares.
+COSINE_TEMPERATURE = 0.05
 COND_GEN_SCORING_WORDS = {
     "loglik_mean": "log-likelihood per answer token",
     "loglik_sum": "summed log-likelihood",

@@ -3,7 +3,7 @@
 A variant's ``probabilities`` are the softmax of the score its decision rule ranks options by: a
 *score share*, not a calibrated probability. COND_GEN has several such definitions, one per rule
 (the summed log-likelihood, its per-token and per-character means, the cosine of the generated text
-over :data:`~vqa_demo.model.cond_gen.COSINE_TEMPERATURE`); the other heads have one (their logits).
+over :data:`~vqa_demo.config.COSINE_TEMPERATURE`); the other heads have one (their logits).
 
 Temperature scaling (Guo et al. 2017) divides a definition's logits by one number ``T`` fitted to
 minimise the negative log-likelihood of the gold options on the **selection** split; the expected
@@ -20,11 +20,10 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
-from vqa_demo.config import COND_GEN_SCORINGS
+from vqa_demo.config import COND_GEN_SCORINGS, COSINE_TEMPERATURE
 from vqa_demo.evaluation import metrics as M
 
 SERVED = "served"  # the probabilities the variant reports (softmax of its decision rule's score)
-COSINE_TEMPERATURE = 0.05  # vqa_demo.model.cond_gen's, restated here to keep this module torch-free
 LOG_T_RANGE = (-5.0, 5.0)  # T from 0.007 to 148: wide enough for summed log-likelihoods and cosines
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from vqa_demo.config import HeadConfig
+from vqa_demo.config import COSINE_TEMPERATURE, HeadConfig
 from vqa_demo.model.encoding import EncodedRows, RowEncoder
 from vqa_demo.model.family import family_for
 from vqa_demo.model.forward import lm_logits, prefix_forward
@@ -37,9 +37,6 @@ from vqa_demo.model.head_strategy import HeadScores, HeadStrategy
 from vqa_demo.model.prompts import PromptRow, cleaned, options_row
 from vqa_demo.model.scoring import option_grid
 from vqa_demo.prediction import CondGenDetails
-
-# Cosine similarities live in [-1, 1]; a temperature spreads them into usable probabilities.
-COSINE_TEMPERATURE = 0.05
 
 
 @dataclass
