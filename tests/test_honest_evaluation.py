@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import OPTIONS, QUESTIONS
 from training.selection import carve_selection, carved_split, selection_for, selection_size
 from vqa_demo.data.splits import load_split
 from vqa_demo.data.writers import write_metadata
@@ -22,6 +24,7 @@ from vqa_demo.evaluation.calibration import (
 from vqa_demo.evaluation.position import position_prior, position_reading, pride_metrics
 from vqa_demo.evaluation.runner import evaluate, variant_metrics
 from vqa_demo.evaluation.selection_report import ZERO_SHOT, best_rule, variant_report
+from vqa_demo.explain.attribution import attribute
 from vqa_demo.predictor import VariantPrediction, softmax_np
 from vqa_demo.ui.tabs.compare_selection import (
     calibration_table,
@@ -240,3 +243,24 @@ def test_compare_section_reads_zero_shot_rules_and_old_files():
     assert "no selection split" in split_note(old)
     assert zero_shot_table(old).empty and rules_table(old).empty and calibration_table(old).empty
     assert len(position_table(old, 0.25)) == len(old["variants"])
+
+
+@pytest.mark.parametrize("rule", ["loglik_sum", "loglik_char"])
+def test_explain_attributes_the_score_of_the_rule_that_decided(tiny_predictor, images, rule):
+    """Under each decision rule the attributed score at the input is the rule's own option score."""
+    variant = tiny_predictor.variants["cond_gen"]
+    original = variant.config
+    variant.config = replace(original, head=replace(original.head, cond_gen_scoring=rule))
+    try:
+        predictions = tiny_predictor.predict_batch(images, QUESTIONS, OPTIONS, ["cond_gen"])
+        attributions = attribute(tiny_predictor, images, QUESTIONS, OPTIONS, "cond_gen", n_steps=2)
+    finally:
+        variant.config = original
+    for prediction, result in zip(predictions, attributions):
+        p = prediction["cond_gen"]
+        assert p.option_scores[p.choice] == p.cond_gen.score(rule)[p.choice]
+        assert result.score == pytest.approx(float(p.option_scores[p.choice]), abs=1e-4)
+        assert result.score_rule == rule
+    # per character: the summed log-likelihood over the option text's length
+    chars = np.array([len(text) for text in OPTIONS[len(images) - 1]])
+    np.testing.assert_allclose(p.cond_gen.loglik_sum / chars, p.cond_gen.loglik_char, rtol=1e-6)
