@@ -98,14 +98,15 @@ def cond_gen_markdown(options: list[str], predictions: dict[str, VariantPredicti
             f"**{option_label(cosine_choice, options[cosine_choice], 40)}** · "
             f"decided by `{details.scoring}`: **{option_label(p.choice, options[p.choice], 40)}**",
             "",
-            "| option | cosine | log-lik (mean/token) | log-lik (sum) |",
-            "|---|---:|---:|---:|",
+            "| option | cosine | log-lik (mean/token) | log-lik (sum) | log-lik (per char) |",
+            "|---|---:|---:|---:|---:|",
         ]
         for k, option in enumerate(options):
             mark = " ✔" if k == p.choice else ""
+            per_char = f"{details.loglik_char[k]:.3f}" if details.loglik_char is not None else "–"
             lines.append(
                 f"| {option_label(k, option, 40)}{mark} | {details.cosine[k]:.3f} | "
-                f"{details.loglik_mean[k]:.3f} | {details.loglik_sum[k]:.2f} |"
+                f"{details.loglik_mean[k]:.3f} | {details.loglik_sum[k]:.2f} | {per_char} |"
             )
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
