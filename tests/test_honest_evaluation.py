@@ -23,7 +23,7 @@ from vqa_demo.evaluation.calibration import (
 )
 from vqa_demo.evaluation.position import position_prior, position_reading, pride_metrics
 from vqa_demo.evaluation.runner import evaluate, variant_metrics
-from vqa_demo.evaluation.selection_report import ZERO_SHOT, best_rule, variant_report
+from vqa_demo.evaluation.selection_report import ZERO_SHOT, best_rule, chosen_rule, variant_report
 from vqa_demo.explain.attribution import attribute
 from vqa_demo.predictor import VariantPrediction, softmax_np
 from vqa_demo.ui.tabs.compare_selection import (
@@ -168,6 +168,25 @@ def test_best_rule_takes_the_most_accurate_and_breaks_ties_in_rule_order():
     }
     assert best_rule(accuracy) == "loglik_sum"
     assert best_rule({"loglik_mean": {"accuracy": 0.5}, "loglik_char": {"accuracy": 0.5}}) == "loglik_mean"
+
+
+def rule_records(sum_right: int, mean_right: int, n: int = 60) -> list[dict]:
+    """``n`` records where ``loglik_sum`` picks the gold in the first ``sum_right``, ``loglik_mean`` in the first ``mean_right``."""
+    records = []
+    for i in range(n):
+        right, wrong = [0.0, -1.0], [-1.0, 0.0]
+        stored = {
+            "loglik_sum": right if i < sum_right else wrong,
+            "loglik_mean": right if i < mean_right else wrong,
+        }
+        records.append({"gold": 0, "options": ["a", "b"], "variants": {"cond_gen": stored}})
+    return records
+
+
+def test_another_rule_replaces_the_default_only_when_mcnemar_calls_it_better():
+    assert chosen_rule(rule_records(50, 30), "cond_gen", "loglik_mean") == "loglik_sum"  # 20 vs 0 discordant
+    assert chosen_rule(rule_records(33, 30), "cond_gen", "loglik_mean") == "loglik_mean"  # 3 vs 0: noise
+    assert chosen_rule(rule_records(30, 50), "cond_gen", "loglik_mean") == "loglik_mean"
 
 
 def test_carved_selection_is_seeded_disjoint_and_in_file_order(tmp_path):

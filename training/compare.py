@@ -24,8 +24,9 @@ Output (``--out``)::
 Every ``best/`` is chosen on the selection split (:mod:`training.selection`), never on the held-out
 split. ``zero_shot`` is the base with no adapter, scored by COND_GEN likelihood under the same prompt:
 the baseline every trained variant is McNemar-tested against. COND_GEN's decision rule (and
-zero-shot's) is the one with the best selection-split accuracy unless ``--cond-gen-scoring`` names one;
-the chosen rule is written into the checkpoint's run config, so the app decides the same way.
+zero-shot's) stays the one it trained with unless the selection split calls another more accurate
+(exact McNemar, p < 0.05) or ``--cond-gen-scoring`` names one; the rule is written into the
+checkpoint's run config, so the app decides the same way.
 
 A variant the base's family cannot run (COND_GEN on ViLT) is listed under ``not_applicable`` with
 the reason; a family's zero-training baselines (ViLT's own answer classifier) are evaluated with
@@ -49,7 +50,7 @@ from vqa_demo.config import VARIANTS, HeadConfig, resolve_backbone_source
 from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.splits import load_split
 from vqa_demo.evaluation.runner import EvaluationResult, evaluate, summarize, write_evaluation
-from vqa_demo.evaluation.selection_report import ZERO_SHOT, ZERO_SHOT_TRAINING, best_rule, variant_report
+from vqa_demo.evaluation.selection_report import ZERO_SHOT, ZERO_SHOT_TRAINING, chosen_rule, variant_report
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.loading import load_predictor
 from vqa_demo.model.family import BackboneFamily, family_for, tiny_family
@@ -93,15 +94,17 @@ def zero_shot_variant(family: BackboneFamily, cfg: TrainConfig) -> tuple[Variant
 
 
 def choose_rules(predictor: Predictor, chosen: EvaluationResult, out: Path, fixed: str | None) -> list[str]:
-    """Set each COND_GEN variant's decision rule: ``fixed`` (``--cond-gen-scoring``) or the one with the
-    best selection-split accuracy; a trained variant's ``best/run_config.json`` is rewritten to match.
-    Returns the variants whose rule changed (their selection records were made with the old one)."""
+    """Set each COND_GEN variant's decision rule: ``fixed`` (``--cond-gen-scoring``), else its trained
+    rule unless the selection split calls another one better
+    (:func:`~vqa_demo.evaluation.selection_report.chosen_rule`); a trained variant's
+    ``best/run_config.json`` is rewritten to match. Returns the variants whose rule changed (their
+    selection records were made with the old one)."""
     changed = []
     for name, metrics in chosen.metrics["variants"].items():
         if "scoring_accuracy" not in metrics:
             continue
-        rule = fixed or best_rule(metrics["scoring_accuracy"])
         variant = predictor.variants[name]
+        rule = fixed or chosen_rule(chosen.records, name, variant.config.head.cond_gen_scoring)
         if rule == variant.config.head.cond_gen_scoring:
             continue
         variant.config = replace(variant.config, head=replace(variant.config.head, cond_gen_scoring=rule))

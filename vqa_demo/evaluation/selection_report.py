@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from vqa_demo.config import COND_GEN_SCORINGS
+from vqa_demo.evaluation import metrics as M
 from vqa_demo.evaluation.calibration import calibration_report
 from vqa_demo.evaluation.position import PRIDE_RULE, position_prior, position_reading, pride_metrics
 
@@ -18,6 +21,7 @@ ZERO_SHOT = "zero_shot"
 ZERO_SHOT_TRAINING = (
     "none: the base model with no adapter, scored by COND_GEN likelihood under the same prompt"
 )
+RULE_ALPHA = 0.05  # another decision rule replaces the default only when McNemar calls it better
 CIRCULAR_KEYS = ("circular_accuracy", "circular", "mean_consistency", "per_rotation_accuracy")
 
 
@@ -26,6 +30,29 @@ def best_rule(scoring_accuracy: dict[str, dict]) -> str:
     :data:`~vqa_demo.config.COND_GEN_SCORINGS` order)."""
     ranked = [rule for rule in COND_GEN_SCORINGS if rule in scoring_accuracy]
     return max(ranked, key=lambda rule: (scoring_accuracy[rule]["accuracy"], -ranked.index(rule)))
+
+
+def rule_correct(records: list[dict], name: str, rule: str) -> list[bool]:
+    """Per labeled record, whether the argmax of ``rule``'s scores is the gold option."""
+    rows = [r for r in records if r["gold"] is not None and rule in r["variants"].get(name, {})]
+    return [int(np.argmax(r["variants"][name][rule])) == r["gold"] for r in rows]
+
+
+def chosen_rule(records: list[dict], name: str, default: str) -> str:
+    """The decision rule a comparison uses: ``default`` unless another rule is more accurate on the
+    selection split ``records`` and an exact McNemar test against ``default`` calls the difference
+    (p < 0.05; the most accurate such rule). A bare maximum would follow noise: on 300 questions
+    the rules often differ by a point or two."""
+    base = rule_correct(records, name, default)
+    best, best_accuracy = default, float(np.mean(base)) if base else 0.0
+    for rule in COND_GEN_SCORINGS:
+        correct = rule_correct(records, name, rule)
+        if rule == default or len(correct) != len(base) or not correct:
+            continue
+        accuracy = float(np.mean(correct))
+        if accuracy > best_accuracy and M.mcnemar_exact(correct, base)["p_value"] < RULE_ALPHA:
+            best, best_accuracy = rule, accuracy
+    return best
 
 
 def decision_rules(selection: dict, held_out: dict, used: str | None) -> dict[str, Any]:
