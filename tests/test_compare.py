@@ -13,6 +13,7 @@ from training.train import smoke_data
 from vqa_demo.config import VARIANTS
 from vqa_demo.data.splits import load_split
 from vqa_demo.evaluation.runner import questions_fingerprint, read_predictions
+from vqa_demo.evaluation.selection_report import ZERO_SHOT
 from vqa_demo.loading import load_predictor
 from vqa_demo.model.backbone import build_tiny_backbone, save_backbone
 
@@ -28,7 +29,8 @@ def test_compare_smoke_writes_comparison_and_ships_as_assets(tmp_path):
     comparison = main(cfg)
     on_disk = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert on_disk == json.loads(json.dumps(comparison))
-    assert sorted(comparison["variants"]) == sorted(VARIANTS)
+    assert sorted(comparison["variants"]) == sorted([*VARIANTS, ZERO_SHOT])
+    selection = json.loads((tmp_path / "cmp" / "evaluation_selection" / "metrics.json").read_text())
     for name, entry in comparison["variants"].items():
         assert (
             0.0
@@ -38,13 +40,32 @@ def test_compare_smoke_writes_comparison_and_ships_as_assets(tmp_path):
             <= 1.0
         )
         assert entry["by_family"], name
+        assert entry["position_reading"] and entry["calibration"]["served"]["ece_after"] >= 0
+        if name == ZERO_SHOT:
+            continue  # no training: no curve, no checkpoint
         assert [r["step"] for r in entry["curve"] if "accuracy" in r] == [4, 8]
-        # The joint evaluation of the best checkpoint reproduces the accuracy logged during training.
+        # The selection-split evaluation of the best checkpoint reproduces the accuracy logged during
+        # training (for COND_GEN under the rule it trained with; compare may then pick another).
         logged = json.loads((tmp_path / "cmp" / name / "best" / "run_config.json").read_text())["metrics"]
-        assert entry["accuracy"] == logged["val_accuracy"]
+        chosen = selection["variants"][name]
+        again = chosen["scoring_accuracy"]["loglik_mean"] if "decision_rules" in entry else chosen["accuracy"]
+        assert entry["selection_accuracy"] == chosen["accuracy"] and again == logged["selection_accuracy"]
+        assert "val_accuracy" not in logged
     records = read_predictions(tmp_path / "cmp" / "evaluation" / "predictions.jsonl")
     assert len(records) == comparison["n"] == 16
-    assert all(sorted(r["variants"]) == sorted(VARIANTS) for r in records)
+    assert all(sorted(r["variants"]) == sorted([*VARIANTS, ZERO_SHOT]) for r in records)
+    # best/ was chosen on questions carved from train, never on the 16 reported ones
+    assert comparison["split"] == "validation"
+    assert comparison["selection_split"] == {"source": "carved from train", "n": 6, "seed": 0}
+    carved = json.loads((tmp_path / "cmp" / "cond_gen" / "selection.json").read_text())["ids"]
+    assert len(carved) == 6 and not set(carved) & {r["id"] for r in records}
+    assert comparison["variants"][ZERO_SHOT]["training"].startswith("none: the base model with no adapter")
+    assert {f"{name} vs {ZERO_SHOT}" for name in VARIANTS} <= set(comparison["mcnemar"])
+    rules = comparison["variants"]["cond_gen"]["decision_rules"]
+    assert set(rules["rules"]) == {"loglik_mean", "loglik_sum", "loglik_char", "cosine"}
+    served = json.loads((tmp_path / "cmp" / "cond_gen" / "best" / "run_config.json").read_text())["head"]
+    # six selection questions cannot call another rule better, so the trained rule stays
+    assert served["cond_gen_scoring"] == rules["used"] == "loglik_mean"
     assert set(comparison["mcnemar"]) and comparison["agreement"]["variants"]
     # what the Compare tab needs to set this run beside runs on other backbones
     assert comparison["backbone"] == {"source": str(base), "family": "paligemma", "model": "PaliGemma 2"}

@@ -162,12 +162,14 @@ def test_two_processes_train_and_evaluate_like_one_with_twice_the_batch(tmp_path
     common = dict(
         variant="swag", pooling="attentive", base="tiny", data=str(data), smoke=True, max_train=13,
         lora_dropout=0.0, threads=1, log_examples=True, eval_batch_size=5, report_to="tensorboard",
+        selection_split=str(data / "validation"),
     )  # fmt: skip
     main(TrainConfig(out=str(runs / "one"), batch_size=4, **common))
     train_argv = [
         "--variant", "swag", "--pooling", "attentive", "--base", "tiny", "--data", str(data), "--smoke",
         "--max-train", "13", "--lora-dropout", "0", "--threads", "1", "--log-examples",
         "--eval-batch-size", "5", "--report-to", "tensorboard", "--batch-size", "2", "--out", str(runs / "two"),
+        "--selection-split", str(data / "validation"),
     ]  # fmt: skip
     eval_argv = [
         "--checkpoints", str(runs / "two" / "best"), "--data", str(data / "validation"),
@@ -197,8 +199,8 @@ def test_two_processes_train_and_evaluate_like_one_with_twice_the_batch(tmp_path
     assert head_one.keys() == head_two.keys()
     for key in head_one:
         torch.testing.assert_close(head_two[key], head_one[key], rtol=0, atol=1e-5)
-    best_one = read_predictions(runs / "one" / "best_validation" / "predictions.jsonl")
-    best_two = read_predictions(runs / "two" / "best_validation" / "predictions.jsonl")
+    best_one = read_predictions(runs / "one" / "best_selection" / "predictions.jsonl")
+    best_two = read_predictions(runs / "two" / "best_selection" / "predictions.jsonl")
     assert [r["index"] for r in best_two] == list(range(16))
     for a, b in zip(best_one, best_two):
         (va,), (vb,) = a["variants"].values(), b["variants"].values()

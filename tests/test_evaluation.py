@@ -83,7 +83,7 @@ def test_tiny_model_evaluation_files_round_trip(tmp_path):
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert set(metrics["variants"]) == set(predictor.variants)
     cg = metrics["variants"]["cond_gen"]
-    assert set(cg["scoring_accuracy"]) == {"loglik_mean", "loglik_sum", "cosine"}
+    assert set(cg["scoring_accuracy"]) == {"loglik_mean", "loglik_sum", "loglik_char", "cosine"}
     assert {"exact_match", "token_f1", "rouge_l"} <= set(cg["text_metrics"])
     # Records agree with a direct predict call on the same item: one code path.
     direct = predictor.predict(split[2].load_image(), split[2].question, list(split[2].options))

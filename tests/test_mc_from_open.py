@@ -240,10 +240,10 @@ def test_converted_splits_train_and_evaluate_with_open_answer_metrics(tmp_path):
         source = make_open_split(tmp_path / f"open-{name}", varied_pairs(32, seed=seed))
         run_cli(source, data / name, "--seed", "0")
     cfg = train_module.TrainConfig(variant="cond_gen", base="tiny", out=str(tmp_path / "run"), data=str(data))
-    cfg.smoke, cfg.threads = True, 1
+    cfg.smoke, cfg.threads, cfg.selection_split = True, 1, str(data / "validation")
     result = train_module.main(cfg)
     assert 0.0 <= result["best_accuracy"] <= 1.0
-    metrics = json.loads((tmp_path / "run" / "best_validation" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "run" / "best_selection" / "metrics.json").read_text())
     variant = metrics["variants"]["cond_gen"]
     assert set(variant["by_metadata"]["answer_type"]) <= {"number", "colour", "other"}
     open_metrics = variant["open_answer_metrics"]

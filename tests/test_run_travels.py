@@ -92,7 +92,7 @@ def test_package_names_hub_ids_and_tiny_resolve_without_files(tmp_path):
 def test_compare_runs_accepts_a_run_folder_and_its_best_dir(tmp_path):
     run = tmp_path / "swag-run"
     write_config(run / "best", "tiny")
-    (run / "best_validation").mkdir()
+    (run / "evaluation").mkdir()
     metrics = {
         "split": "validation",
         "n": 4,
@@ -100,7 +100,9 @@ def test_compare_runs_accepts_a_run_folder_and_its_best_dir(tmp_path):
             "swag-attentive": {"n": 4, "accuracy": {"accuracy": 0.5, "low": 0.1, "high": 0.9, "n": 4}}
         },
     }
-    (run / "best_validation" / "metrics.json").write_text(json.dumps(metrics))
+    (run / "evaluation" / "metrics.json").write_text(json.dumps(metrics))
+    (run / "best_selection").mkdir()  # the split that chose best/: never read as the run's figures
+    (run / "best_selection" / "metrics.json").write_text(json.dumps({**metrics, "n": 99}))
     for path in (run, run / "best"):
         loaded = load_run(path)
         assert loaded.name == "swag-run" and loaded.accuracy("swag-attentive")["accuracy"] == 0.5
@@ -121,12 +123,12 @@ def test_the_app_serves_the_checkpoints_own_run_folder(tmp_path):
     assert all(served_run_folder(shape) == compare.resolve() for shape in every_shape)
     single = tmp_path / "single"
     write_config(single / "best", "tiny")
-    (single / "best_validation").mkdir()
-    (single / "best_validation" / "metrics.json").write_text("{}")
+    (single / "evaluation").mkdir()
+    (single / "evaluation" / "metrics.json").write_text("{}")
     config = AppConfig(checkpoints=[single / "best"])
     assert (
         config.assets == single.resolve()
-        and config.comparison_file == single.resolve() / "best_validation" / "metrics.json"
+        and config.comparison_file == single.resolve() / "evaluation" / "metrics.json"
     )
     assert served_run_folder([compare / "cond_gen" / "best", single]) is None  # two runs: none of them
     assert AppConfig(assets=tmp_path, checkpoints=[compare]).assets == tmp_path.resolve()  # --assets wins

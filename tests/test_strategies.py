@@ -120,8 +120,9 @@ def test_integrated_gradients_class_takes_a_target(tiny_predictor, images):
         forward = ScoreForward(tiny_predictor, chosen, QUESTIONS[:1], OPTIONS[:1])
         method = PixelTokenIntegratedGradients(forward, n_steps=32)
         maps = method.attribute(tiny_predictor.pixel_values(images[:1]).float(), target=[target])
+    # the score of the variant's decision rule (the default: per answer token)
     assert maps.scores[0] == pytest.approx(
-        float(prediction["cond_gen"].cond_gen.loglik_sum[target]), abs=1e-4
+        float(prediction["cond_gen"].cond_gen.loglik_mean[target]), abs=1e-4
     )
     total = float(maps.pixel_maps.sum() + (maps.token_maps * ~maps.rows.image_mask).sum())
     change = maps.scores[0] - maps.baseline_scores[0]
@@ -203,6 +204,7 @@ def test_real_predictions_keep_the_layout(tiny_predictor, images):
                 "loglik_sum",
                 "loglik_mean",
                 "scoring",
+                "loglik_char",
             ]
         elif name.endswith("attentive"):
             assert extras == ["attention"]

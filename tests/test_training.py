@@ -101,8 +101,18 @@ def test_resume_finishes_like_an_uninterrupted_run(tmp_path, data_dir):
 @pytest.mark.slow
 def test_training_time_validation_equals_cli_evaluation_for_all_five_variants(tmp_path, data_dir):
     """One evaluation path: every example's choice and scores, not just the accuracy."""
+    selection = str(data_dir / "validation")  # an explicit selection split, evaluated again below
     for name, (head, pooling) in VARIANTS.items():
-        main(smoke_config(tmp_path / name, data_dir, variant=head, pooling=pooling, max_steps=4))
+        main(
+            smoke_config(
+                tmp_path / name,
+                data_dir,
+                variant=head,
+                pooling=pooling,
+                max_steps=4,
+                selection_split=selection,
+            )
+        )
     metrics = evaluate_main(
         evaluate_args(
             ["--checkpoints", *(str(tmp_path / name / "best") for name in VARIANTS)]
@@ -113,13 +123,20 @@ def test_training_time_validation_equals_cli_evaluation_for_all_five_variants(tm
     assert len(cli) == len(load_split(data_dir / "validation"))
     for name in VARIANTS:
         logged = json.loads((tmp_path / name / "best" / "run_config.json").read_text())["metrics"]
-        assert metrics["variants"][name]["accuracy"] == logged["val_accuracy"]
-        during_training = read_predictions(tmp_path / name / "best_validation" / "predictions.jsonl")
+        assert metrics["variants"][name]["accuracy"] == logged["selection_accuracy"]
+        during_training = read_predictions(tmp_path / name / "best_selection" / "predictions.jsonl")
         assert [r["id"] for r in during_training] == [r["id"] for r in cli]
         for trained, evaluated in zip(during_training, cli):
             a, b = trained["variants"][name], evaluated["variants"][name]
             assert a["choice"] == b["choice"], (name, trained["id"])
-            for key in ("option_scores", "probabilities", "loglik_mean", "loglik_sum", "cosine"):
+            for key in (
+                "option_scores",
+                "probabilities",
+                "loglik_mean",
+                "loglik_sum",
+                "loglik_char",
+                "cosine",
+            ):
                 if key in a:
                     torch.testing.assert_close(torch.tensor(b[key]), torch.tensor(a[key]), rtol=0, atol=1e-5)
             assert a.get("generated_text") == b.get("generated_text")

@@ -14,7 +14,7 @@ import vqa_demo
 PACKAGE = Path(vqa_demo.__file__).resolve().parent
 TABS = {
     "ask": {"ask", "ask_arguments", "variant_ticks", "option_buttons", "explain"},
-    "compare": {"compare", "compare_backbones"},
+    "compare": {"compare", "compare_backbones", "compare_selection"},
     "errors": {"errors", "error_browser", "error_live", "error_explain", "error_data"},
 }
 TAB_PACKAGE = "vqa_demo.ui.tabs"

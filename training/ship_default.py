@@ -87,8 +87,11 @@ def point_at_shipped_base(checkpoint: Path) -> None:
 
 
 def ship_variants(compare: Path, assets: Path, comparison: dict) -> None:
-    """Copy each variant's best checkpoint and training curve; ``comparison`` is updated to point at them."""
-    for name in comparison["variants"]:
+    """Copy each variant's best checkpoint and training curve; ``comparison`` is updated to point at them.
+    Zero-training rows (``zero_shot``, a family's own baseline) have no checkpoint to copy."""
+    for name, entry in comparison["variants"].items():
+        if not entry.get("checkpoint"):
+            continue
         target = assets / "checkpoints" / name
         copy_tree(compare / name / "best", target)
         shutil.copy(compare / name / "metrics.jsonl", target / "metrics.jsonl")

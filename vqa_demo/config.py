@@ -17,7 +17,17 @@ HEAD_NAMES = ("cond_gen", "multi_class", "swag")
 POOLING_NAMES = ("last_token", "attentive")
 PROMPT_STYLES = ("default", "choose_from")
 QUANTIZATIONS = (None, "4bit", "8bit")
-COND_GEN_SCORINGS = ("loglik_mean", "loglik_sum", "cosine")
+# COND_GEN's decision rules: the summed log-likelihood (lm-eval's ``acc``), per answer token, per
+# character of the option text (lm-eval's ``acc_norm``), and the cosine of the generated text.
+COND_GEN_SCORINGS = ("loglik_mean", "loglik_sum", "loglik_char", "cosine")
+# Cosine similarities live in [-1, 1]; this temperature spreads them into usable score shares.
+COSINE_TEMPERATURE = 0.05
+COND_GEN_SCORING_WORDS = {
+    "loglik_mean": "log-likelihood per answer token",
+    "loglik_sum": "summed log-likelihood",
+    "loglik_char": "log-likelihood per character",
+    "cosine": "cosine of the generated text",
+}
 MIN_OPTIONS, MAX_OPTIONS = 2, 8  # the K any variant may be asked with
 # An option's letter by 0-based position: prompts, the form's "Option B", reports by gold position.
 OPTION_LETTERS = "ABCDEFGH"

@@ -15,7 +15,9 @@ import numpy as np
 @dataclass
 class CondGenDetails:
     """COND_GEN's generated text and its per-option scores ``float[K]``; ``scoring`` names the one
-    that decided the choice, ``cosine_choice`` is the option nearest the generated text."""
+    that decided the choice, ``cosine_choice`` is the option nearest the generated text.
+    ``loglik_char`` (the summed log-likelihood per character of the option text) is None in records
+    written before it existed."""
 
     generated_text: str
     cosine: np.ndarray
@@ -23,9 +25,10 @@ class CondGenDetails:
     loglik_sum: np.ndarray
     loglik_mean: np.ndarray
     scoring: str
+    loglik_char: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        details = {
             "generated_text": self.generated_text,
             "cosine": self.cosine,
             "cosine_choice": self.cosine_choice,
@@ -33,6 +36,13 @@ class CondGenDetails:
             "loglik_mean": self.loglik_mean,
             "scoring": self.scoring,
         }
+        if self.loglik_char is not None:
+            details["loglik_char"] = self.loglik_char
+        return details
+
+    def score(self, rule: str) -> np.ndarray | None:
+        """The per-option scores ``float[K]`` of decision rule ``rule`` (None where not recorded)."""
+        return getattr(self, rule, None)
 
 
 @dataclass

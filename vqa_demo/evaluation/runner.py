@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from vqa_demo.config import COND_GEN_SCORINGS
 from vqa_demo.data.jsonl import read_jsonl, write_jsonl
 from vqa_demo.data.splits import MCSplit
 from vqa_demo.data.writers import write_submission
@@ -44,7 +45,7 @@ from vqa_demo.evaluation.text_metrics import no_match_rate, open_answer_metrics,
 from vqa_demo.prediction import plain
 from vqa_demo.predictor import Predictor
 
-COND_GEN_SCORES = ("loglik_mean", "loglik_sum", "cosine")
+COND_GEN_SCORES = COND_GEN_SCORINGS
 
 
 @dataclass
@@ -69,15 +70,14 @@ def _variant_record(prediction, gold: int | None) -> dict[str, Any]:
     details = prediction.cond_gen
     if details is not None:
         record["generated_text"] = details.generated_text
-        record.update(
-            plain(
-                {
-                    "cosine": details.cosine,
-                    "loglik_mean": details.loglik_mean,
-                    "loglik_sum": details.loglik_sum,
-                }
-            )
-        )
+        scores = {
+            "cosine": details.cosine,
+            "loglik_mean": details.loglik_mean,
+            "loglik_sum": details.loglik_sum,
+        }
+        if details.loglik_char is not None:
+            scores["loglik_char"] = details.loglik_char
+        record.update(plain(scores))
     return record
 
 
@@ -133,7 +133,9 @@ def add_circular_choices(
     """Re-score the examples of ``records`` under each option rotation; store choices mapped back to
     original order. ``records`` cover whole batches of ``batch_size`` (all of them, or one shard's).
 
-    ``circular_choices[r]`` is the original index chosen when option i was shown at (i + r) % K.
+    ``circular_choices[r]`` is the original index chosen when option i was shown at (i + r) % K;
+    ``circular_probabilities[r]`` (``float[K]``) are that rotation's probabilities in the original
+    option order (what a position prior is estimated from, :mod:`vqa_demo.evaluation.position`).
     """
     by_index = {record["index"]: record for record in records}
     for start in sorted({index - index % batch_size for index in by_index}):
@@ -141,6 +143,7 @@ def add_circular_choices(
         images = [ex.load_image() for ex in chunk]
         num_options = max(ex.num_options for ex in chunk)
         choices: dict[str, list[list[int]]] = {n: [[] for _ in chunk] for n in variants}
+        shares: dict[str, list[list[list[float]]]] = {n: [[] for _ in chunk] for n in variants}
         for shift in range(num_options):
             rotated = [M.rotate_options(list(ex.options), shift % ex.num_options)[0] for ex in chunk]
             results = predictor.predict_batch(images, [ex.question for ex in chunk], rotated, variants)
@@ -150,9 +153,15 @@ def add_circular_choices(
                     choices[name][i].append(
                         int(M.original_index(choice, shift % example.num_options, example.num_options))
                     )
+                    _, shown_at = M.rotate_options(list(example.options), shift % example.num_options)
+                    original = np.zeros(example.num_options)
+                    original[shown_at] = result[name].probabilities
+                    shares[name][i].append(original.tolist())
         for i in range(len(chunk)):
             for name in variants:
-                by_index[start + i]["variants"][name]["circular_choices"] = choices[name][i]
+                stored = by_index[start + i]["variants"][name]
+                stored["circular_choices"] = choices[name][i]
+                stored["circular_probabilities"] = shares[name][i]
 
 
 def variant_metrics(records: list[dict[str, Any]], name: str, circular: bool = False) -> dict[str, Any]:
@@ -194,6 +203,7 @@ def variant_metrics(records: list[dict[str, Any]], name: str, circular: bool = F
         out["scoring_accuracy"] = {
             key: M.accuracy_ci(np.array([int(np.argmax(r["variants"][name][key])) for r in rows]) == gold)
             for key in COND_GEN_SCORES
+            if key in first  # records written before loglik_char existed lack it
         }
     if circular and "circular_choices" in first:
         rotated = np.array([r["variants"][name]["circular_choices"] for r in rows])

@@ -30,9 +30,10 @@ from vqa_demo.evaluation.metrics import mcnemar_exact
 from vqa_demo.evaluation.runner import example_key, questions_fingerprint
 from vqa_demo.model.family import family_by_model_type, load_families, tiny_family
 
-# best_validation/: a training.train run folder (one variant), the evaluation that made best/ best
-SUMMARY_FILES = ("comparison.json", "metrics.json", "evaluation/metrics.json", "best_validation/metrics.json")
-PREDICTION_FILES = ("evaluation/predictions.jsonl", "predictions.jsonl", "best_validation/predictions.jsonl")
+# evaluation/: a training.train run folder evaluated with `vqa_demo.evaluate --out <run>/evaluation`.
+# Its best_selection/ is not read: that split chose best/, so its figures are not held out.
+SUMMARY_FILES = ("comparison.json", "metrics.json", "evaluation/metrics.json")
+PREDICTION_FILES = ("evaluation/predictions.jsonl", "predictions.jsonl")
 MAX_SUMMARY_BYTES = 32 * 1024 * 1024
 MAX_PREDICTION_BYTES = 512 * 1024 * 1024
 UNKNOWN_MODEL = "unknown backbone"

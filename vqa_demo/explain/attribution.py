@@ -5,8 +5,9 @@ The API has captum's shape: ``Method(forward).attribute(pixel_values, target=tar
 one score per example) and a method from :data:`ATTRIBUTION_METHODS`, the names the UI offers;
 :func:`attribute` is the one-call convenience. The score is the variant strategy's
 :meth:`~vqa_demo.model.head_strategy.HeadStrategy.target_score`: the classifier's logit for the target
-option, or for COND_GEN the target option's summed log-likelihood from one teacher-forced pass (the
-same number as ``cond_gen.loglik_sum``). The vision tower is frozen but differentiable, so pixel
+option, or for COND_GEN the score of the target option under the variant's decision rule (its summed
+log-likelihood from one teacher-forced pass, per token or per character as the rule says: the number
+that made the decision). The vision tower is frozen but differentiable, so pixel
 gradients flow through it.
 
 Only the target's own prompt row is run: a SWAG option's score depends on its row alone, so the
@@ -39,7 +40,8 @@ class Attribution:
     attribution summed over the embedding (integrated gradients) or the gradient's L2 norm
     (saliency). ``score``: the forward value at the input; ``convergence_delta``: integrated
     gradients' completeness error (attributions' sum minus ``score - baseline_score``).
-    ``log_likelihood``: the score is the target option's summed log-likelihood (COND_GEN); its
+    ``log_likelihood``: the score is the target option's log-likelihood (COND_GEN, under the decision
+    rule ``score_rule``: summed, per token or per character); its
     answer tokens are among ``tokens`` (from ``suffix_start``) unless the family's answer decoder
     reads them apart from the prompt (BLIP: then ``suffix_start`` is None).
     """
@@ -57,6 +59,7 @@ class Attribution:
     baseline_score: float | None = None
     n_steps: int | None = None
     log_likelihood: bool = False
+    score_rule: str | None = None  # COND_GEN: the decision rule whose score is attributed
 
     @property
     def relative_error(self) -> float | None:
@@ -320,10 +323,14 @@ def attribute(
         explainer = ATTRIBUTION_METHODS[method](forward, n_steps, internal_batch_size, on_progress)
         maps = explainer.attribute(predictor.pixel_values(images).float(), target=targets)
     seconds = (time.perf_counter() - started) / len(images)
-    return [
+    results = [
         attribution_of(maps, b, variant, method, seconds, predictor.backbone.tokenizer)
         for b in range(len(images))
     ]
+    if chosen.strategy.generates_text:
+        for result in results:
+            result.score_rule = chosen.config.head.cond_gen_scoring
+    return results
 
 
 def attribution_of(

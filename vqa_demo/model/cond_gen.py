@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from vqa_demo.config import HeadConfig
+from vqa_demo.config import COSINE_TEMPERATURE, HeadConfig
 from vqa_demo.model.encoding import EncodedRows, RowEncoder
 from vqa_demo.model.family import family_for
 from vqa_demo.model.forward import lm_logits, prefix_forward
@@ -37,9 +37,6 @@ from vqa_demo.model.head_strategy import HeadScores, HeadStrategy
 from vqa_demo.model.prompts import PromptRow, cleaned, options_row
 from vqa_demo.model.scoring import option_grid
 from vqa_demo.prediction import CondGenDetails
-
-# Cosine similarities live in [-1, 1]; a temperature spreads them into usable probabilities.
-COSINE_TEMPERATURE = 0.05
 
 
 @dataclass
@@ -162,6 +159,15 @@ def greedy_generate(
     return generated
 
 
+def option_characters(options: list[list[str]], width: int) -> np.ndarray:
+    """Characters of each option's text ``float[B, width]`` (at least 1; padded slots 1): lm-eval's
+    ``acc_norm`` divides the summed log-likelihood by this count (characters, not bytes)."""
+    counts = np.ones((len(options), width))
+    for b, opts in enumerate(options):
+        counts[b, : len(opts)] = [max(len(text), 1) for text in opts]
+    return counts
+
+
 def answer_scores(ctx, rows: EncodedRows, features: torch.Tensor, options: list[list[str]]):
     """``(loglik_sum float[B, K], loglik_mean float[B, K], generated ids per example)`` for the
     suffix-free prompt rows of B examples: through the family's own
@@ -202,6 +208,7 @@ class CondGenStrategy(HeadStrategy):
             "loglik_sum": loglik_sum.cpu().numpy(),
             "cosine": cosine,
         }
+        by_scoring["loglik_char"] = by_scoring["loglik_sum"] / option_characters(options, cosine.shape[1])
         details = [
             CondGenDetails(
                 generated_text=generated[b],
@@ -210,6 +217,7 @@ class CondGenStrategy(HeadStrategy):
                 loglik_sum=by_scoring["loglik_sum"][b, : len(opts)],
                 loglik_mean=by_scoring["loglik_mean"][b, : len(opts)],
                 scoring=cfg.cond_gen_scoring,
+                loglik_char=by_scoring["loglik_char"][b, : len(opts)],
             )
             for b, opts in enumerate(options)
         ]
@@ -253,10 +261,32 @@ class CondGenStrategy(HeadStrategy):
         return self.prompt_rows(question, options, style, answer_index=target)[0]
 
     def target_score(self, ctx, hidden, attention_mask, labels, targets, num_options) -> torch.Tensor:
-        """Summed log-probabilities of the suffix tokens (the target option and ``<eos>``): the same
-        number as the cached :func:`option_loglik`'s sum (a family's own scorer computes it its way)."""
+        """The score the decision rule (``cond_gen_scoring``) ranks the target option by, ``float[N]``:
+        the summed log-probabilities of its suffix tokens (the option and ``<eos>``, the same number
+        as the cached :func:`option_loglik`'s sum; a family's own scorer computes it its way), divided
+        per :meth:`rule_divisor`. The cosine rule scores generated text, which has no gradient to
+        attribute: its attribution is of the summed log-likelihood."""
         scorer = ctx.family.answer_scorer
         if scorer is not None:
-            return scorer.target_score(ctx, hidden, attention_mask, labels)
-        gold = labels[:, 1:]
-        return token_logprob_sum(lm_logits(ctx.core, hidden[:, :-1]), gold.clamp(min=0), gold != -100)
+            total = scorer.target_score(ctx, hidden, attention_mask, labels)
+        else:
+            gold = labels[:, 1:]
+            total = token_logprob_sum(lm_logits(ctx.core, hidden[:, :-1]), gold.clamp(min=0), gold != -100)
+        return total / self.rule_divisor(ctx, labels).to(total)
+
+    def rule_divisor(self, ctx, labels: torch.Tensor) -> torch.Tensor:
+        """``float[N]`` turning a summed log-likelihood into the decision rule's score: the scored
+        tokens for ``loglik_mean`` (every labeled position after the first, as in scoring), the
+        characters of the decoded option for ``loglik_char``, else 1. ``labels long[N, T]``."""
+        rule = ctx.head_config.cond_gen_scoring
+        scored = labels[:, 1:] != -100
+        if rule == "loglik_mean":
+            return scored.sum(dim=1).float()
+        if rule == "loglik_char":
+            tokenizer = ctx.encoder.tokenizer
+            texts = [
+                tokenizer.decode(row[keep].tolist(), skip_special_tokens=True)
+                for row, keep in zip(labels[:, 1:], scored)
+            ]
+            return torch.tensor([max(len(text.strip()), 1) for text in texts], dtype=torch.float32)
+        return torch.ones(labels.shape[0])

@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from vqa_demo.config import COND_GEN_SCORING_WORDS
 from vqa_demo.explain.attribution import METHODS
 from vqa_demo.explain.heatmaps import heatmap_overlay
 from vqa_demo.model.family import PatchGrid
@@ -105,7 +106,11 @@ def attribution_view(
     <vqa_demo.model.backbone.Backbone.patch_grid>`); no model call.
     """
     explanation = attribution_explanation(attribution, grid, view)
-    what = "summed log-likelihood" if attribution.log_likelihood else "score"
+    what = "score"
+    if attribution.log_likelihood:
+        rule = attribution.score_rule or "loglik_sum"
+        # the cosine rule's generated text has no gradient: its attribution is the summed log-likelihood
+        what = COND_GEN_SCORING_WORDS["loglik_sum" if rule == "cosine" else rule]
     lines = [
         f"Attribution of **{attribution.variant}**'s {what} for "
         f"**{option_label(attribution.target, result.options[attribution.target], 40)}** "

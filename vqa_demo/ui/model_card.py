@@ -54,6 +54,7 @@ class VariantStanding:
     n: int
     chance: float
     correct: int | None = None
+    reading: str | None = None  # the comparison's position reading ("answers by position: ...")
 
     @property
     def p_value(self) -> float:
@@ -127,6 +128,7 @@ def variant_standings(infos: Sequence[VariantInfo], comparison: Mapping | None) 
             int(accuracy.get("n", 0)),
             1.0 / int(k),
             accuracy.get("correct"),
+            (listed.get(info.name) or {}).get("position_reading"),
         )
     return standings
 
@@ -268,6 +270,8 @@ def card_markdown(card: ModelCard) -> str:
         ]
         for name, s in card.standings.items():
             mark = " · **chance level**" if s.chance_level else ""
+            if s.chance_level and s.reading:
+                mark += f" ({s.reading})"
             rows.append(
                 f"| `{name}` | {s.accuracy:.3f} [{s.low:.3f}, {s.high:.3f}]{mark} | {s.chance:.2f} | "
                 f"{format_p(s.p_value)} |"

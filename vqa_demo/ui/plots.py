@@ -91,7 +91,7 @@ def probabilities_figure(
             cliponaxis=False,
             hovertemplate="%{x}<br>" + name + ": %{y:.3f}<extra></extra>",
         )
-    fig.update_yaxes(range=[0, 1.12], tickformat=".0%", title="probability")
+    fig.update_yaxes(range=[0, 1.12], tickformat=".0%", title="score share")
     fig.update_layout(barmode="group", bargap=0.25)
     fig = _layout(fig, title, height=380)
     # Below the options, so a narrow chart can wrap the legend without covering the bars.

@@ -68,7 +68,9 @@ def _paths(text: str | None) -> list[Path]:
     return [Path(p.strip()) for p in _SPLIT.split(text or "") if p.strip()]
 
 
-EVALUATION_DIRS = ("evaluation", "best_validation")  # training.compare's, then training.train's
+# training.compare's, or `vqa_demo.evaluate --out <run>/evaluation` of a training.train run (whose
+# best_selection/ chose best/, so it is never shown as the run's accuracy)
+EVALUATION_DIRS = ("evaluation",)
 
 
 def _has_evaluation(folder: Path) -> bool:
@@ -80,7 +82,7 @@ def served_run_folder(checkpoints: Sequence[Path]) -> Path | None:
 
     ``runs/compare``, ``runs/compare/<variant>`` and ``runs/compare/*/best`` all give ``runs/compare``
     (its comparison.json); a ``training.train --out`` folder or its ``best/`` gives that folder (its
-    ``best_validation/``); a folder of variant directories gives itself.
+    ``evaluation/``, if evaluated); a folder of variant directories gives itself.
     """
     folders = set()
     for root in checkpoints:
@@ -160,7 +162,7 @@ class AppConfig:
 
     @property
     def evaluation_dir(self) -> Path:
-        """``evaluation/`` (packaged assets, training.compare), else a train run's ``best_validation/``."""
+        """``evaluation/`` (packaged assets, training.compare, or an evaluated training.train run)."""
         found = [self.assets / name for name in EVALUATION_DIRS if (self.assets / name).is_dir()]
         return found[0] if found else self.assets / "evaluation"
 

@@ -50,7 +50,8 @@ from vqa_demo.ui.tabs.variant_ticks import VariantTicks
 
 log = logging.getLogger(__name__)
 
-SUMMARY_COLUMNS = ["variant", "answer", "confidence", "time (ms)", "note"]
+# "score share": the softmax of the decision rule's own scores, not a calibrated probability
+SUMMARY_COLUMNS = ["variant", "answer", "score share", "time (ms)", "note"]
 
 
 # Why an answer was refused, besides the input categories of vqa_demo.inputs and the argument
@@ -101,14 +102,15 @@ def cond_gen_markdown(options: list[str], predictions: dict[str, VariantPredicti
             f"**{option_label(cosine_choice, options[cosine_choice], 40)}** · "
             f"decided by `{details.scoring}`: **{option_label(p.choice, options[p.choice], 40)}**",
             "",
-            "| option | cosine | log-lik (mean/token) | log-lik (sum) |",
-            "|---|---:|---:|---:|",
+            "| option | cosine | log-lik (mean/token) | log-lik (sum) | log-lik (per char) |",
+            "|---|---:|---:|---:|---:|",
         ]
         for k, option in enumerate(options):
             mark = " ✔" if k == p.choice else ""
+            per_char = f"{details.loglik_char[k]:.3f}" if details.loglik_char is not None else "–"
             lines.append(
                 f"| {option_label(k, option, 40)}{mark} | {details.cosine[k]:.3f} | "
-                f"{details.loglik_mean[k]:.3f} | {details.loglik_sum[k]:.2f} |"
+                f"{details.loglik_mean[k]:.3f} | {details.loglik_sum[k]:.2f} | {per_char} |"
             )
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
@@ -404,8 +406,8 @@ def build_ask_outputs(callbacks: AskCallbacks):
     # figure now and a placeholder plot on the page pay both before the first answer.
     probabilities_figure(["A", "B"], {"cond_gen": [0.5, 0.5]}, {"cond_gen": 0})
     ns.chart = gr.Plot(
-        value=empty_figure("Each variant's probability per option appears here.", height=200),
-        label="Probability of each option, per variant (chosen option outlined)",
+        value=empty_figure("Each variant's score share per option appears here.", height=200),
+        label="Score share of each option, per variant (softmax of its scores; chosen option outlined)",
         elem_id="scores-chart",
     )
     ns.cond_gen = gr.Markdown(label="COND_GEN details", elem_classes="cond-gen-box", elem_id="cond-gen")

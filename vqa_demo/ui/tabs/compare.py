@@ -31,6 +31,7 @@ from vqa_demo.ui.plots import (
     split_loss_curves_figure,
 )
 from vqa_demo.ui.tabs.compare_backbones import build_backbones_section
+from vqa_demo.ui.tabs.compare_selection import build_selection_section
 
 MCNEMAR_COLUMNS = [
     "variant A",
@@ -182,6 +183,7 @@ def build_compare_tab(assets: AppAssets) -> dict[str, Any]:
         elem_classes="small-note",
     )
     components["mcnemar"] = gr.Dataframe(table, interactive=False, wrap=True, elem_id="compare-mcnemar")
+    components.update(build_selection_section(assets.comparison, chance))
     names = list(assets.curves)
     components["curves"] = gr.Plot(
         split_loss_curves_figure(assets.curves, [n for n in names if token_level(n)], chance),

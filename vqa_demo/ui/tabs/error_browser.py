@@ -55,7 +55,7 @@ TABLE_COLUMNS = [
     "family",
     "question",
     "gold",
-    "missed by (choice, confidence)",
+    "missed by (choice, score share)",
     "selected agree",
 ]
 TABLE_TYPES = ["markdown", "number", "str", "str", "str", "str", "str"]
@@ -270,7 +270,7 @@ def details_markdown(record: dict, labels: dict[str, str]) -> str:
         pickers = [n for n in stored if stored[n].get("choice") == k]
         mark = " ✓ **gold**" if k == gold else ""
         lines.append(f"- {option_text(options, k)}{mark}" + (f" ← {', '.join(pickers)}" if pickers else ""))
-    lines += ["", "| variant (stored run) | chose | confidence | correct |", "|---|---|---:|:---:|"]
+    lines += ["", "| variant (stored run) | chose | score share | correct |", "|---|---|---:|:---:|"]
     for name in variant_names([record]):
         p = stored[name]
         correct = "✔" if p.get("choice") == gold else "✘"

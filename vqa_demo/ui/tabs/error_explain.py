@@ -64,9 +64,9 @@ def live_run(predictor: Predictor, record: dict[str, Any], image: Image.Image, n
 
 
 def score_line(run: LiveRun, variant: str, option: int) -> str:
-    """What ``variant`` gave ``option`` now: its probability, and COND_GEN's log-likelihoods."""
+    """What ``variant`` gave ``option`` now: its score share, and COND_GEN's log-likelihoods."""
     prediction = run.predictions[variant]
-    line = f"{variant} gives it **{prediction.probabilities[option]:.0%}** (score {prediction.option_scores[option]:.3f})"
+    line = f"{variant} gives it a score share of **{prediction.probabilities[option]:.0%}** (score {prediction.option_scores[option]:.3f})"
     details = prediction.cond_gen
     if details is not None:
         line += (

@@ -34,7 +34,7 @@ def build_filters(browser: ErrorBrowser, initial: tuple) -> SimpleNamespace:
         )
         ns.disagree = gr.Checkbox(label="Only where the selected variants disagree", value=False, scale=2)
     with gr.Row(equal_height=True):
-        ns.low = gr.Slider(0, 1, value=0, step=0.05, label="Wrong answer's confidence from", scale=2)
+        ns.low = gr.Slider(0, 1, value=0, step=0.05, label="Wrong answer's score share from", scale=2)
         ns.high = gr.Slider(0, 1, value=1, step=0.05, label="to", scale=2)
         with gr.Column(scale=2, min_width=240):
             ns.caption = gr.Markdown(initial[4], elem_id="errors-count")
