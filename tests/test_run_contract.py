@@ -179,7 +179,7 @@ def crashing_runs(root: Path) -> dict[str, tuple[Path, str]]:
     case(
         "by-family-list",
         "by_family' must be an object",
-        lambda s: s["variants"]["cond_gen"].update(by_family=[]),
+        lambda s: s["variants"]["cond_gen"].update(by_family=[{"clock": 0.5}]),
     )
 
     def by_metadata_list(s):
@@ -189,7 +189,11 @@ def crashing_runs(root: Path) -> dict[str, tuple[Path, str]]:
 
     case("by-metadata-list", "by_metadata' must be an object", by_metadata_list)
     case("options-int", "line 1 options' must be a list", edit_record=lambda r: r.update(options=4))
-    case("variants-list", "line 1 variants' must be an object", edit_record=lambda r: r.update(variants=[]))
+    case(
+        "variants-list",
+        "line 1 variants' must be an object",
+        edit_record=lambda r: r.update(variants=[{"cond_gen": {}}]),
+    )
     case("n-huge", "'n' must be a whole number", lambda s: s.update(n=10**30))
     return cases
 
