@@ -226,7 +226,7 @@ def test_variants_without_a_well_formed_accuracy_are_left_out_with_a_note(tmp_pa
     (tmp_path / "comparison.json").write_text(json.dumps(summary))
     run = load_run(tmp_path)
     assert list(run.variants) == ["cond_gen"]
-    assert len(run.notes) == 3 and all("left out (no accuracy in comparison.json)" in n for n in run.notes)
+    assert len(run.notes) == 3 and all("left out (comparison.json: 'variants." in n for n in run.notes)
     assert run.model == "LLaVA-1.5 (tiny)" and run.correct == {}
 
 

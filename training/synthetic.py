@@ -38,6 +38,7 @@ from training.synthetic_facts import caption, facts
 from training.synthetic_render import render
 from training.synthetic_scenes import SAMPLERS, Scene
 from vqa_demo.config import OPTION_LETTERS
+from vqa_demo.data.csv_cells import csv_row
 from vqa_demo.model.strategies import build_rows
 
 FAMILIES = tuple(SAMPLERS)
@@ -133,7 +134,7 @@ def generate_split(
             file_name = f"{prefix}_{index:0{digits}d}.png"
             item.image.save(out_dir / file_name, format="PNG")
             written.add(file_name)
-            writer.writerow([file_name, item.question, *item.options, item.answer, family])
+            writer.writerow(csv_row([file_name, item.question, *item.options, item.answer, family]))
     own_name = re.compile(rf"{re.escape(prefix)}_\d+\.png")
     for stale in out_dir.glob(f"{prefix}_*.png"):
         if own_name.fullmatch(stale.name) and stale.name not in written:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from vqa_demo.base_ref import resolve_recorded_base
 from vqa_demo.checkpoints import CheckpointError, load_variants, read_run_config
-from vqa_demo.config import BackboneConfig
+from vqa_demo.config import BackboneConfig, family_preset_for, preset_for
 from vqa_demo.model.backbone import load_backbone
+from vqa_demo.model.base_checks import check_family
+from vqa_demo.model.family import tiny_family
 from vqa_demo.model.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
 from vqa_demo.predictor import Predictor
 
@@ -47,6 +49,22 @@ def resolve_base(base: str | Path | None, checkpoint: Path) -> str:
     return resolve_recorded_base(config.backbone.source, config.base_hash, checkpoint)
 
 
+def recorded_family(checkpoint: Path) -> str | None:
+    """The family the checkpoint's run config names as its base (a tiny stand-in or a preset), else None
+    (a base folder or hub id: the base fingerprint checks those)."""
+    try:
+        source = read_run_config(checkpoint).backbone.source
+    except CheckpointError:
+        return None  # load_variants lists this variant with its reason
+    family = tiny_family(source)
+    if family is not None:
+        return family.name
+    preset = family_preset_for(source)
+    if preset is not None:
+        return preset.family
+    return "paligemma" if preset_for(source) else None
+
+
 def load_predictor(
     checkpoints: Sequence[str | Path] | str | Path = DEFAULT_CHECKPOINTS,
     base: str | Path | None = None,
@@ -64,6 +82,7 @@ def load_predictor(
     directories = [d for root in roots for d in find_checkpoints(root)]
     base_source = resolve_base(base, directories[0])
     backbone = load_backbone(BackboneConfig(source=base_source, device=device))
+    check_family(backbone.family.name, recorded_family(directories[0]), base_source)
     variants = load_variants(backbone, directories, skipped=skipped)
     if not variants:
         reasons = "; ".join(reason for _, reason in skipped or [])

@@ -63,10 +63,18 @@ def where(row_number: int, file_name: str | None, source: str | None) -> str:
 
 def option_columns(columns: list[str], source: str) -> list[str]:
     """``option1..optionK`` from the header, checked to be contiguous with 2 <= K <= 8."""
-    numbers = sorted(int(m.group(1)) for c in columns if (m := OPTION_COLUMN.fullmatch(c)))
-    if not numbers:
+    named = [c for c in columns if OPTION_COLUMN.fullmatch(c)]
+    if not named:
         return []
-    expected = list(range(1, numbers[-1] + 1))
+    # Numbers past MAX_OPTIONS are refused before they size anything (option99999999999999999999).
+    too_far = [c for c in named if len(c) > len("option999") or int(c[6:]) > MAX_OPTIONS]
+    if too_far and len(named) <= MAX_OPTIONS:
+        raise DataError(
+            f"{source}: column {too_far[0][:40]!r} is past option{MAX_OPTIONS}; name the option columns "
+            f"option1..optionK with K from {MIN_OPTIONS} to {MAX_OPTIONS}"
+        )
+    numbers = sorted(int(c[6:]) for c in named) if not too_far else []
+    expected = list(range(1, numbers[-1] + 1)) if numbers else []
     if numbers != expected:
         missing = ", ".join(f"option{n}" for n in sorted(set(expected) - set(numbers)))
         found = ", ".join(f"option{n}" for n in numbers)
@@ -74,9 +82,9 @@ def option_columns(columns: list[str], source: str) -> list[str]:
             f"{source}: option columns must be numbered option1..optionK without gaps; "
             f"found {found}, missing {missing}"
         )
-    if not MIN_OPTIONS <= len(numbers) <= MAX_OPTIONS:
+    if not MIN_OPTIONS <= len(named) <= MAX_OPTIONS:
         raise DataError(
-            f"{source}: found {len(numbers)} option column(s); use {MIN_OPTIONS} to {MAX_OPTIONS} "
+            f"{source}: found {len(named)} option column(s); use {MIN_OPTIONS} to {MAX_OPTIONS} "
             f"(option1..option{MAX_OPTIONS})"
         )
     return [f"option{n}" for n in numbers]

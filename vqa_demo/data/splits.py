@@ -31,6 +31,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from vqa_demo.config import MAX_OPTIONS, MIN_OPTIONS
+from vqa_demo.data.csv_cells import read_cell
 from vqa_demo.data.jsonl import JsonlError, read_jsonl
 from vqa_demo.data.rows import (
     OPTION_COLUMN,
@@ -296,7 +297,7 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
                 raise DataError(
                     f"{path} is empty; it needs a header row such as file_name,question,option1,..."
                 )
-            header = [name.strip() for name in reader.fieldnames]
+            header = [read_cell(name.strip()) for name in reader.fieldnames]
             duplicates = sorted({c for c in header if header.count(c) > 1})
             if duplicates:
                 raise DataError(f"{path}: duplicate column(s) {', '.join(duplicates)}; give each column once")
@@ -307,7 +308,7 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
                         f"{path}: row {len(rows) + 1} has more cells than the header has columns "
                         f"({len(header)}); quote cells that contain commas"
                     )
-                rows.append(row)
+                rows.append({read_cell(k.strip()): v if v is None else read_cell(v) for k, v in row.items()})
                 last_line = reader.line_num
         except csv.Error as error:
             raise DataError(_csv_problem(path, error, row=len(rows) + 1, line=last_line + 1)) from None

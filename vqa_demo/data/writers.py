@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from vqa_demo.data.csv_cells import csv_row
 from vqa_demo.data.jsonl import write_jsonl
 from vqa_demo.data.splits import OPTION_COLUMN, DataError, MCExample, MCSplit, column_union
 
@@ -52,8 +53,8 @@ def write_submission(split: MCSplit, predicted_indices: Sequence[int], path: str
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow([key_column, "answer"])
-        writer.writerows(lines)
+        writer.writerow(csv_row([key_column, "answer"]))
+        writer.writerows(csv_row(line) for line in lines)
     return path
 
 
@@ -70,7 +71,8 @@ def write_metadata(split_dir: str | Path, rows: Iterable[Mapping | MCExample], f
 
     ``rows`` are dicts or :class:`MCExample` s (written as ``file_name, question,
     option1..optionK, answer`` 1-based, then their metadata). Rows keep their order;
-    in CSV, missing cells are left empty and list values are written as JSON.
+    in CSV, missing cells are left empty, list values are written as JSON and formula-like
+    cells are neutralised (:mod:`vqa_demo.data.csv_cells`).
     """
     if fmt not in ("csv", "jsonl"):
         raise DataError(f"unknown metadata format {fmt!r}; use 'csv' or 'jsonl'")
@@ -88,12 +90,11 @@ def write_metadata(split_dir: str | Path, rows: Iterable[Mapping | MCExample], f
         rest = [c for c in columns if c not in options]
         columns = rest[:first] + options + rest[first:]
     with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(csv_row(columns))
         for record in records:
-            writer.writerow(
-                {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in record.items()}
-            )
+            cells = [record.get(c, "") for c in columns]
+            writer.writerow(csv_row(json.dumps(v) if isinstance(v, (list, dict)) else v for v in cells))
     return path
 
 

@@ -19,12 +19,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vqa_demo.checkpoint_checks import CheckpointError
 from vqa_demo.cli_errors import CliParser, HelpFormatter, fail, run_cli
 from vqa_demo.data.sources import load_data_split
 from vqa_demo.data.splits import DataError, bad_rows_message
 from vqa_demo.evaluation.runner import evaluate, write_evaluation
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.loading import DEFAULT_CHECKPOINTS, find_checkpoints, load_predictor, resolve_base
+from vqa_demo.model.base_checks import UnsafeBaseError
+from vqa_demo.safety import UnsafeCheckpointError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -91,7 +94,12 @@ def main(args: argparse.Namespace) -> dict:
     split = load_checked_split(args)
     shard = Shard.from_environment()
     device = str(shard.device) if shard.device is not None else args.device
-    predictor = load_predictor(args.checkpoints, base=args.base, device=device, batch_size=args.batch_size)
+    try:
+        predictor = load_predictor(
+            args.checkpoints, base=args.base, device=device, batch_size=args.batch_size
+        )
+    except (CheckpointError, UnsafeCheckpointError, UnsafeBaseError) as error:
+        raise SystemExit(f"error: {error}") from None
     result = evaluate(predictor, split, args.variants, args.batch_size, circular=args.circular, shard=shard)
     if not shard.is_main:
         return result.metrics

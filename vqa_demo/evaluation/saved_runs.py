@@ -27,6 +27,12 @@ from vqa_demo.checkpoint_checks import CheckpointError, read_json_object
 from vqa_demo.config import family_preset_for, in_variant_order, preset_for
 from vqa_demo.data.jsonl import JsonlError, read_jsonl
 from vqa_demo.evaluation.metrics import mcnemar_exact
+from vqa_demo.evaluation.run_checks import (
+    RunContractError,
+    check_prediction,
+    check_summary,
+    check_variant_entry,
+)
 from vqa_demo.evaluation.runner import example_key, questions_fingerprint
 from vqa_demo.model.family import family_by_model_type, load_families, tiny_family
 
@@ -114,18 +120,24 @@ def load_run(path: str | Path, name: str | None = None) -> SavedRun:
         summary = read_json_object(summary_file, MAX_SUMMARY_BYTES)
     except CheckpointError as error:
         raise RunFileError(str(error)) from None
+    if "variants" not in summary:
+        raise RunFileError(f"{summary_file} has no 'variants' object: it is not an evaluation summary")
+    try:
+        check_summary(summary)
+    except RunContractError as error:
+        raise RunFileError(f"{summary_file} is not a valid evaluation summary: {error}") from None
     variants, not_applicable, notes = summary_variants(summary, summary_file)
     model, source = backbone_of(summary, folder)
     run = SavedRun(
         name=name or folder.name,
         model=model,
         source=source,
-        split=str(summary.get("split") or "?"),
-        n=int(summary["n"]) if isinstance(summary.get("n"), int) else 0,
-        questions=summary.get("questions") if isinstance(summary.get("questions"), str) else None,
+        split=summary.get("split") or "?",
+        n=summary.get("n", 0),
+        questions=summary.get("questions"),
         variants=variants,
         not_applicable=not_applicable,
-        setting=dict(summary["setting"]) if isinstance(summary.get("setting"), dict) else {},
+        setting=dict(summary.get("setting") or {}),
         notes=notes,
     )
     if source:
@@ -141,34 +153,21 @@ def summary_variants(summary: dict, path: Path) -> tuple[dict, dict, list[str]]:
 
     Each variant keeps ``accuracy``, ``by_family`` (comparison.json's ``by_family``, or metrics.json's
     ``by_metadata.family``) and whether it is a zero-training ``baseline``; an entry without a
-    well-formed accuracy is left out with a note.
+    accuracy, or with any key off the typed contract (:mod:`vqa_demo.evaluation.run_checks`), is left
+    out with a note naming the key.
     """
-    raw = summary.get("variants")
-    if not isinstance(raw, dict):
-        raise RunFileError(f"{path} has no 'variants' object: it is not an evaluation summary")
+    raw = summary["variants"]
     variants, notes = {}, []
     for name in in_variant_order(raw):
-        entry = raw[name] if isinstance(raw[name], dict) else {}
-        accuracy = entry.get("accuracy")
-        if not well_formed_accuracy(accuracy):
+        if isinstance(raw[name], dict) and raw[name].get("accuracy") is None:  # unlabelled split
             notes.append(f"{path.parent.name}: {name} left out (no accuracy in {path.name})")
             continue
-        by_family = entry.get("by_family") or (entry.get("by_metadata") or {}).get("family") or {}
-        variants[str(name)] = {
-            "accuracy": accuracy,
-            "by_family": {k: v for k, v in by_family.items() if well_formed_accuracy(v)},
-            "baseline": bool(entry.get("training")),
-        }
-    not_applicable = summary.get("not_applicable") if isinstance(summary.get("not_applicable"), dict) else {}
-    return variants, {str(k): str(v) for k, v in not_applicable.items()}, notes
-
-
-def well_formed_accuracy(value: Any) -> bool:
-    """A metrics accuracy dict: numbers ``accuracy``, ``low``, ``high`` in [0, 1] and an integer ``n``."""
-    if not isinstance(value, dict) or not isinstance(value.get("n"), int):
-        return False
-    numbers = [value.get(key) for key in ("accuracy", "low", "high")]
-    return all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1 for x in numbers)
+        try:
+            variants[str(name)] = check_variant_entry(raw[name], f"variants.{name}")
+        except RunContractError as error:
+            notes.append(f"{path.parent.name}: {name} left out ({path.name}: {error})")
+    not_applicable = summary.get("not_applicable") or {}
+    return variants, {str(k): v for k, v in not_applicable.items()}, notes
 
 
 def add_answers(run: SavedRun, predictions: Path) -> None:
@@ -181,23 +180,26 @@ def add_answers(run: SavedRun, predictions: Path) -> None:
         run.notes.append(f"{run.name}: {predictions.name} is over {MAX_PREDICTION_BYTES:,} bytes; left out")
         return
     try:
-        records = [r for r in read_jsonl(predictions) if r.get("gold") is not None]
-        keys = [example_key(r) for r in records]
-        fingerprint = questions_fingerprint(records)
-    except (JsonlError, KeyError, TypeError, UnicodeDecodeError) as error:
+        rows = read_jsonl(predictions)
+        for number, row in enumerate(rows, start=1):
+            check_prediction(row, f"line {number}")
+    except (JsonlError, RunContractError, UnicodeDecodeError) as error:
         run.notes.append(f"{run.name}: {predictions.name} could not be read ({error}); paired tests left out")
         return
+    records = [r for r in rows if r.get("gold") is not None]
+    keys = [example_key(r) for r in records]
+    fingerprint = questions_fingerprint(records)
     if run.questions is not None and fingerprint != run.questions:
         run.notes.append(f"{run.name}: {predictions.name} answers other questions than its summary; left out")
         return
     run.questions = fingerprint
     correct: dict[str, dict[str, bool]] = {}
     for key, record in zip(keys, records):
-        for variant, answer in (record.get("variants") or {}).items():
-            if isinstance(answer, dict) and isinstance(answer.get("correct"), bool):
+        for variant, answer in record["variants"].items():
+            if isinstance(answer.get("correct"), bool):
                 correct.setdefault(variant, {})[key] = answer["correct"]
     run.correct = {v: c for v, c in correct.items() if len(c) == len(records)}
-    counts = [len(r["options"]) for r in records if r.get("options")]
+    counts = [len(r["options"]) for r in records]
     run.chance = float(np.mean([1.0 / k for k in counts])) if counts else None
 
 

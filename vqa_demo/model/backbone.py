@@ -32,6 +32,7 @@ from vqa_demo.config import (
     LoraSettings,
     resolve_backbone_source,
 )
+from vqa_demo.model.base_checks import UnsafeBaseError, check_weight_dtypes
 from vqa_demo.model.family import BackboneFamily, PatchGrid, family_for, tiny_family
 from vqa_demo.model.paligemma import (  # noqa: F401 (re-exported: PaliGemma's builders and LoRA targets)
     PALIGEMMA,
@@ -43,6 +44,7 @@ from vqa_demo.model.paligemma import (  # noqa: F401 (re-exported: PaliGemma's b
     tiny_paligemma,
     tiny_processor,
 )
+from vqa_demo.model.template_guard import check_chat_template
 from vqa_demo.safety import refuse_pickles
 
 # Config keys that describe how a model was stored, not which model it is.
@@ -205,6 +207,16 @@ def _quantization_config(kind: str | None, dtype: torch.dtype, skip: list[str]):
     )
 
 
+def _family_of_base(source: str) -> BackboneFamily:
+    try:
+        return family_for(AutoConfig.from_pretrained(source))
+    except (AttributeError, KeyError, TypeError) as error:  # a config that fits no model class
+        raise UnsafeBaseError(
+            f"the config.json of base {source} does not describe a model its model_type can build "
+            f"({type(error).__name__}: {str(error)[:200]}); restore the base's original config.json"
+        ) from None
+
+
 def load_backbone(cfg: BackboneConfig) -> Backbone:
     """Load the base model and processor described by ``cfg`` (weights only from safetensors)."""
     if tiny_family(cfg.source) is not None:
@@ -221,9 +233,10 @@ def load_backbone(cfg: BackboneConfig) -> Backbone:
         if not (local / "config.json").is_file():
             raise FileNotFoundError(f"{local} has no config.json: not a saved base model directory")
         refuse_pickles(local)
+        check_weight_dtypes(local)
     if cfg.quantization is not None:  # before anything is read: the error needs no download
         _require_quantization_support(cfg.quantization)
-    family = family_for(AutoConfig.from_pretrained(source))
+    family = _family_of_base(source)
     quantization = _quantization_config(cfg.quantization, dtype, list(family.vision_modules))
     kwargs = {"dtype": dtype, "use_safetensors": True}
     if quantization is not None:
@@ -234,6 +247,7 @@ def load_backbone(cfg: BackboneConfig) -> Backbone:
         kwargs["attn_implementation"] = cfg.attn_implementation
     model, processor = family.load_pretrained(source, **kwargs)
     processor = family.fit_processor(model, processor)
+    check_chat_template(processor, source)
     if quantization is None:
         model.to(device)
     return Backbone(model, processor, source, device, dtype)

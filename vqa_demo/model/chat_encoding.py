@@ -24,6 +24,7 @@ from PIL import Image
 
 from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.model.prompts import PromptRow
+from vqa_demo.model.template_guard import render_within
 
 PLACEHOLDER = "\u2063PROMPT\u2063"  # invisible separators: no template changes or trims them
 
@@ -38,7 +39,9 @@ def chat_layout(processor, image_size: tuple[int, int] = (32, 32)) -> tuple[str,
     """``(before, after)``: the processor's rendered user turn (one image, then the prompt) and
     generation prompt around the prompt text, with the image placeholder expanded as the processor does."""
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PLACEHOLDER}]}]
-    rendered = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    rendered = render_within(
+        lambda: processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    )
     image_inputs = processor.image_processor([Image.new("RGB", image_size)], return_tensors="pt")
     expansion = processor.replace_image_token(image_inputs, 0)
     before, after = rendered.split(PLACEHOLDER)

@@ -50,6 +50,8 @@ import torch
 from PIL import Image
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from vqa_demo.model.base_checks import UnsafeBaseError, check_finite, check_loading_info
+
 # The modules whose import registers a family (each calls :func:`register`).
 FAMILY_MODULES: tuple[str, ...] = (
     "vqa_demo.model.paligemma",
@@ -157,8 +159,23 @@ class BackboneFamily:
         """``(model, processor)`` from a hub id or saved directory; ``kwargs`` go to ``from_pretrained``."""
         from transformers import AutoProcessor
 
-        model = self.model_class.from_pretrained(source, **kwargs).eval()
-        return model, AutoProcessor.from_pretrained(source)
+        return self.load_model(source, **kwargs), AutoProcessor.from_pretrained(source)
+
+    def load_model(self, source: str, **kwargs) -> torch.nn.Module:
+        """The model of ``source`` in eval mode; refused (:class:`~vqa_demo.model.base_checks.UnsafeBaseError`)
+        when loading left weights missing, unused or mis-shaped, or a weight holds NaN or infinity."""
+        try:
+            model, info = self.model_class.from_pretrained(source, output_loading_info=True, **kwargs)
+        except (RuntimeError, ValueError, AttributeError, KeyError, TypeError) as error:
+            # A base whose config and weights disagree (shapes, a switched model_type) fails deep inside.
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
+            raise UnsafeBaseError(
+                f"the base {source} could not be loaded as a {self.title} model ({type(error).__name__}: "
+                f"{first_line}); give a complete checkpoint whose config.json matches its weights"
+            ) from None
+        check_loading_info(info, source)
+        check_finite(model, source)
+        return model.eval()
 
     def fit_processor(self, model: torch.nn.Module, processor):
         """The processor adjusted to ``model``; every built or loaded backbone goes through this (as is

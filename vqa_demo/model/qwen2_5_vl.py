@@ -145,7 +145,7 @@ class Qwen25VLFamily(ChatDecoderFamily):
         return model, fixed_view(processor)
 
     def load_pretrained(self, source: str, **kwargs):
-        model = self.model_class.from_pretrained(source, **kwargs).eval()
+        model = self.load_model(source, **kwargs)
         return model, fixed_view(image_only_processor(source))
 
     def pixel_shape(self, processor) -> tuple[int, int, int]:

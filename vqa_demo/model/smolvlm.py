@@ -67,7 +67,7 @@ class SmolVLMFamily(ChatDecoderFamily):
         return model, single_view(processor)
 
     def load_pretrained(self, source: str, **kwargs):
-        model = self.model_class.from_pretrained(source, **kwargs).eval()
+        model = self.load_model(source, **kwargs)
         return model, single_view(AutoProcessor.from_pretrained(source))
 
     def row_encoder(self, processor, separator: str = "\n", max_text_tokens: int = 192) -> ChatRowEncoder:

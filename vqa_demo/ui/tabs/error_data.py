@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from vqa_demo.config import OPTION_LETTERS, in_variant_order
+from vqa_demo.data.csv_cells import csv_row
 from vqa_demo.evaluation.chance import chance_level, is_chance_level
 from vqa_demo.evaluation.metrics import accuracy_ci
 
@@ -227,6 +228,6 @@ def write_csv(rows: list[dict[str, Any]], folder: Path) -> Path:
     if not path.exists():
         partial = path.with_suffix(".tmp")
         with open(partial, "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerows(lines)
+            csv.writer(handle).writerows(csv_row(line) for line in lines)
         partial.replace(path)
     return path
