@@ -155,7 +155,11 @@ class AskCallbacks:
         return max(MIN_OPTIONS, min(MAX_OPTIONS, value))
 
     def option_updates(self, count: int) -> list[dict]:
-        return [gr.update(visible=i < count) for i in range(MAX_OPTIONS)]
+        """Rows past ``count`` are hidden and emptied: *+ Add option* then shows an empty row, not the removed text."""
+        return [
+            gr.update(visible=True) if i < count else gr.update(visible=False, value="")
+            for i in range(MAX_OPTIONS)
+        ]
 
     @staticmethod
     def button_updates(count: int) -> list[dict]:
