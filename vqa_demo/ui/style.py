@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import gradio as gr
 
+# Secondary text is slate-600 on light backgrounds (7.6:1 on white) and slate-300 on dark ones:
+# the theme's own subdued grey measured 2.45:1 (WCAG AA asks 4.5:1 for text this size).
 CSS = """
+:root { --muted-text: #475569; }
+.dark { --muted-text: #cbd5e1; }
+#image-alert-text:empty, #answer-progress:empty { display: none; }
+#image-alert-text { color: #b42318; font-weight: 600; }
 .gradio-container { max-width: 1280px !important; margin: 0 auto; }
 #app-header h1 { margin-bottom: 0.1em; }
-#app-header p { color: var(--body-text-color-subdued); margin-top: 0; }
+#app-header p { margin-top: 0; }
 .status-box { min-height: 1.5em; }
 .status-box p { margin: 0.2em 0; }
 .status-error { border-left: 4px solid #d9534f; padding-left: 0.6em; }
@@ -16,11 +22,11 @@ CSS = """
 .option-buttons button { min-width: 0; }
 .section-title h3 { margin: 0.6em 0 0.2em 0; }
 .cond-gen-box table { font-size: 0.92em; }
-.small-note { color: var(--body-text-color-subdued); font-size: 0.9em; }
+.small-note { color: var(--muted-text); font-size: 0.9em; }
 /* Small images (diagrams, the tiny default's 64 px renders) fill their frame instead of sitting in a corner. */
 .fill-image img { width: 100% !important; height: 100% !important; object-fit: contain; }
 #errors-table [role="gridcell"] { cursor: pointer; }
-.status-box p + p { color: var(--body-text-color-subdued); font-size: 0.9em; }
+.status-box p + p { color: var(--muted-text); font-size: 0.9em; }
 /* Every example in view: no inner scroll box; short captions on the thumbnail, the whole text on hover. */
 #examples-gallery .grid-wrap { max-height: none !important; overflow: visible !important; }
 #examples-gallery .caption-label { max-width: 100%; font-size: 0.75em; }
@@ -29,7 +35,7 @@ CSS = """
 .heat-legend .bar { flex: 1; height: 0.8em; border-radius: 2px; }
 .heat-tokens { line-height: 2em; font-family: var(--font-mono); font-size: 0.9em; }
 .heat-tokens span { padding: 0.15em 0.1em; border-radius: 3px; white-space: pre; }
-.heat-tokens .answer-mark { color: var(--body-text-color-subdued); font-family: var(--font); }
+.heat-tokens .answer-mark { color: var(--muted-text); font-family: var(--font); }
 """
 
 # The gallery renders captions only as text on the thumbnail (cut with an ellipsis) and as the
@@ -42,6 +48,27 @@ JS = """
   });
   new MutationObserver(titled).observe(document.body, { childList: true, subtree: true });
   titled();
+  // A file over the upload limit is named under the image before it is sent: the server's refusal
+  // would only be a corner toast (vqa_demo.ui.tabs.ask_freshness).
+(() => {
+  const alertBox = () => document.getElementById('image-alert-text');
+  const check = (files) => {
+    const box = alertBox();
+    if (!box || !files || !files.length) return;
+    const limit = Number(box.dataset.maxBytes);
+    const big = [...files].find((f) => f.size > limit);
+    box.textContent = big
+      ? `⚠ ${big.name} is ${(big.size / 1048576).toFixed(1)} MB, over the ${(limit / 1048576).toFixed(1)} MB limit: ` +
+        'choose a smaller image (or a compressed PNG or JPEG of it).'
+      : '';
+  };
+  document.addEventListener('change', (e) => {
+    if (e.target.matches && e.target.matches('#ask-image input[type=file]')) check(e.target.files);
+  }, true);
+  document.addEventListener('drop', (e) => {
+    if (e.target.closest && e.target.closest('#ask-image') && e.dataTransfer) check(e.dataTransfer.files);
+  }, true);
+})();
 }
 """
 
@@ -53,4 +80,13 @@ def theme() -> gr.themes.Base:
         neutral_hue="slate",
         font=["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
         font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+    ).set(
+        # WCAG AA contrast for helper text and labels (checked in the browser by the tests).
+        body_text_color_subdued="*neutral_600",
+        body_text_color_subdued_dark="*neutral_300",
+        block_info_text_color="*neutral_600",
+        block_info_text_color_dark="*neutral_300",
+        block_label_text_color="*neutral_700",
+        block_title_text_color="*neutral_700",
+        input_placeholder_color="*neutral_500",
     )
