@@ -47,7 +47,8 @@ CONTRAST_JS = """
     const rect = el.getBoundingClientRect();
     const s = getComputedStyle(el);
     if (rect.width === 0 || rect.height === 0 || s.visibility === 'hidden' || s.display === 'none') continue;
-    if (el.closest('[aria-hidden=true]')) continue;
+    // Hidden from assistive tech, or a disabled control (WCAG exempts inactive components).
+    if (el.closest('[aria-hidden=true], :disabled, [disabled]')) continue;
     const bg = background(el);
     if (!bg) continue;
     let fg = parse(s.color);
@@ -94,6 +95,6 @@ OVERFLOW_JS = """
     const cls = typeof el.className === 'string' && el.className ? '.' + el.className.trim().split(/\\s+/).slice(0, 3).join('.') : '';
     wide.push(el.tagName.toLowerCase() + id + cls + ' right=' + Math.round(r.right));
   }
-  return { scrollWidth: document.documentElement.scrollWidth, viewport: width, wide: wide.slice(0, 15) };
+  return { scrollWidth: document.documentElement.scrollWidth, viewport: width, wide: wide.slice(-25) };
 }
 """

@@ -1,4 +1,5 @@
-"""The Ask tab in headless Chromium: no answer outlives its inputs, image messages sit under the image.
+"""The app in headless Chromium: no answer outlives its inputs, image messages sit under the image, no
+tab is wider than a phone's screen, and all text meets WCAG AA contrast.
 
 Needs Debian's ``chromium`` and the ``playwright`` package, as tests/test_app_browser.py does.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser_checks import CONTRAST_JS, OVERFLOW_JS
 from tests.test_app_browser import browser, expect, open_app, shot, wait_image  # noqa: F401 (the fixture)
 from vqa_demo.ui import build_demo
 from vqa_demo.ui.holder import PredictorHolder
@@ -111,3 +113,28 @@ def test_a_file_over_the_limit_is_named_under_the_image(page, app_assets):
     )
     expect(page.locator("#image-alert-text")).to_contain_text("huge.png")
     expect(page.locator("#image-alert-text")).to_contain_text("over the")
+
+
+@pytest.mark.parametrize("viewport", [(390, 844), (1366, 900)])
+def test_no_tab_is_wider_than_the_screen_and_all_text_meets_aa_contrast(app_assets, browser, viewport):  # noqa: F811
+    """Each tab's ``scrollWidth`` fits the viewport (a phone's 390 px too); every text element passes
+    WCAG AA contrast as rendered; the pictures have text alternatives."""
+    width, height = viewport
+    holder = PredictorHolder(loader=app_assets.load_predictor, checkpoints=app_assets.config.checkpoints)
+    demo = build_demo(app_assets.config, holder=holder)
+    try:
+        page = open_app(browser, demo, app_assets.config)
+        page.set_viewport_size({"width": width, "height": height})
+        pick(page, 0)
+        answered(page)
+        for tab in ("Ask", "Compare", "Errors"):
+            page.get_by_role("tab", name=tab).click()
+            page.wait_for_timeout(1500)  # let the tab lay out (charts draw when shown)
+            layout = page.evaluate(OVERFLOW_JS)
+            assert layout["scrollWidth"] <= width, (tab, layout)
+            contrast = page.evaluate(CONTRAST_JS)
+            assert contrast["checked"] > 20 and contrast["failures"] == [], (tab, contrast["failures"][:5])
+            shot(page, f"width-{width}-{tab.lower()}")
+        page.close()
+    finally:
+        demo.close()
