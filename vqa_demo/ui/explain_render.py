@@ -40,12 +40,19 @@ class Explanation:
     unit: str
     signed_tokens: np.ndarray | None = None
     suffix_start: int | None = None
+    shared_peak: float | None = None  # set to put several explanations on one scale (gold and chosen)
 
     @property
-    def peak(self) -> float:
+    def own_peak(self) -> float:
+        """The largest magnitude over this explanation's image and tokens."""
         values = [float(np.abs(self.image).max()) if self.image.size else 0.0]
         values.append(float(np.abs(self.token_values).max()) if self.token_values.size else 0.0)
         return max(values)
+
+    @property
+    def peak(self) -> float:
+        """The top of the colour scale: :attr:`shared_peak` when set, else :attr:`own_peak`."""
+        return self.shared_peak if self.shared_peak is not None else self.own_peak
 
 
 def patch_grid(pixel_map: np.ndarray, grid: PatchGrid | None, how: str = "sum") -> np.ndarray | None:

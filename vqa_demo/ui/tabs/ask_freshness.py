@@ -3,8 +3,9 @@
 - **Old results go** when the image, the question, an option, the number of options or a variant
   tick changes, or an example is picked (also from the Errors tab's *Open in Ask*): the table, the
   chart, the COND_GEN panel, the notes, the heatmaps and the attribution are cleared, the kept
-  answer is released, and the status says why. Only a person's edits count (Gradio's ``input``,
-  ``upload``, ``clear`` and ``select`` events), so filling the form from code does not clear twice.
+  answer is released, and the status says why. Text, ticks and the image count on a person's
+  edits (Gradio's ``input``, ``upload``, ``clear`` and ``select`` events); the option count (set in
+  the browser by the +/- buttons) on any change.
 - **Image messages sit under the image**: an upload's refusal appears there, a file over the size
   limit is caught in the browser before it is sent (the limit is on the page), and *Answer* after
   a refused file repeats the reason instead of "No image was given".
@@ -103,7 +104,8 @@ def wire_freshness(freshness: Freshness, form, outputs, view, answer_event, fill
     quiet = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
     edits = [form.question.input, form.image.upload, form.image.clear, form.gallery.select]
     edits += [o.input for o in form.options] + [v.input for v in form.variants]
-    edits += [form.add.click, form.remove.click]
+    # The +/- buttons run in the browser; the option count they set is the edit to watch.
+    edits += [form.count.change]
     for trigger in edits:
         trigger(
             freshness.on_edit, outputs.result, [form.status, *cleared], trigger_mode="always_last", **quiet
