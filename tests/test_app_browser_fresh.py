@@ -134,6 +134,13 @@ def test_no_tab_is_wider_than_the_screen_and_all_text_meets_aa_contrast(app_asse
             assert layout["scrollWidth"] <= width, (tab, layout)
             contrast = page.evaluate(CONTRAST_JS)
             assert contrast["checked"] > 20 and contrast["failures"] == [], (tab, contrast["failures"][:5])
+            # Every visible picture and chart has a text alternative.
+            page.wait_for_timeout(500)
+            unnamed = page.evaluate(
+                "() => [...document.querySelectorAll('img, .js-plotly-plot')].filter(e => e.offsetParent"
+                " && !(e.getAttribute('alt') || e.getAttribute('aria-label'))).map(e => e.outerHTML.slice(0, 80))"
+            )
+            assert unnamed == [], (tab, unnamed)
             shot(page, f"width-{width}-{tab.lower()}")
         page.close()
     finally:

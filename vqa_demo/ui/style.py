@@ -70,8 +70,28 @@ JS = """
     const img = b.querySelector('img');
     if (img && img.alt && b.title !== img.alt) b.title = img.alt;
   });
-  new MutationObserver(titled).observe(document.body, { childList: true, subtree: true });
+  // Text alternatives: Gradio renders these pictures with alt="" and Plotly charts as bare SVG.
+  const described = () => {
+    document.querySelectorAll('img:not([alt]), img[alt=""]').forEach((img) => {
+      const box = img.closest('[id]');
+      if (!box) return;
+      if (box.id === 'ask-image') img.alt = 'The image you asked about';
+      else if (box.id.includes('heatmap') || box.id.includes('attribution')) img.alt = 'Heatmap over the image; its legend is below it';
+      else if (box.id === 'errors-image') img.alt = 'The selected validation example';
+    });
+    document.querySelectorAll('.js-plotly-plot:not([aria-label])').forEach((plot) => {
+      const label = plot.closest('.block')?.querySelector('[data-testid=block-label]')?.textContent?.trim();
+      plot.setAttribute('role', 'img');
+      plot.setAttribute('aria-label', 'Chart: ' + (label || plot.querySelector('.gtitle')?.textContent || 'see the table beside it'));
+    });
+  };
+  let pending = false;
+  new MutationObserver(() => {
+    titled();
+    if (!pending) { pending = true; setTimeout(() => { pending = false; described(); }, 300); }
+  }).observe(document.body, { childList: true, subtree: true });
   titled();
+  described();
   // A file over the upload limit is named under the image before it is sent: the server's refusal
   // would only be a corner toast (vqa_demo.ui.tabs.ask_freshness).
 (() => {
