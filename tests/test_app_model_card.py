@@ -17,7 +17,7 @@ from tests.app_support import FakePredictor
 from vqa_demo.data.splits import load_split
 from vqa_demo.loading import ASSETS_DIR
 from vqa_demo.ui import AppConfig
-from vqa_demo.ui.answer_notes import AnswerNotes, looks_like_diagram, palette_share, seen_prompts
+from vqa_demo.ui.answer_notes import AnswerNotes, domain_note, looks_like_diagram, palette_share, seen_prompts
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.model_card import build_model_card, card_markdown, safetensors_parameters
@@ -177,6 +177,39 @@ def test_the_domain_heuristic_separates_diagrams_from_photos():
     shares = [palette_share(Image.open(ex.image_path)) for ex in split.examples]
     assert min(shares) > 0.85  # every shipped diagram is flat colour
     assert palette_share(photo_like()) < 0.2 and not looks_like_diagram(photo_like(1))
+
+
+def installed_sample_photos() -> list:
+    """Real photographs that ship inside installed packages (not with this project)."""
+    import importlib.util
+    from pathlib import Path
+
+    found = []
+    for package, folder in (
+        ("gradio", "media_assets/images"),
+        ("gradio", "test_data"),
+        ("sklearn", "datasets/images"),
+        ("matplotlib", "mpl-data/sample_data"),
+    ):
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        root = Path(list(spec.submodule_search_locations)[0]) / folder
+        found += sorted(p for p in root.glob("*") if p.suffix.lower() in {".jpg", ".jpeg"})
+    return found
+
+
+def test_real_photos_from_installed_packages_get_the_domain_note(shipped):
+    _, _, _, card = shipped
+    photos = installed_sample_photos()
+    if len(photos) < 5:
+        pytest.skip("fewer than 5 sample photos in the installed packages")
+    for path in photos:
+        with Image.open(path) as photo:
+            assert domain_note(card, photo) is not None, (path, palette_share(photo))
+    for example in ASSETS_DIR.joinpath("examples").glob("*.png"):
+        with Image.open(example) as diagram:
+            assert domain_note(card, diagram) is None, example
 
 
 def test_a_photo_shows_the_domain_note_under_the_answer(shipped, tmp_path):

@@ -264,7 +264,7 @@ def test_ten_thousand_character_question_is_shortened_visibly(answer, fake, good
 
 def test_ten_thousand_character_option_is_shortened_visibly(answer, fake, good_image):
     status = assert_answered(call(answer, good_image, "Which?", ["x" * 10_000, "y", "z"]), fake)
-    assert "Option A shortened to 300 characters" in status
+    assert "Option A shortened to 300 characters (limit 300)" in status
     assert [len(o) for o in fake.calls[0][2]] == [300, 1, 1]
 
 

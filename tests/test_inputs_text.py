@@ -145,7 +145,9 @@ def test_long_question_is_cut_at_a_word_boundary_with_a_note():
     assert len(prepared.question) >= 1900
     assert prepared.question.endswith("word")
     assert prepared.question.split() == ["word"] * len(prepared.question.split())
-    assert prepared.notes == [f"question shortened to {len(prepared.question)} characters (limit 2000)"]
+    assert prepared.notes == [
+        f"question shortened to {len(prepared.question)} characters to end at a word boundary (limit 2000)"
+    ]
 
 
 def test_long_question_without_spaces_is_cut_hard():
@@ -167,7 +169,9 @@ def test_overlong_option_is_cut_with_a_note_naming_it():
     prepared = prepare_question("Which?", ["short", "long " * 100])
     assert len(prepared.options[1]) <= 300
     assert prepared.options[1].endswith("long")
-    assert prepared.notes == [f"Option B shortened to {len(prepared.options[1])} characters (limit 300)"]
+    assert prepared.notes == [
+        f"Option B shortened to {len(prepared.options[1])} characters to end at a word boundary (limit 300)"
+    ]
 
 
 def test_megabyte_question_is_handled_quickly():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -155,6 +157,7 @@ def test_swag_gold_row_weights_equal_the_full_forward(tiny):
     gold_image, _, gold_caption, chosen_image, _, chosen_caption = views[:6]
     assert isinstance(gold_image, Image.Image) and isinstance(chosen_image, Image.Image)
     assert "gold option's row" in gold_caption and "chosen option's row" in chosen_caption
+    assert "(row: gold option)" in gold_caption and "(row: chosen option)" not in gold_caption
     assert np.abs(np.asarray(gold_image, float) - np.asarray(chosen_image, float)).max() > 0
 
 
@@ -172,3 +175,10 @@ def test_attribution_of_both_options_on_demand(tiny):
     # The score attributed is COND_GEN's summed log-likelihood of each option, as the live run reports it.
     loglik = run.predictions["cond_gen"].cond_gen.loglik_sum
     assert f"({loglik[record['gold']]:.3f})" in gold_caption and f"({loglik[choice]:.3f})" in chosen_caption
+    # One colour scale for both sides: the legends name the same peak.
+    peak = re.compile(r"<span>0</span><span class='bar'[^>]*></span><span>([^<]+)</span>")
+    assert peak.search(gold_caption).group(1) == peak.search(chosen_caption).group(1)
+    # Integrated gradients raise their steps as the Ask tab does (from 4, while incomplete).
+    *_, gold_ig, _, _, chosen_ig = tiny.rerun.attribute(run, "cond_gen", "Integrated gradients", 4, 0.5)
+    assert "Completeness:" in gold_ig and "Completeness:" in chosen_ig
+    assert peak.search(gold_ig).group(1) == peak.search(chosen_ig).group(1)

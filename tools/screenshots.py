@@ -1,6 +1,6 @@
 """Screenshots of the running app for the README: Ask (answered, with the heatmap), Compare and Errors.
 
-    python -m tools.screenshots                      # writes docs/screenshots/{ask,compare,errors}.png
+    python -m tools.screenshots                      # docs/screenshots/{ask,compare,errors}.png + phone-*.png
     python -m tools.screenshots --out /tmp/shots --example 3
     python -m tools.screenshots --compare-runs runs/cmp-llava runs/cmp-vilt   # + compare-backbones.png
 
@@ -23,7 +23,8 @@ from vqa_demo.ui.loopback import launch_on_loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 def start_app(assets: Path, compare_runs: list[Path] = ()):
@@ -68,7 +69,7 @@ def capture(page, top: str, bottom: str, max_height: int = 3200) -> bytes:
     y = max(0, box[0] - 8)
     height = min(max_height, box[1] + 8 - y)
     return page.screenshot(
-        full_page=True, clip={"x": 0, "y": y, "width": VIEWPORT["width"], "height": height}
+        full_page=True, clip={"x": 0, "y": y, "width": page.viewport_size["width"], "height": height}
     )
 
 
@@ -90,7 +91,6 @@ def answer(page) -> float:
 def shoot_ask(page, example: int) -> bytes:
     """Pick an example, answer it twice (the first answer also loads the model), compute the default
     attribution, and capture the Ask tab from the model card to the explanations."""
-    page.locator("#model-card button").first.click()  # fold the card: the answer is the subject here
     page.locator("#examples-gallery button.thumbnail-item").nth(example).click()
     page.wait_for_function("document.querySelector('#question textarea').value.length > 0")
     print(f"first answer: chart drawn {answer(page):.2f} s after the status line")
@@ -122,6 +122,17 @@ def shoot_errors(page) -> bytes:
     return capture(page, "#app-header", "#errors-details", max_height=1400)
 
 
+def first_screen(tab: str):
+    """A shot of ``tab`` as the first screen shows it (the viewport, no scrolling)."""
+
+    def take(page) -> bytes:
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(1500)  # charts draw when their tab is shown
+        return page.screenshot()
+
+    return take
+
+
 def main(args: argparse.Namespace) -> None:
     out = Path(args.out)
     shots = [
@@ -130,12 +141,22 @@ def main(args: argparse.Namespace) -> None:
         (shoot_errors, "errors.png"),
     ]
     shoot(args, [], shots, out)
+    phone = [(first_screen(tab), f"phone-{tab.lower()}.png") for tab in ("Ask", "Compare", "Errors")]
+    shoot(args, [], phone, out, PHONE, width=PHONE["width"])
     if args.compare_runs:
         shoot(args, [Path(p) for p in args.compare_runs], [(shoot_backbones, "compare-backbones.png")], out)
 
 
-def shoot(args: argparse.Namespace, compare_runs: list[Path], shots, out: Path) -> None:
-    """Serve the app (with ``compare_runs``), open it in Chromium and save each ``(shot, file name)``."""
+def shoot(
+    args: argparse.Namespace,
+    compare_runs: list[Path],
+    shots,
+    out: Path,
+    viewport: dict = VIEWPORT,
+    width: int | None = None,
+) -> None:
+    """Serve the app (with ``compare_runs``), open it in Chromium at ``viewport`` and save each
+    ``(shot, file name)`` scaled to ``width`` (default ``--width``)."""
     from playwright.sync_api import sync_playwright
 
     demo, url = start_app(Path(args.assets), compare_runs)
@@ -143,12 +164,12 @@ def shoot(args: argparse.Namespace, compare_runs: list[Path], shots, out: Path) 
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page(viewport=VIEWPORT)
+                page = browser.new_page(viewport=viewport)
                 page.set_default_timeout(60_000)
                 page.goto(url)
                 page.wait_for_selector("#answer-button")
                 for take, name in shots:
-                    save_small(take(page), out / name, args.width)
+                    save_small(take(page), out / name, width or args.width)
             finally:
                 browser.close()
     finally:

@@ -155,7 +155,9 @@ def _shorten(text: str, limit: int, name: str, notes: list[str]) -> str:
             cut -= 1
         cut = cut or limit
     shortened = text[:cut].rstrip()
-    notes.append(f"{name} shortened to {len(shortened)} characters (limit {limit})")
+    # "1999 characters (limit 2000)" alone reads like an off-by-one: say why it is shorter.
+    at = " to end at a word boundary" if len(shortened) < limit else ""
+    notes.append(f"{name} shortened to {len(shortened)} characters{at} (limit {limit})")
     return shortened
 
 

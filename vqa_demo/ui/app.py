@@ -15,6 +15,7 @@ from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.model_card import build_model_card, card_markdown, card_title
 from vqa_demo.ui.server_settings import AppConfig
 from vqa_demo.ui.tabs.ask import AskCallbacks, build_ask_inputs, build_ask_outputs, wire_ask
+from vqa_demo.ui.tabs.ask_freshness import Freshness, wire_freshness
 from vqa_demo.ui.tabs.compare import build_compare_tab
 from vqa_demo.ui.tabs.error_browser import ErrorBrowser
 from vqa_demo.ui.tabs.errors import build_errors_tab, wire_open_in_ask
@@ -22,9 +23,10 @@ from vqa_demo.ui.tabs.explain import ExplainCallbacks, build_explain, wire_expla
 from vqa_demo.ui.zerogpu import Decorator, decorate_model_events, on_zerogpu, spaces_gpu
 
 HEADER = """# Multiple-choice VQA workbench
-Three answer heads on one vision-language backbone (the model card says which): **COND_GEN** generates
-the answer, **MULTI_CLASS** classifies over the lettered options, **SWAG** scores each option separately;
-the last two pool with the last token or with learned attention. Ask a question, compare the variants on the validation split, browse their errors."""
+Ask a question about a picture and give 2 to 8 possible answers. Each variant of the model (trained
+to answer in its own way) picks one and says how sure it is, and *Explain* shows which parts of the
+picture and the question drove the choice. **Compare** shows how often each variant is right on
+held-out questions; **Errors** lists the questions they get wrong. The model card below says more."""
 
 
 def build_demo(
@@ -58,7 +60,8 @@ def build_demo(
         gr.Markdown(HEADER, elem_id="app-header")
         with gr.Tabs() as tabs:
             with gr.Tab("Ask", id="ask"):
-                with gr.Accordion(card_title(card), open=card.offline_default, elem_id="model-card"):
+                # Closed: the examples, the upload and Answer belong on the first screen.
+                with gr.Accordion(card_title(card), open=False, elem_id="model-card"):
                     gr.Markdown(card_markdown(card))
                 form = build_ask_inputs(ask)
                 outputs = build_ask_outputs(ask)
@@ -67,10 +70,12 @@ def build_demo(
                 build_compare_tab(assets)
             with gr.Tab("Errors", id="errors"):
                 errors_view = build_errors_tab(errors)
-        answer_event = wire_ask(ask, form, outputs)
+        freshness = Freshness(holder, ask.forget)
+        answer_event = wire_ask(ask, form, outputs, freshness.starting)
         answer_event.then(notes.render, outputs.result, form.notes, api_visibility="private")
         wire_explain(explain, view, outputs.result, answer_event)
-        wire_open_in_ask(errors, errors_view, form, tabs, ask.ticks.variant_info)
+        opened = wire_open_in_ask(errors, errors_view, form, tabs, ask.ticks.variant_info)
+        wire_freshness(freshness, form, outputs, view, answer_event, [opened] if opened else [])
     # Files this app put in Gradio's cache (uploads, served outputs) are the only cached ones admitted.
     ask.images.watch(demo)
     # api_open=False: Gradio otherwise (off Spaces) accepts direct POSTs to /gradio_api/run/<name>

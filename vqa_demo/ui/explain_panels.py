@@ -49,7 +49,7 @@ def steps_update(label: str) -> dict:
     return gr.update(interactive=METHOD_LABELS.get(label) == "integrated_gradients")
 
 
-def pooling_caption(attention: AttentionMap) -> str:
+def pooling_caption(attention: AttentionMap, row: str | None = None) -> str:
     """What the pooling weights are, in words: the image's and the text's shares, or, where the
     pooled states hold no image positions (BLIP, ViLT), what they are and why no patch has a weight."""
     if attention.image_grid.size == 0:
@@ -62,14 +62,16 @@ def pooling_caption(attention: AttentionMap) -> str:
         )
     caption = (
         f"Pooling weight on the image: **{attention.image_mass:.0%}**, on the text: "
-        f"**{1 - attention.image_mass:.0%}** (row: {attention.row})."
+        f"**{1 - attention.image_mass:.0%}** (row: {row or attention.row})."
     )
     if np.ndim(attention.image_grid) != 2:
         caption += " The image tokens do not form a square grid, so no heatmap."
     return caption
 
 
-def attention_view(image, attention: AttentionMap, opacity: float) -> tuple[Any, list, str]:
+def attention_view(
+    image, attention: AttentionMap, opacity: float, row: str | None = None
+) -> tuple[Any, list, str]:
     """(heatmap image, highlighted tokens, caption) from a prediction's pooling weights.
 
     For ``gr.HighlightedText``: image and tokens are divided by one shared peak (the largest weight
@@ -81,12 +83,13 @@ def attention_view(image, attention: AttentionMap, opacity: float) -> tuple[Any,
     highlights = [
         (t, round(float(w) / peak, 4) if peak > 0 else 0.0) for t, w in zip(tokens, explanation.token_values)
     ]
-    caption = pooling_caption(attention)
+    caption = pooling_caption(attention, row)
     if explanation.image.ndim != 2:
         return None, highlights, caption
-    caption += " Brighter patches and redder tokens weigh more, on one scale."
+    caption += " Brighter patches and redder tokens weigh more, on one scale; one square per image token."
     return (
-        heatmap_overlay(image, explanation.image, opacity, min_side=DISPLAY_SIDE, peak=peak),
+        # The patch grid, as the Ask tab shows it by default: one square per image token.
+        heatmap_overlay(image, explanation.image, opacity, min_side=DISPLAY_SIDE, peak=peak, nearest=True),
         highlights,
         caption,
     )
@@ -98,14 +101,21 @@ def with_legend(explanation: Explanation, caption: str) -> str:
 
 
 def attribution_view(
-    result: AskResult, attribution, opacity: float, grid: PatchGrid | None, view: str = VIEWS[0]
+    result: AskResult,
+    attribution,
+    opacity: float,
+    grid: PatchGrid | None,
+    view: str = VIEWS[0],
+    peak: float | None = None,
 ) -> tuple:
     """(heatmap image, token HTML, legend + caption) of a captum attribution of ``result``'s question.
 
     ``grid`` is the vision tower's patches on the model input (:meth:`Backbone.patch_grid
-    <vqa_demo.model.backbone.Backbone.patch_grid>`); no model call.
+    <vqa_demo.model.backbone.Backbone.patch_grid>`); no model call. ``peak`` (optional) is a
+    shared top of the colour scale, so two attributions side by side compare.
     """
     explanation = attribution_explanation(attribution, grid, view)
+    explanation.shared_peak = peak
     what = "score"
     if attribution.log_likelihood:
         rule = attribution.score_rule or "loglik_sum"

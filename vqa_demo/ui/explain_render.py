@@ -40,12 +40,19 @@ class Explanation:
     unit: str
     signed_tokens: np.ndarray | None = None
     suffix_start: int | None = None
+    shared_peak: float | None = None  # set to put several explanations on one scale (gold and chosen)
 
     @property
-    def peak(self) -> float:
+    def own_peak(self) -> float:
+        """The largest magnitude over this explanation's image and tokens."""
         values = [float(np.abs(self.image).max()) if self.image.size else 0.0]
         values.append(float(np.abs(self.token_values).max()) if self.token_values.size else 0.0)
         return max(values)
+
+    @property
+    def peak(self) -> float:
+        """The top of the colour scale: :attr:`shared_peak` when set, else :attr:`own_peak`."""
+        return self.shared_peak if self.shared_peak is not None else self.own_peak
 
 
 def patch_grid(pixel_map: np.ndarray, grid: PatchGrid | None, how: str = "sum") -> np.ndarray | None:
@@ -119,10 +126,18 @@ def paint(image: Image.Image, explanation: Explanation, opacity: float, view: st
     )
 
 
+def relative_luminance(rgb) -> float:
+    """WCAG 2 relative luminance of an sRGB colour (0-255 channels)."""
+    linear = [c / 255 / 12.92 if c / 255 <= 0.03928 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
 def _css_colour(value: float) -> tuple[str, str]:
-    """Background and readable text colour for a value in [0, 1]."""
+    """Background and text colour for a value in [0, 1]: black or white, whichever contrasts more (WCAG)."""
     r, g, b = (int(c) for c in colormap(np.array([value]))[0])
-    text = "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
+    light = relative_luminance((r, g, b))
+    # Contrast with black is (L + 0.05) / 0.05, with white 1.05 / (L + 0.05).
+    text = "#000" if (light + 0.05) / 0.05 >= 1.05 / (light + 0.05) else "#fff"
     return f"rgb({r},{g},{b})", text
 
 

@@ -30,3 +30,8 @@ def image_box(elem_id: str, kind: ImageKind, *, height: int, label: str | None =
     if kind == "heatmap":
         return gr.Image(show_label=False, type="pil", interactive=False, format="png", buttons=[], **common)
     raise ValueError(f"kind must be 'upload', 'picture' or 'heatmap', not {kind!r}")
+
+
+def image_alert_html(max_bytes: int) -> str:
+    """The empty element the page script (:data:`vqa_demo.ui.style.JS`) fills when a chosen file is over ``max_bytes``."""
+    return f"<div id='image-alert-text' role='alert' data-max-bytes='{int(max_bytes)}'></div>"

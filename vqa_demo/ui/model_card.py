@@ -232,10 +232,19 @@ def format_p(p_value: float) -> str:
     return f"{p_value:.3f}" if p_value >= 0.001 else "< 0.001"
 
 
+def model_name(card: ModelCard) -> str:
+    """The model as a person would name it: the offline default in words, a local folder by its name,
+    a Hub id as it is (the card's body gives the full path)."""
+    if card.offline_default:
+        return "tiny PaliGemma 2 demo model (trained offline)"
+    name = str(card.base_name)
+    return Path(name).name if Path(name).exists() else name
+
+
 def card_title(card: ModelCard) -> str:
     """One line for the card's collapsible header: what is loaded and what it is for."""
     size = format_parameters(card.parameters) if card.parameters else (card.size_label or "")
-    parts = [f"Model: {card.base_name}"] + [
+    parts = [f"Model: {model_name(card)}"] + [
         p for p in (size, card.image_size and f"{card.image_size} px") if p
     ]
     if card.offline_default:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,7 +31,7 @@ from vqa_demo.predictor import VariantPrediction
 from vqa_demo.ui.answer_state import AskResult, forget_answer
 from vqa_demo.ui.assets import Example
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
-from vqa_demo.ui.image_box import image_box
+from vqa_demo.ui.image_box import image_alert_html, image_box
 from vqa_demo.ui.image_source import ImageAdmission, RefusedImage, admitting_event
 from vqa_demo.ui.model_card import ModelCard
 from vqa_demo.ui.plots import empty_figure, option_label, probabilities_figure
@@ -158,7 +159,11 @@ class AskCallbacks:
         return max(MIN_OPTIONS, min(MAX_OPTIONS, value))
 
     def option_updates(self, count: int) -> list[dict]:
-        return [gr.update(visible=i < count) for i in range(MAX_OPTIONS)]
+        """Rows past ``count`` are hidden and emptied: *+ Add option* then shows an empty row, not the removed text."""
+        return [
+            gr.update(visible=True) if i < count else gr.update(visible=False, value="")
+            for i in range(MAX_OPTIONS)
+        ]
 
     @staticmethod
     def button_updates(count: int) -> list[dict]:
@@ -335,6 +340,12 @@ def build_ask_inputs(callbacks: AskCallbacks):
         with gr.Column(scale=5, min_width=320):
             ns.image = image_box("ask-image", "upload", height=340, label="Image")
             admit_any_shape(ns.image)
+            # Messages about the image sit under it (vqa_demo.ui.tabs.ask_freshness).
+            ns.image_status = gr.Markdown(elem_classes="status-box", elem_id="image-status")
+            ns.image_alert = gr.HTML(
+                image_alert_html(callbacks.config.max_image_bytes), elem_id="image-alert"
+            )
+            ns.refusal = gr.State("")
             if callbacks.examples:
                 gr.Markdown("**Examples** · click one to fill the form", elem_classes="section-title")
             ns.gallery = gr.Gallery(
@@ -391,6 +402,7 @@ def build_ask_inputs(callbacks: AskCallbacks):
             elif callbacks.holder.skipped:
                 gr.Markdown("⚠ " + callbacks.holder.skipped_text, elem_id="skipped-variants")
             ns.submit = gr.Button("Answer", variant="primary", size="lg", elem_id="answer-button")
+            ns.progress_note = gr.Markdown(elem_id="answer-progress")
             ns.status = gr.Markdown(label="Status", elem_classes="status-box", elem_id="ask-status")
             ns.notes = gr.Markdown(elem_classes="domain-note", elem_id="answer-notes")
     return ns
@@ -418,8 +430,11 @@ def build_ask_outputs(callbacks: AskCallbacks):
     return ns
 
 
-def wire_ask(callbacks: AskCallbacks, form, out) -> Any:
-    """Connect the form's events; returns the Answer event (for chaining the explanation)."""
+def wire_ask(callbacks: AskCallbacks, form, out, starting: Callable[[], str] | None = None) -> Any:
+    """Connect the form's events; returns the Answer event (for chaining the explanation).
+
+    ``starting`` (optional) writes the line under *Answer* first, so it is there before the answer runs.
+    """
     rows_ticks_buttons = [*form.options, *form.variants, form.add, form.remove]
     wire_option_buttons(callbacks.change_count, form)
     form.gallery.select(
@@ -430,16 +445,21 @@ def wire_ask(callbacks: AskCallbacks, form, out) -> Any:
         api_visibility="private",
     )
     # preprocess=False: the callbacks admit the image themselves (admitting_event), so no state of
-    # the component decides whether the checks run.
+    # the component decides whether the checks run. Messages about the image sit under it.
     form.image.upload(
         admitting_event(callbacks.check_upload, callbacks.images, [form.image]),
         form.image,
-        [form.image, form.status],
+        [form.image, form.image_status],
         api_visibility="private",
         preprocess=False,
     )
     inputs = [form.image, form.question, form.count, *form.options, *form.variants]
-    return form.submit.click(
+    trigger = form.submit.click
+    if starting is not None:
+        trigger = form.submit.click(
+            starting, None, form.progress_note, queue=False, api_visibility="private", show_progress="hidden"
+        ).then
+    return trigger(
         admitting_event(callbacks.api_endpoint(), callbacks.images, inputs),
         inputs,
         [form.status, out.summary, out.chart, out.cond_gen, out.raw, out.result],

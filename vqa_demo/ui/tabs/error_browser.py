@@ -63,6 +63,15 @@ GALLERY_SIZE = 60  # the most confident mistakes; the table holds them all
 THUMBNAIL_SIDE = 56
 
 
+def missed_by_words(by_all: bool, selected: int) -> str:
+    """ "all 3 selected variants", "at least one of the 3 selected variants", "the selected variant"."""
+    if selected == 1:
+        return "the selected variant"
+    if by_all:
+        return f"{'both' if selected == 2 else f'all {selected}'} selected variants"
+    return f"at least one of the {selected} selected variants"
+
+
 class ErrorBrowser:
     """Event handlers of the Errors tab; every return value is plain data or ``gr.update``."""
 
@@ -127,8 +136,8 @@ class ErrorBrowser:
         mispredictions = sum(len(r["misses"]) for r in rows)
         caption = (
             f"**{len(rows)}** of {len(self.records)} validation examples missed by "
-            f"{'every' if missed_by == MISSED_BY_ALL else 'at least one'} of the {len(selected)} selected "
-            f"variants ({mispredictions} wrong answers)."
+            f"{missed_by_words(missed_by == MISSED_BY_ALL, len(selected))} "
+            f"({mispredictions} wrong answers)."
             if selected
             else "Tick at least one variant to see its mistakes."
         )

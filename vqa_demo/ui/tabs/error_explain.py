@@ -15,11 +15,12 @@ from typing import Any
 
 from PIL import Image
 
-from vqa_demo.explain.attribution import attribute
+from vqa_demo.explain.attribution import attribute, attribute_until_complete
 from vqa_demo.prediction import AttentionMap
 from vqa_demo.predictor import Predictor, VariantPrediction
 from vqa_demo.ui.answer_state import AskResult
-from vqa_demo.ui.explain_panels import attention_view, attribution_view
+from vqa_demo.ui.explain_panels import MAX_STEPS, TOLERANCE, attention_view, attribution_view
+from vqa_demo.ui.explain_render import VIEWS, attribution_explanation
 from vqa_demo.ui.session_memory import keep_image
 from vqa_demo.ui.tabs.error_data import option_text
 
@@ -103,7 +104,7 @@ def side_views(run: LiveRun | None, variant: str | None, opacity: float) -> tupl
     chosen_image, chosen_tokens, chosen_caption = attention_view(run.image, attention, opacity)
     if attention.row == PER_OPTION_ROW and variant in run.gold_attention:
         gold_image, gold_tokens, gold_caption = attention_view(
-            run.image, run.gold_attention[variant], opacity
+            run.image, run.gold_attention[variant], opacity, row="gold option"
         )
         return (
             gold_image,
@@ -139,21 +140,39 @@ def attribute_both(
     """Captum attributions of ``variant``'s gold and chosen option scores, rendered as :func:`side_views` is."""
     choice = run.predictions[variant].choice
     targets = [run.gold] if choice == run.gold else [run.gold, choice]
-    attributions = attribute(
-        predictor,
-        [run.image] * len(targets),
-        [run.question] * len(targets),
-        [run.options] * len(targets),
-        variant,
-        targets=targets,
-        method=method,
-        n_steps=steps,
-        on_progress=on_progress,
-    )
     result = run.as_ask_result(predictor)
+    if method == "integrated_gradients":
+        # As in the Ask tab: more steps while the completeness error is large.
+        attributions = [
+            attribute_until_complete(
+                predictor,
+                result.image.pixel_values,
+                run.question,
+                run.options,
+                variant,
+                target,
+                n_steps=steps,
+                max_steps=MAX_STEPS,
+                tolerance=TOLERANCE,
+                on_progress=on_progress,
+            )
+            for target in targets
+        ]
+    else:
+        attributions = attribute(
+            predictor,
+            [run.image] * len(targets),
+            [run.question] * len(targets),
+            [run.options] * len(targets),
+            variant,
+            targets=targets,
+            method=method,
+            n_steps=steps,
+            on_progress=on_progress,
+        )
     grid = predictor.backbone.patch_grid(result.image.pixel_values)
-    gold_view = attribution_view(result, attributions[0], opacity, grid)
-    chosen_view = (
-        gold_view if len(attributions) == 1 else attribution_view(result, attributions[1], opacity, grid)
-    )
+    # One colour scale for both sides, so the gold and the chosen maps compare.
+    peak = max(attribution_explanation(a, grid, VIEWS[0]).own_peak for a in attributions)
+    views = [attribution_view(result, a, opacity, grid, VIEWS[0], peak) for a in attributions]
+    gold_view, chosen_view = views[0], views[-1]
     return (*gold_view, *chosen_view)

@@ -217,11 +217,11 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
     return ns
 
 
-def wire_open_in_ask(browser: ErrorBrowser, errors, form, tabs, variant_info=None) -> None:
-    """*Open in Ask*: copy the selected example into the Ask ``form`` and switch ``tabs`` to Ask."""
+def wire_open_in_ask(browser: ErrorBrowser, errors, form, tabs, variant_info=None):
+    """*Open in Ask*: copy the selected example into the Ask ``form`` and switch ``tabs`` to Ask (the event, or None)."""
     if errors is None:
-        return
-    errors.open_in_ask.click(
+        return None
+    return errors.open_in_ask.click(
         lambda sample: browser.open_in_ask(sample, variant_info),
         [errors.sample],
         [form.image, form.question, form.count, *form.options, *form.variants, form.status, tabs],
