@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vqa_demo.data.splits import DataError, bad_rows_message, load_split
-from vqa_demo.evaluation.runner import evaluate, write_evaluation
-from vqa_demo.evaluation.sharding import Shard
-from vqa_demo.loading import DEFAULT_CHECKPOINTS, load_predictor
+from vqa_demo.runtime import DEFAULT_CHECKPOINTS, add_precision_argument, add_threads_argument
+
+# torch, transformers and the data readers load inside the steps that use them, so --help and a
+# bad argument answer at once.
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,6 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="also score every option rotation",
     )
     parser.add_argument("--device", default="auto", help="ignored under accelerate launch (its device)")
+    add_threads_argument(parser)
+    add_precision_argument(parser)
     parser.add_argument(
         "--on-bad-row",
         choices=("fail", "skip"),
@@ -57,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_checked_split(args: argparse.Namespace):
     """The split with every row and image checked; exits with the bad rows' list under ``fail``."""
+    from vqa_demo.data.splits import DataError, bad_rows_message, load_split
+
     try:
         split = load_split(args.data, on_bad_row=args.on_bad_row)
     except DataError as error:
@@ -69,10 +73,22 @@ def load_checked_split(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> dict:
+    from vqa_demo.evaluation.runner import evaluate, write_evaluation
+    from vqa_demo.evaluation.sharding import Shard
+    from vqa_demo.loading import load_predictor
+    from vqa_demo.runtime import use_threads
+
+    use_threads(args.threads)
     split = load_checked_split(args)
     shard = Shard.from_environment()
     device = str(shard.device) if shard.device is not None else args.device
-    predictor = load_predictor(args.checkpoints, base=args.base, device=device, batch_size=args.batch_size)
+    predictor = load_predictor(
+        args.checkpoints,
+        base=args.base,
+        device=device,
+        batch_size=args.batch_size,
+        precision=args.precision,
+    )
     result = evaluate(predictor, split, args.variants, args.batch_size, circular=args.circular, shard=shard)
     if not shard.is_main:
         return result.metrics
