@@ -9,7 +9,7 @@ import torch
 
 from vqa_demo.checkpoints import CheckpointError, load_variants, read_run_config
 from vqa_demo.config import FAMILY_PRESETS, BackboneConfig, preset_for
-from vqa_demo.model.backbone import load_backbone, resolve_device
+from vqa_demo.model.backbone import Backbone, load_backbone, resolve_device
 from vqa_demo.model.family import tiny_family
 from vqa_demo.model.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
 from vqa_demo.model.precision import apply_precision, resolve_precision
@@ -53,6 +53,25 @@ def resolve_base(base: str | Path | None, checkpoint: Path) -> str:
     return source
 
 
+def load_base(
+    source: str, device: str = "auto", precision: str | None = None
+) -> tuple[Backbone, dict | None]:
+    """The base model in serving ``precision`` (None: as loaded, fp32 on CPU and bf16 on CUDA), and
+    :func:`~vqa_demo.model.precision.apply_precision`'s summary (None without a precision).
+
+    A low precision reads the weights in bf16 and converts the base module by module, so loading
+    never holds an fp32 copy of the whole model.
+    """
+    if precision is None:
+        return load_backbone(BackboneConfig(source=source, device=device)), None
+    plan = resolve_precision(precision, resolve_device(device))
+    dtype = "float32" if plan.load_dtype == torch.float32 else "bfloat16"
+    backbone = load_backbone(BackboneConfig(source=source, device=device, dtype=dtype))
+    serving = apply_precision(backbone.core, plan, backbone.family.vision_modules)
+    backbone.dtype = torch.float32 if plan.language == "int8" else plan.load_dtype
+    return backbone, serving
+
+
 def load_predictor(
     checkpoints: Sequence[str | Path] | str | Path = DEFAULT_CHECKPOINTS,
     base: str | Path | None = None,
@@ -72,15 +91,7 @@ def load_predictor(
     roots = [checkpoints] if isinstance(checkpoints, str | Path) else list(checkpoints)
     directories = [d for root in roots for d in find_checkpoints(root)]
     base_source = resolve_base(base, directories[0])
-    serving = None
-    if precision is None:
-        backbone = load_backbone(BackboneConfig(source=base_source, device=device))
-    else:
-        plan = resolve_precision(precision, resolve_device(device))
-        dtype = "float32" if plan.load_dtype == torch.float32 else "bfloat16"
-        backbone = load_backbone(BackboneConfig(source=base_source, device=device, dtype=dtype))
-        serving = apply_precision(backbone.core, plan, backbone.family.vision_modules)
-        backbone.dtype = torch.float32 if plan.language == "int8" else plan.load_dtype
+    backbone, serving = load_base(base_source, device, precision)
     variants = load_variants(backbone, directories, skipped=skipped)
     if not variants:
         reasons = "; ".join(reason for _, reason in skipped or [])

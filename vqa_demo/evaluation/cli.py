@@ -92,6 +92,9 @@ def main(args: argparse.Namespace) -> dict:
     result = evaluate(predictor, split, args.variants, args.batch_size, circular=args.circular, shard=shard)
     if not shard.is_main:
         return result.metrics
+    result.metrics["threads"] = args.threads
+    if predictor.precision is not None:
+        result.metrics["precision"] = predictor.precision
     write_evaluation(result, args.out, split)
     for name, m in result.metrics["variants"].items():
         if m.get("n"):
