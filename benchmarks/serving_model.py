@@ -45,7 +45,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def random_tensor(name: str, shape: torch.Size, dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
+def random_tensor(
+    name: str, shape: torch.Size, dtype: torch.dtype, generator: torch.Generator
+) -> torch.Tensor:
     """Matrices ~ N(0, 0.02); biases 0; SigLIP LayerNorm scales 1; Gemma RMSNorm weights 0 (1 + w)."""
     if len(shape) >= 2:
         return (torch.randn(shape, generator=generator) * 0.02).to(dtype)
@@ -144,7 +146,9 @@ def measure(base: Path, precision: str, threads: list[int], rounds: int, seed: i
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("base", type=Path, help="a base written by write_random_base")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])

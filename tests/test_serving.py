@@ -144,3 +144,22 @@ def test_evaluate_with_a_serving_precision_agrees_and_records_it(requested, app_
     assert len(same) > 10 and np.mean(same) >= 0.8, f"{requested} changed too many choices"
     for variant, m in served["variants"].items():
         assert abs(m["accuracy"]["accuracy"] - exact["variants"][variant]["accuracy"]["accuracy"]) <= 0.25
+
+
+def test_serving_benchmark_quick_writes_the_promised_keys(tmp_path):
+    from benchmarks import serving
+
+    before = torch.get_num_threads()
+    try:
+        code = serving.main(serving.parse_args(["--quick", "--json", str(tmp_path / "serving.json")]))
+    finally:
+        torch.set_num_threads(before)
+    assert code == 0
+    data = json.loads((tmp_path / "serving.json").read_text())
+    for key in ("cond_gen_4_options_s", "all_variants_s", "peak_rss_mb", "running_rss_mb", "threads",
+                "precision", "default_accuracy_fp32", "default_accuracy_quantized", "default_same_choice"):  # fmt: skip
+        assert key in data, key
+    assert data["precision"].startswith("int8")
+    assert data["running_rss_mb"] > 0 and data["peak_rss_mb"] > 0
+    assert data["bounded_swag"]["max_abs_diff"] < 1e-4
+    assert data["bounded_swag"]["micro_batches"] > 1
