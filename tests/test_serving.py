@@ -163,3 +163,15 @@ def test_serving_benchmark_quick_writes_the_promised_keys(tmp_path):
     assert data["running_rss_mb"] > 0 and data["peak_rss_mb"] > 0
     assert data["bounded_swag"]["max_abs_diff"] < 1e-4
     assert data["bounded_swag"]["micro_batches"] > 1
+
+
+def test_model_card_states_the_serving_precision(app_assets):
+    from vqa_demo.ui.holder import check_variants
+    from vqa_demo.ui.model_card import build_model_card, card_markdown
+
+    checkpoints = [app_assets.root / "checkpoints"]
+    infos, _ = check_variants(checkpoints)
+    plain = card_markdown(build_model_card(infos, None, checkpoints))
+    served = card_markdown(build_model_card(infos, None, checkpoints, precision="int8", device="cpu"))
+    assert "Serving precision" not in plain
+    assert "**Serving precision:** `int8+fp32-vision` (requested `int8`" in served

@@ -3,11 +3,14 @@
 Example::
 
     python -m vqa_demo.evaluate --checkpoints assets/checkpoints --data assets/validation --out runs/eval --circular
+    # a real 3B base on a small CPU: int8 language model, two threads (default: one thread, fp32)
+    python -m vqa_demo.evaluate --data data/validation --out runs/eval --precision auto --threads 2
     # the same on several GPUs: each process scores its share of the batches, the main process writes
     accelerate launch --num_processes 2 -m vqa_demo.evaluate --data assets/validation --out runs/eval
 
 Writes ``metrics.json`` and ``predictions.jsonl`` (formats in :mod:`vqa_demo.evaluation.runner`), and for an
 unlabeled split one ``submission_<variant>.csv`` per variant, rows in the metadata file's order.
+``metrics.json`` also records ``threads`` and, with ``--precision``, what it resolved to (``precision``).
 
 Every row and image is checked before the model loads. ``--on-bad-row fail`` (the default) stops
 there with the list of bad rows (row number and reason); ``--on-bad-row skip`` prints the list and

@@ -80,6 +80,7 @@ class ModelCard:
     standings: dict[str, VariantStanding] = field(default_factory=dict)
     split_note: str = ""
     size_label: str | None = None  # "3B" for a hub base whose weights are not on disk
+    precision: str | None = None  # the serving precision's sentence (vqa_demo.model.precision), if one is set
 
     def is_chance_level(self, name: str) -> bool:
         standing = self.standings.get(name)
@@ -137,8 +138,11 @@ def build_model_card(
     comparison: Mapping | None,
     checkpoints: Sequence[Path] = (),
     base: str | None = None,
+    precision: str | None = None,
+    device: str = "auto",
 ) -> ModelCard:
-    """The card for the configured base and variants (files only; nothing is loaded)."""
+    """The card for the configured base and variants (files only; nothing is loaded); ``precision``
+    and ``device`` as the app serves them (:mod:`vqa_demo.model.precision`)."""
     directories = [d for root in checkpoints for d in _checkpoint_dirs(root)]
     source = resolve_base(base, directories[0]) if directories else (base or "")
     folder = Path(source) if source and Path(source).is_dir() else None
@@ -163,6 +167,8 @@ def build_model_card(
             f"; validated on {', '.join(splits)}" if splits else ""
         )
     card.standings = variant_standings(infos, comparison)
+    if precision is not None:
+        card.precision = precision_sentence(precision, device)
     n = (comparison or {}).get("n")
     card.split_note = f"validation split (n = {n})" if n else "validation split named in each run's config"
     return card
@@ -213,6 +219,20 @@ def card_title(card: ModelCard) -> str:
     return " · ".join(str(p) for p in parts) + " (about this model)"
 
 
+def precision_sentence(precision: str, device: str) -> str:
+    """What ``precision`` resolves to here, and where its measured effect is recorded."""
+    from vqa_demo.model.backbone import resolve_device
+    from vqa_demo.model.precision import resolve_precision
+
+    plan = resolve_precision(precision, resolve_device(device))
+    return (
+        f"`{plan.label}` (requested `{precision}`: {plan.reason}); the variants' LoRA adapters stay "
+        "unmerged in fp32 on the one shared base. The accuracies below were measured in fp32; the "
+        "effect of this precision (accuracy, identical choices) is measured by `python -m benchmarks.serving` "
+        "and listed in the README's *Performance*"
+    )
+
+
 def card_markdown(card: ModelCard) -> str:
     """The card as Markdown (the app shows it; the README's app section starts with the default's)."""
     if card.parameters:
@@ -228,6 +248,8 @@ def card_markdown(card: ModelCard) -> str:
     ]
     if card.offline_default:
         blocks.append(f"**Domain:** {DOMAIN_NOTE} {SWITCH_TO_PALIGEMMA}")
+    if card.precision:
+        blocks.append(f"**Serving precision:** {card.precision}.")
     if card.standings:
         rows = [
             "| variant | validation accuracy [95% CI] | chance | vs chance (exact p) |",
