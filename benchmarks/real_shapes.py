@@ -23,8 +23,8 @@ Phases (each records the load average; memory is freed between them):
 3. COND_GEN, 4 options, optimised (target: under 25 s on the 2-core CPU);
 4. SWAG, 4 options on shared features: one forward of 4 rows vs 4 forwards of 1 row;
 5. prefill tokens/s (prefix tokens / prefix pass seconds);
-6. (CPU) dynamic int8 quantisation (``torch.ao.quantization.quantize_dynamic``) of every nn.Linear of the
-   language model incl. the LM head: time to quantise, fp32 vs int8 time of the optimised 5-option
+6. (CPU) dynamic int8 quantisation (the package's ``Int8Linear``, per-channel weights) of every nn.Linear
+   of the language model incl. the LM head: time to quantise, fp32 vs int8 time of the optimised 5-option
    scoring interleaved on 3 questions, and agreement of the option scores and choices with fp32.
 Targets (full mode, CPU): COND_GEN naive/optimised > 3x end to end and for the LM alone (the design
 predicts about K = 5x); 4-option likelihood < 25 s. The vision share and SWAG batching are reported
@@ -239,12 +239,13 @@ class Scorer:
 
 
 def int8_swap(core) -> tuple[dict[str, nn.Module], dict[str, nn.Module], float]:
-    """Dynamic int8 copies of every nn.Linear of the language model (and the LM head).
+    """The package's int8 copies (:class:`~vqa_demo.model.precision.Int8Linear`) of every nn.Linear of
+    the language model (and the LM head).
 
     Returns ``(fp32 modules, int8 modules, seconds to quantise)`` keyed by module path; the model keeps
     its fp32 modules until :func:`use_modules` swaps them.
     """
-    from torch.ao.quantization import quantize_dynamic
+    from vqa_demo.model.precision import Int8Linear
 
     targets = {
         f"model.language_model.{name}": module
@@ -253,12 +254,7 @@ def int8_swap(core) -> tuple[dict[str, nn.Module], dict[str, nn.Module], float]:
     }
     targets["lm_head"] = core.lm_head
     start = time.perf_counter()
-    quantized = {}
-    for name, module in targets.items():
-        wrapper = nn.Sequential(module)
-        quantize_dynamic(wrapper, {nn.Linear}, dtype=torch.qint8, inplace=True)
-        quantized[name] = wrapper[0]
-        del module.qconfig  # set on the fp32 module by quantize_dynamic's qconfig propagation
+    quantized = {name: Int8Linear(module) for name, module in targets.items()}
     return targets, quantized, time.perf_counter() - start
 
 

@@ -13,11 +13,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from vqa_demo.checkpoint_checks import CheckpointError
-from vqa_demo.config import ConfigError
-from vqa_demo.data.rows import DataError
-from vqa_demo.hub_errors import hub_kind, hub_problem
-
 USAGE_EXIT = 2
 
 
@@ -25,7 +20,14 @@ class UsageError(ValueError):
     """A setting that cannot work (e.g. 4-bit quantization on a CPU); the message says what to change."""
 
 
-USER_ERRORS = (DataError, CheckpointError, ConfigError, UsageError)
+def user_errors() -> tuple[type[Exception], ...]:
+    """The exception types a user's input causes. Imported when a command runs, not at import: the
+    checkpoint checks pull in torch, and ``--help`` should answer at once."""
+    from vqa_demo.checkpoint_checks import CheckpointError
+    from vqa_demo.config import ConfigError
+    from vqa_demo.data.rows import DataError
+
+    return DataError, CheckpointError, ConfigError, UsageError
 
 
 def fail(message: str) -> NoReturn:
@@ -50,9 +52,11 @@ def run_cli(main: Callable[..., Any], *args: Any, base: Callable[[], str | None]
 
     ``base`` names the base model (or a callable that works it out) for a hub error's sentence.
     """
+    from vqa_demo.hub_errors import hub_kind, hub_problem
+
     try:
         return main(*args)
-    except USER_ERRORS as error:
+    except user_errors() as error:
         fail(str(error))
     except OSError as error:
         if hub_kind(error) is None:

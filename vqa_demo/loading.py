@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from vqa_demo.base_ref import resolve_recorded_base
 from vqa_demo.checkpoints import CheckpointError, load_variants, read_run_config
 from vqa_demo.config import BackboneConfig, family_preset_for, preset_for
-from vqa_demo.model.backbone import load_backbone
+from vqa_demo.model.backbone import Backbone, load_backbone, resolve_device
 from vqa_demo.model.base_checks import check_family
 from vqa_demo.model.family import tiny_family
 from vqa_demo.model.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
+from vqa_demo.model.precision import apply_precision, resolve_precision
 from vqa_demo.predictor import Predictor
-
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_BASE = ASSETS_DIR / "base"
-DEFAULT_CHECKPOINTS = ASSETS_DIR / "checkpoints"
+from vqa_demo.runtime import ASSETS_DIR, DEFAULT_BASE, DEFAULT_CHECKPOINTS  # noqa: F401 (re-exported)
 
 
 def find_checkpoints(root: str | Path) -> list[Path]:
@@ -65,6 +65,25 @@ def recorded_family(checkpoint: Path) -> str | None:
     return "paligemma" if preset_for(source) else None
 
 
+def load_base(
+    source: str, device: str = "auto", precision: str | None = None
+) -> tuple[Backbone, dict | None]:
+    """The base model in serving ``precision`` (None: as loaded, fp32 on CPU and bf16 on CUDA), and
+    :func:`~vqa_demo.model.precision.apply_precision`'s summary (None without a precision).
+
+    A low precision reads the weights in bf16 and converts the base module by module, so loading
+    never holds an fp32 copy of the whole model.
+    """
+    if precision is None:
+        return load_backbone(BackboneConfig(source=source, device=device)), None
+    plan = resolve_precision(precision, resolve_device(device))
+    dtype = "float32" if plan.load_dtype == torch.float32 else "bfloat16"
+    backbone = load_backbone(BackboneConfig(source=source, device=device, dtype=dtype))
+    serving = apply_precision(backbone.core, plan, backbone.family.vision_modules)
+    backbone.dtype = torch.float32 if plan.language == "int8" else plan.load_dtype
+    return backbone, serving
+
+
 def load_predictor(
     checkpoints: Sequence[str | Path] | str | Path = DEFAULT_CHECKPOINTS,
     base: str | Path | None = None,
@@ -72,19 +91,24 @@ def load_predictor(
     sentence_model: str = DEFAULT_SENTENCE_MODEL,
     batch_size: int = 16,
     skipped: list[tuple[str, str]] | None = None,
+    precision: str | None = None,
 ) -> Predictor:
     """Load the base once and attach every variant found in ``checkpoints`` (dirs or a parent dir).
 
     A malformed variant raises :class:`CheckpointError`, unless ``skipped`` is a list: then it is
     appended there as ``(directory, reason)`` and left out (at least one variant must load).
+    ``precision`` (:mod:`vqa_demo.model.precision`; None: as loaded, fp32 on CPU and bf16 on CUDA)
+    converts the base before the adapters attach; the predictor's ``precision`` says what it became.
     """
     roots = [checkpoints] if isinstance(checkpoints, str | Path) else list(checkpoints)
     directories = [d for root in roots for d in find_checkpoints(root)]
     base_source = resolve_base(base, directories[0])
-    backbone = load_backbone(BackboneConfig(source=base_source, device=device))
+    backbone, serving = load_base(base_source, device, precision)
     check_family(backbone.family.name, recorded_family(directories[0]), base_source)
     variants = load_variants(backbone, directories, skipped=skipped)
     if not variants:
         reasons = "; ".join(reason for _, reason in skipped or [])
         raise CheckpointError(f"none of the variant checkpoints could be loaded: {reasons}")
-    return Predictor(backbone, variants, matcher=SentenceMatcher(sentence_model), batch_size=batch_size)
+    predictor = Predictor(backbone, variants, matcher=SentenceMatcher(sentence_model), batch_size=batch_size)
+    predictor.precision = serving
+    return predictor

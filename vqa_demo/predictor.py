@@ -50,6 +50,8 @@ class Predictor:
         self.variants = {v.name: v for v in variants}
         self.matcher = matcher or SentenceMatcher()
         self.batch_size = batch_size
+        # The base's serving precision (vqa_demo.model.precision.apply_precision's summary), if converted.
+        self.precision: dict | None = None
         self.encoders: dict[tuple, RowEncoder] = {}
         has_adapters = any(v.adapter for v in self.variants.values())
         self.adapters = AdapterSwitch(backbone.model, has_adapters, merge_adapters)

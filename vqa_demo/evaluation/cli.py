@@ -3,11 +3,14 @@
 Example::
 
     python -m vqa_demo.evaluate --checkpoints assets/checkpoints --data assets/validation --out runs/eval --circular
+    # a real 3B base on a small CPU: int8 language model, two threads (default: one thread, fp32)
+    python -m vqa_demo.evaluate --data data/validation --out runs/eval --precision auto --threads 2
     # the same on several GPUs: each process scores its share of the batches, the main process writes
     accelerate launch --num_processes 2 -m vqa_demo.evaluate --data assets/validation --out runs/eval
 
 Writes ``metrics.json`` and ``predictions.jsonl`` (formats in :mod:`vqa_demo.evaluation.runner`), and for an
 unlabeled split one ``submission_<variant>.csv`` per variant, rows in the metadata file's order.
+``metrics.json`` also records ``threads`` and, with ``--precision``, what it resolved to (``precision``).
 
 Every row and image is checked before the model loads. ``--on-bad-row fail`` (the default) stops
 there with the list of bad rows (row number and reason); ``--on-bad-row skip`` prints the list and
@@ -19,15 +22,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vqa_demo.checkpoint_checks import CheckpointError
 from vqa_demo.cli_errors import CliParser, HelpFormatter, fail, run_cli
-from vqa_demo.data.sources import load_data_split
-from vqa_demo.data.splits import DataError, bad_rows_message
-from vqa_demo.evaluation.runner import evaluate, write_evaluation
-from vqa_demo.evaluation.sharding import Shard
-from vqa_demo.loading import DEFAULT_CHECKPOINTS, find_checkpoints, load_predictor, resolve_base
-from vqa_demo.model.base_checks import UnsafeBaseError
-from vqa_demo.safety import UnsafeCheckpointError
+from vqa_demo.runtime import DEFAULT_CHECKPOINTS, add_precision_argument, add_threads_argument
+
+# torch, transformers and the data readers load inside the steps that use them, so --help and a
+# bad argument answer at once.
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -68,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--device", default="auto", help="auto, cpu or cuda (ignored under accelerate launch: its device)"
     )
+    add_threads_argument(parser)
+    add_precision_argument(parser)
     parser.add_argument(
         "--on-bad-row",
         choices=("fail", "skip"),
@@ -79,6 +80,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_checked_split(args: argparse.Namespace):
     """The split with every row and image checked; exits with the bad rows' list under ``fail``."""
+    from vqa_demo.data.sources import load_data_split
+    from vqa_demo.data.splits import DataError, bad_rows_message
+
     try:
         split = load_data_split(args.data, args.split, columns=args.columns, on_bad_row=args.on_bad_row)
     except DataError as error:
@@ -91,18 +95,33 @@ def load_checked_split(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> dict:
+    from vqa_demo.evaluation.runner import evaluate, write_evaluation
+    from vqa_demo.evaluation.sharding import Shard
+    from vqa_demo.loading import load_predictor
+    from vqa_demo.model.base_checks import UnsafeBaseError
+    from vqa_demo.runtime import use_threads
+    from vqa_demo.safety import UnsafeCheckpointError
+
+    use_threads(args.threads)
     split = load_checked_split(args)
     shard = Shard.from_environment()
     device = str(shard.device) if shard.device is not None else args.device
     try:
         predictor = load_predictor(
-            args.checkpoints, base=args.base, device=device, batch_size=args.batch_size
+            args.checkpoints,
+            base=args.base,
+            device=device,
+            batch_size=args.batch_size,
+            precision=args.precision,
         )
-    except (CheckpointError, UnsafeCheckpointError, UnsafeBaseError) as error:
-        raise SystemExit(f"error: {error}") from None
+    except (UnsafeCheckpointError, UnsafeBaseError) as error:
+        fail(str(error))
     result = evaluate(predictor, split, args.variants, args.batch_size, circular=args.circular, shard=shard)
     if not shard.is_main:
         return result.metrics
+    result.metrics["threads"] = args.threads
+    if predictor.precision is not None:
+        result.metrics["precision"] = predictor.precision
     write_evaluation(result, args.out, split)
     for name, m in result.metrics["variants"].items():
         if m.get("n"):
@@ -116,6 +135,8 @@ def main(args: argparse.Namespace) -> dict:
 
 def base_name(args: argparse.Namespace) -> str | None:
     """The base the checkpoints will load (for a hub error's sentence); None when it cannot be told."""
+    from vqa_demo.loading import find_checkpoints, resolve_base
+
     try:
         return resolve_base(args.base, find_checkpoints(args.checkpoints[0])[0])
     except (ValueError, OSError):

@@ -6,6 +6,7 @@ MULTI_CLASS reads one lettered prompt row per example and classifies over a fixe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -13,7 +14,7 @@ from torch import nn
 
 from vqa_demo.config import HeadConfig
 from vqa_demo.model.encoding import EncodedRows
-from vqa_demo.model.forward import prefix_forward
+from vqa_demo.model.forward import prefix_forward, row_slices
 from vqa_demo.model.head_strategy import HeadContext, HeadScores, HeadStrategy, PoolingRows
 from vqa_demo.model.heads import MultiClassHead, SwagHead
 from vqa_demo.model.prompts import PromptRow, cleaned, hypothesis_rows, options_row
@@ -33,6 +34,31 @@ class ClassifierOutput:
 
     def first_row(self, b: int) -> int:
         return sum(self.row_counts[:b])
+
+
+def bounded_scores(
+    ctx: HeadContext,
+    encoded: EncodedRows,
+    features: torch.Tensor,
+    index: torch.Tensor,
+    pool: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The head's scores of R rows, run through the model in micro-batches (:func:`row_slices`).
+
+    ``features float[B, N, D]``; ``index long[R]``: each row's example. ``pool(hidden float[r, T, D],
+    mask bool[r, T])`` gives ``(scores float[r, ...], weights float[r, T] | None)``; the micro-batches'
+    results are concatenated in row order: ``float[R, ...]`` and ``float[R, T] | None``. Every row is
+    padded to the whole batch's T, so a row's result does not depend on its micro-batch.
+    """
+    scores, weights = [], []
+    for part in row_slices(len(index), encoded.input_ids.shape[1]):
+        rows = encoded.select(part)
+        hidden = prefix_forward(ctx.core, rows, ctx.family.select_features(features, index[part]))
+        part_scores, part_weights = pool(hidden.last_hidden_state, rows.attention_mask.bool())
+        scores.append(part_scores)
+        weights.append(part_weights)
+    joined = None if weights[0] is None else torch.cat(weights)
+    return torch.cat(scores), joined
 
 
 class ClassifierStrategy(HeadStrategy):
@@ -84,8 +110,11 @@ class MultiClassStrategy(ClassifierStrategy):
         padded, valid = pad_options(options)
         rows = [self.prompt_rows(q, opts, ctx.prompt_style)[0] for q, opts in zip(questions, padded)]
         encoded = ctx.encoder.encode(rows, with_suffix=False).to(features.device)
-        hidden = prefix_forward(ctx.core, encoded, features).last_hidden_state
-        scores, weights = ctx.module(hidden, encoded.attention_mask.bool(), len(padded[0]))
+        index = torch.arange(len(rows), device=features.device)
+        num_options = len(padded[0])
+        scores, weights = bounded_scores(
+            ctx, encoded, features, index, lambda hidden, mask: ctx.module(hidden, mask, num_options)
+        )
         scores = scores.float().masked_fill(~valid.to(scores.device), float("-inf"))
         return ClassifierOutput(scores, encoded, weights, [1] * len(rows))
 
@@ -117,9 +146,8 @@ class SwagStrategy(ClassifierStrategy):
         rows = [r for example_rows in per_example for r in example_rows]
         encoded = ctx.encoder.encode(rows, with_suffix=False).to(features.device)
         counts = torch.tensor(row_counts, device=features.device)
-        features = ctx.family.repeat_features(features, counts)
-        hidden = prefix_forward(ctx.core, encoded, features).last_hidden_state
-        logits, weights = ctx.module.row_scores(hidden, encoded.attention_mask.bool())  # [R]
+        index = torch.arange(len(counts), device=features.device).repeat_interleave(counts)
+        logits, weights = bounded_scores(ctx, encoded, features, index, ctx.module.row_scores)  # [R]
         return ClassifierOutput(option_grid(logits, options).float(), encoded, weights, row_counts)
 
     def attribution_row(self, question, options, target, style) -> PromptRow:

@@ -58,6 +58,18 @@ class EncodedRows:
     prefix_lengths: torch.Tensor
     truncated: list[bool]
 
+    def select(self, part: slice) -> EncodedRows:
+        """Rows ``part`` (a micro-batch), padded to the same T as the whole batch."""
+        take = lambda t: t[part] if t is not None else None  # noqa: E731
+        return EncodedRows(
+            take(self.input_ids),
+            take(self.attention_mask),
+            take(self.token_type_ids),
+            take(self.labels),
+            take(self.prefix_lengths),
+            self.truncated[part],
+        )
+
     def to(self, device: torch.device) -> EncodedRows:
         move = lambda t: t.to(device) if t is not None else None  # noqa: E731
         return EncodedRows(

@@ -233,7 +233,11 @@ class BackboneFamily:
         Without ``grad`` (the frozen-tower case) no graph is kept: the features are constants.
         """
         with torch.set_grad_enabled(grad):
-            return core.model.get_image_features(pixel_values.to(core.dtype)).pooler_output
+            # The vision tower may be held in another precision than the language model (bf16 vision
+            # beside an int8 language model): pixels in the tower's dtype, features in the LM's.
+            tower_dtype = next(core.model.vision_tower.parameters()).dtype
+            features = core.model.get_image_features(pixel_values.to(tower_dtype)).pooler_output
+            return features.to(core.get_input_embeddings().weight.dtype)
 
     def pixel_baseline(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Integrated gradients' image baseline for model inputs ``pixel_values``, same shape: all

@@ -46,6 +46,19 @@ def prefix_forward(
     return family.language_forward(core, rows, features, use_cache=use_cache, position_ids=position_ids)
 
 
+# Rows x tokens^2 per prefix forward. Gemma 2's eager attention (soft-capping rules out SDPA) holds fp32
+# scores of rows x heads x T x T; past about this many, a forward gets slower per row than smaller ones
+# (benchmarks/serving.py measures it at PaliGemma 2 3B widths).
+TOKEN_BUDGET = 2_000_000
+
+
+def row_slices(num_rows: int, row_tokens: int, token_budget: int | None = None) -> list[slice]:
+    """Consecutive micro-batches of ``num_rows`` rows of ``row_tokens`` tokens each, at most
+    ``token_budget`` (default :data:`TOKEN_BUDGET`) rows x tokens^2 per micro-batch, one row at least."""
+    per_batch = max(1, (token_budget or TOKEN_BUDGET) // max(1, row_tokens) ** 2)
+    return [slice(start, min(start + per_batch, num_rows)) for start in range(0, num_rows, per_batch)]
+
+
 def lm_logits(core, hidden: torch.Tensor) -> torch.Tensor:
     """Vocabulary logits ``float[..., V]`` with final soft-capping (Gemma 2), as the model's forward applies it."""
     return family_for(core.config).lm_logits(core, hidden)

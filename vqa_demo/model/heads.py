@@ -64,7 +64,8 @@ class AttentivePooling(nn.Module):
         freeze_shift_bias(self.score)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.score(hidden).squeeze(-1).float()  # [B, T]
+        # The head stays fp32 when the base is served in bf16 (vqa_demo.model.precision).
+        logits = self.score(hidden.to(self.score.weight.dtype)).squeeze(-1).float()  # [B, T]
         logits = logits.masked_fill(~mask.bool(), float("-inf"))
         weights = torch.softmax(logits, dim=-1)  # [B, T], exactly 0 on padding
         pooled = torch.einsum("bt,btd->bd", weights.to(hidden.dtype), hidden)

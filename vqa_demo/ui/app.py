@@ -48,7 +48,9 @@ def build_demo(
             else PredictorHolder.from_config(config)
         )
     assets = AppAssets.load(config)
-    card = build_model_card(holder.infos, assets.comparison, holder.checkpoints, config.base)
+    card = build_model_card(
+        holder.infos, assets.comparison, holder.checkpoints, config.base, config.precision, config.device
+    )
     ask = AskCallbacks(holder, config, assets.examples, card)
     explain = ExplainCallbacks(holder, card)
     notes = AnswerNotes(holder, card)

@@ -141,7 +141,11 @@ class PredictorHolder:
             # still refuse one, which then joins the skipped list instead of failing the others.
             skipped: list[tuple[str, str]] = []
             predictor = load_predictor(
-                holder.usable_checkpoints, base=config.base, device=config.device, skipped=skipped
+                holder.usable_checkpoints,
+                base=config.base,
+                device=config.device,
+                skipped=skipped,
+                precision=config.precision,
             )
             holder.skipped.extend(skipped)
             for directory, reason in skipped:

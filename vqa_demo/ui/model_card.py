@@ -86,6 +86,7 @@ class ModelCard:
     split_note: str = ""
     size_label: str | None = None  # "3B" for a hub base whose weights are not on disk
     no_evaluation: str = ""  # the command that evaluates the served run, when it has no evaluation
+    precision: str | None = None  # the serving precision's sentence (vqa_demo.model.precision), if one is set
 
     def is_chance_level(self, name: str) -> bool:
         standing = self.standings.get(name)
@@ -144,10 +145,13 @@ def build_model_card(
     comparison: Mapping | None,
     checkpoints: Sequence[Path] = (),
     base: str | None = None,
+    precision: str | None = None,
+    device: str = "auto",
 ) -> ModelCard:
     """The card for the configured base and variants (files only; nothing is loaded).
 
-    ``comparison`` is the served run's own evaluation summary (comparison.json or metrics.json).
+    ``comparison`` is the served run's own evaluation summary (comparison.json or metrics.json);
+    ``precision`` and ``device`` as the app serves them (:mod:`vqa_demo.model.precision`).
     """
     directories = [d for root in checkpoints for d in _checkpoint_dirs(root)]
     shipped = bool(directories) and all(
@@ -173,6 +177,8 @@ def build_model_card(
     else:
         card.trained_on = trained_on(infos, comparison)
     card.standings = variant_standings(infos, comparison)
+    if precision is not None:
+        card.precision = precision_sentence(precision, device)
     n = (comparison or {}).get("n")
     card.split_note = f"validation split (n = {n})" if n else "validation split named in each run's config"
     if not card.standings and directories:
@@ -252,6 +258,20 @@ def card_title(card: ModelCard) -> str:
     return " · ".join(str(p) for p in parts) + " (about this model)"
 
 
+def precision_sentence(precision: str, device: str) -> str:
+    """What ``precision`` resolves to here, and where its measured effect is recorded."""
+    from vqa_demo.model.backbone import resolve_device
+    from vqa_demo.model.precision import resolve_precision
+
+    plan = resolve_precision(precision, resolve_device(device))
+    return (
+        f"`{plan.label}` (requested `{precision}`: {plan.reason}); the variants' LoRA adapters stay "
+        "unmerged in fp32 on the one shared base. The accuracies below were measured in fp32; the "
+        "effect of this precision (accuracy, identical choices) is measured by `python -m benchmarks.serving` "
+        "and listed in the README's *Performance*"
+    )
+
+
 def card_markdown(card: ModelCard) -> str:
     """The card as Markdown (the app shows it; the README's app section starts with the default's)."""
     if card.parameters:
@@ -272,6 +292,8 @@ def card_markdown(card: ModelCard) -> str:
             "**Accuracy:** this run has no evaluation yet, so none is shown. Make one with "
             f"`{card.no_evaluation}` and restart the app."
         )
+    if card.precision:
+        blocks.append(f"**Serving precision:** {card.precision}.")
     if card.standings:
         rows = [
             "| variant | validation accuracy [95% CI] | chance | vs chance (exact p) |",

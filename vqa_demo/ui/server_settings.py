@@ -16,6 +16,9 @@ Environment variables (CLI flags of the same name win)::
                       read (event bodies have their own 64 KB limit, see MAX_EVENT_BYTES)
     VQA_QUEUE_SIZE    requests that may wait in the queue
     VQA_THREADS       torch CPU threads for the model (default 1; 0 = torch's default)
+    VQA_PRECISION     base weights while serving: auto | fp32 | bf16 | int8 (default: as stored,
+                      fp32 on CPU); auto = int8 language model + bf16 vision on CPUs with native
+                      bf16, int8 + fp32 vision on other CPUs, bf16 on CUDA (vqa_demo.model.precision)
     VQA_UPLOAD_TTL    seconds an uploaded image stays in Gradio's cache before it is deleted
                       (checked as often; default 3600; 0 keeps uploads until the server stops)
     VQA_SESSION_TTL   seconds a session keeps its last answer (and that answer's image copies) for
@@ -36,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vqa_demo.inputs.decode_worker import DECODE_SECONDS
-from vqa_demo.loading import ASSETS_DIR, find_checkpoints
+from vqa_demo.loading import find_checkpoints
+from vqa_demo.runtime import ASSETS_DIR, PRECISIONS
 from vqa_demo.ui.zerogpu import on_zerogpu
 
 _SPLIT = re.compile(r"[," + re.escape(os.pathsep) + r"]")
@@ -113,6 +117,7 @@ class AppConfig:
     queue_size: int = 16
     # One thread: with two, a busy 2-core machine made /answer ~17x slower (5.3 s vs 0.31 s measured).
     threads: int = 1
+    precision: str | None = None  # None: as stored (fp32 on CPU); "auto" for a real 3B on a free CPU Space
     # Uploads sit in Gradio's cache, fetchable by anyone holding the hashed path: purge them hourly.
     upload_ttl: int = 3600
     # A 36 MP upload held in each of 8 sessions kept ~1.4 GB; sessions now keep bounded copies only.
@@ -127,6 +132,8 @@ class AppConfig:
     def __post_init__(self) -> None:
         parse_file_size(self.max_file_size)  # a typo fails at start-up, not on the first upload
         parse_file_size(self.session_memory, "--session-memory", allow_zero=True)
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, got {self.max_sessions}")
         given = [Path(p).expanduser().resolve() for p in self.checkpoints]
@@ -199,6 +206,7 @@ class AppConfig:
             max_file_size=env.get("VQA_MAX_FILE_SIZE") or "10mb",
             queue_size=int(env.get("VQA_QUEUE_SIZE") or 16),
             threads=int(env.get("VQA_THREADS") or 1),
+            precision=env.get("VQA_PRECISION") or None,
             upload_ttl=int(env.get("VQA_UPLOAD_TTL") or 3600),
             session_ttl=int(env.get("VQA_SESSION_TTL") or 1800),
             session_memory=env.get("VQA_SESSION_MEMORY") or "256mb",
@@ -229,6 +237,9 @@ class AppConfig:
         parser.add_argument("--device", default=defaults.device, help="auto, cpu or cuda")
         parser.add_argument("--max-file-size", default=defaults.max_file_size, help="upload limit, e.g. 10mb")
         parser.add_argument("--queue-size", type=int, default=defaults.queue_size)
+        parser.add_argument(
+            "--precision", choices=PRECISIONS, default=defaults.precision, help="see VQA_PRECISION"
+        )
         parser.add_argument(
             "--threads", type=int, default=defaults.threads, help="torch CPU threads (0: default)"
         )
@@ -271,6 +282,7 @@ class AppConfig:
             max_file_size=args.max_file_size,
             queue_size=args.queue_size,
             threads=args.threads,
+            precision=args.precision,
             upload_ttl=args.upload_ttl,
             session_ttl=args.session_ttl,
             session_memory=args.session_memory,

@@ -1,0 +1,241 @@
+"""Serving a PaliGemma 2 3B-224 base on a CPU: precision, threads, memory, bounded forwards, agreement.
+
+    python -m benchmarks.serving --json benchmarks/results/serving.json   # 3B shapes, needs ~8 GB free
+    python -m benchmarks.serving --quick                                  # scaled-down shapes (CI)
+
+1. A random-weight base at the 3B-224 shapes is written once (bf16, as published; ``--base-dir``
+   keeps it for later runs), then each precision is measured in its own process with the package's
+   loader (:mod:`benchmarks.serving_model`): peak memory from start to the first answer, memory while
+   running, 4-option COND_GEN (one variant) and all five variants answering one item, per thread count.
+2. Bounded forwards: SWAG, batch 16 (64 rows) of long prompts at the real widths (``--layers`` of the
+   language model and vision tower, random weights), one forward against :data:`TOKEN_BUDGET`
+   micro-batches: time per run and the largest score difference.
+3. Agreement on trained weights: the shipped default (``assets/``), ``--items`` validation items under
+   fp32 and under each precision: accuracy, share of identical choices, largest score difference.
+
+fp32 at the full 3B shapes is never loaded here (12.6 GB); its figures are in issue 26.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.common import Targets, add_common_args, finish, free_memory, load_average, setup
+from vqa_demo.runtime import DEFAULT_CHECKPOINTS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def measure_precision(base: Path, precision: str, threads: list[int]) -> dict:
+    """One precision in a fresh process (its own peak memory), through benchmarks.serving_model."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "result.json"
+        command = [sys.executable, "-m", "benchmarks.serving_model", str(base), "--precision", precision]
+        command += ["--threads", *map(str, threads), "--json", str(out)]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        subprocess.run(command, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
+
+
+def bounded_swag(quick: bool, layers: int, seed: int) -> dict:
+    """SWAG batch 16 x 4 options of ~256-token prompts: one forward vs token-budget micro-batches."""
+    from benchmarks.real_shapes import (
+        QUICK_TEXT,
+        QUICK_VISION,
+        REAL_TEXT,
+        REAL_VISION,
+        build_config,
+        build_model,
+        build_processor,
+    )
+    from vqa_demo.config import HeadConfig
+    from vqa_demo.model import forward
+    from vqa_demo.model.encoding import RowEncoder
+    from vqa_demo.model.head_strategy import HeadContext
+    from vqa_demo.model.strategies import build_head, strategy_for
+
+    text, vision = (QUICK_TEXT, QUICK_VISION) if quick else (REAL_TEXT, REAL_VISION)
+    text = dict(text, num_hidden_layers=layers, vocab_size=None)
+    vision = dict(vision, num_hidden_layers=layers)
+    processor = build_processor(True, vision)
+    core = build_model(build_config(processor, text, vision), torch.device("cpu"), torch.float32, seed)
+    encoder = RowEncoder(
+        processor.tokenizer, processor.image_token_id, int(processor.image_seq_length), max_text_tokens=512
+    )
+    cfg = HeadConfig(head="swag", pooling="last_token")
+    head = build_head(cfg, text["hidden_size"]).eval()
+    ctx, strategy = HeadContext(core, encoder, cfg, module=head), strategy_for(cfg)
+    batch = 4 if quick else 16
+    words = "the chart shows how many units were sold in each region over the last quarters " * 8
+    questions = [f"{words} question {i}?" for i in range(batch)]
+    options = [[f"option {k} for {i}" for k in range(4)] for i in range(batch)]
+    features = torch.randn(batch, int(processor.image_seq_length), text["hidden_size"]) * 0.02
+    tokens = encoder.encode(
+        strategy.prompt_rows(questions[0], options[0]), with_suffix=False
+    ).input_ids.shape[1]
+
+    def run(budget: int) -> tuple[float, np.ndarray]:
+        forward.TOKEN_BUDGET = budget
+        start = time.perf_counter()
+        with torch.no_grad():
+            scores = strategy.classifier_scores(ctx, questions, options, features).scores
+        return time.perf_counter() - start, scores.numpy()
+
+    default = forward.TOKEN_BUDGET
+    try:
+        run(default)  # untimed warm-up
+        timings = {"one_forward": [], "bounded": []}
+        for _ in range(1 if not quick else 2):
+            for name, budget in (("one_forward", 10**15), ("bounded", default)):
+                seconds, scores = run(budget)
+                timings[name].append(seconds)
+                timings[name + "_scores"] = scores
+    finally:
+        forward.TOKEN_BUDGET = default
+    diff = float(np.abs(timings["one_forward_scores"] - timings["bounded_scores"]).max())
+    one, bounded = float(np.median(timings["one_forward"])), float(np.median(timings["bounded"]))
+    return {
+        "rows": batch * 4, "row_tokens": int(tokens), "layers": layers, "token_budget": default,
+        "micro_batches": len(forward.row_slices(batch * 4, tokens)), "one_forward_s": one,
+        "bounded_s": bounded, "speedup": one / bounded, "max_abs_diff": diff, "load_average": load_average(),
+    }  # fmt: skip
+
+
+def agreement(precisions: list[str], items: int, checkpoints: Path) -> dict:
+    """The shipped default's first ``items`` validation items under fp32 and each precision."""
+    from vqa_demo.data.splits import load_split
+    from vqa_demo.loading import load_predictor
+
+    split = load_split(checkpoints.parent / "validation")
+    examples = split.examples[:items]
+    images = [e.load_image() for e in examples]
+    gold = np.array([e.answer_index for e in examples])
+    runs: dict[str, Any] = {}
+    for precision in [None, *precisions]:
+        predictor = load_predictor(checkpoints, precision=precision)
+        start = time.perf_counter()
+        answers = predictor.predict_batch(
+            images, [e.question for e in examples], [e.options for e in examples]
+        )
+        runs[precision or "fp32"] = (answers, time.perf_counter() - start, predictor.precision)
+        predictor = None
+        free_memory()
+    reference, fp32_s, _ = runs["fp32"]
+    names = list(reference[0])
+    out: dict[str, Any] = {"items": len(examples), "fp32_s": fp32_s, "load_average": load_average()}
+    for precision in precisions:
+        answers, seconds, serving = runs[precision]
+        per_variant = {}
+        for name in names:
+            a = np.array([r[name].choice for r in reference])
+            b = np.array([r[name].choice for r in answers])
+            diff = max(
+                float(np.abs(x[name].option_scores - y[name].option_scores).max())
+                for x, y in zip(reference, answers)
+            )
+            per_variant[name] = {"accuracy_fp32": float(np.mean(a == gold)), "accuracy": float(np.mean(b == gold)),
+                                 "same_choice": float(np.mean(a == b)), "max_score_diff": diff}  # fmt: skip
+        out[precision] = {
+            "serving": serving, "seconds": seconds, "variants": per_variant,
+            "accuracy_fp32": float(np.mean([v["accuracy_fp32"] for v in per_variant.values()])),
+            "accuracy": float(np.mean([v["accuracy"] for v in per_variant.values()])),
+            "same_choice": float(np.mean([v["same_choice"] for v in per_variant.values()])),
+        }  # fmt: skip
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    machine = setup(args)
+    precisions = args.precisions or ["auto"]
+    threads = args.thread_counts or ([1] if args.quick else [1, 2])
+    result: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine}
+    scratch = tempfile.TemporaryDirectory()
+    base = args.base_dir or Path(scratch.name) / "base"
+    if not (base / "config.json").is_file():
+        from benchmarks.serving_model import write_random_base
+
+        start = time.perf_counter()
+        write_random_base(base, args.quick, seed=args.seed)
+        result["write_base_s"] = time.perf_counter() - start
+    result["precisions"] = {p: measure_precision(base, p, threads) for p in precisions}
+    scratch.cleanup()
+    result["bounded_swag"] = bounded_swag(args.quick, args.layers, args.seed)
+    result["agreement"] = agreement(precisions, args.items or (8 if args.quick else 300), args.checkpoints)
+    main_run, chosen = result["precisions"][precisions[0]], str(threads[-1])
+    default = result["agreement"][precisions[0]]
+    result.update(
+        precision=main_run["serving"]["label"],
+        threads=int(chosen),
+        cond_gen_4_options_s=main_run["threads"][chosen]["cond_gen_4_options_s"],
+        all_variants_s=main_run["threads"][chosen]["all_variants_s"],
+        peak_rss_mb=main_run["peak_rss_first_answer_mb"],
+        running_rss_mb=main_run["running_rss_mb"],
+        default_accuracy_fp32=default["accuracy_fp32"],
+        default_accuracy_quantized=default["accuracy"],
+        default_same_choice=default["same_choice"],
+    )
+    print_summary(result)
+    targets = Targets(enforce=not args.quick)
+    targets.check("4-option COND_GEN (auto, 2 threads)", result["cond_gen_4_options_s"], "<", 5.0, " s")
+    targets.check("all five variants (auto, 2 threads)", result["all_variants_s"], "<", 20.0, " s")
+    targets.check("peak memory to the first answer", result["peak_rss_mb"] / 1024, "<", 14.0, " GB")
+    targets.check("identical choices on the default", result["default_same_choice"], ">", 0.97, "")
+    targets.check("SWAG bounded vs one forward", result["bounded_swag"]["speedup"], ">", 1.0, "x")
+    return finish("serving", result, targets, args)
+
+
+def print_summary(result: dict) -> None:
+    for run in result["precisions"].values():
+        for count, t in run["threads"].items():
+            print(
+                f"{run['serving']['label']:18s} {count} thread(s): COND_GEN 4 options {t['cond_gen_4_options_s']:.2f} s,"
+                f" all variants {t['all_variants_s']:.2f} s, load {t['load_average']}"
+            )
+        print(
+            f"{'':18s} load {run['load_s']:.1f} s, peak {run['peak_rss_first_answer_mb']:.0f} MiB to the first "
+            f"answer, {run['running_rss_mb']:.0f} MiB running"
+        )
+    swag = result["bounded_swag"]
+    print(
+        f"SWAG {swag['rows']} rows x {swag['row_tokens']} tokens: one forward {swag['one_forward_s']:.2f} s, "
+        f"{swag['micro_batches']} micro-batches {swag['bounded_s']:.2f} s (max |diff| {swag['max_abs_diff']:.1e})"
+    )
+    agree = result["agreement"]
+    for precision in result["precisions"]:
+        a = agree[precision]
+        print(
+            f"default, {agree['items']} items, {precision}: accuracy {a['accuracy']:.3f} vs fp32 "
+            f"{a['accuracy_fp32']:.3f}, identical choices {a['same_choice']:.3f}"
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_args(parser, "serving")
+    parser.add_argument("--json", dest="out", type=Path, default=argparse.SUPPRESS, help="the same as --out")
+    parser.add_argument("--precisions", nargs="+", default=None, help="default: auto")
+    parser.add_argument("--thread-counts", type=int, nargs="+", default=None, help="default: 1 2 (quick: 1)")
+    parser.add_argument(
+        "--base-dir", type=Path, default=None, help="random base to reuse (written if missing)"
+    )
+    parser.add_argument("--layers", type=int, default=2, help="layers of the bounded-forward model")
+    parser.add_argument("--items", type=int, default=0, help="default items for agreement (300; quick 8)")
+    parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS, help="the shipped default")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(parse_args()))

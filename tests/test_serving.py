@@ -1,0 +1,177 @@
+"""Serving on a CPU: threads, bounded forwards, int8/bf16 precision, a torch-free CLI start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vqa_demo.config import LoraSettings
+from vqa_demo.evaluation import cli
+from vqa_demo.evaluation.runner import read_predictions
+from vqa_demo.model import forward, precision
+from vqa_demo.model.backbone import add_lora, build_tiny_backbone
+from vqa_demo.model.precision import Int8Linear, PrecisionPlan, apply_precision, resolve_precision
+from vqa_demo.runtime import use_threads
+from vqa_demo.testing import make_tiny_predictor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_evaluate_help_and_arguments_load_no_torch():
+    code = (
+        "import sys; from vqa_demo.evaluation.cli import parse_args; "
+        "a = parse_args(['--data', 'd', '--out', 'o']); "
+        "print(a.threads, a.precision, 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["1", "None", "False", "False"]
+
+
+def test_threads_flag_sets_torch_threads():
+    args = cli.parse_args(["--data", "d", "--out", "o", "--threads", "2", "--precision", "int8"])
+    assert (args.threads, args.precision) == (2, "int8")
+    before = torch.get_num_threads()
+    try:
+        assert use_threads(2) == 2 and torch.get_num_threads() == 2
+        assert use_threads(0) == 2  # 0 leaves the setting alone
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="--threads"):
+        use_threads(-1)
+
+
+def test_row_slices_cover_rows_within_the_budget():
+    slices = forward.row_slices(10, 100, token_budget=3 * 100**2)
+    assert [(s.start, s.stop) for s in slices] == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert [(s.start, s.stop) for s in forward.row_slices(5, 1000, token_budget=1)] == [
+        (i, i + 1) for i in range(5)
+    ]
+    assert len(forward.row_slices(64, 300)) == 1 + (64 - 1) // (forward.TOKEN_BUDGET // 300**2)
+
+
+@pytest.mark.parametrize("name", ["swag-last_token", "swag-attentive", "multi_class-attentive"])
+def test_bounded_forwards_give_the_one_batch_scores(name, images, monkeypatch):
+    predictor = make_tiny_predictor(variants=(name,))
+    questions = ["What colour is it?", "Which shape is shown here in the picture?", "Count them."]
+    options = [["red", "green", "blue", "grey"], ["circle", "square", "a long triangle", "star"], ["1", "2"]]
+    if name.startswith("multi_class"):
+        options[2] = ["1", "2", "3", "4"]
+    calls = []
+    hook = predictor.backbone.core.model.language_model.register_forward_hook(
+        lambda module, args, out: calls.append(1)
+    )
+    try:
+        monkeypatch.setattr(forward, "TOKEN_BUDGET", 10**12)
+        whole = predictor.predict_batch(images[:3], questions, options)
+        one_batch_calls, calls[:] = len(calls), []
+        monkeypatch.setattr(forward, "TOKEN_BUDGET", 1)  # one row per forward
+        bounded = predictor.predict_batch(images[:3], questions, options)
+    finally:
+        hook.remove()
+    rows = 3 if name.startswith("multi_class") else sum(len(o) for o in options)
+    assert (one_batch_calls, len(calls)) == (1, rows)
+    for a, b in zip(whole, bounded):
+        np.testing.assert_allclose(a[name].option_scores, b[name].option_scores, rtol=0, atol=1e-5)
+        assert a[name].choice == b[name].choice
+
+
+def test_precision_plans(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", cpu).label == "int8+bf16-vision"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", cpu).label == "int8+fp32-vision"
+    assert resolve_precision("auto", cuda).label == "bf16"
+    assert resolve_precision("fp32", cpu).load_dtype == torch.float32
+    assert resolve_precision("int8", cpu).load_dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="CPU precision"):
+        resolve_precision("int8", cuda)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("int4", cpu)
+
+
+def test_int8_linear_is_close_and_keeps_fp32_adapters():
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32)
+    quantized = Int8Linear(linear)
+    x = torch.randn(3, 5, 64)
+    exact = linear(x)
+    error = (quantized(x) - exact).abs().max() / exact.abs().max()
+    assert error < 0.03
+    assert isinstance(quantized, nn.Linear) and quantized.weight.shape == (32, 64)
+
+    backbone = build_tiny_backbone()
+    summary = apply_precision(backbone.core, PrecisionPlan("int8", "int8", "fp32", "test"), ("vision_tower",))
+    assert summary["quantized_linears"] > 0
+    assert isinstance(backbone.core.lm_head, Int8Linear)
+    assert backbone.core.model.language_model.embed_tokens.weight.dtype == torch.float32
+    assert all(type(m) is not Int8Linear for m in backbone.core.model.vision_tower.modules())
+    model = add_lora(backbone, LoraSettings(init_weights=False))
+    lora = [p for n, p in model.named_parameters() if "lora_" in n]
+    assert lora and all(p.dtype == torch.float32 for p in lora)
+    ids = torch.tensor([[2, 5, 7, 9]])
+    with_adapter = model(input_ids=ids).logits
+    with model.disable_adapter():
+        without = model(input_ids=ids).logits
+    assert (with_adapter - without).abs().max() > 1e-4  # the adapters run beside the int8 weights
+
+
+@pytest.mark.parametrize("requested", ["int8", "bf16"])
+def test_evaluate_with_a_serving_precision_agrees_and_records_it(requested, app_assets, tmp_path):
+    root = app_assets.root
+    common = ["--checkpoints", str(root / "checkpoints"), "--data", str(root / "validation")]
+    exact = cli.main(cli.parse_args([*common, "--out", str(tmp_path / "fp32")]))
+    served = cli.main(cli.parse_args([*common, "--out", str(tmp_path / requested), "--precision", requested]))
+    written = json.loads((tmp_path / requested / "metrics.json").read_text())
+    assert written["precision"]["requested"] == requested and "precision" not in exact
+    assert written["threads"] == 1
+    exact_rows = read_predictions(tmp_path / "fp32" / "predictions.jsonl")
+    served_rows = read_predictions(tmp_path / requested / "predictions.jsonl")
+    same = [
+        a["variants"][name]["choice"] == b["variants"][name]["choice"]
+        for a, b in zip(exact_rows, served_rows)
+        for name in a["variants"]
+    ]
+    assert len(same) > 10 and np.mean(same) >= 0.8, f"{requested} changed too many choices"
+    for variant, m in served["variants"].items():
+        assert abs(m["accuracy"]["accuracy"] - exact["variants"][variant]["accuracy"]["accuracy"]) <= 0.25
+
+
+def test_serving_benchmark_quick_writes_the_promised_keys(tmp_path):
+    from benchmarks import serving
+
+    before = torch.get_num_threads()
+    try:
+        code = serving.main(serving.parse_args(["--quick", "--json", str(tmp_path / "serving.json")]))
+    finally:
+        torch.set_num_threads(before)
+    assert code == 0
+    data = json.loads((tmp_path / "serving.json").read_text())
+    for key in ("cond_gen_4_options_s", "all_variants_s", "peak_rss_mb", "running_rss_mb", "threads",
+                "precision", "default_accuracy_fp32", "default_accuracy_quantized", "default_same_choice"):  # fmt: skip
+        assert key in data, key
+    assert data["precision"].startswith("int8")
+    assert data["running_rss_mb"] > 0 and data["peak_rss_mb"] > 0
+    assert data["bounded_swag"]["max_abs_diff"] < 1e-4
+    assert data["bounded_swag"]["micro_batches"] > 1
+
+
+def test_model_card_states_the_serving_precision(app_assets):
+    from vqa_demo.ui.holder import check_variants
+    from vqa_demo.ui.model_card import build_model_card, card_markdown
+
+    checkpoints = [app_assets.root / "checkpoints"]
+    infos, _ = check_variants(checkpoints)
+    plain = card_markdown(build_model_card(infos, None, checkpoints))
+    served = card_markdown(build_model_card(infos, None, checkpoints, precision="int8", device="cpu"))
+    assert "Serving precision" not in plain
+    assert "**Serving precision:** `int8+fp32-vision` (requested `int8`" in served

@@ -1,0 +1,52 @@
+"""Run-time settings every command that runs a model shares: CPU threads and serving precision.
+
+Torch-free at import, so a CLI can build its parser (and answer ``--help``) without loading torch;
+:func:`use_threads` imports torch only when it is called.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_BASE = ASSETS_DIR / "base"
+DEFAULT_CHECKPOINTS = ASSETS_DIR / "checkpoints"
+
+# auto: int8 language model + bf16 vision on a CPU with native bf16, int8 + fp32 vision on other
+# CPUs, bf16 on CUDA (vqa_demo.model.precision.resolve_precision).
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+DEFAULT_THREADS = 1  # one thread: on a shared small CPU more threads contend and run slower
+
+
+def add_threads_argument(parser: argparse.ArgumentParser, default: int = DEFAULT_THREADS) -> None:
+    """``--threads N``: torch CPU threads (0 keeps torch's default of one per core)."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=default,
+        help=f"torch CPU threads (default {default}; 0: one per core, torch's default)",
+    )
+
+
+def add_precision_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--precision``: how the base model's weights are held while serving (see :data:`PRECISIONS`)."""
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=default,
+        help="base weights while serving: fp32, bf16, int8 (dynamic int8 language model, fp32 vision) "
+        "or auto (int8 + bf16 vision on CPUs with native bf16, int8 + fp32 vision on other CPUs, bf16 "
+        "on CUDA); default: as stored for training, fp32 on CPU and bf16 on CUDA",
+    )
+
+
+def use_threads(threads: int) -> int:
+    """Set torch's CPU threads (0 leaves torch's default); returns the number in use."""
+    if threads < 0:
+        raise ValueError(f"--threads must be 0 (torch's default) or more, got {threads}")
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
