@@ -10,9 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from tests.hostile_files import run_module, write_tiny_base
+from tests.hostile_files import write_tiny_base
 from tests.test_evaluation import make_split
 from vqa_demo.config import BackboneConfig
+from vqa_demo.evaluation.cli import cli as evaluate_cli
 from vqa_demo.loading import load_predictor
 from vqa_demo.model.backbone import load_backbone
 from vqa_demo.model.base_checks import UnsafeBaseError
@@ -121,17 +122,18 @@ def test_a_clean_base_still_loads(saved):
     assert list(predictor.variants) == ["multi_class-last_token"]
 
 
-def test_the_evaluate_cli_refuses_a_nan_base_in_one_line(saved, tmp_path):
+def test_the_evaluate_cli_refuses_a_nan_base_in_one_line(saved, tmp_path, capsys):
     base = copy_base(saved, "paligemma", tmp_path)
     corrupt_weights(base, set_value(float("nan")))
     data = tmp_path / "data"
     data.mkdir()
     make_split(data, n=2)
-    result = run_module(
-        "vqa_demo.evaluate",
-        *("--checkpoints", str(saved["paligemma"] / "checkpoints"), "--base", str(base)),
-        *("--data", str(data), "--out", str(tmp_path / "out")),
-    )
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    last = result.stderr.strip().splitlines()[-1]
+    with pytest.raises(SystemExit) as caught:
+        evaluate_cli(
+            ["--checkpoints", str(saved["paligemma"] / "checkpoints"), "--base", str(base)]
+            + ["--data", str(data), "--out", str(tmp_path / "out")]
+        )
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and "Traceback" not in err, err[-3000:]
+    last = err.strip().splitlines()[-1]
     assert last.startswith("error: the base") and "NaN or infinite values" in last

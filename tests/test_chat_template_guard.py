@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from tests.hostile_files import run_module, write_tiny_base
+from tests.hostile_files import write_tiny_base
 from vqa_demo.config import BackboneConfig
+from vqa_demo.evaluation.cli import cli as evaluate_cli
 from vqa_demo.model.backbone import load_backbone
 from vqa_demo.model.base_checks import UnsafeBaseError
 from vqa_demo.model.template_guard import TEMPLATE_SECONDS, render_within
@@ -77,7 +78,7 @@ def test_the_budget_stops_a_python_loop_where_it_is():
     assert render_within(lambda: "fine") == "fine" and TEMPLATE_SECONDS == 2.0
 
 
-def test_the_evaluate_cli_refuses_the_template_in_one_line(tmp_path):
+def test_the_evaluate_cli_refuses_the_template_in_one_line(tmp_path, capsys):
     write_tiny_base(tmp_path, "tiny:llava", variant="multi_class-last_token")
     (tmp_path / "base" / "chat_template.jinja").write_text(NESTED)
     data = tmp_path / "data"
@@ -86,11 +87,12 @@ def test_the_evaluate_cli_refuses_the_template_in_one_line(tmp_path):
     data.mkdir()
     make_split(data, n=2)
     started = time.monotonic()
-    result = run_module(
-        "vqa_demo.evaluate",
-        *("--checkpoints", str(tmp_path / "checkpoints"), "--base", str(tmp_path / "base")),
-        *("--data", str(data), "--out", str(tmp_path / "out")),
-    )
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert result.stderr.strip().splitlines()[-1].startswith("error: the chat template of")
+    with pytest.raises(SystemExit) as caught:
+        evaluate_cli(
+            ["--checkpoints", str(tmp_path / "checkpoints"), "--base", str(tmp_path / "base")]
+            + ["--data", str(data), "--out", str(tmp_path / "out")]
+        )
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("error: the chat template of")
     assert time.monotonic() - started < 120

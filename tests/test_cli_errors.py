@@ -91,7 +91,7 @@ def test_train_data_mistakes(capsys, data, tmp_path):
     err = user_error(capsys, train.cli, ["--data", str(data / "folder" / "train"), *out])
     assert "is a single split; training needs train and validation" in err
     err = user_error(capsys, train.cli, ["--data", str(data / "hf"), *out])
-    assert "has no 'validation' split (splits found: train); add or rename one" in err
+    assert "2 of 2 training rows have no answer" in err and "--columns answer=" in err
     err = user_error(capsys, train.cli, ["--data", str(data / "hf"), "--columns", "question", *out])
     assert "--columns: 'question' is not role=column" in err
 

@@ -70,6 +70,7 @@ from vqa_demo.config import (
     TrainSettings,
     default_prompt_style,
 )
+from vqa_demo.data.rows import DataError
 from vqa_demo.data.sources import load_data_split
 from vqa_demo.data.splits import MCSplit
 from vqa_demo.evaluation.runner import EvaluationResult, evaluate, write_evaluation
@@ -263,6 +264,12 @@ def training_splits(cfg: TrainConfig, data: str | Path) -> tuple[MCSplit, MCSpli
     ``--max-train`` first, then the selection split (:func:`training.selection.selection_for`),
     which ``--max-val`` caps like every split evaluated. The same for every variant of a comparison."""
     train_split = load_data_split(data, "train", columns=cfg.columns, single_split=False)
+    unlabeled = sum(example.answer_index is None for example in train_split.examples)
+    if unlabeled:
+        raise DataError(
+            f"--data {data}: {unlabeled} of {len(train_split)} training rows have no answer; training needs "
+            "every row's gold option (an answer column, or map one with --columns answer=...)"
+        )
     if cfg.max_train:
         train_split.examples = train_split.examples[: cfg.max_train]
     train_split, selection, description = selection_for(
