@@ -10,6 +10,7 @@ import gradio as gr
 
 from vqa_demo.predictor import Predictor
 from vqa_demo.ui.answer_notes import AnswerNotes
+from vqa_demo.ui.answer_state import forget_answer
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.model_card import build_model_card, card_markdown, card_title
@@ -72,7 +73,7 @@ def build_demo(
                 build_compare_tab(assets)
             with gr.Tab("Errors", id="errors"):
                 errors_view = build_errors_tab(errors)
-        freshness = Freshness(holder, ask.forget)
+        freshness = Freshness(holder, forget_answer)
         answer_event = wire_ask(ask, form, outputs, freshness.starting)
         answer_event.then(notes.render, outputs.result, form.notes, api_visibility="private")
         wire_explain(explain, view, outputs.result, answer_event)

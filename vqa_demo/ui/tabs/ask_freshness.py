@@ -34,7 +34,7 @@ IMAGE_MISSING = "image_missing"  # vqa_demo.inputs' category for an answer witho
 class Freshness:
     """Clears what an answer left when its inputs change; keeps the last upload refusal for *Answer*.
 
-    ``forget`` releases a kept answer (the Ask tab's ``AskCallbacks.forget``).
+    ``forget`` releases a kept answer (:func:`vqa_demo.ui.answer_state.forget_answer`).
     """
 
     def __init__(self, holder: PredictorHolder, forget: Callable[[Any], None]):
