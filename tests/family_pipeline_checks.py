@@ -135,8 +135,8 @@ def check_attribution_scores_equal_predictions(spec: ChatFamily) -> float:
             attribute(predictor, images, questions, options, variant, **how), predictions
         ):
             chosen = prediction[variant]
-            # COND_GEN attributes the summed log-likelihood, whichever score made the choice.
-            scores = chosen.option_scores if chosen.cond_gen is None else chosen.cond_gen.loglik_sum
+            # Every head attributes the score that made its choice (COND_GEN: its decision rule's).
+            scores = chosen.option_scores
             worst = max(worst, abs(attribution.score - float(scores[chosen.choice])))
     return worst
 

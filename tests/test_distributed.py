@@ -247,6 +247,8 @@ def test_two_processes_with_accumulation_train_every_head_like_one_with_the_glob
         "--base", "tiny", "--data", str(data), "--max-train", "12", "--max-val", "2", "--max-steps", "3",
         "--lora-dropout", "0", "--eval-every", "100", "--log-every", "1", "--eval-batch-size", "2",
         "--threads", "1", "--seed", str(SEED),
+        # an explicit selection split keeps all 12 training examples (3 whole global batches of 4)
+        "--selection-split", str(data / "validation"),
     ]  # fmt: skip
     variants = {name: ["--variant", head] + (["--pooling", pooling] if pooling else []) for name, (head, pooling) in VARIANTS.items()}  # fmt: skip
     for name, flags in variants.items():

@@ -86,7 +86,8 @@ def test_the_explain_panel_renders_a_cond_gen_attribution_through_the_app_holder
     for method in METHOD_LABELS:
         image, chips, caption, (attribution, _) = explain.attribute(result, "cond_gen", method, 8, 0.5)
         assert isinstance(image, Image.Image), caption
-        assert "cond_gen**'s summed log-likelihood" in caption and "not coloured" in caption
+        # the decision rule's own score (loglik_mean by default) is what is attributed
+        assert "cond_gen**'s log-likelihood per answer token" in caption and "not coloured" in caption
         assert "[CLS]</span>" in chips and chips.count("<span") == len(attribution.tokens)
         assert ("Completeness" in caption) == (method == "Integrated gradients")
 

@@ -13,6 +13,7 @@ from vqa_demo.config import VARIANTS
 from vqa_demo.evaluation.run_tables import side_by_side_table
 from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.evaluation.saved_runs import paired_tests
+from vqa_demo.evaluation.selection_report import ZERO_SHOT
 from vqa_demo.model.vilt_baseline import BASELINE_NAME
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.assets import AppAssets
@@ -21,6 +22,8 @@ SOURCES = ["tiny:llava", "tiny:gemma3", "tiny:qwen2_5_vl", "tiny:smolvlm", "tiny
 # ViLT has no language-model head: COND_GEN is not applicable, its own VQA classifier is the baseline.
 REFUSED = {"tiny:vilt": ["cond_gen"]}
 BASELINES = {"tiny:vilt": [BASELINE_NAME]}
+# Every comparison adds the untrained base scored by COND_GEN likelihood, where COND_GEN applies.
+ZERO_SHOT_ROWS = {"tiny:vilt": []}
 
 
 @pytest.mark.slow
@@ -29,9 +32,11 @@ def test_compare_smoke_writes_every_applicable_variant(compare_smoke, source):
     out, comparison = compare_smoke(source)
     trained = [name for name in VARIANTS if name not in REFUSED.get(source, [])]
     assert comparison["setting"]["base"] == source and comparison["n"] == 16
-    assert sorted(comparison["variants"]) == sorted([*trained, *BASELINES.get(source, [])])
+    zero_shot = ZERO_SHOT_ROWS.get(source, [ZERO_SHOT])
+    assert sorted(comparison["variants"]) == sorted([*trained, *BASELINES.get(source, []), *zero_shot])
     assert sorted(trained_variants(comparison)) == sorted(trained)
-    assert sorted(comparison["not_applicable"]) == REFUSED.get(source, [])
+    refused = REFUSED.get(source, []) + ([] if zero_shot else [ZERO_SHOT])
+    assert sorted(comparison["not_applicable"]) == sorted(refused)
     assert all("not applicable" in reason for reason in comparison["not_applicable"].values())
     for name, entry in comparison["variants"].items():
         assert 0.0 <= entry["accuracy"]["accuracy"] <= 1.0, name
@@ -72,8 +77,8 @@ def test_the_families_smoke_runs_sit_side_by_side_in_the_compare_tab(compare_smo
     ]
     assert len({run.questions for run in assets.runs[1:]}) == 1 != len({r.questions for r in assets.runs})
     tests, notes = paired_tests(assets.runs)
-    # 5 decoder-or-BLIP families share 5 variants (10 pairs x 5), each shares 4 with ViLT (5 x 4)
-    assert len(tests) == 10 * 5 + 5 * 4
+    # 5 decoder-or-BLIP families share 5 variants and zero_shot (10 pairs x 6), each 4 with ViLT (5 x 4)
+    assert len(tests) == 10 * 6 + 5 * 4
     assert len(notes) == 6 and all("answered different questions" in n for n in notes)
     table = side_by_side_table(assets.runs).set_index("variant")
     assert table.loc["cond_gen", assets.runs[-1].label] == "not applicable"
