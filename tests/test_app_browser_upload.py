@@ -36,7 +36,7 @@ def upload(page, path) -> None:
     page.locator("#ask-image input[type=file]").first.set_input_files(str(path))
     page.wait_for_timeout(1000)
     page.wait_for_function(
-        "() => !/processing|\\d+(\\.\\d+)?s/.test(document.querySelector('#ask-status').innerText)"
+        "() => !/processing|\\d+(\\.\\d+)?s/.test(document.querySelector('#image-status').innerText)"
     )
 
 
@@ -53,11 +53,12 @@ def test_a_bad_file_over_a_good_one_gets_its_reason_and_answer_still_checks(app,
     upload(page, good)
     page.wait_for_selector("#ask-image img")
     upload(page, notes)
-    expect(page.locator("#ask-status")).to_contain_text("not a readable")
+    # an upload's refusal is shown under the image (vqa_demo.ui.tabs.ask_freshness)
+    expect(page.locator("#image-status")).to_contain_text("not a readable")
     upload(page, good)
     page.wait_for_selector("#ask-image img")
     upload(page, huge)
-    expect(page.locator("#ask-status")).to_contain_text("pixels")
+    expect(page.locator("#image-status")).to_contain_text("pixels")
     upload(page, good)
     page.wait_for_selector("#ask-image img")
     fake.calls.clear()
