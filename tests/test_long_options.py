@@ -115,5 +115,5 @@ def test_training_reports_a_cut_gold_answer(tmp_path):
         variant="cond_gen", pooling=None, base="tiny", out=str(tmp_path / "run"), data=str(data)
     )
     cfg.smoke, cfg.max_steps, cfg.max_val = True, 1, 2
-    with pytest.warns(UserWarning, match=rf"1 of 32 training examples are cut .*{rows[1]['file_name']}"):
+    with pytest.warns(UserWarning, match=rf"1 of \d+ training examples are cut .*{rows[1]['file_name']}"):
         main(cfg)

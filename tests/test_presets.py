@@ -109,6 +109,8 @@ def data_dir(tmp_path_factory):
 def test_each_generation_trains_evaluates_and_serves(tmp_path, data_dir, base, style, variant, pooling):
     cfg = TrainConfig(variant=variant, pooling=pooling, base=base, prompt_style=style, smoke=True, threads=1)
     cfg.out, cfg.data = str(tmp_path / "run"), str(data_dir)
+    # best/ is chosen on the split evaluated below, so training's figure and the CLI's must agree
+    cfg.selection_split = str(data_dir / "validation")
     result = main(cfg)
     run_config = json.loads((tmp_path / "run" / "best" / "run_config.json").read_text())
     assert run_config["backbone"]["source"] == base and run_config["prompt"]["style"] == style

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,9 @@ def test_every_figure_comes_from_comparison_json(shipped, tmp_path):
     )
     assert comparison_data(AppAssets.load(AppConfig(assets=copy)))["variants"] == data["variants"]
     (copy / "comparison.json").unlink()
+    # without comparison.json, a run evaluated by the CLI is summarised by its evaluation/metrics.json
+    assert list(comparison_data(AppAssets.load(AppConfig(assets=copy)))["variants"]) == ["cond_gen"]
+    shutil.rmtree(copy / "evaluation")
     missing = AppAssets.load(AppConfig(assets=copy))
     assert comparison_data(missing)["variants"] == {}
     assert summary_markdown(comparison_data(missing), [], missing.notes).startswith("No comparison.json")

@@ -172,8 +172,9 @@ def test_attribution_of_both_options_on_demand(tiny):
     choice = run.predictions["cond_gen"].choice
     assert isinstance(gold_image, Image.Image) and isinstance(chosen_image, Image.Image) and gold_tokens
     assert f"{options[record['gold']]}" in gold_caption and f"{options[choice]}" in chosen_caption
-    # The score attributed is COND_GEN's summed log-likelihood of each option, as the live run reports it.
-    loglik = run.predictions["cond_gen"].cond_gen.loglik_sum
+    # The score attributed is the one COND_GEN decided by (its rule's score of each option), as the live
+    # run reports it.
+    loglik = run.predictions["cond_gen"].option_scores
     assert f"({loglik[record['gold']]:.3f})" in gold_caption and f"({loglik[choice]:.3f})" in chosen_caption
     # One colour scale for both sides: the legends name the same peak.
     peak = re.compile(r"<span>0</span><span class='bar'[^>]*></span><span>([^<]+)</span>")
