@@ -163,6 +163,7 @@ def test_gated_and_missing_hub_errors_get_their_own_sentences():
     assert "HF_TOKEN" in hub_problem(gated, "google/x", "--base")
 
 
+@pytest.mark.slow  # a fresh interpreter is the point
 def test_train_offline_hub_base_as_a_user_runs_it(data, tmp_path):
     """The real command with HF_HUB_OFFLINE=1 and a hub id not in the cache: one line, exit 2, no retries."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}

@@ -51,6 +51,7 @@ def assert_no_formula(cells: list[str]) -> None:
     assert not bad, bad
 
 
+@pytest.mark.slow  # a fresh interpreter running the CLI
 def test_evaluate_cli_submission_neutralises_file_names(tmp_path):
     write_tiny_base(tmp_path, variant="multi_class-last_token")
     data = tmp_path / "data"
@@ -116,6 +117,7 @@ def test_errors_tab_export_neutralises_question_options_and_file_name(tmp_path):
     assert "'=HYPERLINK(1).png" in cells
 
 
+@pytest.mark.slow  # a fresh interpreter running the CLI
 def test_huge_option_column_number_is_one_line_error(tmp_path):
     data = tmp_path / "data"
     data.mkdir()

@@ -9,6 +9,7 @@ import shutil
 
 import datasets
 import numpy as np
+import pytest
 from PIL import Image
 
 from training.compare import main as compare_main
@@ -36,6 +37,7 @@ def aokvqa_split(n: int, seed: int, labeled: bool = True) -> datasets.Dataset:
     return datasets.Dataset.from_dict(rows)
 
 
+@pytest.mark.slow  # a training chain end to end
 def test_datasets_folder_to_moved_run_to_app(tmp_path, monkeypatch):
     project = tmp_path / "project"
     data = project / "data" / "aokvqa"

@@ -119,6 +119,7 @@ def dotted(path: tuple) -> str:
     return ".".join(str(k) for k in path)
 
 
+@pytest.mark.slow  # a fuzz of every key
 def test_every_summary_key_swapped_gives_a_reason_or_loads(tmp_path):
     summary = shipped_summary()
     paths = key_paths(summary)
@@ -139,6 +140,7 @@ def test_every_summary_key_swapped_gives_a_reason_or_loads(tmp_path):
     assert reasons > 100
 
 
+@pytest.mark.slow  # a fuzz of every key
 def test_every_prediction_key_swapped_gives_a_reason_or_loads(tmp_path):
     summary, records = shipped_summary(), shipped_records()
     paths = key_paths(records[0])
@@ -198,6 +200,7 @@ def crashing_runs(root: Path) -> dict[str, tuple[Path, str]]:
     return cases
 
 
+@pytest.mark.slow  # a fresh interpreter running the CLI
 def test_the_six_crashing_runs_are_listed_by_the_cli(tmp_path):
     cases = crashing_runs(tmp_path)
     good = write_run(tmp_path / "good", shipped_summary(), shipped_records())
@@ -208,6 +211,7 @@ def test_the_six_crashing_runs_are_listed_by_the_cli(tmp_path):
         assert any(name in line and key in line for line in notes.splitlines()), (name, notes)
 
 
+@pytest.mark.slow  # a real server on loopback
 def test_the_app_serves_with_the_six_crashing_runs_listed(tmp_path):
     cases = crashing_runs(tmp_path / "runs")
     assets = tmp_path / "assets"

@@ -146,6 +146,7 @@ def test_evaluate_with_a_serving_precision_agrees_and_records_it(requested, app_
         assert abs(m["accuracy"]["accuracy"] - exact["variants"][variant]["accuracy"]["accuracy"]) <= 0.25
 
 
+@pytest.mark.slow  # a benchmark run
 def test_serving_benchmark_quick_writes_the_promised_keys(tmp_path):
     from benchmarks import serving
 
