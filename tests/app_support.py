@@ -69,6 +69,19 @@ class FakePredictor:
 launch = launch_on_loopback
 
 
+def served(config, predictor):
+    """The app on ``predictor`` served on loopback, for module fixtures: yields ``{"url", "demo",
+    "fake", "config"}`` (``fake`` is the predictor), then closes the server."""
+    from vqa_demo.ui import build_demo
+
+    demo = build_demo(config, predictor=predictor)
+    url = launch(demo, config).rstrip("/")
+    try:
+        yield {"url": url, "demo": demo, "fake": predictor, "config": config}
+    finally:
+        demo.close()
+
+
 def click_events(demo, elem_id: str) -> list[dict]:
     """The click events wired to the component with ``elem_id``, as the page receives them (demo.config)."""
     ids = [c["id"] for c in demo.config["components"] if c.get("props", {}).get("elem_id") == elem_id]

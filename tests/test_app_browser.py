@@ -73,6 +73,12 @@ def open_app(browser, demo, config):
 
 @pytest.fixture(scope="module")
 def page(app_assets, browser):
+    yield from app_page(app_assets, browser)
+
+
+def app_page(app_assets, browser):
+    """The tiny assets' app open in a Chromium page (a generator for module fixtures: yields the page,
+    then closes it and the server)."""
     holder = PredictorHolder(loader=app_assets.load_predictor, checkpoints=app_assets.config.checkpoints)
     demo = build_demo(app_assets.config, holder=holder)
     try:

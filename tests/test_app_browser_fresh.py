@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser_checks import CONTRAST_JS, OVERFLOW_JS
-from tests.test_app_browser import browser, expect, open_app, shot, wait_image  # noqa: F401 (the fixture)
+from tests.test_app_browser import app_page, browser, expect, open_app, shot, wait_image  # noqa: F401 (the fixture)
 from vqa_demo.ui import build_demo
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.tabs.ask_freshness import STALE
@@ -21,14 +21,7 @@ BARS = "#scores-chart .js-plotly-plot g.trace.bars"
 
 @pytest.fixture(scope="module")
 def page(app_assets, browser):  # noqa: F811 (the imported fixture)
-    holder = PredictorHolder(loader=app_assets.load_predictor, checkpoints=app_assets.config.checkpoints)
-    demo = build_demo(app_assets.config, holder=holder)
-    try:
-        page = open_app(browser, demo, app_assets.config)
-        yield page
-        page.close()
-    finally:
-        demo.close()
+    yield from app_page(app_assets, browser)
 
 
 def answered(page) -> None:

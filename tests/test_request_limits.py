@@ -20,9 +20,9 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.app_support import FakePredictor, launch
+from tests.app_support import FakePredictor, served
 from tests.server_queue import completed_output, event_id, queue_call
-from vqa_demo.ui import AppConfig, build_demo
+from vqa_demo.ui import AppConfig
 from vqa_demo.ui.answer_api import answer_inputs
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.server_settings import MAX_EVENT_BYTES, MAX_INPUT_BYTES, MAX_UPLOAD_FILES
@@ -44,13 +44,7 @@ def noise_png(width: int, height: int, seed: int = 0) -> bytes:
 @pytest.fixture(scope="module")
 def server(app_assets):
     config = AppConfig(assets=app_assets.root, base=str(app_assets.root / "base"), max_file_size="1mb")
-    fake = FakePredictor()
-    demo = build_demo(config, predictor=fake)
-    url = launch(demo, config).rstrip("/")
-    try:
-        yield {"url": url, "demo": demo, "fake": fake, "config": config}
-    finally:
-        demo.close()
+    yield from served(config, FakePredictor())
 
 
 def answer(server, image, k=4, options=OPTIONS, ticks=None, question="What colour?", raw_body=None):

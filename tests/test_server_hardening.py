@@ -26,13 +26,13 @@ import pytest
 from PIL import Image
 
 from benchmarks.hostile_files import scan_bomb_jpeg
-from tests.app_support import FakePredictor, launch
+from tests.app_support import FakePredictor, served
 from tests.server_queue import completed_output, event_id, queue_call
 from tests.test_inputs_images import png_declaring
 from vqa_demo.inputs import InputError
 from vqa_demo.inputs.decode_worker import DecodeWorker
 from vqa_demo.inputs.image import MAX_JPEG_SCANS
-from vqa_demo.ui import AppConfig, build_demo
+from vqa_demo.ui import AppConfig
 from vqa_demo.ui.answer_api import answer_inputs
 from vqa_demo.ui.server_settings import MAX_EVENT_BYTES, MAX_INPUT_BYTES
 from vqa_demo.ui.tabs.ask_arguments import BadArgument, requested_count
@@ -56,13 +56,7 @@ class TripwirePredictor(FakePredictor):
 @pytest.fixture(scope="module")
 def server(app_assets):
     config = AppConfig(assets=app_assets.root, base=str(app_assets.root / "base"))
-    fake = TripwirePredictor()
-    demo = build_demo(config, predictor=fake)
-    url = launch(demo, config).rstrip("/")
-    try:
-        yield {"url": url, "demo": demo, "fake": fake, "config": config}
-    finally:
-        demo.close()
+    yield from served(config, TripwirePredictor())
 
 
 def png_bytes(width: int = 48, height: int = 32, seed: int = 0) -> bytes:
