@@ -21,7 +21,8 @@ from PIL import Image
 
 from vqa_demo.config import TINY_IMAGE_SIZE, TINY_PATCH_SIZE, TINY_SIZE, LoraSettings
 from vqa_demo.loading import DEFAULT_BASE, DEFAULT_CHECKPOINTS
-from vqa_demo.model.backbone import Backbone, paligemma2_config, paligemma_processor, tiny_processor
+from vqa_demo.model.backbone import Backbone
+from vqa_demo.model.families.paligemma.tiny import paligemma2_config, paligemma_processor, tiny_processor
 from vqa_demo.predictor import Predictor
 from vqa_demo.testing import make_tiny_predictor, random_variant_predictor
 

@@ -23,8 +23,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vqa_demo.model.cond_gen import CondGenStrategy, option_loglik, run_prefix
+from vqa_demo.model.answer_scorer import option_loglik, run_prefix
+from vqa_demo.model.cond_gen import CondGenStrategy
 from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.families.registry import family_for
 from vqa_demo.model.forward import as_encoder_outputs, image_features
 from vqa_demo.predictor import Predictor
 
@@ -78,10 +80,11 @@ def shared_prefix_loglik(
     rows = encoder.encode(COND_GEN.prompt_rows(question, list(options), style), with_suffix=False)
     rows = rows.to(features.device)
     start = time.perf_counter()
-    state = run_prefix(core, rows, features)
+    family = family_for(core.config)
+    state = run_prefix(family, core, rows, features)
     _sync(features.device)
     middle = time.perf_counter()
-    total, mean = option_loglik(core, encoder, state, [list(options)])
+    total, mean = option_loglik(family, core, encoder, state, [list(options)])
     _sync(features.device)
     end = time.perf_counter()
     parts = {

@@ -45,8 +45,9 @@ from benchmarks.common import Targets, add_common_args, finish, free_memory, loa
 from benchmarks.models import make_items
 from benchmarks.naive import full_pass_option_loglik, max_abs_diff, shared_prefix_loglik
 from vqa_demo.config import HeadConfig
-from vqa_demo.model.backbone import paligemma_processor, preprocess_images
+from vqa_demo.model.backbone import preprocess_images
 from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.families.paligemma.tiny import paligemma_processor
 from vqa_demo.model.forward import image_features
 from vqa_demo.model.head_strategy import HeadContext
 from vqa_demo.model.strategies import build_head, strategy_for

@@ -5,7 +5,8 @@ The references never use the project's encoder or cache: ids and tensors come fr
 ``apply_chat_template(tokenize=True)`` on the image, hidden states and log-likelihoods from the model's
 own forward on those tensors (no cache), greedy answers from repeated plain forwards and from its own
 ``generate``. What a check expects of a family (answer lead, end token, image tokens, module paths) is
-written down in :data:`CHAT_FAMILIES`, not read from the product's family object. Checks return the
+written down in :data:`PINNED`, not read from the product's family object; :data:`CHAT_FAMILIES` holds
+one spec per registered chat family (a family not pinned yet gets one read from its object). Checks return the
 measured max |difference| where there is one (relative, :func:`sum_error`, for summed
 log-likelihoods); the tests assert it is <= :data:`TOLERANCE`.
 """
@@ -23,8 +24,10 @@ from vqa_demo.config import HeadConfig
 from vqa_demo.model.backbone import Backbone, build_tiny_backbone
 from vqa_demo.model.classifier_strategies import MultiClassStrategy, SwagStrategy
 from vqa_demo.model.cond_gen import CondGenStrategy, answer_scores
+from vqa_demo.model.families.chat import ChatDecoderFamily
+from vqa_demo.model.families.qwen2_5_vl.family import fixed_side
+from vqa_demo.model.families.registry import FAMILIES
 from vqa_demo.model.head_strategy import HeadContext
-from vqa_demo.model.qwen2_5_vl import fixed_side
 from vqa_demo.testing import TrigramMatcher, randomize
 
 TOLERANCE = 1e-5
@@ -89,7 +92,7 @@ class ChatFamily:
         return self.source.removeprefix("tiny:")
 
 
-CHAT_FAMILIES = [
+PINNED = [
     ChatFamily("tiny:llava", "</s>", 16, "model.vision_tower", (".vision_tower.",), lead=" "),
     ChatFamily("tiny:gemma3", "<end_of_turn>", 4, "model.vision_tower", (".vision_tower.",)),
     ChatFamily(
@@ -111,6 +114,33 @@ CHAT_FAMILIES = [
         language_layers=".text_model.layers.",
     ),
 ]
+
+
+def derived_spec(family) -> ChatFamily:
+    """What the checks expect of a registered chat family that :data:`PINNED` does not write down: read
+    from the family object (its end token, answer lead, image tokens and vision tower), so a newly
+    registered family runs every check at once; pin it above to check against independent numbers."""
+    source = family.tiny_sources[0]
+    _, processor = family.build_tiny(source)
+    tower = family.vision_modules[0]
+    return ChatFamily(
+        source,
+        family.end_token,
+        family.image_seq_length(processor),
+        f"model.{tower}",
+        (f".{tower}.",),
+        lead=family.answer_lead,
+    )
+
+
+def chat_families() -> list[ChatFamily]:
+    """One spec per registered chat-templated family, in registry order."""
+    pinned = {spec.name: spec for spec in PINNED}
+    chat = [f for f in FAMILIES.values() if isinstance(f, ChatDecoderFamily)]
+    return [pinned.get(f.name) or derived_spec(f) for f in chat]
+
+
+CHAT_FAMILIES = chat_families()
 
 
 def tiny(source: str) -> Backbone:

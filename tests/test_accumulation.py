@@ -18,7 +18,7 @@ from vqa_demo.config import VARIANTS, BackboneConfig, HeadConfig
 from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.splits import load_split
 from vqa_demo.model.backbone import build_tiny_backbone, load_backbone
-from vqa_demo.model.family import tiny_sources
+from vqa_demo.model.families.registry import tiny_sources
 from vqa_demo.model.head_strategy import HeadContext
 from vqa_demo.model.strategies import STRATEGIES, variant_loss_count, variant_loss_terms
 

@@ -94,7 +94,7 @@ def test_real_shapes_quick(tmp_path):
 
 
 def test_real_shapes_config_is_paligemma2_3b_224():
-    from vqa_demo.model.backbone import tiny_processor
+    from vqa_demo.model.families.paligemma.tiny import tiny_processor
 
     processor = tiny_processor(224, 14)
     config = real_shapes.build_config(processor, real_shapes.REAL_TEXT, real_shapes.REAL_VISION)

@@ -13,9 +13,11 @@ from vqa_demo.config import BackboneConfig
 from vqa_demo.evaluation.cli import cli as evaluate_cli
 from vqa_demo.model.backbone import load_backbone
 from vqa_demo.model.base_checks import UnsafeBaseError
+from vqa_demo.model.families.chat import ChatDecoderFamily
+from vqa_demo.model.families.registry import FAMILIES
 from vqa_demo.model.template_guard import TEMPLATE_SECONDS, render_within
 
-CHAT_FAMILIES = ["llava", "gemma3", "qwen2_5_vl", "smolvlm"]
+CHAT_FAMILIES = [name for name, f in FAMILIES.items() if isinstance(f, ChatDecoderFamily)]
 NESTED = "{% for a in range(100000) %}{% for b in range(100000) %}{{ '' }}{% endfor %}{% endfor %}x"
 HOSTILE_TEMPLATES = {
     "nested-loops": (NESTED, "did not finish rendering within"),

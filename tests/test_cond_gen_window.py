@@ -16,9 +16,10 @@ from transformers import PaliGemmaForConditionalGeneration
 from tests.conftest import color_image
 from tests.family_checks import TOLERANCE, sum_error
 from vqa_demo.config import TINY_IMAGE_SIZE, TINY_PATCH_SIZE, TINY_SIZE
-from vqa_demo.model.backbone import paligemma2_config, tiny_processor
-from vqa_demo.model.cond_gen import greedy_generate, option_loglik, run_prefix
+from vqa_demo.model.answer_scorer import greedy_generate, option_loglik, run_prefix
 from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.families.paligemma.family import PALIGEMMA
+from vqa_demo.model.families.paligemma.tiny import paligemma2_config, tiny_processor
 from vqa_demo.model.forward import image_features
 from vqa_demo.model.strategies import build_rows
 
@@ -67,9 +68,9 @@ def prefix_rows(encoder, questions, options):
 def scores_and_generations(core, encoder, pixels, questions, options, max_new_tokens=6):
     with torch.no_grad():
         features = image_features(core, pixels)
-        state = run_prefix(core, prefix_rows(encoder, questions, options), features)
-        total, mean = option_loglik(core, encoder, state, options)
-        generated = greedy_generate(core, state, encoder.eos_id, max_new_tokens)
+        state = run_prefix(PALIGEMMA, core, prefix_rows(encoder, questions, options), features)
+        total, mean = option_loglik(PALIGEMMA, core, encoder, state, options)
+        generated = greedy_generate(PALIGEMMA, core, state, encoder.eos_id, max_new_tokens)
     return total, mean, generated
 
 

@@ -16,13 +16,12 @@ from tests.family_checks import IMAGES, sum_error
 from tests.family_pipeline_checks import swag_rows_vs_single_passes
 from vqa_demo.config import HeadConfig, LoraSettings
 from vqa_demo.model.backbone import add_lora, build_tiny_backbone
-from vqa_demo.model.blip import BLIP
-from vqa_demo.model.family import family_for
+from vqa_demo.model.families.blip.family import BLIP
+from vqa_demo.model.families.registry import family_for, tiny_model
 from vqa_demo.model.head_strategy import HeadContext
 from vqa_demo.model.heads import SwagHead
 from vqa_demo.model.prompts import PromptRow
 from vqa_demo.model.strategies import STRATEGIES
-from vqa_demo.model.tiny_families import TINY_FAMILIES
 from vqa_demo.predictor import Predictor, Variant
 from vqa_demo.testing import random_variant_predictor, randomize, tiny_run_config
 
@@ -281,7 +280,7 @@ def test_tiny_encoder_families_build_the_same_tokenizer_every_time():
     """A training run and the evaluation that rebuilds ``tiny:blip`` / ``tiny:vilt`` must agree on ids
     (tokenizers' WordPiece trainer broke ties differently on every run)."""
     for name in ("blip", "vilt"):
-        first, second = (TINY_FAMILIES[name]()[1].tokenizer for _ in range(2))
+        first, second = (tiny_model(name)[1].tokenizer for _ in range(2))
         assert first.get_vocab() == second.get_vocab(), name
 
 

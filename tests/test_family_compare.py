@@ -14,16 +14,22 @@ from vqa_demo.evaluation.run_tables import side_by_side_table
 from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.evaluation.saved_runs import paired_tests
 from vqa_demo.evaluation.selection_report import ZERO_SHOT
-from vqa_demo.model.vilt_baseline import BASELINE_NAME
+from vqa_demo.model.families.registry import FAMILIES
+from vqa_demo.model.strategies import STRATEGIES
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.assets import AppAssets
 
-SOURCES = ["tiny:llava", "tiny:gemma3", "tiny:qwen2_5_vl", "tiny:smolvlm", "tiny:blip", "tiny:vilt"]
-# ViLT has no language-model head: COND_GEN is not applicable, its own VQA classifier is the baseline.
-REFUSED = {"tiny:vilt": ["cond_gen"]}
-BASELINES = {"tiny:vilt": [BASELINE_NAME]}
+# Every registered family but the primary one (its comparison is the shipped default's), from the
+# registry: what each must refuse, its zero-training baselines and zero_shot row follow from the family.
+FAMILY_OF = {f.tiny_sources[0]: f for name, f in FAMILIES.items() if name != "paligemma"}
+SOURCES = list(FAMILY_OF)
+# A family without a language-model head (ViLT) refuses COND_GEN and offers its own baselines instead.
+REFUSED = {
+    s: [v for v, (head, _) in VARIANTS.items() if f.refusal(STRATEGIES[head])] for s, f in FAMILY_OF.items()
+}
+BASELINES = {s: list(f.baseline_configs(s)) for s, f in FAMILY_OF.items()}
 # Every comparison adds the untrained base scored by COND_GEN likelihood, where COND_GEN applies.
-ZERO_SHOT_ROWS = {"tiny:vilt": []}
+ZERO_SHOT_ROWS = {s: [ZERO_SHOT] if f.generates_text else [] for s, f in FAMILY_OF.items()}
 
 
 @pytest.mark.slow
@@ -32,7 +38,7 @@ def test_compare_smoke_writes_every_applicable_variant(compare_smoke, source):
     out, comparison = compare_smoke(source)
     trained = [name for name in VARIANTS if name not in REFUSED.get(source, [])]
     assert comparison["setting"]["base"] == source and comparison["n"] == 16
-    zero_shot = ZERO_SHOT_ROWS.get(source, [ZERO_SHOT])
+    zero_shot = ZERO_SHOT_ROWS[source]
     assert sorted(comparison["variants"]) == sorted([*trained, *BASELINES.get(source, []), *zero_shot])
     assert sorted(trained_variants(comparison)) == sorted(trained)
     refused = REFUSED.get(source, []) + ([] if zero_shot else [ZERO_SHOT])
@@ -66,19 +72,14 @@ def test_the_families_smoke_runs_sit_side_by_side_in_the_compare_tab(compare_smo
     config = AppConfig(assets=app_assets.root, compare_runs=list(outs.values()))
     assets = AppAssets.load(config)
     assert assets.run_notes == []
-    assert [run.model for run in assets.runs] == [
-        "PaliGemma 2",
-        "LLaVA-1.5",
-        "Gemma 3",
-        "Qwen2.5-VL",
-        "SmolVLM (Idefics3)",
-        "BLIP-VQA",
-        "ViLT",
-    ]
+    assert [run.model for run in assets.runs] == ["PaliGemma 2", *(FAMILY_OF[s].title for s in SOURCES)]
     assert len({run.questions for run in assets.runs[1:]}) == 1 != len({r.questions for r in assets.runs})
     tests, notes = paired_tests(assets.runs)
-    # 5 decoder-or-BLIP families share 5 variants and zero_shot (10 pairs x 6), each 4 with ViLT (5 x 4)
-    assert len(tests) == 10 * 6 + 5 * 4
-    assert len(notes) == 6 and all("answered different questions" in n for n in notes)
+    # One paired test per variant two families' runs share (the decoders and BLIP: 5 variants and
+    # zero_shot; with ViLT: its 4 classifiers); the served run answered other questions than each.
+    rows = {s: set(VARIANTS) - set(REFUSED[s]) | set(ZERO_SHOT_ROWS[s]) | set(BASELINES[s]) for s in SOURCES}
+    shared = [len(rows[a] & rows[b]) for i, a in enumerate(SOURCES) for b in SOURCES[i + 1 :]]
+    assert len(tests) == sum(shared)
+    assert len(notes) == len(SOURCES) and all("answered different questions" in n for n in notes)
     table = side_by_side_table(assets.runs).set_index("variant")
     assert table.loc["cond_gen", assets.runs[-1].label] == "not applicable"

@@ -17,7 +17,7 @@ from tests.family_checks import random_image
 from tests.family_pipeline_checks import lora_wrapped
 from vqa_demo.config import BackboneConfig, HeadConfig, LoraSettings
 from vqa_demo.model.backbone import add_lora, load_backbone
-from vqa_demo.model.family import tiny_sources
+from vqa_demo.model.families.registry import tiny_sources
 from vqa_demo.model.forward import image_features
 from vqa_demo.model.head_strategy import HeadContext
 from vqa_demo.model.strategies import STRATEGIES, variant_loss

@@ -17,9 +17,10 @@ from tests.family_checks import (
     features_are_the_models_own,
     fixed_square,
 )
+from vqa_demo.model.answer_scorer import left_padded
 from vqa_demo.model.classifier_strategies import MultiClassStrategy
-from vqa_demo.model.cond_gen import CondGenStrategy, left_padded
-from vqa_demo.model.qwen2_5_vl import QWEN2_5_VL, fixed_side, fixed_view, patchify
+from vqa_demo.model.cond_gen import CondGenStrategy
+from vqa_demo.model.families.qwen2_5_vl.family import QWEN2_5_VL, fixed_side, fixed_view, patchify
 
 SOURCE = "tiny:qwen2_5_vl"  # the module's tiny_model
 

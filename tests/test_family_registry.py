@@ -7,23 +7,15 @@ import json
 import pytest
 from transformers import LlamaConfig
 
-from vqa_demo.config import FAMILY_PRESETS, PRESETS, BackboneConfig, resolve_backbone_source
+from vqa_demo.config import FAMILY_PRESETS, HEAD_NAMES, PRESETS, BackboneConfig, resolve_backbone_source
 from vqa_demo.loading import resolve_base
 from vqa_demo.model.backbone import load_backbone
-from vqa_demo.model.family import (
-    FAMILIES,
-    BackboneFamily,
-    family_for,
-    load_families,
-    tiny_family,
-    tiny_sources,
-)
+from vqa_demo.model.families.registry import FAMILIES, family_for, tiny_family, tiny_model, tiny_sources
+from vqa_demo.model.family import BackboneFamily
 from vqa_demo.model.strategies import STRATEGIES
-from vqa_demo.model.tiny_families import TINY_FAMILIES
 
 
 def test_every_tiny_name_of_the_issue_that_is_registered_builds_its_family():
-    load_families()
     assert {"tiny", "tiny:paligemma", "tiny:paligemma2"} <= set(tiny_sources())
     for source in tiny_sources():
         backbone = load_backbone(BackboneConfig(source=source))
@@ -43,11 +35,10 @@ def test_family_presets_name_families_and_resolve_to_hub_ids():
     assert resolve_backbone_source("gemma-3-4b-it") == "google/gemma-3-4b-it"
     hub_ids = [p.hub_id for p in FAMILY_PRESETS.values()]
     assert len(set(hub_ids)) == len(hub_ids) and not set(FAMILY_PRESETS) & set(PRESETS)
-    assert {p.family for p in FAMILY_PRESETS.values()} == set(TINY_FAMILIES)
+    assert {p.family for p in FAMILY_PRESETS.values()} <= set(FAMILIES) - {"paligemma"}
     for name, preset in FAMILY_PRESETS.items():
-        if preset.family in FAMILIES:  # its tiny model has the structure the preset's family handles
-            model, _ = TINY_FAMILIES[preset.family]()
-            assert family_for(model.config).name == preset.family, name
+        model, _ = tiny_model(preset.family)  # its tiny model has the structure the preset's family handles
+        assert family_for(model.config).name == preset.family, name
 
 
 def test_a_run_config_naming_a_preset_or_tiny_family_is_loaded_as_named(tmp_path):
@@ -63,13 +54,14 @@ def test_a_run_config_naming_a_preset_or_tiny_family_is_loaded_as_named(tmp_path
 def test_a_family_without_a_language_model_head_refuses_cond_gen_only():
     class EncoderOnly(BackboneFamily):
         name = "encoder_only"
-        generates_text = False
+        answer_scorer = None
 
     family = EncoderOnly()
     assert "cond_gen" in family.refusal(STRATEGIES["cond_gen"])
     assert family.refusal(STRATEGIES["swag"]) is None and family.refusal(STRATEGIES["multi_class"]) is None
-    # Every registered family runs every head, except ViLT (no language-model head): COND_GEN only.
-    refused = {
-        (name, s.name) for name, f in load_families().items() for s in STRATEGIES.values() if f.refusal(s)
-    }
+    # Every registered family runs every trained head, except ViLT (no language-model head): COND_GEN
+    # only; ViLT's own classifier runs on ViLT only.
+    trained = [STRATEGIES[name] for name in HEAD_NAMES]
+    refused = {(name, s.name) for name, f in FAMILIES.items() for s in trained if f.refusal(s)}
     assert refused == {("vilt", "cond_gen")}
+    assert family.refusal(STRATEGIES["vilt_answer_classifier"]) is not None

@@ -12,8 +12,8 @@ import torch
 
 from tests.family_checks import IMAGES, features_are_the_models_own, processor_inputs
 from vqa_demo.model.cond_gen import CondGenStrategy
-from vqa_demo.model.smolvlm import SMOLVLM
-from vqa_demo.model.tiny_families import tiny_smolvlm
+from vqa_demo.model.families.smolvlm.family import SMOLVLM
+from vqa_demo.model.families.smolvlm.tiny import tiny_smolvlm
 
 SOURCE = "tiny:smolvlm"  # the module's tiny_model
 

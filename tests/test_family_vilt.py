@@ -15,18 +15,18 @@ from tests.family_checks import random_image
 from tests.family_pipeline_checks import swag_rows_vs_single_passes
 from training.train import main as train_main
 from training.train import parse_args
-from vqa_demo.config import LoraSettings
+from vqa_demo.config import ConfigError, LoraSettings
 from vqa_demo.explain.attribution import attribute
 from vqa_demo.model.backbone import add_lora, build_tiny_backbone
-from vqa_demo.model.family import family_for
+from vqa_demo.model.families.registry import FAMILIES, family_for
+from vqa_demo.model.families.vilt.family import BASELINE_NAME, VILT, cropped
+from vqa_demo.model.families.vilt.tiny import VILT_ANSWERS
 from vqa_demo.model.heads import MultiClassHead
 from vqa_demo.model.prompts import PromptRow
 from vqa_demo.model.strategies import STRATEGIES
-from vqa_demo.model.tiny_families import VILT_ANSWERS
-from vqa_demo.model.vilt import VILT, cropped
-from vqa_demo.model.vilt_baseline import BASELINE_NAME, baseline_variant
 from vqa_demo.testing import random_variant_predictor, randomize
 from vqa_demo.ui.explain_panels import attention_view
+from vqa_demo.variant import Variant
 
 TOL = 1e-5
 QUESTIONS = ["What colour is the circle?", "How many shapes are there in this picture?"]
@@ -117,8 +117,8 @@ def test_states_and_pooling_under_padding_equal_each_row_alone(tiny_model):
 def predictor():
     backbone = build_tiny_backbone(source="tiny:vilt")
     predictor = random_variant_predictor(backbone, CLASSIFIERS)
-    baseline = baseline_variant(backbone.source)
-    predictor.variants[baseline.name] = baseline
+    for name, config in backbone.family.baseline_configs(backbone.source).items():
+        predictor.variants[name] = Variant(name, config)
     return predictor
 
 
@@ -175,6 +175,39 @@ def test_training_cond_gen_on_vilt_is_refused_plainly(tmp_path):
     )
     with pytest.raises(SystemExit, match="cond_gen needs a model that writes answers; vilt has none"):
         train_main(cfg)
+
+
+def test_training_the_classifier_baseline_is_refused_at_config_validation(tmp_path):
+    cfg = parse_args(["--base", "tiny:vilt", "--smoke", "--out", str(tmp_path / "run")])
+    cfg.variant = "vilt_answer_classifier"
+    with pytest.raises(
+        ConfigError, match="zero-training baseline .* train one of cond_gen, multi_class, swag"
+    ):
+        cfg.run_config()
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_classifier_baseline_is_a_registered_strategy_that_runs_on_vilt_only():
+    strategy = STRATEGIES["vilt_answer_classifier"]
+    assert [name for name, family in FAMILIES.items() if family.refusal(strategy) is None] == ["vilt"]
+    assert "runs on vilt only" in FAMILIES["llava"].refusal(strategy)
+
+
+def test_the_classifier_baselines_loss_is_the_cross_entropy_of_its_option_scores(predictor):
+    """Not trained, but its loss is the real one: K-way cross-entropy of the options' answer logits,
+    with a gradient into the model."""
+    variant = predictor.variants[BASELINE_NAME]
+    ctx = predictor.context(variant)
+    options = [["red", "blue", "green"], ["yes", "no", "purple"]]
+    features = VILT.image_features(ctx.core, predictor.pixel_values(IMAGES))
+    total, count = variant.strategy.loss_terms(ctx, list(QUESTIONS), options, [2, 0], features)
+    scores = variant.strategy.scores(ctx, list(QUESTIONS), options, features).scores
+    reference = torch.nn.functional.cross_entropy(torch.tensor(scores), torch.tensor([2, 0]), reduction="sum")
+    assert count == 2 and abs(float(total.detach()) - float(reference)) <= TOL
+    total.backward()
+    trainable = [p for p in ctx.core.parameters() if p.requires_grad]
+    assert trainable and any(float(p.grad.abs().sum()) > 0 for p in trainable if p.grad is not None)
+    ctx.core.zero_grad(set_to_none=True)
 
 
 @pytest.mark.slow

@@ -16,7 +16,8 @@ from tests.app_support import FakePredictor
 from vqa_demo.checkpoints import atomic_directory, load_variants
 from vqa_demo.config import MAX_OPTIONS, TINY_SIZE, BackboneConfig
 from vqa_demo.data.jsonl import JsonlError, append_jsonl, read_jsonl, write_jsonl
-from vqa_demo.model.backbone import build_tiny_backbone, preprocess_images, tiny_processor
+from vqa_demo.model.backbone import build_tiny_backbone, preprocess_images
+from vqa_demo.model.families.paligemma.tiny import tiny_processor
 from vqa_demo.ui.answer_api import answer_arguments, answer_inputs
 from vqa_demo.ui.holder import check_variants
 

@@ -8,7 +8,7 @@ import torch
 
 from tests.conftest import OPTIONS, QUESTIONS, make_tiny_predictor
 from vqa_demo.config import VARIANTS
-from vqa_demo.model.cond_gen import option_loglik, run_prefix
+from vqa_demo.model.answer_scorer import option_loglik, run_prefix
 from vqa_demo.model.forward import image_features
 from vqa_demo.model.scoring import classifier_loss
 from vqa_demo.model.strategies import build_rows
@@ -134,7 +134,9 @@ def test_shared_prefix_likelihood_equals_naive_full_passes(tiny_predictor, image
         rows = encoder.encode(
             [build_rows("cond_gen", q, o)[0] for q, o in zip(QUESTIONS, OPTIONS)], with_suffix=False
         )
-        loglik_sum, loglik_mean = option_loglik(core, encoder, run_prefix(core, rows, features), OPTIONS)
+        family = predictor.backbone.family
+        state = run_prefix(family, core, rows, features)
+        loglik_sum, loglik_mean = option_loglik(family, core, encoder, state, OPTIONS)
         for b, (question, options) in enumerate(zip(QUESTIONS, OPTIONS)):
             for k in range(len(options)):
                 full = encoder.encode(build_rows("cond_gen", question, options, answer_index=k))

@@ -17,7 +17,8 @@ from training.pretrain_data import (
     stdlib_docstrings,
 )
 from vqa_demo.config import BackboneConfig
-from vqa_demo.model.backbone import load_backbone, paligemma_processor
+from vqa_demo.model.backbone import load_backbone
+from vqa_demo.model.families.paligemma.tiny import paligemma_processor
 
 UNICODE_TEXTS = [
     "Which slice is the largest? 🍕🥧 (pie) 👩‍👩‍👧",

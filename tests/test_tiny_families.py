@@ -4,7 +4,10 @@ Per family: the processor lays an (image, prompt) row out with the family's numb
 image features computed once and fed back give the plain forward's logits; for the causal decoders a
 left-padded batched prefix, its KV cache expanded with ``batch_select_indices`` and a continuation
 give each row's plain full-forward log-probabilities; BLIP's answer log-likelihood matches its own
-loss; ViLT's pooled ``[CLS]`` state drives its VQA classifier.
+loss; ViLT's pooled ``[CLS]`` state drives its VQA classifier. The family lists come from the
+registry (:data:`~vqa_demo.model.families.registry.FAMILIES`): a registered chat-templated decoder
+gets every decoder check, every registered family the LoRA check; numbers pinned here for the known
+families are extra checks, the family's own statement (its image tokens, its LoRA targets) the rule.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ import pytest
 import torch
 
 from tests.family_checks import IMAGES, sum_error
-from vqa_demo.model.tiny_families import TINY_FAMILIES, VILT_ANSWERS, tiny_gemma3
+from vqa_demo.model.families.chat import ChatDecoderFamily
+from vqa_demo.model.families.gemma3.tiny import tiny_gemma3
+from vqa_demo.model.families.registry import FAMILIES, tiny_model
+from vqa_demo.model.families.vilt.tiny import VILT_ANSWERS
 
 TOL = 1e-5
-DECODERS = ("qwen2_5_vl", "llava", "smolvlm", "gemma3")
+# Every registered family prompted through a chat template (a causal decoder VLM).
+DECODERS = tuple(name for name, family in FAMILIES.items() if isinstance(family, ChatDecoderFamily))
 QUESTIONS = ("What colour is the circle?", "How many shapes are there? Answer with a number")
 ANSWERS = (" red", " blue and green", " 3")
 TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
@@ -25,7 +32,7 @@ TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids
 
 @pytest.fixture(scope="module", params=DECODERS)
 def decoder(request):
-    model, processor = TINY_FAMILIES[request.param]()
+    model, processor = tiny_model(request.param)
     return request.param, model, processor
 
 
@@ -37,7 +44,7 @@ def chat_prompt(processor, question: str) -> str:
 def encode(name, processor, images, questions, padding_side="left"):
     """The family's processor on (image, question) rows, prompts through its chat template."""
     processor.tokenizer.padding_side = padding_side
-    if name in ("blip", "vilt"):
+    if not isinstance(FAMILIES[name], ChatDecoderFamily):
         return processor(images=list(images), text=list(questions), return_tensors="pt", padding=True)
     texts = [chat_prompt(processor, q) for q in questions]
     # Gemma 3's template writes <bos> itself; its tokenizer would add a second one.
@@ -72,10 +79,13 @@ EXPECTED_IMAGE_TOKENS = {
 
 @pytest.mark.parametrize("name", DECODERS)
 def test_processor_puts_the_family_number_of_image_tokens(name):
-    model, processor = TINY_FAMILIES[name]()
+    model, processor = tiny_model(name)
     enc = encode(name, processor, IMAGES, QUESTIONS)
     counts = (enc["input_ids"] == image_token_id(model)).sum(dim=1).tolist()
-    assert counts == list(EXPECTED_IMAGE_TOKENS[name])
+    if name in EXPECTED_IMAGE_TOKENS:
+        assert counts == list(EXPECTED_IMAGE_TOKENS[name])
+    else:  # a family not pinned here: as many as the family says one image takes
+        assert counts == [FAMILIES[name].image_seq_length(processor)] * len(IMAGES)
     # The chat-templated prompt is what the processor's own apply_chat_template tokenizes.
     messages = [
         {
@@ -90,19 +100,19 @@ def test_processor_puts_the_family_number_of_image_tokens(name):
 
 def test_bert_style_families_encode_question_as_cls_text_sep():
     for name in ("blip", "vilt"):
-        _, processor = TINY_FAMILIES[name]()
+        _, processor = tiny_model(name)
         enc = encode(name, processor, IMAGES[:1], QUESTIONS[:1])
         tokens = processor.tokenizer.convert_ids_to_tokens(enc["input_ids"][0])
         assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and "colour" in tokens
 
 
 def test_image_sequence_lengths_of_the_encoder_families():
-    blip, processor = TINY_FAMILIES["blip"]()
+    blip, processor = tiny_model("blip")
     enc = encode("blip", processor, IMAGES[:1], QUESTIONS[:1])
     with torch.no_grad():
         patches = blip.vision_model(pixel_values=enc["pixel_values"]).last_hidden_state
     assert patches.shape[1] == (16 // 4) ** 2 + 1  # patches + the image [CLS]
-    vilt, processor = TINY_FAMILIES["vilt"]()
+    vilt, processor = tiny_model("vilt")
     enc = encode("vilt", processor, IMAGES[1:], QUESTIONS[:1])
     height, width = enc["pixel_values"].shape[-2:]
     assert (height, width) == (32, 40)  # shortest edge 32, multiples of the 8 px patch
@@ -297,7 +307,7 @@ def blip_answer_loglik(model, enc, answer_ids, answer_mask) -> torch.Tensor:
 
 
 def test_blip_answer_loglik_from_features_once_matches_its_loss():
-    model, processor = TINY_FAMILIES["blip"]()
+    model, processor = tiny_model("blip")
     answer_ids, answer_mask = blip_answers(processor, [a.strip() for a in ANSWERS])
     for question in QUESTIONS:
         # One unpadded question per pass: see the padding test below.
@@ -317,7 +327,7 @@ def test_blip_answer_decoder_attends_to_question_padding():
     So a question padded in a batch gets other answer scores than alone: encode questions unpadded
     (or group them by length). When this fails, the library masks the padding again.
     """
-    model, processor = TINY_FAMILIES["blip"]()
+    model, processor = tiny_model("blip")
     answer_ids, answer_mask = blip_answers(processor, [a.strip() for a in ANSWERS])
     padded = encode("blip", processor, IMAGES[:1] * 2, QUESTIONS, padding_side="right")
     alone = encode("blip", processor, IMAGES[:1], QUESTIONS[:1])
@@ -328,7 +338,7 @@ def test_blip_answer_decoder_attends_to_question_padding():
 
 
 def test_vilt_pooled_cls_state_drives_its_vqa_classifier():
-    model, processor = TINY_FAMILIES["vilt"]()
+    model, processor = tiny_model("vilt")
     enc = encode("vilt", processor, IMAGES, QUESTIONS, padding_side="right")
     assert (enc["attention_mask"] == 0).any() and (enc["pixel_mask"] == 0).any()
     with torch.no_grad():
@@ -347,33 +357,23 @@ def test_vilt_pooled_cls_state_drives_its_vqa_classifier():
 
 # ---------------------------------------------------------------- LoRA targets
 
-# peft full-matches a string target against each module name: language model only.
-LANGUAGE_LORA = {
-    **dict.fromkeys(
-        DECODERS,
-        r".*\.(language_model|text_model)\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)",
-    ),
-    "blip": r".*text_(encoder|decoder\.bert)\.encoder\.layer\.\d+\."
-    r"((attention|crossattention)\.(self\.(query|key|value)|output\.dense)|intermediate\.dense|output\.dense)",
-    "vilt": r".*vilt\.encoder\.layer\.\d+\.(attention\.attention\.(query|key|value)|attention\.output\.dense"
-    r"|intermediate\.dense|output\.dense)",
-}
 # Linear layers per transformer block the language-only targets wrap (2 blocks per tiny model).
 LANGUAGE_LINEARS = {**dict.fromkeys(DECODERS, 7 * 2), "blip": 10 * 2 * 2, "vilt": 6 * 2}
 
 
-def lora_wrapped(model, targets) -> list[str]:
+def lora_wrapped(model, targets: dict) -> list[str]:
+    """Names of the modules peft wraps for the ``LoraConfig`` keyword arguments ``targets``."""
     from peft import LoraConfig, get_peft_model
 
-    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=targets))
+    peft_model = get_peft_model(model, LoraConfig(r=2, **targets))
     return [n.removesuffix(".lora_A") for n, _ in peft_model.named_modules() if n.endswith(".lora_A")]
 
 
-@pytest.mark.parametrize("name", list(TINY_FAMILIES))
+@pytest.mark.parametrize("name", list(FAMILIES))
 def test_language_only_lora_targets_wrap_the_text_layers_only(name):
-    model, _ = TINY_FAMILIES[name]()
-    wrapped = lora_wrapped(model, LANGUAGE_LORA[name])
-    assert len(wrapped) == LANGUAGE_LINEARS[name]
+    model, _ = tiny_model(name)
+    wrapped = lora_wrapped(model, FAMILIES[name].lora_targets("language"))
+    assert wrapped and len(wrapped) == LANGUAGE_LINEARS.get(name, len(wrapped))
     vision = (
         "visual",
         "vision_tower",
@@ -389,8 +389,9 @@ def test_language_only_lora_targets_wrap_the_text_layers_only(name):
 
 @pytest.mark.parametrize("name", DECODERS)
 def test_all_linear_lora_also_wraps_the_vision_tower_but_not_the_lm_head(name):
-    model, _ = TINY_FAMILIES[name]()
-    wrapped = lora_wrapped(model, "all-linear")
-    assert len(wrapped) > LANGUAGE_LINEARS[name]
+    model, _ = tiny_model(name)
+    wrapped = lora_wrapped(model, FAMILIES[name].lora_targets("all-linear"))
+    language = lora_wrapped(tiny_model(name)[0], FAMILIES[name].lora_targets("language"))
+    assert len(wrapped) > len(language)
     assert any(part in n for n in wrapped for part in ("visual", "vision_tower", "vision_model"))
     assert not [n for n in wrapped if n.endswith("lm_head")]

@@ -64,7 +64,8 @@ from vqa_demo.evaluation.runner import EvaluationResult, evaluate, summarize, wr
 from vqa_demo.evaluation.selection_report import ZERO_SHOT, ZERO_SHOT_TRAINING, chosen_rule, variant_report
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.loading import load_predictor
-from vqa_demo.model.family import BackboneFamily, family_for, tiny_family
+from vqa_demo.model.families.registry import family_for, tiny_family
+from vqa_demo.model.family import BackboneFamily
 from vqa_demo.model.strategies import strategy_for
 from vqa_demo.predictor import Predictor, Variant
 
@@ -224,7 +225,7 @@ def main(cfg: TrainConfig, variants: list[str] | None = None) -> dict:
         val_split.examples = val_split.examples[: cfg.max_val]
     device = str(shard.device) if shard.device is not None else "auto"
     predictor = load_predictor([out / name / "best" for name in train_results], base=cfg.base, device=device)
-    baselines = family.baseline_variants(predictor.backbone.source)
+    baselines = [Variant(n, c) for n, c in family.baseline_configs(predictor.backbone.source).items()]
     zero_shot, refusal = zero_shot_variant(family, cfg)
     if zero_shot is not None:
         baselines.append(zero_shot)

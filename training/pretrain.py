@@ -38,8 +38,8 @@ from training.pretrain_data import BatchMaker, batches, build_tokenizer, prefetc
 from training.pretrain_eval import generation_exact_match, heldout_items, zero_shot_mc_accuracy
 from vqa_demo.config import TINY_SIZE, ModelSize
 from vqa_demo.data.jsonl import append_jsonl, write_jsonl
-from vqa_demo.model.backbone import paligemma2_config, paligemma_processor
 from vqa_demo.model.encoding import EncodedRows
+from vqa_demo.model.families.paligemma.tiny import paligemma2_config, paligemma_processor
 
 MAX_FILE_BYTES = 10 * 1000 * 1000
 

@@ -20,8 +20,8 @@ from transformers import PaliGemmaForConditionalGeneration
 
 from training.pretrain_data import BatchMaker, PretrainItem, make_items
 from training.synthetic import FAMILIES, NUM_OPTIONS, derive_seed, make_mc_item
-from vqa_demo.model.cond_gen import greedy_generate, option_loglik, run_prefix
-from vqa_demo.model.forward import image_features
+from vqa_demo.model.answer_scorer import greedy_generate, option_loglik, run_prefix
+from vqa_demo.model.families.registry import family_for
 
 
 def heldout_items(n: int, seed: int, render_size: int) -> list[PretrainItem]:
@@ -47,13 +47,14 @@ def generation_exact_match(
     """
     was_training = core.training
     core.eval()
+    family = family_for(core.config)
     hits: dict[str, list[bool]] = defaultdict(list)
     records = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        features = image_features(core, maker.pixel_values([item.image for item in chunk]))
-        state = run_prefix(core, maker.rows(chunk, with_suffix=False), features)
-        generated_ids = greedy_generate(core, state, maker.encoder.eos_id, max_new_tokens)
+        features = family.image_features(core, maker.pixel_values([item.image for item in chunk]))
+        state = run_prefix(family, core, maker.rows(chunk, with_suffix=False), features)
+        generated_ids = greedy_generate(family, core, state, maker.encoder.eos_id, max_new_tokens)
         for item, ids in zip(chunk, generated_ids):
             text = maker.processor.tokenizer.decode(ids, skip_special_tokens=True).strip()
             correct = text == item.suffix
@@ -97,13 +98,15 @@ def zero_shot_mc_accuracy(
         )
         for i in range(n)
     ]
+    family = family_for(core.config)
     hits: dict[str, list[bool]] = defaultdict(list)
     for start in range(0, n, batch_size):
         chunk = mc_items[start : start + batch_size]
         prompts = [PretrainItem(item.image, f"answer en {item.question}", "", item.family) for item in chunk]
-        features = image_features(core, maker.pixel_values([item.image for item in chunk]))
-        state = run_prefix(core, maker.rows(prompts, with_suffix=False), features)
-        _, mean_scores = option_loglik(core, maker.encoder, state, [list(item.options) for item in chunk])
+        features = family.image_features(core, maker.pixel_values([item.image for item in chunk]))
+        state = run_prefix(family, core, maker.rows(prompts, with_suffix=False), features)
+        options = [list(item.options) for item in chunk]
+        _, mean_scores = option_loglik(family, core, maker.encoder, state, options)
         for item, choice in zip(chunk, mean_scores.argmax(dim=1).tolist()):
             correct = choice + 1 == item.answer
             hits["all"].append(correct)

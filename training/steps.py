@@ -21,7 +21,6 @@ from training.distributed import MicroBatch, rank_indices
 from vqa_demo.config import RunConfig
 from vqa_demo.data.splits import MCSplit
 from vqa_demo.model.encoding import RowEncoder
-from vqa_demo.model.forward import image_features
 from vqa_demo.model.head_strategy import HeadContext
 from vqa_demo.model.strategies import variant_loss_count, variant_loss_terms
 
@@ -47,12 +46,17 @@ class VariantModule(nn.Module):
 
     def context(self) -> HeadContext:
         cfg = self.run_config
-        return HeadContext(self.backbone.core, self.encoder, cfg.head, cfg.prompt.style, self.head)
+        backbone = self.backbone
+        return HeadContext(
+            backbone.core, self.encoder, cfg.head, cfg.prompt.style, self.head, family=backbone.family
+        )
 
     def forward(self, inputs, questions, options, answers, label_smoothing: float = 0.0):
         """``(summed loss, number of terms)``, see :func:`~vqa_demo.model.strategies.variant_loss_terms`."""
         features = (
-            image_features(self.backbone.core, inputs, grad=True) if self.run_config.lora.vision else inputs
+            self.backbone.family.image_features(self.backbone.core, inputs, grad=True)
+            if self.run_config.lora.vision
+            else inputs
         )
         return variant_loss_terms(self.context(), questions, options, answers, features, label_smoothing)
 
@@ -79,7 +83,11 @@ class FeatureCache:
             chunk = missing[start : start + self.batch_size]
             images = [self.split[i].load_image() for i in chunk]
             pixels = self.backbone.pixel_values(images)
-            values = pixels if self.pixels_only else image_features(self.backbone.core, pixels)
+            values = (
+                pixels
+                if self.pixels_only
+                else self.backbone.family.image_features(self.backbone.core, pixels)
+            )
             for i, value in zip(chunk, values):
                 self.store[i] = value
         out = torch.stack([self.store[i] for i in indices])

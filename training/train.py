@@ -142,13 +142,15 @@ class TrainConfig:
     stop_after_steps: int | None = None  # testing aid: exit early as if killed
 
     def run_config(self) -> RunConfig:
+        head = HeadConfig(
+            head=self.variant,
+            pooling=self.pooling,
+            num_options=self.num_options,
+            cond_gen_scoring=self.cond_gen_scoring or _RUN_DEFAULTS.head.cond_gen_scoring,
+        )
+        head.check_trainable()
         return RunConfig(
-            head=HeadConfig(
-                head=self.variant,
-                pooling=self.pooling,
-                num_options=self.num_options,
-                cond_gen_scoring=self.cond_gen_scoring or _RUN_DEFAULTS.head.cond_gen_scoring,
-            ),
+            head=head,
             backbone=BackboneConfig(source=self.base, quantization=self.quantization),
             prompt=PromptConfig(
                 style=self.prompt_style or default_prompt_style(self.base),

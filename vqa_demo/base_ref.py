@@ -20,7 +20,7 @@ from pathlib import Path
 
 from vqa_demo.checkpoint_checks import CheckpointError
 from vqa_demo.config import FAMILY_PRESETS, preset_for
-from vqa_demo.model.family import tiny_family
+from vqa_demo.model.families.registry import tiny_family
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_PREFIX = "package:"

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HEAD_NAMES = ("cond_gen", "multi_class", "swag")
+# Heads that answer with a family's own weights as they are and are never trained (ViLT's classifier).
+BASELINE_HEADS = ("vilt_answer_classifier",)
 POOLING_NAMES = ("last_token", "attentive")
 PROMPT_STYLES = ("default", "choose_from")
 QUANTIZATIONS = (None, "4bit", "8bit")
@@ -69,8 +71,8 @@ def in_variant_order(names) -> list[str]:
 
 
 def variant_name(head: str, pooling: str | None) -> str:
-    """``("swag", "attentive") -> "swag-attentive"``; COND_GEN has no pooling."""
-    return head if head == "cond_gen" else f"{head}-{pooling}"
+    """``("swag", "attentive") -> "swag-attentive"``; COND_GEN and the baselines have no pooling."""
+    return head if head == "cond_gen" or head in BASELINE_HEADS else f"{head}-{pooling}"
 
 
 @dataclass
@@ -274,9 +276,11 @@ class HeadConfig:
     max_new_tokens: int = 16  # COND_GEN generation length
 
     def __post_init__(self) -> None:
-        if self.head not in HEAD_NAMES:
-            raise ValueError(f"head must be one of {HEAD_NAMES}, got {self.head!r}")
-        if self.head == "cond_gen":
+        if self.head not in HEAD_NAMES + BASELINE_HEADS:
+            raise ValueError(f"head must be one of {HEAD_NAMES + BASELINE_HEADS}, got {self.head!r}")
+        if self.head in BASELINE_HEADS:
+            self.pooling = None
+        elif self.head == "cond_gen":
             self.pooling = None
             if self.cond_gen_scoring not in COND_GEN_SCORINGS:
                 raise ValueError(f"cond_gen_scoring must be one of {COND_GEN_SCORINGS}")
@@ -291,6 +295,14 @@ class HeadConfig:
     @property
     def variant(self) -> str:
         return variant_name(self.head, self.pooling)
+
+    def check_trainable(self) -> None:
+        """Refuse, in one sentence, a head that is never trained (a training run's config check)."""
+        if self.head in BASELINE_HEADS:
+            raise ConfigError(
+                f"{self.head} is a zero-training baseline that answers with the base weights as they "
+                f"are; train one of {', '.join(HEAD_NAMES)} instead"
+            )
 
 
 @dataclass

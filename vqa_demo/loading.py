@@ -12,7 +12,7 @@ from vqa_demo.checkpoints import CheckpointError, load_variants, read_run_config
 from vqa_demo.config import BackboneConfig, family_preset_for, preset_for
 from vqa_demo.model.backbone import Backbone, load_backbone, resolve_device
 from vqa_demo.model.base_checks import check_family
-from vqa_demo.model.family import tiny_family
+from vqa_demo.model.families.registry import tiny_family
 from vqa_demo.model.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
 from vqa_demo.model.precision import apply_precision, resolve_precision
 from vqa_demo.predictor import Predictor

@@ -24,7 +24,6 @@ from vqa_demo.explain.attention import attention_map
 from vqa_demo.model.adapter_switch import AdapterSwitch
 from vqa_demo.model.backbone import Backbone
 from vqa_demo.model.encoding import RowEncoder
-from vqa_demo.model.forward import image_features
 from vqa_demo.model.head_strategy import HeadContext, HeadScores
 from vqa_demo.model.matching import SentenceMatcher
 from vqa_demo.model.prompts import clean_option
@@ -128,7 +127,13 @@ class Predictor:
         config = variant.config
         encoder = self.encoder_for(config)
         return HeadContext(
-            self.backbone.core, encoder, config.head, config.prompt.style, variant.module, self.matcher
+            self.backbone.core,
+            encoder,
+            config.head,
+            config.prompt.style,
+            variant.module,
+            self.matcher,
+            self.backbone.family,
         )
 
     def pixel_values(self, images: Sequence[Image.Image | torch.Tensor]) -> torch.Tensor:
@@ -151,7 +156,7 @@ class Predictor:
                 # The frozen tower: identical features for every variant, computed once. Adapters are
                 # switched off only if some variant adapts the tower (switching costs ~17 ms a call).
                 with self.activate(None) if self.adapters.adapts_tower() else nullcontext():
-                    features = image_features(self.backbone.core, pixels)
+                    features = self.backbone.family.image_features(self.backbone.core, pixels)
             vision_seconds = (time.perf_counter() - start) / max(len(shared), 1)
             results: list[dict[str, VariantPrediction]] = [{} for _ in images]
             for name in names:
@@ -159,7 +164,9 @@ class Predictor:
                 start = time.perf_counter()
                 with self.activate(variant):
                     own = variant.config.lora.vision
-                    variant_features = image_features(self.backbone.core, pixels) if own else features
+                    variant_features = (
+                        self.backbone.family.image_features(self.backbone.core, pixels) if own else features
+                    )
                     out = variant.strategy.scores(self.context(variant), questions, options, variant_features)
                     predictions = self.package(name, out, options)
                 # Each example's share of the batch time, plus its share of the shared vision pass.

@@ -140,7 +140,7 @@ def write_tiny_run(out: str | Path, source: str, validation: str | Path, seed: i
     backbone = build_tiny_backbone(seed=seed, source=source)
     names, not_applicable = applicable_variants(backbone.family, list(VARIANTS))
     predictor = random_variant_predictor(backbone, names, seed)
-    baselines = backbone.family.baseline_variants(source)
+    baselines = [Variant(name, config) for name, config in backbone.family.baseline_configs(source).items()]
     predictor.variants.update({baseline.name: baseline for baseline in baselines})
     split = load_split(validation)
     result = evaluate(predictor, split, [*names, *(b.name for b in baselines)], progress=False)

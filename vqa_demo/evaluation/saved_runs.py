@@ -34,7 +34,7 @@ from vqa_demo.evaluation.run_checks import (
     check_variant_entry,
 )
 from vqa_demo.evaluation.runner import example_key, questions_fingerprint
-from vqa_demo.model.family import family_by_model_type, load_families, tiny_family
+from vqa_demo.model.families.registry import FAMILIES, family_by_model_type, tiny_family
 
 # evaluation/: a training.train run folder evaluated with `vqa_demo.evaluate --out <run>/evaluation`.
 # Its best_selection/ is not read: that split chose best/, so its figures are not held out.
@@ -225,7 +225,7 @@ def model_of_source(source: str, folder: Path) -> str:
         return f"{family.title} (tiny)"
     preset = family_preset_for(source)
     if preset is not None:
-        return load_families()[preset.family].title
+        return FAMILIES[preset.family].title
     paligemma = preset_for(source)
     if paligemma is not None:
         return "PaliGemma 2" if paligemma.generation == 2 else "PaliGemma"

@@ -25,7 +25,6 @@ import torch
 from PIL import Image
 
 from vqa_demo.model.encoding import EncodedRows
-from vqa_demo.model.forward import image_features
 from vqa_demo.predictor import Predictor, Variant
 
 
@@ -160,18 +159,18 @@ class ScoreForward:
         pad = self.embed(torch.tensor([encoder.pad_id], device=self.device)).float()
         baseline = torch.where(image_mask[..., None], text_embeds, pad)
         targets = torch.tensor(list(targets), device=self.device)
-        in_row = self.ctx.family.answer_scorer is None
+        in_row = not self.strategy.attribution_suffix or self.ctx.family.answer_scorer.suffix_in_row
         return TargetRows(encoded, targets, image_mask, text_embeds, baseline, in_row)
 
     def __call__(
         self, pixel_values, text_embeds, image_mask, attention_mask, token_type_ids, labels, targets
     ):
         core = self.ctx.core
-        features = image_features(core, pixel_values, grad=torch.is_grad_enabled())
+        family = self.ctx.family
+        features = family.image_features(core, pixel_values, grad=torch.is_grad_enabled())
         embeds = torch.where(
             image_mask[..., None], self.image_token_embed.to(core.dtype), text_embeds.to(core.dtype)
         )
-        family = self.ctx.family
         hidden = family.embeds_forward(core, embeds, attention_mask, token_type_ids, features)
         num_options = max(self.num_options)  # MULTI_CLASS answers one K only (select_variants checks)
         return self.strategy.target_score(self.ctx, hidden, attention_mask, labels, targets, num_options)

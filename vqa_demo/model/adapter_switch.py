@@ -12,7 +12,7 @@ from contextlib import contextmanager, nullcontext
 
 from torch import nn
 
-from vqa_demo.model.family import family_for
+from vqa_demo.model.families.registry import family_for
 from vqa_demo.model.merged_adapters import MergedAdapters
 
 

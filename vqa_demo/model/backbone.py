@@ -9,7 +9,7 @@ Three sources, one result (:class:`Backbone`):
   in-process, for tests.
 
 What differs between families lives in :mod:`vqa_demo.model.family` and its implementations
-(PaliGemma's builders and LoRA targets in :mod:`vqa_demo.model.paligemma`, re-exported here).
+(PaliGemma's in :mod:`vqa_demo.model.families.paligemma`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -33,17 +34,10 @@ from vqa_demo.config import (
     resolve_backbone_source,
 )
 from vqa_demo.model.base_checks import UnsafeBaseError, check_weight_dtypes
-from vqa_demo.model.family import BackboneFamily, PatchGrid, family_for, tiny_family
-from vqa_demo.model.paligemma import (  # noqa: F401 (re-exported: PaliGemma's builders and LoRA targets)
-    PALIGEMMA,
-    VISION_LORA_TARGETS,
-    lora_target_regex,
-    paligemma2_config,
-    paligemma_config,
-    paligemma_processor,
-    tiny_paligemma,
-    tiny_processor,
-)
+from vqa_demo.model.families.paligemma.family import PALIGEMMA
+from vqa_demo.model.families.paligemma.tiny import tiny_paligemma
+from vqa_demo.model.families.registry import family_for, tiny_family
+from vqa_demo.model.family import BackboneFamily, PatchGrid
 from vqa_demo.model.template_guard import check_chat_template
 from vqa_demo.safety import refuse_pickles
 
@@ -57,7 +51,7 @@ class Backbone:
 
     ``model`` may be wrapped by peft after :func:`add_lora`; ``core`` always points at the underlying
     model (e.g. ``PaliGemmaForConditionalGeneration``; LoRA layers are injected into it in place).
-    ``family`` is chosen from the model config's ``model_type``.
+    ``family`` is chosen from the model config's ``model_type``, once.
     """
 
     model: torch.nn.Module
@@ -66,7 +60,7 @@ class Backbone:
     device: torch.device
     dtype: torch.dtype
 
-    @property
+    @cached_property
     def family(self) -> BackboneFamily:
         return family_for(self.model.config)
 

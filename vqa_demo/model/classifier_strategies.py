@@ -14,7 +14,7 @@ from torch import nn
 
 from vqa_demo.config import HeadConfig
 from vqa_demo.model.encoding import EncodedRows
-from vqa_demo.model.forward import prefix_forward, row_slices
+from vqa_demo.model.forward import row_slices
 from vqa_demo.model.head_strategy import HeadContext, HeadScores, HeadStrategy, PoolingRows
 from vqa_demo.model.heads import MultiClassHead, SwagHead
 from vqa_demo.model.prompts import PromptRow, cleaned, hypothesis_rows, options_row
@@ -53,7 +53,8 @@ def bounded_scores(
     scores, weights = [], []
     for part in row_slices(len(index), encoded.input_ids.shape[1]):
         rows = encoded.select(part)
-        hidden = prefix_forward(ctx.core, rows, ctx.family.select_features(features, index[part]))
+        part_features = ctx.family.select_features(features, index[part])
+        hidden = ctx.family.language_forward(ctx.core, rows, part_features)
         part_scores, part_weights = pool(hidden.last_hidden_state, rows.attention_mask.bool())
         scores.append(part_scores)
         weights.append(part_weights)

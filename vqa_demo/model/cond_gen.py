@@ -1,162 +1,20 @@
-"""COND_GEN: per-option log-likelihood from one shared prefix pass, greedy generation, its strategy.
+"""COND_GEN: generate an answer and score every option by its log-likelihood as the answer.
 
-The prefix (image + prompt) runs once per example with a KV cache; the cache is then gathered to one
-row per option and every option (its tokens + ``<eos>``) is scored in a single batched pass::
-
-    prefix pass:  [img.. bos prompt \\n]           -> cache, logits at the last prefix token
-    option pass:  cache[row b] + [o_k tokens <eos>] -> log p(o_k | prefix), all K options at once
-
-Generation continues greedily from the same cache, so the vision tower never runs again. These are
-inference functions (no gradients); training uses the teacher-forced suffix loss.
-
-The prefix batch is **left** padded, so every row's last prefix token sits at the same cache index and
-each row's tokens keep their true distances in cache-index space. Gemma 2's sliding-window layers
-measure the window in cache indices (and its cache keeps only the last ``window - 1`` entries), so
-with right padding a shorter row would see a shifted window once the prefix exceeds it (896 px:
-4096 image tokens + text > the 4096 window). Position ids are passed explicitly (1-based, counting
-real tokens only), so rotary positions are those of the row encoded alone. What is family specific
-(positions, the forward, the logits) comes from the model's family
-(:class:`~vqa_demo.model.family.BackboneFamily`); a family with its own
-:class:`~vqa_demo.model.family.AnswerScorer` (an encoder-decoder, BLIP) scores, generates and trains
-answers through it instead of this cache.
+How the family's model scores, generates and trains answers is its
+:attr:`~vqa_demo.model.family.BackboneFamily.answer_scorer` (:mod:`vqa_demo.model.answer_scorer`: the
+shared-prefix cache of a causal decoder, or an encoder-decoder's own); this strategy builds the rows,
+combines the scores by the configured rule and keeps the per-example details.
 """
 
 from __future__ import annotations
-
-import copy
-from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from vqa_demo.config import COSINE_TEMPERATURE, HeadConfig
-from vqa_demo.model.encoding import EncodedRows, RowEncoder
-from vqa_demo.model.family import family_for
-from vqa_demo.model.forward import lm_logits, prefix_forward
 from vqa_demo.model.head_strategy import HeadScores, HeadStrategy
 from vqa_demo.model.prompts import PromptRow, cleaned, options_row
-from vqa_demo.model.scoring import option_grid
 from vqa_demo.prediction import CondGenDetails
-
-
-@dataclass
-class PrefixState:
-    """What one prefix pass leaves behind for B examples.
-
-    cache: the KV cache (B rows, left padded); last_logits float[B, V] at each row's last prefix
-    token; prefix_lengths long[B] (real prefix tokens); attention_mask long[B, P], left padded;
-    next_positions long[B]: the position of each row's first token after the prefix.
-    """
-
-    cache: object
-    last_logits: torch.Tensor
-    prefix_lengths: torch.Tensor
-    attention_mask: torch.Tensor
-    next_positions: torch.Tensor
-
-
-@torch.no_grad()
-def run_prefix(core, rows: EncodedRows, features: torch.Tensor) -> PrefixState:
-    """One cached pass over the (suffix-free) prompt rows ``[B, P]`` with image features ``float[B, N, D]``."""
-    family = family_for(core.config)
-    left = left_padded(rows)
-    positions = family.prefix_positions(left, features)
-    out = prefix_forward(core, left, features, use_cache=True, position_ids=positions)
-    last_logits = lm_logits(core, out.last_hidden_state[:, -1])
-    next_positions = family.next_positions(positions)
-    return PrefixState(out.cache, last_logits, rows.prefix_lengths, left.attention_mask, next_positions)
-
-
-def left_padded(rows: EncodedRows) -> EncodedRows:
-    """The same suffix-free rows ``[B, P]`` with their padding moved to the left (real tokens end at P - 1)."""
-    assert rows.labels is None, "only prompt rows without a suffix are left padded"
-    width = rows.attention_mask.shape[1]
-    shift = width - rows.attention_mask.sum(dim=1, keepdim=True)
-    # Rolling each row right by its padding count moves the pads from the end to the front.
-    source = (torch.arange(width, device=shift.device) - shift) % width
-    return replace(
-        rows,
-        input_ids=rows.input_ids.gather(1, source),
-        attention_mask=rows.attention_mask.gather(1, source),
-        token_type_ids=rows.token_type_ids.gather(1, source),
-    )
-
-
-def token_logprob_sum(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Summed log-probabilities ``float[R]`` of tokens ``ids long[R, L]`` where ``mask [R, L]`` is set,
-    under ``logits float[R, L, V]`` (position j predicts token j). Differentiable; never a loss."""
-    token_logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[..., None]).squeeze(-1)
-    return (token_logp * mask).sum(dim=1)
-
-
-def _continue(core, cache, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor):
-    """Feed ``ids long[R, L]`` at 1-D ``positions long[R, L]`` after the cached prefix; returns hidden
-    ``float[R, L, D]`` and the cache."""
-    family = family_for(core.config)
-    out = family.continue_forward(core, cache, ids, mask, family.continuation_positions(positions))
-    return out.last_hidden_state, out.cache
-
-
-@torch.no_grad()
-def option_loglik(
-    core,
-    encoder: RowEncoder,
-    state: PrefixState,
-    options: list[list[str]],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-likelihood of every option as the suffix: ``(sum float[B, K], mean float[B, K])``.
-
-    ``mean`` is length-normalised (per suffix token, ``<eos>`` included). Examples with fewer than K
-    options get ``-inf`` in the padded slots. Log-probabilities are summed, never losses, so a
-    higher score is always better.
-    """
-    row_of = torch.tensor([b for b, opts in enumerate(options) for _ in opts])
-    suffixes = [encoder.suffix_ids(text) for opts in options for text in opts]
-    ids, suffix_mask = encoder.pad_suffixes(suffixes)
-    device = state.last_logits.device
-    ids, suffix_mask, row_of = ids.to(device), suffix_mask.to(device), row_of.to(device)
-
-    cache = copy.deepcopy(state.cache)
-    cache.batch_select_indices(row_of)
-    mask = torch.cat([state.attention_mask[row_of], suffix_mask], dim=1)
-    # The suffix continues right after each row's real prefix.
-    positions = state.next_positions[row_of, None] + torch.arange(ids.shape[1], device=device)
-    hidden, _ = _continue(core, cache, ids, mask, positions)
-
-    # Token j is predicted by the previous position: the last prefix token for j = 0.
-    logits = torch.cat([state.last_logits[row_of, None], lm_logits(core, hidden[:, :-1])], dim=1)
-    total = token_logprob_sum(logits, ids, suffix_mask)
-    mean = total / suffix_mask.sum(dim=1)
-    return option_grid(total, options), option_grid(mean, options)
-
-
-@torch.no_grad()
-def greedy_generate(
-    core,
-    state: PrefixState,
-    eos_id: int,
-    max_new_tokens: int,
-) -> list[list[int]]:
-    """Greedy continuation of every prefix (B rows), stopping at ``<eos>``; returns the new token ids."""
-    cache = copy.deepcopy(state.cache)
-    batch = state.last_logits.shape[0]
-    device = state.last_logits.device
-    mask = state.attention_mask
-    next_ids = state.last_logits.argmax(dim=-1)
-    generated: list[list[int]] = [[] for _ in range(batch)]
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    for step in range(max_new_tokens):
-        for b in range(batch):
-            if not done[b] and next_ids[b].item() != eos_id:
-                generated[b].append(int(next_ids[b]))
-        done |= next_ids == eos_id
-        if done.all() or step == max_new_tokens - 1:
-            break
-        mask = torch.cat([mask, torch.ones(batch, 1, dtype=mask.dtype, device=device)], dim=1)
-        positions = (state.next_positions + step)[:, None].to(device)
-        hidden, cache = _continue(core, cache, next_ids[:, None], mask, positions)
-        next_ids = lm_logits(core, hidden[:, -1]).argmax(dim=-1)
-    return generated
 
 
 def option_characters(options: list[list[str]], width: int) -> np.ndarray:
@@ -168,17 +26,12 @@ def option_characters(options: list[list[str]], width: int) -> np.ndarray:
     return counts
 
 
-def answer_scores(ctx, rows: EncodedRows, features: torch.Tensor, options: list[list[str]]):
+def answer_scores(ctx, rows, features: torch.Tensor, options: list[list[str]]):
     """``(loglik_sum float[B, K], loglik_mean float[B, K], generated ids per example)`` for the
-    suffix-free prompt rows of B examples: through the family's own
-    :class:`~vqa_demo.model.family.AnswerScorer` if it has one, else the shared-prefix cache."""
+    suffix-free prompt rows of B examples, from the family's
+    :class:`~vqa_demo.model.answer_scorer.AnswerScorer`."""
     max_new_tokens = ctx.head_config.max_new_tokens
-    scorer = ctx.family.answer_scorer
-    if scorer is not None:
-        return scorer.scores_and_answers(ctx, rows, features, options, max_new_tokens)
-    state = run_prefix(ctx.core, rows, features)
-    total, mean = option_loglik(ctx.core, ctx.encoder, state, options)
-    return total, mean, greedy_generate(ctx.core, state, ctx.encoder.eos_id, max_new_tokens)
+    return ctx.family.answer_scorer.scores_and_answers(ctx, rows, features, options, max_new_tokens)
 
 
 class CondGenStrategy(HeadStrategy):
@@ -235,18 +88,7 @@ class CondGenStrategy(HeadStrategy):
             for q, opts, a in zip(questions, options, answers)
         ]
         rows = ctx.encoder.encode(prompt_rows, with_suffix=True).to(features.device)
-        scorer = ctx.family.answer_scorer
-        if scorer is not None:
-            return scorer.suffix_loss(ctx, rows, features, label_smoothing)
-        hidden = prefix_forward(ctx.core, rows, features).last_hidden_state
-        # Only suffix positions are projected onto the vocabulary (image tokens would dominate the cost).
-        labels = rows.labels[:, 1:]
-        scored = labels != -100
-        logits = lm_logits(ctx.core, hidden[:, :-1][scored])
-        total = torch.nn.functional.cross_entropy(
-            logits, labels[scored], label_smoothing=label_smoothing, reduction="sum"
-        )
-        return total, int(scored.sum())
+        return ctx.family.answer_scorer.suffix_loss(ctx, rows, features, label_smoothing)
 
     def loss_count(self, encoder, questions, options, answers, style="default") -> int:
         """The gold answer tokens :meth:`loss_terms` sums (each answer's tokens and its end token)."""
@@ -263,15 +105,10 @@ class CondGenStrategy(HeadStrategy):
     def target_score(self, ctx, hidden, attention_mask, labels, targets, num_options) -> torch.Tensor:
         """The score the decision rule (``cond_gen_scoring``) ranks the target option by, ``float[N]``:
         the summed log-probabilities of its suffix tokens (the option and ``<eos>``, the same number
-        as the cached :func:`option_loglik`'s sum; a family's own scorer computes it its way), divided
+        as the family scorer's ``option_loglik`` sum), divided
         per :meth:`rule_divisor`. The cosine rule scores generated text, which has no gradient to
         attribute: its attribution is of the summed log-likelihood."""
-        scorer = ctx.family.answer_scorer
-        if scorer is not None:
-            total = scorer.target_score(ctx, hidden, attention_mask, labels)
-        else:
-            gold = labels[:, 1:]
-            total = token_logprob_sum(lm_logits(ctx.core, hidden[:, :-1]), gold.clamp(min=0), gold != -100)
+        total = ctx.family.answer_scorer.target_score(ctx, hidden, attention_mask, labels)
         return total / self.rule_divisor(ctx, labels).to(total)
 
     def rule_divisor(self, ctx, labels: torch.Tensor) -> torch.Tensor:

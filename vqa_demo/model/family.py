@@ -1,8 +1,8 @@
 """The backbone family interface: what a head strategy needs from a vision-language model family.
 
 A *family* (PaliGemma, LLaVA-1.5, Gemma 3, Qwen2.5-VL, SmolVLM, BLIP, ViLT) is one
-:class:`BackboneFamily` instance in :data:`FAMILIES`, chosen from the checkpoint's
-``config.model_type`` by :func:`family_for` (never from its name). Strategies, the predictor,
+:class:`BackboneFamily` instance in the registry (:data:`~vqa_demo.model.families.registry.FAMILIES`),
+chosen from the checkpoint's ``config.model_type`` (never from its name). Strategies, the predictor,
 training, attributions and backbone loading reach the model only through these methods, so a
 family that implements them gets every head type its :meth:`~BackboneFamily.supports` allows.
 
@@ -26,21 +26,23 @@ Per family (shapes: B images/examples, R rows, T row tokens, N image tokens, D h
   cache; :meth:`~BackboneFamily.lm_logits` -> ``float[..., V]``;
 - the left-padded shared-prefix cache (COND_GEN): :meth:`~BackboneFamily.prefix_positions` for the
   left-padded prefix, :meth:`~BackboneFamily.next_positions` (``long[B]``, the first suffix token's
-  position) and :meth:`~BackboneFamily.continuation_positions` for the suffix tokens; an
-  encoder-decoder family sets :attr:`~BackboneFamily.answer_scorer` (a :class:`AnswerScorer`) to
-  score, generate and train answers its own way instead;
+  position) and :meth:`~BackboneFamily.continuation_positions` for the suffix tokens, which
+  :attr:`~BackboneFamily.answer_scorer` (:data:`~vqa_demo.model.answer_scorer.PREFIX_CACHE`) uses
+  for COND_GEN; an encoder-decoder family sets its own scorer, a family without a language-model
+  head (ViLT) none;
 - LoRA: :meth:`~BackboneFamily.lora_targets` for ``language`` or ``all-linear``;
   :meth:`~BackboneFamily.frozen_modules` stay frozen (the vision tower and projector);
 - construction: :meth:`~BackboneFamily.build_tiny` (random weights, in-process) and
   :meth:`~BackboneFamily.load_pretrained` (a hub id or local directory, dtype, 4/8-bit on CUDA).
 
-``--base tiny:<family>`` names are the families' :attr:`~BackboneFamily.tiny_sources` (:func:`tiny_sources`). Implementations register themselves
-with :func:`register`; :data:`FAMILY_MODULES` lists the modules that hold them (imported on first use).
+Each family lives in its own folder, ``vqa_demo/model/families/<name>/`` (the class, its tiny builder
+and tokenizer, its facts), and is registered by one line in :mod:`vqa_demo.model.families.registry`,
+which also holds :func:`~vqa_demo.model.families.registry.family_for`; ``--base tiny:<family>`` names
+are the families' :attr:`~BackboneFamily.tiny_sources`.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import re
 from collections.abc import Sequence
@@ -50,17 +52,8 @@ import torch
 from PIL import Image
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from vqa_demo.model.answer_scorer import PREFIX_CACHE, AnswerScorer
 from vqa_demo.model.base_checks import UnsafeBaseError, check_finite, check_loading_info
-
-# The modules whose import registers a family (each calls :func:`register`).
-FAMILY_MODULES: tuple[str, ...] = (
-    "vqa_demo.model.paligemma",
-    "vqa_demo.model.decoder_families",
-    "vqa_demo.model.blip",
-    "vqa_demo.model.vilt",
-    "vqa_demo.model.qwen2_5_vl",
-    "vqa_demo.model.smolvlm",
-)
 
 # Every LoRA scope a family offers: the language model's linear layers, or every linear layer.
 LORA_SCOPES = ("language", "all-linear")
@@ -92,40 +85,6 @@ class PatchGrid:
         return self.patch_height * self.patch_width
 
 
-class AnswerScorer:
-    """COND_GEN for a family that is not one causal decoder (BLIP's answer decoder).
-
-    ``rows`` are the family encoder's suffix-free prompt rows of B examples; ``features`` the image
-    features ``float[B, N, D]``.
-    """
-
-    def option_loglik(self, ctx, rows, features, options) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(sum float[B, K], mean float[B, K])`` log-likelihood of each option as the answer."""
-        raise NotImplementedError
-
-    def generate(self, ctx, rows, features, max_new_tokens: int) -> list[list[int]]:
-        """Greedy answer token ids per example (without the end token)."""
-        raise NotImplementedError
-
-    def suffix_loss(self, ctx, rows, features, label_smoothing: float) -> tuple[torch.Tensor, int]:
-        """Summed teacher-forced cross-entropy of ``rows``' suffixes (the gold answers) and its token count."""
-        raise NotImplementedError
-
-    def scores_and_answers(
-        self, ctx, rows, features, options, max_new_tokens: int
-    ) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
-        """:meth:`option_loglik`'s ``(sum, mean)`` and :meth:`generate`'s answers of one call; a scorer
-        whose two share work (BLIP's question encoding) overrides this to do it once."""
-        total, mean = self.option_loglik(ctx, rows, features, options)
-        return total, mean, self.generate(ctx, rows, features, max_new_tokens)
-
-    def target_score(self, ctx, states, attention_mask, labels) -> torch.Tensor:
-        """Differentiable summed log-likelihood ``float[N]`` of each row's answer (``labels``, the
-        family encoder's suffix rows, -100 padded) given the prompt rows' final states ``float[N, T, D]``
-        (``attention_mask long[N, T]``): what an attribution of a COND_GEN variant explains."""
-        raise NotImplementedError
-
-
 class BackboneFamily:
     """One model family: how its rows, images, forward passes, cache positions and LoRA targets work.
 
@@ -138,22 +97,33 @@ class BackboneFamily:
     model_types: tuple[str, ...] = ()  # ``config.model_type`` values of this family
     model_class: type = object  # the transformers class of the whole model (``Backbone.core``)
     tiny_sources: tuple[str, ...] = ()  # ``--base`` names that build a tiny random model
-    generates_text: bool = True  # a language-model head that writes answers (COND_GEN possible)
-    answer_scorer: AnswerScorer | None = None  # COND_GEN's own scorer; None: the shared-prefix cache
+    # How COND_GEN scores, generates and trains answers: a causal decoder's shared-prefix cache by
+    # default, an encoder-decoder's own (BLIP); None where :attr:`generates_text` is False.
+    answer_scorer: AnswerScorer | None = PREFIX_CACHE
     vision_modules: tuple[str, ...] = ("vision_tower", "multi_modal_projector")  # under ``core.model``
     token_types_in_prefix: bool = True  # pass ``token_type_ids`` in the prefix/row forward
     # What the poolings read when it holds no image positions (the Explain captions say it); None:
     # the image tokens are among the pooled positions.
     pooled_states: str | None = None
 
+    @property
+    def generates_text(self) -> bool:
+        """A language-model head that writes answers (COND_GEN possible): the family has a scorer."""
+        return self.answer_scorer is not None
+
     def describe(self, config: dict) -> str:
         """The model's name for people, from its ``config.json`` content (e.g. ``PaliGemma 2``)."""
         return self.title
 
     # --- construction -------------------------------------------------------------------------
+    # ``tiny_builder(seed=0) -> (model, processor)``: the family's tiny random model (its ``tiny.py``)
+    # with its own processor as built, as the raw-library tests and benchmarks use it.
+    tiny_builder = None
+
     def build_tiny(self, source: str, seed: int = 0) -> tuple[torch.nn.Module, object]:
-        """``(model, processor)`` of a random model of the family's structure (``source`` in :attr:`tiny_sources`)."""
-        raise NotImplementedError
+        """``(model, processor)`` of a random model of the family's structure (``source`` in
+        :attr:`tiny_sources`), its processor as the backbone uses it; :attr:`tiny_builder` by default."""
+        return type(self).tiny_builder(seed=seed)
 
     def load_pretrained(self, source: str, **kwargs) -> tuple[torch.nn.Module, object]:
         """``(model, processor)`` from a hub id or saved directory; ``kwargs`` go to ``from_pretrained``."""
@@ -182,18 +152,25 @@ class BackboneFamily:
         by default)."""
         return processor
 
-    def baseline_variants(self, source: str) -> list:
-        """Zero-training variants the family answers with as it is (ViLT's own answer classifier)."""
-        return []
+    def baseline_configs(self, source: str) -> dict:
+        """Run configs (:class:`~vqa_demo.config.RunConfig`) by variant name of the zero-training
+        variants the family answers with as it is on base ``source`` (ViLT's own answer classifier)."""
+        return {}
 
     def supports(self, strategy) -> bool:
         """Whether head ``strategy`` (a :class:`~vqa_demo.model.head_strategy.HeadStrategy`) runs here."""
+        if strategy.only_family not in (None, self.name):
+            return False
         return self.generates_text or not strategy.generates_text
 
     def refusal(self, strategy) -> str | None:
         """Why head ``strategy`` cannot run on this family (None if it can), as one sentence."""
         if self.supports(strategy):
             return None
+        if strategy.only_family not in (None, self.name):
+            return (
+                f"{strategy.name} runs on {strategy.only_family} only, not {self.name}: choose another head"
+            )
         return f"{strategy.name} needs a model that writes answers; {self.name} has none: choose another head"
 
     # --- rows and pixels ----------------------------------------------------------------------
@@ -340,54 +317,3 @@ class BackboneFamily:
 def check_scope(scope: str) -> None:
     if scope not in LORA_SCOPES:
         raise ValueError(f"LoRA targets must be one of {LORA_SCOPES}, got {scope!r}")
-
-
-FAMILIES: dict[str, BackboneFamily] = {}
-
-
-def register(family: BackboneFamily) -> BackboneFamily:
-    """Add ``family`` to :data:`FAMILIES` under its name (implementation modules call this on import)."""
-    FAMILIES[family.name] = family
-    return family
-
-
-def load_families() -> dict[str, BackboneFamily]:
-    """:data:`FAMILIES` with every module of :data:`FAMILY_MODULES` imported."""
-    for module in FAMILY_MODULES:
-        importlib.import_module(module)
-    return FAMILIES
-
-
-# model_type -> family, filled on first use (family_for runs on every forward pass).
-BY_MODEL_TYPE: dict[str, BackboneFamily] = {}
-
-
-def family_for(config) -> BackboneFamily:
-    """The family of a model config, by ``config.model_type``."""
-    model_type = getattr(config, "model_type", None)
-    family = family_by_model_type(model_type)
-    if family is not None:
-        return family
-    known = sorted(t for f in FAMILIES.values() for t in f.model_types)
-    raise ValueError(f"model type {model_type!r} is not a supported backbone family; use one of {known}")
-
-
-def family_by_model_type(model_type: str | None) -> BackboneFamily | None:
-    """The family whose checkpoints have ``config.model_type == model_type``, else None."""
-    if model_type in BY_MODEL_TYPE:
-        return BY_MODEL_TYPE[model_type]
-    for family in load_families().values():
-        if model_type in family.model_types:
-            BY_MODEL_TYPE[model_type] = family
-            return family
-    return None
-
-
-def tiny_family(source: str) -> BackboneFamily | None:
-    """The family that builds ``--base source`` in-process (``tiny``, ``tiny:<family>``), else None."""
-    return next((f for f in load_families().values() if source in f.tiny_sources), None)
-
-
-def tiny_sources() -> list[str]:
-    """Every ``--base tiny...`` name, e.g. ``tiny``, ``tiny:paligemma2``, ``tiny:llava``."""
-    return [s for f in load_families().values() for s in f.tiny_sources]

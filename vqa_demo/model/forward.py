@@ -2,8 +2,9 @@
 
 The image features are computed once per image and handed to the language model (through
 ``mm_encoder_outputs`` for the decoder families), so every variant and every option row of a call
-reuses them. Each function dispatches to the model's family (:func:`~vqa_demo.model.family.family_for`
-on ``core.config``), which knows how its model takes them.
+reuses them. Product code that holds a backbone calls its family (``backbone.family``) directly; these
+functions are for callers that hold only the model (tests, benchmarks) and look the family up from
+``core.config`` (:func:`~vqa_demo.model.families.registry.family_for`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from vqa_demo.model.encoding import EncodedRows
-from vqa_demo.model.family import family_for
+from vqa_demo.model.families.registry import family_for
 
 
 def image_features(core, pixel_values: torch.Tensor, grad: bool = False) -> torch.Tensor:

@@ -16,7 +16,8 @@ from torch import nn
 
 from vqa_demo.config import HeadConfig
 from vqa_demo.model.encoding import EncodedRows, RowEncoder
-from vqa_demo.model.family import BackboneFamily, family_for
+from vqa_demo.model.families.registry import family_for
+from vqa_demo.model.family import BackboneFamily
 from vqa_demo.model.prompts import PromptRow
 from vqa_demo.prediction import CondGenDetails
 
@@ -27,7 +28,9 @@ class HeadContext:
     (the family's), head config and module.
 
     ``module`` is the trainable head (None for COND_GEN); ``matcher`` (a
-    :class:`~vqa_demo.model.matching.SentenceMatcher`) is needed by COND_GEN's cosine scores only.
+    :class:`~vqa_demo.model.matching.SentenceMatcher`) is needed by COND_GEN's cosine scores only;
+    ``family`` is the backbone's (:attr:`~vqa_demo.model.backbone.Backbone.family`), looked up from
+    ``core.config`` once when not given.
     """
 
     core: nn.Module
@@ -36,11 +39,11 @@ class HeadContext:
     prompt_style: str = "default"
     module: nn.Module | None = None
     matcher: object | None = None
+    family: BackboneFamily | None = None
 
-    @property
-    def family(self) -> BackboneFamily:
-        """The model's family (:mod:`vqa_demo.model.family`), from ``core.config.model_type``."""
-        return family_for(self.core.config)
+    def __post_init__(self) -> None:
+        if self.family is None:
+            self.family = family_for(self.core.config)
 
 
 @dataclass
@@ -90,6 +93,7 @@ class HeadStrategy:
     token_level_loss: bool = False  # trained with the LM's per-token loss, not a K-way cross-entropy
     attribution_suffix: bool = False  # the attribution row carries the target option as its suffix
     has_module: bool = False  # a trainable head module (saved as head.safetensors) besides LoRA
+    only_family: str | None = None  # the one family whose own weights it needs (None: any family)
 
     def prompt_rows(
         self, question: str, options: list[str], style: str = "default", answer_index: int | None = None

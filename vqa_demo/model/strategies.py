@@ -1,7 +1,8 @@
 """THE registry of head types: ``STRATEGIES[head_config.head]`` is the strategy that answers.
 
 Adding a head type means a :class:`~vqa_demo.model.head_strategy.HeadStrategy` subclass, its name here
-and in :data:`vqa_demo.config.HEAD_NAMES`; every caller goes through the functions below.
+and in :data:`vqa_demo.config.HEAD_NAMES` (or :data:`~vqa_demo.config.BASELINE_HEADS`, never trained);
+every caller goes through the functions below.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from vqa_demo.config import HeadConfig
 from vqa_demo.model.classifier_strategies import MultiClassStrategy, SwagStrategy
 from vqa_demo.model.cond_gen import CondGenStrategy
 from vqa_demo.model.encoding import RowEncoder
+from vqa_demo.model.families.vilt.baseline import ViltClassifierStrategy
 from vqa_demo.model.head_strategy import HeadContext, HeadStrategy
 from vqa_demo.model.prompts import PromptRow
 
@@ -20,6 +22,7 @@ STRATEGIES: dict[str, HeadStrategy] = {
     "cond_gen": CondGenStrategy(),
     "multi_class": MultiClassStrategy(),
     "swag": SwagStrategy(),
+    "vilt_answer_classifier": ViltClassifierStrategy(),
 }
 
 

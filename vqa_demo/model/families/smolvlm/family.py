@@ -28,9 +28,9 @@ from PIL import Image
 from transformers import AutoProcessor, Idefics3ForConditionalGeneration
 
 from vqa_demo.model.chat_encoding import ChatRowEncoder
-from vqa_demo.model.decoder_families import ChatDecoderFamily
-from vqa_demo.model.family import DECODER_LINEARS, check_scope, register
-from vqa_demo.model.tiny_families import tiny_smolvlm
+from vqa_demo.model.families.chat import ChatDecoderFamily
+from vqa_demo.model.families.smolvlm.tiny import tiny_smolvlm
+from vqa_demo.model.family import DECODER_LINEARS, check_scope
 
 
 def single_view(processor):
@@ -57,6 +57,7 @@ class SmolVLMFamily(ChatDecoderFamily):
     model_types = ("idefics3",)
     model_class = Idefics3ForConditionalGeneration
     tiny_sources = ("tiny:smolvlm",)
+    tiny_builder = staticmethod(tiny_smolvlm)
     vision_modules = ("vision_model", "connector")
     token_types_in_prefix = False
     end_token = "<end_of_utterance>"
@@ -114,4 +115,4 @@ class SmolVLMFamily(ChatDecoderFamily):
         }
 
 
-SMOLVLM = register(SmolVLMFamily())
+SMOLVLM = SmolVLMFamily()

@@ -16,7 +16,7 @@ longer prompts are cut, question first, and flagged. The poolings read the text 
 which has attended to every image patch.
 
 COND_GEN is not applicable (no language-model head). ViLT's own VQA classifier is offered as a
-zero-training baseline (:func:`baseline_variant`): it scores an option by its answer logit when the
+zero-training baseline (:mod:`vqa_demo.model.families.vilt.baseline`, :data:`BASELINE_NAME`): it scores an option by its answer logit when the
 option is in ``config.label2id`` (3129 VQAv2 answers on the hub), ``-inf`` otherwise, and says so.
 """
 
@@ -29,9 +29,13 @@ from torch import nn
 from transformers import ViltForQuestionAnswering
 from transformers.modeling_outputs import BaseModelOutput
 
+from vqa_demo.config import BASELINE_HEADS, HeadConfig, RunConfig
 from vqa_demo.model.bert_rows import BertRowEncoder, position_limit
-from vqa_demo.model.family import BackboneFamily, PatchGrid, check_scope, register
-from vqa_demo.model.tiny_families import tiny_vilt
+from vqa_demo.model.families.vilt.tiny import tiny_vilt
+from vqa_demo.model.family import BackboneFamily, PatchGrid, check_scope
+
+# The variant name of ViLT's zero-training answer-classifier baseline in comparisons.
+BASELINE_NAME = "vilt-answer-classifier"
 
 LANGUAGE_LORA = (
     r".*vilt\.encoder\.layer\.\d+\."
@@ -107,16 +111,15 @@ class ViltFamily(BackboneFamily):
     title = "ViLT"
     model_types = ("vilt",)
     model_class = ViltForQuestionAnswering
+    tiny_builder = staticmethod(tiny_vilt)
     tiny_sources = ("tiny:vilt",)
-    generates_text = False
+    answer_scorer = None  # no language-model head: COND_GEN is not applicable
     vision_modules = ("embeddings", "pooler", "classifier")  # kept out of 4/8-bit quantization
     pooled_states = (
         "The pooled states are ViLT's text positions: each one attends to every image patch inside "
         "ViLT's one encoder"
     )
 
-    def build_tiny(self, source: str, seed: int = 0):
-        return tiny_vilt(seed)
 
     def fit_processor(self, model, processor):
         """The processor with its tokenizer's ``model_max_length`` no longer than the 40 text positions."""
@@ -173,11 +176,11 @@ class ViltFamily(BackboneFamily):
             :, : embeds.shape[1]
         ]
 
-    def baseline_variants(self, source: str) -> list:
-        """ViLT's own VQA classifier as a zero-training variant (:mod:`vqa_demo.model.vilt_baseline`)."""
-        from vqa_demo.model.vilt_baseline import baseline_variant  # it imports this module
-
-        return [baseline_variant(source)]
+    def baseline_configs(self, source: str) -> dict[str, RunConfig]:
+        """ViLT's own VQA classifier as a zero-training variant (:mod:`vqa_demo.model.families.vilt.baseline`)."""
+        config = RunConfig(head=HeadConfig(head=BASELINE_HEADS[0], num_options=None))
+        config.backbone.source = source
+        return {BASELINE_NAME: config}
 
     def lm_logits(self, core, hidden: torch.Tensor) -> torch.Tensor:
         raise ValueError("ViLT has no language-model head: use a multi_class or swag variant")
@@ -196,4 +199,4 @@ class ViltFamily(BackboneFamily):
         return int(core.config.hidden_size)
 
 
-VILT = register(ViltFamily())
+VILT = ViltFamily()

@@ -26,12 +26,12 @@ from torch import nn
 from transformers import BlipForQuestionAnswering
 from transformers.modeling_outputs import BaseModelOutput
 
+from vqa_demo.model.answer_scorer import AnswerScorer, token_logprob_sum
 from vqa_demo.model.bert_rows import BertRowEncoder, position_limit
-from vqa_demo.model.cond_gen import token_logprob_sum
 from vqa_demo.model.encoding import EncodedRows
-from vqa_demo.model.family import AnswerScorer, BackboneFamily, PatchGrid, check_scope, register
+from vqa_demo.model.families.blip.tiny import tiny_blip
+from vqa_demo.model.family import BackboneFamily, PatchGrid, check_scope
 from vqa_demo.model.scoring import option_grid
-from vqa_demo.model.tiny_families import tiny_blip
 
 # The question encoder's and answer decoder's attention and MLP linears (10 per layer).
 LANGUAGE_LORA = (
@@ -145,6 +145,8 @@ class BlipAnswerScorer(AnswerScorer):
     """COND_GEN through BLIP's answer decoder (see the module docstring). One call encodes its
     questions once (:meth:`scores_and_answers`); scoring and generation then read those states."""
 
+    suffix_in_row = False  # the answer decoder reads the answer as a row of its own
+
     def option_loglik(self, ctx, rows, features, options) -> tuple[torch.Tensor, torch.Tensor]:
         """``(sum float[B, K], mean float[B, K])`` of ``log p(option | image, prompt)`` over the answer
         tokens and ``[SEP]`` (``mean`` divides by their count); -inf on padded option slots."""
@@ -221,6 +223,7 @@ class BlipFamily(BackboneFamily):
     title = "BLIP-VQA"
     model_types = ("blip",)
     model_class = BlipForQuestionAnswering
+    tiny_builder = staticmethod(tiny_blip)
     tiny_sources = ("tiny:blip",)
     answer_scorer = BlipAnswerScorer()
     vision_modules = ("vision_model",)  # kept out of 4/8-bit quantization
@@ -229,8 +232,6 @@ class BlipFamily(BackboneFamily):
         "cross-attention"
     )
 
-    def build_tiny(self, source: str, seed: int = 0):
-        return tiny_blip(seed)
 
     def fit_processor(self, model, processor):
         """The processor with its tokenizer's ``model_max_length`` no longer than the text positions
@@ -294,4 +295,4 @@ class BlipFamily(BackboneFamily):
         return int(core.config.text_config.hidden_size)
 
 
-BLIP = register(BlipFamily())
+BLIP = BlipFamily()

@@ -41,9 +41,9 @@ from PIL import Image
 from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
 from transformers.image_utils import SizeDict
 
-from vqa_demo.model.decoder_families import ChatDecoderFamily
-from vqa_demo.model.family import register
-from vqa_demo.model.tiny_families import ImageOnlyQwen2_5_VLProcessor, tiny_qwen2_5_vl
+from vqa_demo.model.families.chat import ChatDecoderFamily
+from vqa_demo.model.families.qwen2_5_vl.processor import ImageOnlyQwen2_5_VLProcessor
+from vqa_demo.model.families.qwen2_5_vl.tiny import tiny_qwen2_5_vl
 
 HUB_SIDE = 448  # px: 32 x 32 patches of 14 px, 2 x 2 merged -> 256 image tokens
 
@@ -136,13 +136,14 @@ class Qwen25VLFamily(ChatDecoderFamily):
     model_types = ("qwen2_5_vl",)
     model_class = Qwen2_5_VLForConditionalGeneration
     tiny_sources = ("tiny:qwen2_5_vl",)
+    tiny_builder = staticmethod(tiny_qwen2_5_vl)
     vision_modules = ("visual",)  # the ViT and its patch merger (the projector)
     token_types_in_prefix = False
     end_token = "<|im_end|>"
 
     def build_tiny(self, source: str, seed: int = 0):
         model, processor = tiny_qwen2_5_vl(seed=seed)
-        return model, fixed_view(processor)
+        return model, fixed_view(processor)  # the backbone's one fixed view
 
     def load_pretrained(self, source: str, **kwargs):
         model = self.load_model(source, **kwargs)
@@ -223,4 +224,4 @@ class Qwen25VLFamily(ChatDecoderFamily):
         return positions.unsqueeze(0).expand(3, *positions.shape)
 
 
-QWEN2_5_VL = register(Qwen25VLFamily())
+QWEN2_5_VL = Qwen25VLFamily()

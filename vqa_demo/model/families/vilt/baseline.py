@@ -10,6 +10,11 @@ The question is the plain question (what ViLT was fine-tuned on), and an option 
 is written, lowercased and trimmed (VQAv2 answers are lowercase). Options outside the vocabulary get
 ``-inf`` and are named in the prediction's note; when no option is known the scores are all ``-inf``
 and the note says the choice means nothing. No training: the variant runs the base weights.
+
+The strategy is registered like every head (:data:`~vqa_demo.model.strategies.STRATEGIES`), runs on
+ViLT only (:attr:`~ViltClassifierStrategy.only_family`), and is refused for training at config
+validation (:meth:`~vqa_demo.config.HeadConfig.check_trainable`). Its :meth:`loss_terms` is still the
+real thing: the K-way cross-entropy of the options' classifier logits.
 """
 
 from __future__ import annotations
@@ -17,13 +22,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vqa_demo.config import HeadConfig, RunConfig
+from vqa_demo.config import BASELINE_HEADS
+from vqa_demo.model.families.vilt.family import joint_forward
 from vqa_demo.model.head_strategy import HeadScores, HeadStrategy
 from vqa_demo.model.prompts import PromptRow, cleaned
-from vqa_demo.model.vilt import joint_forward
-from vqa_demo.variant import Variant
-
-BASELINE_NAME = "vilt-answer-classifier"
 
 
 def answer_key(option: str) -> str:
@@ -44,7 +46,8 @@ def vocabulary_note(options: list[str], known: list[bool]) -> str | None:
 class ViltClassifierStrategy(HeadStrategy):
     """Scores options with ViLT's own answer classifier (any number of options, nothing to train)."""
 
-    name = "vilt_answer_classifier"
+    name = BASELINE_HEADS[0]
+    only_family = "vilt"  # needs ViLT's answer classifier (``core.classifier``, ``config.label2id``)
 
     def prompt_rows(self, question, options, style="default", answer_index=None) -> list[PromptRow]:
         question, _ = cleaned(question, options)
@@ -57,23 +60,36 @@ class ViltClassifierStrategy(HeadStrategy):
         pooled = joint_forward(ctx.core, encoded, features).pooler_output
         return ctx.core.classifier(pooled).float(), encoded
 
-    def scores(self, ctx, questions, options, features) -> HeadScores:
+    def option_logits(self, ctx, questions, options, features) -> tuple[torch.Tensor, list[bool], list]:
+        """``(scores float[B, K], truncated, known)``: each option's classifier logit, -inf where the
+        option is not an answer ViLT knows or the slot is padding; ``known[b][k]`` says which are."""
         logits, encoded = self.answer_logits(ctx, questions, features)
         label2id = ctx.core.config.label2id
-        scores = np.full((len(options), max(len(o) for o in options)), -np.inf, dtype=np.float32)
-        notes = []
+        width = max(len(o) for o in options)
+        scores = torch.full((len(options), width), -torch.inf, device=logits.device)
+        known = [[answer_key(option) in label2id for option in opts] for opts in options]
         for b, opts in enumerate(options):
-            known = [answer_key(option) in label2id for option in opts]
             for k, option in enumerate(opts):
-                if known[k]:
-                    scores[b, k] = float(logits[b, label2id[answer_key(option)]])
-            notes.append(vocabulary_note(opts, known))
-        return HeadScores(scores, list(encoded.truncated), notes=notes)
+                if known[b][k]:
+                    scores[b, k] = logits[b, label2id[answer_key(option)]]
+        return scores, list(encoded.truncated), known
+
+    def scores(self, ctx, questions, options, features) -> HeadScores:
+        with torch.no_grad():
+            scores, truncated, known = self.option_logits(ctx, questions, options, features)
+        notes = [vocabulary_note(opts, ok) for opts, ok in zip(options, known)]
+        return HeadScores(scores.cpu().numpy().astype(np.float32), truncated, notes=notes)
 
     def loss_terms(self, ctx, questions, options, answers, features, label_smoothing=0.0):
-        raise ValueError(
-            "the ViLT answer-classifier baseline is not trained: train a multi_class or swag variant"
+        """The summed K-way cross-entropy of the options' classifier logits and B (what training would
+        minimise; :meth:`~vqa_demo.config.HeadConfig.check_trainable` refuses to train it). A gold
+        option outside the vocabulary gives an infinite loss."""
+        scores, _, _ = self.option_logits(ctx, questions, options, features)
+        gold = torch.tensor(answers, device=scores.device)
+        loss = torch.nn.functional.cross_entropy(
+            scores, gold, label_smoothing=label_smoothing, reduction="sum"
         )
+        return loss, len(answers)
 
     def target_score(self, ctx, hidden, attention_mask, labels, targets, num_options):
         # The score is a vocabulary logit picked by the option's text, which the attribution's row
@@ -82,27 +98,3 @@ class ViltClassifierStrategy(HeadStrategy):
             "attributions of the ViLT answer-classifier baseline are not available: "
             "explain a multi_class or swag variant"
         )
-
-
-VILT_CLASSIFIER = ViltClassifierStrategy()
-
-
-class BaselineVariant(Variant):
-    """A variant whose strategy is fixed by the family rather than by its head config; no adapter,
-    no head module: the base weights answer. Its config carries only the prompt settings."""
-
-    fixed_strategy: HeadStrategy = VILT_CLASSIFIER
-
-    @property
-    def strategy(self) -> HeadStrategy:
-        return self.fixed_strategy
-
-    def incompatibility(self, num_options: int) -> str | None:
-        return None
-
-
-def baseline_variant(source: str) -> BaselineVariant:
-    """The zero-training ViLT classifier variant for the base ``source``."""
-    config = RunConfig(head=HeadConfig(num_options=None))
-    config.backbone.source = source
-    return BaselineVariant(BASELINE_NAME, config)

@@ -1,0 +1,1 @@
+"""The gemma3 family: ``family.py`` (the class), ``tiny.py`` (the tiny builder), ``README.md`` (its facts)."""

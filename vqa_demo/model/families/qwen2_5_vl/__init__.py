@@ -1,0 +1,1 @@
+"""The qwen2_5_vl family: ``family.py`` (the class), ``tiny.py`` (the tiny builder), ``README.md`` (its facts)."""
