@@ -15,6 +15,7 @@ from vqa_demo.model.families.paligemma.family import PALIGEMMA
 from vqa_demo.model.families.qwen2_5_vl.family import QWEN2_5_VL
 from vqa_demo.model.families.smolvlm.family import SMOLVLM
 from vqa_demo.model.families.vilt.family import VILT
+from vqa_demo.model.families.vipllava.family import VIPLLAVA
 from vqa_demo.model.family import BackboneFamily
 
 FAMILIES: dict[str, BackboneFamily] = {
@@ -27,6 +28,7 @@ FAMILIES: dict[str, BackboneFamily] = {
         SMOLVLM,
         BLIP,
         VILT,
+        VIPLLAVA,
     )
 }
 
