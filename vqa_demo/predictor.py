@@ -53,7 +53,7 @@ class Predictor:
         self.precision: dict | None = None
         self.encoders: dict[tuple, RowEncoder] = {}
         has_adapters = any(v.adapter for v in self.variants.values())
-        self.adapters = AdapterSwitch(backbone.model, has_adapters, merge_adapters)
+        self.adapters = AdapterSwitch(backbone.model, has_adapters, merge_adapters, family=backbone.family)
         # peft's active adapter is global model state: one prediction at a time.
         self.lock = self.adapters.lock
 

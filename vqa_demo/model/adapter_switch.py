@@ -12,7 +12,7 @@ from contextlib import contextmanager, nullcontext
 
 from torch import nn
 
-from vqa_demo.model.families.registry import family_for
+from vqa_demo.model.family import BackboneFamily
 from vqa_demo.model.merged_adapters import MergedAdapters
 
 
@@ -21,11 +21,15 @@ class AdapterSwitch:
 
     ``merge``: run each adapter merged into swapped-in weights (:mod:`vqa_demo.model.merged_adapters`);
     ``None`` does so where the model allows it (small float32), ``True`` insists, ``False`` keeps
-    peft's unmerged forward. ``has_adapters`` False skips building merged copies altogether.
+    peft's unmerged forward. ``has_adapters`` False skips building merged copies altogether. ``family``
+    is the model's (:attr:`~vqa_demo.model.backbone.Backbone.family`): which modules are the vision side.
     """
 
-    def __init__(self, model: nn.Module, has_adapters: bool, merge: bool | None = None):
+    def __init__(
+        self, model: nn.Module, has_adapters: bool, merge: bool | None = None, *, family: BackboneFamily
+    ):
         self.model = model
+        self.family = family
         self.lock = threading.Lock()
         self.merged: MergedAdapters | None = None
         self.unmerged_reason: str | None = "merging switched off" if merge is False else None
@@ -65,5 +69,5 @@ class AdapterSwitch:
         if not hasattr(self.model, "peft_config"):
             return False
         core = self.model.get_base_model()
-        vision = family_for(core.config).frozen_modules(core)
+        vision = self.family.frozen_modules(core)
         return any("lora_" in name for module in vision for name, _ in module.named_parameters())

@@ -20,6 +20,7 @@ class ChatDecoderFamily(BackboneFamily):
 
     end_token: str = ""  # ends the assistant's answer
     answer_lead: str = ""  # written before the answer in the assistant turn
+
     def __init__(self):
         self.image_tokens: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

@@ -232,7 +232,6 @@ class BlipFamily(BackboneFamily):
         "cross-attention"
     )
 
-
     def fit_processor(self, model, processor):
         """The processor with its tokenizer's ``model_max_length`` no longer than the text positions
         and its bos the decoder's start token (``[DEC]``, as the hub tokenizer has it)."""

@@ -120,7 +120,6 @@ class ViltFamily(BackboneFamily):
         "ViLT's one encoder"
     )
 
-
     def fit_processor(self, model, processor):
         """The processor with its tokenizer's ``model_max_length`` no longer than the 40 text positions."""
         tokenizer = processor.tokenizer
