@@ -65,3 +65,18 @@ def test_a_family_without_a_language_model_head_refuses_cond_gen_only():
     refused = {(name, s.name) for name, f in FAMILIES.items() for s in trained if f.refusal(s)}
     assert refused == {("vilt", "cond_gen")}
     assert family.refusal(STRATEGIES["vilt_answer_classifier"]) is not None
+
+
+def test_every_family_folder_is_registered_once_under_its_folder_name():
+    """The registry is the only list: a family folder left out of it (or registered twice) fails here."""
+    from pathlib import Path
+
+    import vqa_demo.model.families as families
+
+    root = Path(families.__file__).parent
+    folders = sorted(d.name for d in root.iterdir() if (d / "family.py").is_file())
+    assert sorted(FAMILIES) == folders
+    assert len({id(f) for f in FAMILIES.values()}) == len(FAMILIES)
+    assert all(
+        f.tiny_builder is not None and (root / name / "README.md").is_file() for name, f in FAMILIES.items()
+    )
