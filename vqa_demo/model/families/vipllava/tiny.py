@@ -1,4 +1,4 @@
-"""A tiny random ViP-LLaVA with LLaVA's processor, an in-process Llama-style tokenizer and its prompt, in-process.
+"""A tiny random ViP-LLaVA with LLaVA's processor and tokenizer and its own prompt, in-process.
 
 Sizes follow transformers' own ``VipLlavaVisionText2TextModelTester`` in spirit (a CLIP tower of 2 layers,
 a 2-layer Llama), at this project's tiny widths.
@@ -10,17 +10,16 @@ from transformers import (
     CLIPImageProcessorPil,
     CLIPVisionConfig,
     LlavaProcessor,
-    PreTrainedTokenizerFast,
     VipLlavaConfig,
     VipLlavaForConditionalGeneration,
 )
 
+from vqa_demo.model.families.llava.tiny import llava_tokenizer
 from vqa_demo.model.families.tiny_parts import (
     CLIP_MEAN,
     CLIP_STD,
     TEXT_SIZES,
     VISION_SIZES,
-    byte_level_tokenizer,
     seeded,
 )
 
@@ -38,25 +37,12 @@ VIPLLAVA_CHAT_TEMPLATE = (
 )
 
 
-def vipllava_tokenizer() -> PreTrainedTokenizerFast:
-    """Llama-1/Vicuna's specials plus ``<image>``; ``<s>`` is added in front as the hub tokenizer does."""
-    return byte_level_tokenizer(
-        ("<unk>", "<s>", "</s>", "<pad>", "<image>"),
-        add_bos=True,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
-    )
-
-
 def tiny_vipllava(
     seed: int = 0, image_size: int = 16, patch_size: int = 4
 ) -> tuple[VipLlavaForConditionalGeneration, LlavaProcessor]:
     """ViP-LLaVA: CLIP tower read at several layers (here the last two, CLS dropped, concatenated),
     layer-normed MLP projector, Llama. An image gives ``(image_size / patch_size) ** 2`` ``<image>`` tokens."""
-    tokenizer = vipllava_tokenizer()
+    tokenizer = llava_tokenizer()  # the same Llama-1/Vicuna specials plus <image>
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": image_size},
         crop_size={"height": image_size, "width": image_size},
