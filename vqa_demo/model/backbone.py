@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
+from vqa_demo.checkpoint_checks import refuse_pickles
 from vqa_demo.config import (
     TINY_GENERATIONS,
     TINY_IMAGE_SIZE,
@@ -45,7 +46,6 @@ from vqa_demo.model.paligemma import (  # noqa: F401 (re-exported: PaliGemma's b
     tiny_processor,
 )
 from vqa_demo.model.template_guard import check_chat_template
-from vqa_demo.safety import refuse_pickles
 
 # Config keys that describe how a model was stored, not which model it is.
 _FINGERPRINT_IGNORED = {"_name_or_path", "transformers_version", "dtype", "torch_dtype", "architectures"}

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vqa_demo.inputs.decode_worker import DECODE_SECONDS
-from vqa_demo.loading import find_checkpoints
+from vqa_demo.run_folders import EVALUATION_DIRS, find_checkpoints, served_run_folder
 from vqa_demo.runtime import ASSETS_DIR, PRECISIONS
 from vqa_demo.ui.zerogpu import on_zerogpu
 
@@ -70,38 +70,6 @@ def parse_file_size(size: str | int, setting: str = "--max-file-size", allow_zer
 
 def _paths(text: str | None) -> list[Path]:
     return [Path(p.strip()) for p in _SPLIT.split(text or "") if p.strip()]
-
-
-# training.compare's, or `vqa_demo.evaluate --out <run>/evaluation` of a training.train run (whose
-# best_selection/ chose best/, so it is never shown as the run's accuracy)
-EVALUATION_DIRS = ("evaluation",)
-
-
-def _has_evaluation(folder: Path) -> bool:
-    return (folder / "comparison.json").is_file() or (folder / "evaluation" / "metrics.json").is_file()
-
-
-def served_run_folder(checkpoints: Sequence[Path]) -> Path | None:
-    """The run folder the checkpoints come from, which holds their evaluation; None if they disagree.
-
-    ``runs/compare``, ``runs/compare/<variant>`` and ``runs/compare/*/best`` all give ``runs/compare``
-    (its comparison.json); a ``training.train --out`` folder or its ``best/`` gives that folder (its
-    ``evaluation/``, if evaluated); a folder of variant directories gives itself.
-    """
-    folders = set()
-    for root in checkpoints:
-        try:
-            directories = find_checkpoints(root)
-        except (ValueError, OSError):
-            return None
-        for directory in directories:
-            if directory.name in ("best", "last"):  # a training run's checkpoint: in a compare folder?
-                run = directory.parent
-                folders.add(run.parent if _has_evaluation(run.parent) else run)
-            else:  # a folder of variant directories, possibly inside an assets folder
-                up = (directory.parent, directory.parent.parent)
-                folders.add(next((f for f in up if _has_evaluation(f)), directory.parent))
-    return folders.pop().resolve() if len(folders) == 1 else None
 
 
 @dataclass
