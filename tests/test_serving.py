@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from vqa_demo.config import LoraSettings
 from vqa_demo import evaluate as cli
+from vqa_demo.config import LoraSettings
 from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.model import forward, precision
 from vqa_demo.model.backbone import add_lora, build_tiny_backbone
