@@ -17,7 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # (layer, rank, module prefixes); a module belongs to the layer of its longest matching prefix.
 LAYERS = [
     # settings and plain types every layer reads (no torch): the variants, paths, typed predictions
-    ("foundation", 0, ("vqa_demo", "vqa_demo.config", "vqa_demo.runtime", "vqa_demo.paths")),
+    (
+        "foundation",
+        0,
+        ("vqa_demo", "vqa_demo.config", "vqa_demo.runtime", "vqa_demo.paths", "vqa_demo.settings"),
+    ),
     ("foundation", 0, ("vqa_demo.hub_errors", "vqa_demo.prediction", "vqa_demo.run_folders")),
     ("data", 1, ("vqa_demo.data", "vqa_demo.inputs")),
     # the network and the checks of the files it is built from
