@@ -3,14 +3,19 @@
     python app.py                                   # offline default from assets/
     python app.py --checkpoints runs/compare --base google/paligemma2-3b-pt-224 --device cuda
     VQA_CHECKPOINTS=runs/compare python app.py      # the same settings as environment variables
+    python app.py --help                            # every setting with its default and variable
 
-Flags and variables: see vqa_demo/ui/server_settings.py. The model loads on the first question.
+Settings: vqa_demo/ui/server_settings.py. The model loads on the first question.
 """
 
-from vqa_demo.ui import AppConfig, build_demo
-from vqa_demo.ui.zerogpu import on_zerogpu
+from vqa_demo.ui.server_settings import AppConfig
 
+# Settings first: --help and a bad value answer before Gradio and the UI load.
 config = AppConfig.from_args() if __name__ == "__main__" else AppConfig.from_env()
+
+from vqa_demo.ui.app import build_demo  # noqa: E402
+from vqa_demo.ui.zerogpu import on_zerogpu  # noqa: E402
+
 demo = build_demo(config)
 if on_zerogpu():  # ZeroGPU: load at import and move to CUDA here, not inside the @spaces.GPU functions
     demo.vqa_holder.get()

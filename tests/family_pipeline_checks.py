@@ -20,8 +20,8 @@ import torch
 
 from tests.family_checks import IMAGES, OPTIONS, QUESTIONS, ChatFamily, tiny
 from vqa_demo.config import VARIANTS, BackboneConfig, LoraSettings
-from vqa_demo.evaluation.cli import main as evaluate_main
-from vqa_demo.evaluation.cli import parse_args as evaluate_args
+from vqa_demo.evaluate import main as evaluate_main
+from vqa_demo.evaluate import parse_args as evaluate_args
 from vqa_demo.explain.attribution import attribute
 from vqa_demo.model.backbone import Backbone, add_lora, build_tiny_backbone, load_backbone, save_backbone
 from vqa_demo.model.cond_gen import CondGenStrategy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vqa_demo.explain.attention import attention_map
+from vqa_demo.prediction import attention_map
 
 IMG, PAD = 99, 0
 

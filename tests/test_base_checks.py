@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from tests.hostile_files import write_tiny_base
 from tests.test_evaluation import make_split
 from vqa_demo.config import BackboneConfig
-from vqa_demo.evaluation.cli import cli as evaluate_cli
+from vqa_demo.evaluate import cli as evaluate_cli
 from vqa_demo.loading import load_predictor
 from vqa_demo.model.backbone import load_backbone
 from vqa_demo.model.base_checks import UnsafeBaseError

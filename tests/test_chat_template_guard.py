@@ -10,7 +10,7 @@ import pytest
 
 from tests.hostile_files import write_tiny_base
 from vqa_demo.config import BackboneConfig
-from vqa_demo.evaluation.cli import cli as evaluate_cli
+from vqa_demo.evaluate import cli as evaluate_cli
 from vqa_demo.model.backbone import load_backbone
 from vqa_demo.model.base_checks import UnsafeBaseError
 from vqa_demo.model.families.chat import ChatDecoderFamily

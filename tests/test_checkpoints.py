@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import OPTIONS, QUESTIONS
+from vqa_demo.checkpoint_checks import UnsafeCheckpointError
 from vqa_demo.checkpoints import CheckpointError, check_variant_dir, load_variants, save_variant
 from vqa_demo.config import VARIANTS, BackboneConfig
 from vqa_demo.model.backbone import build_tiny_backbone, load_backbone, save_backbone
 from vqa_demo.predictor import Predictor
-from vqa_demo.safety import UnsafeCheckpointError
 from vqa_demo.testing import TrigramMatcher, make_tiny_predictor
 
 

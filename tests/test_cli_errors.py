@@ -16,8 +16,8 @@ from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 from PIL import Image
 
 from training import compare, train
+from vqa_demo import evaluate
 from vqa_demo.data.writers import write_metadata
-from vqa_demo.evaluation import cli as evaluate
 from vqa_demo.hub_errors import hub_problem
 from vqa_demo.testing import tiny_run_config
 

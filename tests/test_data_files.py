@@ -22,8 +22,8 @@ from PIL import EpsImagePlugin, Image
 from training.train import TrainConfig
 from training.train import main as train_main
 from vqa_demo.data.splits import DataError, examples_from_records, load_split
-from vqa_demo.evaluation.cli import main as evaluate_main
-from vqa_demo.evaluation.cli import parse_args as evaluate_args
+from vqa_demo.evaluate import main as evaluate_main
+from vqa_demo.evaluate import parse_args as evaluate_args
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER = ["file_name", "question", "option1", "option2", "option3", "answer"]

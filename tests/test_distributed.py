@@ -23,8 +23,8 @@ from training.train import TrainConfig, main, parse_args, smoke_data
 from vqa_demo.config import VARIANTS
 from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.splits import load_split
-from vqa_demo.evaluation.cli import main as evaluate_main
-from vqa_demo.evaluation.cli import parse_args as evaluate_args
+from vqa_demo.evaluate import main as evaluate_main
+from vqa_demo.evaluate import parse_args as evaluate_args
 from vqa_demo.evaluation.runner import evaluate, predict_records, read_predictions
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.ui.loopback import free_port
@@ -53,7 +53,7 @@ def hook(event, args):
 
 sys.addaudithook(hook)
 from training.train import main, parse_args
-from vqa_demo.evaluation.cli import main as evaluate_main, parse_args as evaluate_args
+from vqa_demo.evaluate import main as evaluate_main, parse_args as evaluate_args
 
 train_argv, eval_argv = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 assert main(parse_args(train_argv + ["--stop-after-steps", "4"]))["stopped_at"] == 4

@@ -14,8 +14,8 @@ from PIL import Image
 
 from training.compare import main as compare_main
 from training.compare import parse_args as compare_args
-from vqa_demo.evaluation.cli import main as evaluate_main
-from vqa_demo.evaluation.cli import parse_args as evaluate_args
+from vqa_demo.evaluate import main as evaluate_main
+from vqa_demo.evaluate import parse_args as evaluate_args
 from vqa_demo.model.backbone import build_tiny_backbone, save_backbone
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.model_card import card_markdown

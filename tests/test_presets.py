@@ -21,8 +21,8 @@ from vqa_demo.config import (
     resolve_backbone_source,
     variant_name,
 )
-from vqa_demo.evaluation.cli import main as evaluate_main
-from vqa_demo.evaluation.cli import parse_args as evaluate_args
+from vqa_demo.evaluate import main as evaluate_main
+from vqa_demo.evaluate import parse_args as evaluate_args
 from vqa_demo.model.backbone import build_tiny_backbone, load_backbone
 from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.model.strategies import build_rows

@@ -10,7 +10,8 @@ import pytest
 from vqa_demo.base_ref import PACKAGE_PREFIX, PACKAGE_ROOT, content_hash, record_base, resolve_recorded_base
 from vqa_demo.checkpoint_checks import CheckpointError
 from vqa_demo.evaluation.saved_runs import load_run
-from vqa_demo.loading import find_checkpoints, resolve_base
+from vqa_demo.loading import resolve_base
+from vqa_demo.run_folders import find_checkpoints
 from vqa_demo.testing import tiny_run_config
 
 
@@ -109,7 +110,8 @@ def test_compare_runs_accepts_a_run_folder_and_its_best_dir(tmp_path):
 
 
 def test_the_app_serves_the_checkpoints_own_run_folder(tmp_path):
-    from vqa_demo.ui.server_settings import AppConfig, served_run_folder
+    from vqa_demo.run_folders import served_run_folder
+    from vqa_demo.ui.server_settings import AppConfig
 
     compare = tmp_path / "compare"
     for name in ("cond_gen", "swag-attentive"):

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
+from vqa_demo import evaluate as cli
 from vqa_demo.config import LoraSettings
-from vqa_demo.evaluation import cli
 from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.model import forward, precision
 from vqa_demo.model.backbone import add_lora, build_tiny_backbone
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_evaluate_help_and_arguments_load_no_torch():
     code = (
-        "import sys; from vqa_demo.evaluation.cli import parse_args; "
+        "import sys; from vqa_demo.evaluate import parse_args; "
         "a = parse_args(['--data', 'd', '--out', 'o']); "
         "print(a.threads, a.precision, 'torch' in sys.modules, 'transformers' in sys.modules)"
     )

@@ -12,8 +12,8 @@ from PIL import Image
 
 from tests.app_support import FakePredictor
 from tests.test_ui_error_data import RECORDS, THREE
-from vqa_demo.explain.attention import attention_map
 from vqa_demo.model.forward import image_features
+from vqa_demo.prediction import attention_map
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.holder import PredictorHolder

@@ -27,8 +27,8 @@ from pathlib import Path
 from vqa_demo.base_ref import PACKAGE_PREFIX, is_named
 from vqa_demo.checkpoints import read_run_config
 from vqa_demo.cli_errors import CliParser, HelpFormatter, UsageError, run_cli
-from vqa_demo.loading import find_checkpoints, resolve_base
-from vqa_demo.ui.server_settings import EVALUATION_DIRS
+from vqa_demo.loading import resolve_base
+from vqa_demo.run_folders import EVALUATION_DIRS, find_checkpoints
 
 RUN_FILES = ("comparison.json",)
 

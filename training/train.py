@@ -36,7 +36,6 @@ batches over the processes and gathers them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -58,6 +57,7 @@ from training.steps import FeatureCache, VariantModule, plan_step, train_micro_b
 from vqa_demo.checkpoints import adapter_name, save_variant
 from vqa_demo.cli_errors import CliParser, HelpFormatter, UsageError, require_cuda_for, run_cli
 from vqa_demo.config import (
+    COND_GEN_SCORINGS,
     HEAD_NAMES,
     POOLING_NAMES,
     PROMPT_STYLES,
@@ -82,6 +82,7 @@ from vqa_demo.model.heads import trainable_parameters
 from vqa_demo.model.matching import SentenceMatcher
 from vqa_demo.model.strategies import build_head, strategy_for, training_cuts
 from vqa_demo.predictor import Predictor, Variant
+from vqa_demo.settings import add_arguments, setting
 
 REPORT_TO = ("none", "tensorboard", "wandb")
 
@@ -93,53 +94,92 @@ _RUN_DEFAULTS = RunConfig()
 
 @dataclass
 class TrainConfig:
-    """The training CLI's flat flags: the run config's fields (defaults from :class:`RunConfig`) plus
-    what only a training run needs (data, output, schedule, logging, testing aids)."""
+    """The training CLI's flat flags, one :func:`~vqa_demo.settings.setting` each: the run config's fields
+    (defaults read from :class:`RunConfig`) plus what only a training run needs (data, output, schedule,
+    logging, testing aids). ``--help`` is generated from these declarations."""
 
-    variant: str = _RUN_DEFAULTS.head.head
-    pooling: str | None = _RUN_DEFAULTS.head.pooling
-    data: str | None = None
-    columns: str | None = None  # --columns question=...,options=...,answer=... for an unknown schema
-    base: str = _RUN_DEFAULTS.backbone.source
-    out: str = "runs/train"
-    num_options: int = _RUN_DEFAULTS.head.num_options
-    epochs: float = _RUN_DEFAULTS.train.epochs
-    max_steps: int | None = None
-    batch_size: int = _RUN_DEFAULTS.train.batch_size
-    grad_accum: int = _RUN_DEFAULTS.train.grad_accum
-    lr: float = _RUN_DEFAULTS.train.learning_rate
-    head_lr: float | None = None
-    warmup_ratio: float = _RUN_DEFAULTS.train.warmup_ratio
-    weight_decay: float = _RUN_DEFAULTS.train.weight_decay
-    label_smoothing: float = _RUN_DEFAULTS.train.label_smoothing
-    lora_r: int = _RUN_DEFAULTS.lora.r
-    lora_alpha: int = _RUN_DEFAULTS.lora.alpha
-    lora_dropout: float = _RUN_DEFAULTS.lora.dropout
-    # COND_GEN's decision rule (config.COND_GEN_SCORINGS); None: the run config's default, and
-    # training.compare then picks the rule with the best selection-split accuracy
-    cond_gen_scoring: str | None = None
-    prompt_style: str | None = None  # None: the base's own (choose_from for mix checkpoints, else default)
-    prompt_separator: str = _RUN_DEFAULTS.prompt.separator  # saved in run_config.json, used by prediction
-    max_text_tokens: int = _RUN_DEFAULTS.prompt.max_text_tokens
-    eval_every: int = 50
-    log_every: int = 10
-    eval_batch_size: int = 32
-    max_train: int | None = None
-    max_val: int | None = None
-    selection_split: str | None = None  # the split best/ is chosen on (default: carved from train)
-    selection_size: int = SELECTION_SIZE  # examples carved from train when no --selection-split
-    seed: int = _RUN_DEFAULTS.train.seed
-    quantization: str | None = _RUN_DEFAULTS.backbone.quantization
-    gradient_checkpointing: bool = False
-    # LoRA on the SigLIP tower + projector too (image features are then no longer shared)
-    train_vision: bool = _RUN_DEFAULTS.lora.vision
-    cache_features: bool = True
-    threads: int = 0  # torch CPU threads (0: torch's default); 1 avoids oversubscription on a busy small CPU
-    resume: bool = False
-    smoke: bool = False
-    report_to: str = "none"  # "none", "tensorboard" or "wandb": accelerate's experiment trackers
-    log_examples: bool = False  # debug: examples.jsonl lists the example ids each process trained on
-    stop_after_steps: int | None = None  # testing aid: exit early as if killed
+    variant: str = setting(_RUN_DEFAULTS.head.head, "answer head", choices=HEAD_NAMES)
+    pooling: str | None = setting(
+        _RUN_DEFAULTS.head.pooling,
+        "pooling for multi_class and swag",
+        choices=POOLING_NAMES,
+        unset="none (cond_gen has none)",
+    )
+    data: str | None = setting(
+        None,
+        "train + validation data: an imagefolder, a datasets save_to_disk folder, parquet/JSONL files or a "
+        "hub dataset id (see vqa_demo.data.sources)",
+        unset="synthetic data made on the fly with --smoke",
+    )
+    columns: str | None = setting(
+        None,
+        "column roles for an unrecognised schema: question=...,options=...(a|b|c: one column per "
+        "option),answer=...[,image=...,hint=...,id=...]",
+        unset="recognised from the columns",
+    )
+    base: str = setting(
+        _RUN_DEFAULTS.backbone.source,
+        "base model: a local folder, a hub id, a preset name, or tiny / tiny:<family>",
+    )
+    out: str = setting("runs/train", "run folder")
+    num_options: int = setting(_RUN_DEFAULTS.head.num_options, "options per question (K)")
+    epochs: float = setting(_RUN_DEFAULTS.train.epochs, "passes over the training split")
+    max_steps: int | None = setting(None, "optimizer steps", unset="from --epochs")
+    batch_size: int = setting(_RUN_DEFAULTS.train.batch_size, "examples per micro-batch")
+    grad_accum: int = setting(_RUN_DEFAULTS.train.grad_accum, "micro-batches per optimizer step")
+    lr: float = setting(_RUN_DEFAULTS.train.learning_rate, "peak learning rate (cosine schedule)")
+    head_lr: float | None = setting(None, "learning rate of the answer head", unset="--lr")
+    warmup_ratio: float = setting(_RUN_DEFAULTS.train.warmup_ratio, "share of the steps spent warming up")
+    weight_decay: float = setting(_RUN_DEFAULTS.train.weight_decay, "AdamW weight decay")
+    label_smoothing: float = setting(_RUN_DEFAULTS.train.label_smoothing, "label smoothing of the loss")
+    lora_r: int = setting(_RUN_DEFAULTS.lora.r, "LoRA rank")
+    lora_alpha: int = setting(_RUN_DEFAULTS.lora.alpha, "LoRA alpha")
+    lora_dropout: float = setting(_RUN_DEFAULTS.lora.dropout, "LoRA dropout")
+    # None: training.compare then picks the rule with the best selection-split accuracy
+    cond_gen_scoring: str | None = setting(
+        None,
+        "COND_GEN's decision rule",
+        choices=COND_GEN_SCORINGS,
+        unset=f"{_RUN_DEFAULTS.head.cond_gen_scoring}; training.compare picks the best on the selection split",
+    )
+    prompt_style: str | None = setting(
+        None, "prompt layout", choices=PROMPT_STYLES, unset="the base's own (choose_from for mix checkpoints)"
+    )
+    prompt_separator: str = setting(
+        _RUN_DEFAULTS.prompt.separator,
+        "between prefix and answer; saved in run_config.json, used by prediction",
+    )
+    max_text_tokens: int = setting(
+        _RUN_DEFAULTS.prompt.max_text_tokens, "text tokens per row after the image"
+    )
+    eval_every: int = setting(50, "steps between validations")
+    log_every: int = setting(10, "steps between log lines")
+    eval_batch_size: int = setting(32, "examples per validation forward")
+    max_train: int | None = setting(None, "use at most this many training examples", unset="all")
+    max_val: int | None = setting(None, "use at most this many validation examples", unset="all")
+    selection_split: str | None = setting(
+        None, "the split best/ is chosen on", unset="carved from train (--selection-size)"
+    )
+    selection_size: int = setting(SELECTION_SIZE, "examples carved from train when no --selection-split")
+    seed: int = setting(_RUN_DEFAULTS.train.seed, "random seed")
+    quantization: str | None = setting(
+        _RUN_DEFAULTS.backbone.quantization,
+        "load the base in 4 or 8 bit (CUDA + bitsandbytes only)",
+        choices=tuple(q for q in QUANTIZATIONS if q),
+        unset="none",
+    )
+    gradient_checkpointing: bool = setting(False, "recompute activations in the backward pass (less memory)")
+    # image features are then no longer shared between variants
+    train_vision: bool = setting(_RUN_DEFAULTS.lora.vision, "LoRA on the SigLIP tower and projector too")
+    cache_features: bool = setting(True, "compute each image's features once (frozen vision tower)")
+    threads: int = setting(
+        0, "torch CPU threads (0: torch's default; 1 avoids oversubscription on a busy CPU)"
+    )
+    resume: bool = setting(False, "continue from the run folder's last state")
+    smoke: bool = setting(False, "tiny data and a few steps (with no --data: synthetic data made on the fly)")
+    report_to: str = setting("none", "experiment tracker (accelerate's)", choices=REPORT_TO)
+    log_examples: bool = setting(False, "debug: examples.jsonl lists the example ids each process trained on")
+    stop_after_steps: int | None = setting(None, "testing aid: stop early as if killed", unset="never")
 
     def run_config(self) -> RunConfig:
         head = HeadConfig(
@@ -505,50 +545,13 @@ def write_selection(path: Path, selection: dict) -> None:
     path.write_text(json.dumps(selection, indent=2))
 
 
-# --help text per flag (argparse adds the default; choices are listed by argparse itself)
-FLAG_HELP = {
-    "variant": "answer head",
-    "pooling": "pooling for multi_class and swag (cond_gen has none)",
-    "data": "train + validation data: an imagefolder, a datasets save_to_disk folder, parquet/JSONL "
-    "files or a hub dataset id (see vqa_demo.data.sources)",
-    "columns": "column roles for an unrecognised schema: question=...,options=...(a|b|c: one column per "
-    "option),answer=...[,image=...,hint=...,id=...]",
-    "base": "base model: a local folder, a hub id, a preset name, or tiny / tiny:<family>",
-    "out": "run folder",
-    "prompt_style": "prompt layout (default: the base's own)",
-    "quantization": "load the base in 4 or 8 bit (CUDA + bitsandbytes only)",
-    "threads": "torch CPU threads (0: torch's default)",
-    "report_to": "experiment tracker",
-    "smoke": "tiny data and a few steps (with no --data: synthetic data made on the fly)",
-    "stop_after_steps": "testing aid: stop early as if killed",
-}
-CHOICES = {
-    "variant": HEAD_NAMES,
-    "pooling": POOLING_NAMES,
-    "prompt_style": PROMPT_STYLES,
-    "quantization": tuple(q for q in QUANTIZATIONS if q),
-    "report_to": REPORT_TO,
-}
-
-
 def build_parser(
     description: str | None = __doc__, one_variant: bool = True, prog: str = "python -m training.train"
 ) -> CliParser:
     """The training flags (one per :class:`TrainConfig` field, plus ``--lora-targets``); without
     ``one_variant`` (training.compare) ``--variant`` and ``--pooling`` are hidden from ``--help``."""
     parser = CliParser(prog=prog, description=description, formatter_class=HelpFormatter)
-    for name, value in asdict(TrainConfig()).items():
-        flag = "--" + name.replace("_", "-")
-        help_text = FLAG_HELP.get(name, name.replace("_", " "))
-        if not one_variant and name in ("variant", "pooling"):
-            help_text = argparse.SUPPRESS
-        if isinstance(value, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value, help=help_text)
-            continue
-        kind = type(value) if value is not None else (float if name in {"head_lr"} else str)
-        if name in {"max_steps", "max_train", "max_val", "stop_after_steps"}:
-            kind = int
-        parser.add_argument(flag, type=kind, default=value, choices=CHOICES.get(name), help=help_text)
+    add_arguments(parser, TrainConfig, hidden=() if one_variant else ("variant", "pooling"))
     parser.add_argument(
         "--lora-targets",
         choices=LORA_SCOPES,

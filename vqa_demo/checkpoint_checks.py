@@ -1,5 +1,8 @@
 """Validation of a variant directory's files before anything is built from them.
 
+Pickle-format files anywhere in a checkpoint or base folder are refused by name before anything
+could unpickle them (:func:`refuse_pickles`).
+
 Every check raises :class:`CheckpointError` naming the file and the problem. The JSON files are
 size-capped before parsing and depth-capped after; the safetensors files are opened through their
 header only (a pickle, an empty or a cut-off file fails there) and every tensor must be a finite
@@ -22,6 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from vqa_demo.config import MAX_LORA_RANK
+from vqa_demo.run_folders import CheckpointError
 
 MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
@@ -54,10 +58,6 @@ UNSUPPORTED_PEFT_FIELDS = (
     "arrow_config",
 )
 LORA_KEY = re.compile(r"base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint directory is incomplete, malformed or does not fit the loaded base."""
 
 
 def read_json_object(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
@@ -246,3 +246,26 @@ def check_head_tensors(path: Path, expected: Mapping[str, torch.Tensor] | None) 
     if problems:
         raise CheckpointError(f"{path}: " + "; ".join(problems))
     return state
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint directory contains a file format that can execute code when loaded."""
+
+
+def refuse_pickles(directory: str | Path) -> None:
+    """Raise :class:`UnsafeCheckpointError` naming every pickle-format file under ``directory``.
+
+    Only file names are inspected; nothing is opened.
+    """
+    directory = Path(directory)
+    found = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
+    if found:
+        names = ", ".join(str(p.relative_to(directory)) for p in found[:5])
+        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        raise UnsafeCheckpointError(
+            f"{directory} contains pickle-format files ({names}{more}); they can run arbitrary code when "
+            "loaded and are refused. Convert them to safetensors (save_pretrained(..., safe_serialization=True))."
+        )

@@ -31,17 +31,18 @@ from torch import nn
 from vqa_demo.base_ref import record_base
 from vqa_demo.checkpoint_checks import (
     CheckpointError,
+    UnsafeCheckpointError,
     check_adapter_config,
     check_adapter_weights,
     check_head_tensors,
     read_json_object,
+    refuse_pickles,
 )
 from vqa_demo.config import RunConfig
 from vqa_demo.model.backbone import Backbone
 from vqa_demo.model.strategies import build_head, strategy_for
-from vqa_demo.safety import UnsafeCheckpointError, refuse_pickles
+from vqa_demo.run_folders import RUN_CONFIG
 
-RUN_CONFIG = "run_config.json"
 HEAD_FILE = "head.safetensors"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 

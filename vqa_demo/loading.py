@@ -16,29 +16,8 @@ from vqa_demo.model.families.registry import tiny_family
 from vqa_demo.model.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
 from vqa_demo.model.precision import apply_precision, resolve_precision
 from vqa_demo.predictor import Predictor
+from vqa_demo.run_folders import find_checkpoints
 from vqa_demo.runtime import ASSETS_DIR, DEFAULT_BASE, DEFAULT_CHECKPOINTS  # noqa: F401 (re-exported)
-
-
-def find_checkpoints(root: str | Path) -> list[Path]:
-    """Variant directories under ``root``, sorted by name; ``root`` may be
-
-    a variant directory (``best/``), one variant's run folder (its ``best/``), a folder of variant
-    directories (``assets/checkpoints``) or a ``training.compare`` folder (each ``<variant>/best``).
-    """
-    root = Path(root)
-    if (root / "run_config.json").is_file():
-        return [root]
-    if (root / "best" / "run_config.json").is_file():
-        return [root / "best"]
-    found = sorted(p.parent for p in root.glob("*/run_config.json"))
-    found = found or sorted(p.parent for p in root.glob("*/best/run_config.json"))
-    if not found:
-        what = "no such folder" if not root.exists() else "no run_config.json in it or its subfolders"
-        raise CheckpointError(
-            f"--checkpoints {root}: no variant checkpoints ({what}); give a training.compare --out folder, "
-            "a training.train --out folder, or variant directories (best/)"
-        )
-    return found
 
 
 def resolve_base(base: str | Path | None, checkpoint: Path) -> str:

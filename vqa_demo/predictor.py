@@ -20,14 +20,13 @@ import torch
 from PIL import Image
 
 from vqa_demo.config import RunConfig
-from vqa_demo.explain.attention import attention_map
 from vqa_demo.model.adapter_switch import AdapterSwitch
 from vqa_demo.model.backbone import Backbone
 from vqa_demo.model.encoding import RowEncoder
 from vqa_demo.model.head_strategy import HeadContext, HeadScores
 from vqa_demo.model.matching import SentenceMatcher
 from vqa_demo.model.prompts import clean_option
-from vqa_demo.prediction import VariantPrediction, softmax_np
+from vqa_demo.prediction import VariantPrediction, attention_map, softmax_np
 from vqa_demo.variant import Variant
 
 __all__ = ["Predictor", "Variant", "VariantPrediction", "softmax_np"]

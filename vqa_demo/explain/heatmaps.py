@@ -1,6 +1,6 @@
 """Heatmaps and highlighted tokens: paint a weight map over an image, scale token weights for display.
 
-Used for attentive pooling weights (:mod:`vqa_demo.explain.attention`) and captum attributions
+Used for attentive pooling weights (:func:`vqa_demo.prediction.attention_map`) and captum attributions
 (:mod:`vqa_demo.explain.attribution`) alike.
 """
 

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
+from vqa_demo.checkpoint_checks import refuse_pickles
 from vqa_demo.config import (
     TINY_GENERATIONS,
     TINY_IMAGE_SIZE,
@@ -39,7 +40,6 @@ from vqa_demo.model.families.paligemma.tiny import tiny_paligemma
 from vqa_demo.model.families.registry import family_for, tiny_family
 from vqa_demo.model.family import BackboneFamily, PatchGrid
 from vqa_demo.model.template_guard import check_chat_template
-from vqa_demo.safety import refuse_pickles
 
 # Config keys that describe how a model was stored, not which model it is.
 _FINGERPRINT_IGNORED = {"_name_or_path", "transformers_version", "dtype", "torch_dtype", "architectures"}

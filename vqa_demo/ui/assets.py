@@ -31,8 +31,8 @@ from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.splits import DataError, MCSplit, load_split
 from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.evaluation.saved_runs import SavedRun, load_runs
-from vqa_demo.loading import find_checkpoints
 from vqa_demo.paths import inside
+from vqa_demo.run_folders import find_checkpoints
 from vqa_demo.ui.server_settings import AppConfig
 
 log = logging.getLogger(__name__)

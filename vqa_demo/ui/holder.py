@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vqa_demo.checkpoint_checks import UnsafeCheckpointError
 from vqa_demo.checkpoints import CheckpointError, check_variant_dir, variant_name_for
 from vqa_demo.config import RunConfig, in_variant_order
-from vqa_demo.loading import find_checkpoints, load_predictor
+from vqa_demo.loading import load_predictor
 from vqa_demo.predictor import Predictor, Variant
-from vqa_demo.safety import UnsafeCheckpointError
+from vqa_demo.run_folders import find_checkpoints
 
 log = logging.getLogger(__name__)
 

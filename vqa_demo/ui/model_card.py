@@ -3,7 +3,7 @@
 Built from files only (the model is loaded lazily, on the first question): the base's ``config.json``,
 ``processor_config.json`` and safetensors header, the variants' ``run_config.json``, and the served
 run's own evaluation (its ``comparison.json`` or evaluation ``metrics.json``, see
-:func:`~vqa_demo.ui.server_settings.served_run_folder`) for validation accuracy with its Wilson 95%
+:func:`~vqa_demo.run_folders.served_run_folder`) for validation accuracy with its Wilson 95%
 interval; never another run's. A run without an evaluation says so and names the command that makes one.
 The synthetic-diagram description and the photo note are for the shipped default only (its base and
 its checkpoints in this package's ``assets/``).
@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vqa_demo.evaluation.chance import CHANCE_ALPHA, chance_p_value
-from vqa_demo.loading import ASSETS_DIR, find_checkpoints, resolve_base
+from vqa_demo.loading import ASSETS_DIR, resolve_base
+from vqa_demo.run_folders import find_checkpoints
 from vqa_demo.ui.holder import VariantInfo
 
 # The offline default's base was pretrained from scratch by training/pretrain.py, which writes this file.

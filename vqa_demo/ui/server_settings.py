@@ -1,49 +1,26 @@
 """App settings: where the assets and checkpoints are, upload and queue limits; from env vars or CLI flags.
 
-Environment variables (CLI flags of the same name win)::
-
-    VQA_ASSETS        assets folder (examples/, validation/, evaluation/, comparison.json); default ./assets,
-                      or, when VQA_CHECKPOINTS / --checkpoints are given, the served run's own folder
-                      (see served_run_folder), so the card, Compare and Errors show that run's evaluation
-    VQA_CHECKPOINTS   variant checkpoint dirs or parents (a training.compare or training.train --out
-                      folder, best/ dirs), separated by commas or os.pathsep; default <assets>/checkpoints
-    VQA_BASE          base model dir or hub id (default: the one named in the run configs)
-    VQA_COMPARE_RUNS  more runs for the Compare tab's "Across backbones" section: output folders of
-                      training.compare or vqa_demo.evaluate, separated by commas or os.pathsep;
-                      default: every folder under <assets>/runs
-    VQA_DEVICE        auto | cpu | cuda
-    VQA_MAX_FILE_SIZE the one size limit, e.g. 10mb: each upload and the image bytes the model may
-                      read (event bodies have their own 64 KB limit, see MAX_EVENT_BYTES)
-    VQA_QUEUE_SIZE    requests that may wait in the queue
-    VQA_THREADS       torch CPU threads for the model (default 1; 0 = torch's default)
-    VQA_PRECISION     base weights while serving: auto | fp32 | bf16 | int8 (default: as stored,
-                      fp32 on CPU); auto = int8 language model + bf16 vision on CPUs with native
-                      bf16, int8 + fp32 vision on other CPUs, bf16 on CUDA (vqa_demo.model.precision)
-    VQA_UPLOAD_TTL    seconds an uploaded image stays in Gradio's cache before it is deleted
-                      (checked as often; default 3600; 0 keeps uploads until the server stops)
-    VQA_SESSION_TTL   seconds a session keeps its last answer (and that answer's image copies) for
-                      the Explain section (default 1800; 0 keeps it until memory or sessions run out)
-    VQA_SESSION_MEMORY  bytes all sessions together may hold in answer images, oldest dropped
-                      first (default 256mb)
-    VQA_MAX_SESSIONS  sessions whose state Gradio keeps (~0.2 MB each), least recently used dropped
-                      first (default 500)
+Each setting is one field of :class:`AppConfig`, declared with :func:`vqa_demo.settings.setting`: its
+default, help, choices and environment variable live there, and ``python app.py --help`` lists them all.
+A flag wins over its environment variable, which wins over the default. Adding a setting is adding a field.
 """
 
 from __future__ import annotations
 
-import argparse
+import importlib.util
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from vqa_demo.cli_errors import CliParser
 from vqa_demo.inputs.decode_worker import DECODE_SECONDS
-from vqa_demo.loading import find_checkpoints
+from vqa_demo.run_folders import EVALUATION_DIRS, find_checkpoints, served_run_folder
 from vqa_demo.runtime import ASSETS_DIR, PRECISIONS
+from vqa_demo.settings import add_arguments, env_values, parse_settings, setting
 from vqa_demo.ui.zerogpu import on_zerogpu
 
-_SPLIT = re.compile(r"[," + re.escape(os.pathsep) + r"]")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 # The Ask form needs one image; the browser uploads one file per request.
@@ -68,63 +45,90 @@ def parse_file_size(size: str | int, setting: str = "--max-file-size", allow_zer
     return value
 
 
-def _paths(text: str | None) -> list[Path]:
-    return [Path(p.strip()) for p in _SPLIT.split(text or "") if p.strip()]
+MCP_MISSING = (
+    '--mcp-server needs the MCP extra, which is not installed: run pip install ".[mcp]" (gradio[mcp]) first.'
+)
 
 
-# training.compare's, or `vqa_demo.evaluate --out <run>/evaluation` of a training.train run (whose
-# best_selection/ chose best/, so it is never shown as the run's accuracy)
-EVALUATION_DIRS = ("evaluation",)
-
-
-def _has_evaluation(folder: Path) -> bool:
-    return (folder / "comparison.json").is_file() or (folder / "evaluation" / "metrics.json").is_file()
-
-
-def served_run_folder(checkpoints: Sequence[Path]) -> Path | None:
-    """The run folder the checkpoints come from, which holds their evaluation; None if they disagree.
-
-    ``runs/compare``, ``runs/compare/<variant>`` and ``runs/compare/*/best`` all give ``runs/compare``
-    (its comparison.json); a ``training.train --out`` folder or its ``best/`` gives that folder (its
-    ``evaluation/``, if evaluated); a folder of variant directories gives itself.
-    """
-    folders = set()
-    for root in checkpoints:
-        try:
-            directories = find_checkpoints(root)
-        except (ValueError, OSError):
-            return None
-        for directory in directories:
-            if directory.name in ("best", "last"):  # a training run's checkpoint: in a compare folder?
-                run = directory.parent
-                folders.add(run.parent if _has_evaluation(run.parent) else run)
-            else:  # a folder of variant directories, possibly inside an assets folder
-                up = (directory.parent, directory.parent.parent)
-                folders.add(next((f for f in up if _has_evaluation(f)), directory.parent))
-    return folders.pop().resolve() if len(folders) == 1 else None
+def _on_zerogpu(values: dict, environ: Mapping[str, str]) -> dict:
+    """ZeroGPU: the model moves to CUDA at import (the spaces package makes that possible there)."""
+    if "device" not in values and on_zerogpu(environ):
+        values["device"] = "cuda"
+    return values
 
 
 @dataclass
 class AppConfig:
     """Everything ``build_demo`` and ``launch`` need; paths are resolved to absolute ones."""
 
-    assets: Path | None = None  # None: the served run's folder with checkpoints given, else ./assets
-    checkpoints: list[Path] = field(default_factory=list)  # empty: <assets>/checkpoints
-    base: str | None = None
-    compare_runs: list[Path] = field(default_factory=list)  # empty: the folders under <assets>/runs
-    device: str = "auto"
-    max_file_size: str = "10mb"
-    queue_size: int = 16
+    assets: Path | None = setting(
+        None,
+        "assets folder (examples/, validation/, evaluation/, comparison.json)",
+        env="VQA_ASSETS",
+        unset="the served run's own folder when checkpoints are given (served_run_folder), else ./assets",
+    )
+    checkpoints: list[Path] = setting(
+        [],
+        "variant checkpoint dirs or parents (a training.compare or training.train --out folder, best/ dirs); "
+        "the variable separates them by commas or os.pathsep",
+        env="VQA_CHECKPOINTS",
+        unset="<assets>/checkpoints",
+    )
+    base: str | None = setting(
+        None, "base model dir or hub id", env="VQA_BASE", unset="the base named in the run configs"
+    )
+    compare_runs: list[Path] = setting(
+        [],
+        "more runs for the Compare tab's 'Across backbones' section: --out folders of training.compare "
+        "or vqa_demo.evaluate",
+        env="VQA_COMPARE_RUNS",
+        unset="every folder under <assets>/runs",
+    )
+    device: str = setting("auto", "auto, cpu or cuda (on ZeroGPU: cuda unless set)", env="VQA_DEVICE")
+    max_file_size: str = setting(
+        "10mb",
+        "the one size limit: each upload and the image bytes the model may read (b, kb, mb, gb, tb)",
+        env="VQA_MAX_FILE_SIZE",
+    )
+    queue_size: int = setting(16, "requests that may wait in the queue", env="VQA_QUEUE_SIZE")
     # One thread: with two, a busy 2-core machine made /answer ~17x slower (5.3 s vs 0.31 s measured).
-    threads: int = 1
-    precision: str | None = None  # None: as stored (fp32 on CPU); "auto" for a real 3B on a free CPU Space
+    threads: int = setting(1, "torch CPU threads for the model (0: torch's default)", env="VQA_THREADS")
+    precision: str | None = setting(
+        None,
+        "base weights while serving; auto = int8 language model + bf16 vision on CPUs with native bf16, "
+        "int8 + fp32 vision on other CPUs, bf16 on CUDA (vqa_demo.model.precision)",
+        env="VQA_PRECISION",
+        choices=PRECISIONS,
+        unset="as stored, fp32 on CPU",
+    )
     # Uploads sit in Gradio's cache, fetchable by anyone holding the hashed path: purge them hourly.
-    upload_ttl: int = 3600
+    upload_ttl: int = setting(
+        3600,
+        "seconds an upload stays in Gradio's cache before it is deleted, checked as often (0: until the "
+        "server stops)",
+        env="VQA_UPLOAD_TTL",
+    )
     # A 36 MP upload held in each of 8 sessions kept ~1.4 GB; sessions now keep bounded copies only.
-    session_ttl: int = 1800
-    session_memory: str = "256mb"
+    session_ttl: int = setting(
+        1800,
+        "seconds a session keeps its last answer and its image copies for Explain (0: until memory or "
+        "sessions run out)",
+        env="VQA_SESSION_TTL",
+    )
+    session_memory: str = setting(
+        "256mb",
+        "answer image copies all sessions may hold together, oldest dropped first",
+        env="VQA_SESSION_MEMORY",
+    )
     # Gradio keeps each session's state (~0.2 MB measured) until this many newer ones exist.
-    max_sessions: int = 500
+    max_sessions: int = setting(
+        500, "sessions whose state Gradio keeps, least recently used dropped first", env="VQA_MAX_SESSIONS"
+    )
+    mcp_server: bool = setting(
+        False,
+        'also serve /answer as an MCP tool for agents at /gradio_api/mcp/ (needs pip install ".[mcp]")',
+        env="VQA_MCP_SERVER",
+    )
     title: str = "MC-VQA workbench"
     # Wall-clock budget of one image decode (vqa_demo.inputs.decode_worker); a slower one is refused.
     decode_seconds: float = DECODE_SECONDS
@@ -134,6 +138,8 @@ class AppConfig:
         parse_file_size(self.session_memory, "--session-memory", allow_zero=True)
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.mcp_server and importlib.util.find_spec("mcp") is None:
+            raise ValueError(MCP_MISSING)
         if self.max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, got {self.max_sessions}")
         given = [Path(p).expanduser().resolve() for p in self.checkpoints]
@@ -195,99 +201,29 @@ class AppConfig:
     # -- construction -----------------------------------------------------------------------------
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
+        """The settings the environment variables give (the Space's way); unset ones keep their default."""
         env = os.environ if environ is None else environ
-        return cls(
-            assets=Path(env["VQA_ASSETS"]) if env.get("VQA_ASSETS") else None,
-            checkpoints=_paths(env.get("VQA_CHECKPOINTS")),
-            base=env.get("VQA_BASE") or None,
-            compare_runs=_paths(env.get("VQA_COMPARE_RUNS")),
-            # ZeroGPU: the model moves to CUDA at import (the spaces package makes that possible there)
-            device=env.get("VQA_DEVICE") or ("cuda" if on_zerogpu(env) else "auto"),
-            max_file_size=env.get("VQA_MAX_FILE_SIZE") or "10mb",
-            queue_size=int(env.get("VQA_QUEUE_SIZE") or 16),
-            threads=int(env.get("VQA_THREADS") or 1),
-            precision=env.get("VQA_PRECISION") or None,
-            upload_ttl=int(env.get("VQA_UPLOAD_TTL") or 3600),
-            session_ttl=int(env.get("VQA_SESSION_TTL") or 1800),
-            session_memory=env.get("VQA_SESSION_MEMORY") or "256mb",
-            max_sessions=int(env.get("VQA_MAX_SESSIONS") or 500),
-        )
+        return cls(**_on_zerogpu(env_values(cls, env), env))
 
     @classmethod
     def from_args(
         cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
     ) -> AppConfig:
-        """Flags override the environment; unknown arguments are ignored (launchers add their own)."""
-        defaults = cls.from_env(environ)
-        parser = argparse.ArgumentParser(description="MC-VQA workbench (Gradio app)")
-        parser.add_argument(
-            "--assets",
-            default=None,
-            help="assets folder (default: VQA_ASSETS; else the served run's folder when --checkpoints or "
-            "VQA_CHECKPOINTS is given; else ./assets)",
-        )
-        parser.add_argument("--checkpoints", nargs="+", default=None, help="variant dirs or their parents")
-        parser.add_argument("--base", default=defaults.base, help="base model dir or hub id")
-        parser.add_argument(
-            "--compare-runs",
-            nargs="+",
-            default=None,
-            help="output folders of training.compare / vqa_demo.evaluate runs (other backbones) for the Compare tab",
-        )
-        parser.add_argument("--device", default=defaults.device, help="auto, cpu or cuda")
-        parser.add_argument("--max-file-size", default=defaults.max_file_size, help="upload limit, e.g. 10mb")
-        parser.add_argument("--queue-size", type=int, default=defaults.queue_size)
-        parser.add_argument(
-            "--precision", choices=PRECISIONS, default=defaults.precision, help="see VQA_PRECISION"
-        )
-        parser.add_argument(
-            "--threads", type=int, default=defaults.threads, help="torch CPU threads (0: default)"
-        )
-        parser.add_argument(
-            "--upload-ttl",
-            type=int,
-            default=defaults.upload_ttl,
-            help="seconds before an upload is deleted from the cache (0: never)",
-        )
-        parser.add_argument(
-            "--session-ttl",
-            type=int,
-            default=defaults.session_ttl,
-            help="seconds a session keeps its last answer for Explain (0: until memory runs out)",
-        )
-        parser.add_argument(
-            "--session-memory",
-            default=defaults.session_memory,
-            help="answer image copies all sessions may hold together, e.g. 256mb",
-        )
-        parser.add_argument(
-            "--max-sessions", type=int, default=defaults.max_sessions, help="sessions whose state is kept"
-        )
-        args, _ = parser.parse_known_args(argv)
+        """Flags override the environment; unknown arguments are ignored (launchers add their own).
+
+        A bad value exits with status 2 and one sentence, as argparse does for a bad flag.
+        """
         env = os.environ if environ is None else environ
-        assets = (
-            Path(args.assets) if args.assets else (Path(env["VQA_ASSETS"]) if env.get("VQA_ASSETS") else None)
+        parser = CliParser(
+            prog="python app.py",
+            description="MC-VQA workbench (Gradio app). Every flag also reads the environment variable named "
+            "in its help; a flag wins.",
         )
-        checkpoints = [Path(p) for p in args.checkpoints] if args.checkpoints else None
-        if checkpoints is None:
-            # Env-given checkpoints stay; otherwise follow a flag-moved assets folder.
-            env_given = _paths((os.environ if environ is None else environ).get("VQA_CHECKPOINTS"))
-            checkpoints = env_given
-        return cls(
-            assets=assets,
-            checkpoints=checkpoints,
-            base=args.base,
-            compare_runs=[Path(p) for p in args.compare_runs] if args.compare_runs else defaults.compare_runs,
-            device=args.device,
-            max_file_size=args.max_file_size,
-            queue_size=args.queue_size,
-            threads=args.threads,
-            precision=args.precision,
-            upload_ttl=args.upload_ttl,
-            session_ttl=args.session_ttl,
-            session_memory=args.session_memory,
-            max_sessions=args.max_sessions,
-        )
+        add_arguments(parser, cls)
+        try:
+            return cls(**_on_zerogpu(parse_settings(cls, parser, argv, env, known_only=True), env))
+        except ValueError as error:
+            parser.error(str(error).rstrip("."))
 
     @property
     def delete_cache(self) -> tuple[int, int] | None:
@@ -332,4 +268,5 @@ class AppConfig:
             "theme": theme(),
             "css": CSS,
             "js": JS,
+            "mcp_server": self.mcp_server,
         }

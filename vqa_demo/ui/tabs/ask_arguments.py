@@ -69,8 +69,44 @@ def requested_variants(names: list[str], ticks: list[Any]) -> list[str]:
     return chosen
 
 
+def answer_docstring(variants: list[str]) -> str:
+    """The ``/answer`` endpoint's docstring in Google style: Gradio's API page and its MCP tool read
+    the description, each parameter's line under ``Args:`` and the ``Returns:`` lines from it."""
+    ticks = [
+        f"    {api_flag(name)}: run the {name} variant (true or false; default true)." for name in variants
+    ]
+    options = [
+        f"    {option_parameter(i)}: the text of option {i + 1} (empty when k is smaller)."
+        for i in range(MAX_OPTIONS)
+    ]
+    return "\n".join(
+        [
+            "Answer a multiple-choice question about an image with the trained variants.",
+            "",
+            "Each ticked variant scores every option and chooses one; the scores come back as JSON.",
+            "",
+            "Args:",
+            # Gradio reads one line per parameter.
+            "    image: the image (PNG, JPEG, WebP...), a file uploaded to this app or one of its examples; an "
+            "MCP client gives an http(s) URL for Gradio to fetch, or the path upload_file_to_gradio returns.",
+            "    question: the question about the image.",
+            f"    k: how many of the options below are used, a whole number from {MIN_OPTIONS} to {MAX_OPTIONS}.",
+            *options,
+            *ticks,
+            "",
+            "Returns:",
+            "    status: one line saying what was answered or why the input was refused.",
+            "    table: each variant's choice and its probability.",
+            "    chart: the per-option probabilities of each variant.",
+            "    cond_gen: COND_GEN's generated text and its option scores (Markdown).",
+            '    scores: per-variant choices and scores as JSON, or {"error": {"category", "message"}}.',
+        ]
+    )
+
+
 def named_endpoint(answer: Callable, variants: list[str]) -> Callable:
-    """``answer(image, question, k, *options, *ticks)`` under the signature with the API names above."""
+    """``answer(image, question, k, *options, *ticks)`` as a typed function under the API names above,
+    documented by :func:`answer_docstring`."""
 
     def endpoint(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
@@ -79,15 +115,19 @@ def named_endpoint(answer: Callable, variants: list[str]) -> Callable:
 
     positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
     parameters = [
-        inspect.Parameter("image", positional),
-        inspect.Parameter("question", positional),
-        inspect.Parameter("k", positional, default=DEFAULT_OPTIONS),
-        *[inspect.Parameter(option_parameter(i), positional, default="") for i in range(MAX_OPTIONS)],
-        *[inspect.Parameter(api_flag(name), positional, default=True) for name in variants],
+        inspect.Parameter("image", positional, annotation=str),
+        inspect.Parameter("question", positional, annotation=str),
+        inspect.Parameter("k", positional, default=DEFAULT_OPTIONS, annotation=int),
+        *[
+            inspect.Parameter(option_parameter(i), positional, default="", annotation=str)
+            for i in range(MAX_OPTIONS)
+        ],
+        *[inspect.Parameter(api_flag(name), positional, default=True, annotation=bool) for name in variants],
     ]
-    signature = inspect.Signature(parameters)
+    signature = inspect.Signature(parameters, return_annotation=tuple)
     endpoint.__signature__ = signature
-    endpoint.__doc__ = answer.__doc__
+    endpoint.__doc__ = answer_docstring(variants)
+    endpoint.__name__ = endpoint.__qualname__ = "answer"
     return endpoint
 
 
