@@ -41,11 +41,8 @@ SOURCES = ("vqa_demo", "training", "app.py", "tests", "benchmarks", "tools")
 PROJECT = ("vqa_demo", "training", "app", "tests", "benchmarks", "tools")
 EXACT = {"vqa_demo", "app"}  # the package's __init__ and app.py: not prefixes of the modules below them
 
-# Known upward imports another change removes; each names that change. Empty once it lands.
-KNOWN_EXCEPTIONS = {
-    # families (issue 22 item 3): the ViLT baseline becomes a registered strategy or a Baseline concept
-    ("vqa_demo.model.vilt_baseline", "vqa_demo.variant"),
-}
+# Known upward imports another change removes; each names that change. Empty: none remain.
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def layer_of(module: str) -> tuple[str, int] | None:
