@@ -255,7 +255,7 @@ def int8_swap(core) -> tuple[dict[str, nn.Module], dict[str, nn.Module], float]:
     }
     targets["lm_head"] = core.lm_head
     start = time.perf_counter()
-    quantized = {name: Int8Linear(module) for name, module in targets.items()}
+    quantized = {name: Int8Linear.from_linear(module) for name, module in targets.items()}
     return targets, quantized, time.perf_counter() - start
 
 

@@ -2,6 +2,7 @@
 
     python -m benchmarks.serving --json benchmarks/results/serving.json   # 3B shapes, needs ~8 GB free
     python -m benchmarks.serving --quick                                  # scaled-down shapes (CI)
+    python -m benchmarks.serving --agreement-only                         # step 3 alone, ~5 min
 
 1. A random-weight base at the 3B-224 shapes is written once (bf16, as published; ``--base-dir``
    keeps it for later runs), then each precision is measured in its own process with the package's
@@ -155,9 +156,30 @@ def agreement(precisions: list[str], items: int, checkpoints: Path) -> dict:
     return out
 
 
+def agreement_only(args: argparse.Namespace, machine: dict, precisions: list[str]) -> int:
+    """Step 3 alone: the shipped default's agreement under each precision, printed and written."""
+    result = {"mode": "agreement", "machine": machine}
+    result["agreement"] = agreement(precisions, args.items or 300, args.checkpoints)
+    default = result["agreement"][precisions[0]]
+    result.update(
+        precision=default["serving"]["label"],
+        default_accuracy_fp32=default["accuracy_fp32"],
+        default_accuracy_quantized=default["accuracy"],
+        default_same_choice=default["same_choice"],
+    )
+    print_agreement(result["agreement"], precisions)
+    targets = Targets(enforce=True)
+    targets.check("identical choices on the default", result["default_same_choice"], ">", 0.97, "")
+    accuracy_drop = default["accuracy_fp32"] - default["accuracy"]
+    targets.check("accuracy lost on the default", accuracy_drop, "<", 0.01, "")
+    return finish("serving", result, targets, args)
+
+
 def main(args: argparse.Namespace) -> int:
     machine = setup(args)
     precisions = args.precisions or ["auto"]
+    if args.agreement_only:
+        return agreement_only(args, machine, precisions)
     threads = args.thread_counts or ([1] if args.quick else [1, 2])
     result: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine}
     scratch = tempfile.TemporaryDirectory()
@@ -211,13 +233,21 @@ def print_summary(result: dict) -> None:
         f"SWAG {swag['rows']} rows x {swag['row_tokens']} tokens: one forward {swag['one_forward_s']:.2f} s, "
         f"{swag['micro_batches']} micro-batches {swag['bounded_s']:.2f} s (max |diff| {swag['max_abs_diff']:.1e})"
     )
-    agree = result["agreement"]
-    for precision in result["precisions"]:
+    print_agreement(result["agreement"], list(result["precisions"]))
+
+
+def print_agreement(agree: dict, precisions: list[str]) -> None:
+    for precision in precisions:
         a = agree[precision]
         print(
             f"default, {agree['items']} items, {precision}: accuracy {a['accuracy']:.3f} vs fp32 "
             f"{a['accuracy_fp32']:.3f}, identical choices {a['same_choice']:.3f}"
         )
+        for name, v in a["variants"].items():
+            print(
+                f"  {name:24s} accuracy {v['accuracy_fp32']:.3f} -> {v['accuracy']:.3f}, identical "
+                f"{v['same_choice']:.3f}, max |score diff| {v['max_score_diff']:.3f}"
+            )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -234,6 +264,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=2, help="layers of the bounded-forward model")
     parser.add_argument("--items", type=int, default=0, help="default items for agreement (300; quick 8)")
     parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS, help="the shipped default")
+    parser.add_argument(
+        "--agreement-only", action="store_true", help="only the shipped default under fp32 and each precision"
+    )
     return parser.parse_args(argv)
 
 

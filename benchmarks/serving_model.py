@@ -96,7 +96,8 @@ def write_random_base(out: Path, quick: bool, dtype: torch.dtype = torch.bfloat1
 
 def measure(base: Path, precision: str, threads: list[int], rounds: int, seed: int = 0) -> dict:
     """Load ``base`` in ``precision``, then per thread count time 4-option COND_GEN (one variant) and
-    all five variants answering one item (medians of ``rounds`` after one untimed answer)."""
+    all five variants answering one item (medians of ``rounds`` after one untimed answer; ``rounds``
+    0: only the load, the first answer and the memory)."""
     from benchmarks.models import make_items
     from vqa_demo.loading import load_base
     from vqa_demo.testing import random_variant_predictor
@@ -118,7 +119,7 @@ def measure(base: Path, precision: str, threads: list[int], rounds: int, seed: i
     first_s = answer(["cond_gen"])
     first_answer_peak = peak_rss_mb()
     per_threads = {}
-    for count in threads:
+    for count in threads if rounds else []:
         torch.set_num_threads(count)
         answer(None)  # untimed: first passes at this thread count
         cond_gen = [answer(["cond_gen"]) for _ in range(rounds)]
@@ -152,7 +153,7 @@ def main(argv=None) -> None:
     parser.add_argument("base", type=Path, help="a base written by write_random_base")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1, help="0: memory and the first answer only")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
     result = measure(args.base, args.precision, args.threads, args.rounds)

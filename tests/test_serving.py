@@ -102,7 +102,7 @@ def test_precision_plans(monkeypatch):
 def test_int8_linear_is_close_and_keeps_fp32_adapters():
     torch.manual_seed(0)
     linear = nn.Linear(64, 32)
-    quantized = Int8Linear(linear)
+    quantized = Int8Linear.from_linear(linear)
     x = torch.randn(3, 5, 64)
     exact = linear(x)
     error = (quantized(x) - exact).abs().max() / exact.abs().max()
@@ -112,7 +112,12 @@ def test_int8_linear_is_close_and_keeps_fp32_adapters():
     backbone = build_tiny_backbone()
     summary = apply_precision(backbone.core, PrecisionPlan("int8", "int8", "fp32", "test"), ("vision_tower",))
     assert summary["quantized_linears"] > 0
-    assert isinstance(backbone.core.lm_head, Int8Linear)
+    embedding = backbone.core.model.language_model.embed_tokens.weight
+    assert (
+        type(backbone.core.lm_head) is nn.Linear and backbone.core.lm_head.weight is embedding
+    )  # still tied
+    downs = [m for n, m in backbone.core.named_modules() if n.endswith("down_proj")]
+    assert downs and all(isinstance(m, Int8Linear) and m.weight_only for m in downs)
     assert backbone.core.model.language_model.embed_tokens.weight.dtype == torch.float32
     assert all(type(m) is not Int8Linear for m in backbone.core.model.vision_tower.modules())
     model = add_lora(backbone, LoraSettings(init_weights=False))
@@ -123,6 +128,57 @@ def test_int8_linear_is_close_and_keeps_fp32_adapters():
     with model.disable_adapter():
         without = model(input_ids=ids).logits
     assert (with_adapter - without).abs().max() > 1e-4  # the adapters run beside the int8 weights
+
+
+def test_int8_activations_are_scaled_per_token():
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32, bias=False)
+    x = torch.randn(4, 64)
+    x[0] *= 1000.0  # one outlier row must not coarsen the others
+    exact = linear(x)
+    for quantized in (Int8Linear.from_linear(linear), Int8Linear.from_linear(linear, weight_only=True)):
+        error = (quantized(x) - exact)[1:].abs().max() / exact[1:].abs().max()
+        assert error < 0.03
+
+
+def test_streamed_int8_base_equals_quantizing_after_load(tmp_path):
+    from vqa_demo.config import BackboneConfig
+    from vqa_demo.loading import load_base
+    from vqa_demo.model.backbone import load_backbone, save_backbone
+
+    folder = save_backbone(build_tiny_backbone(), tmp_path / "base")
+    streamed, summary = load_base(str(folder), "cpu", "int8")
+    assert summary["streamed"] and summary["quantized_linears"] > 0
+    loaded = load_backbone(BackboneConfig(source=str(folder), device="cpu", dtype="float32"))
+    plan = PrecisionPlan("int8", "int8", "fp32", "requested")
+    after = apply_precision(loaded.core, plan, loaded.family.vision_modules)
+    assert after["quantized_linears"] == summary["quantized_linears"] and not after["streamed"]
+    ids = torch.tensor([[2, 5, 7, 9, 11]])
+    size = loaded.processor.image_processor.size
+    pixels = torch.randn(1, 3, size["height"], size["width"])
+    with torch.no_grad():
+        a = streamed.core.model.get_image_features(pixel_values=pixels).pooler_output
+        b = loaded.core.model.get_image_features(pixel_values=pixels).pooler_output
+        assert torch.equal(a, b)
+        assert torch.equal(streamed.core(input_ids=ids).logits, loaded.core(input_ids=ids).logits)
+    embedding = streamed.core.model.language_model.embed_tokens.weight
+    assert streamed.core.lm_head.weight is embedding and embedding.dtype == torch.float32
+
+
+def test_streaming_refuses_a_base_with_nan(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from vqa_demo.loading import load_base
+    from vqa_demo.model.backbone import save_backbone
+    from vqa_demo.model.base_checks import UnsafeBaseError
+
+    folder = save_backbone(build_tiny_backbone(), tmp_path / "base")
+    weights = load_file(folder / "model.safetensors")
+    name = next(n for n in weights if n.endswith("down_proj.weight"))
+    weights[name][0, 0] = float("nan")
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(UnsafeBaseError, match="NaN"):
+        load_base(str(folder), "cpu", "int8")
 
 
 @pytest.mark.parametrize("requested", ["int8", "bf16"])

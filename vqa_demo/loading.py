@@ -15,6 +15,7 @@ from vqa_demo.model.base_checks import check_family
 from vqa_demo.model.families.registry import tiny_family
 from vqa_demo.model.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
 from vqa_demo.model.precision import apply_precision, resolve_precision
+from vqa_demo.model.streaming import stream_backbone, streams
 from vqa_demo.predictor import Predictor
 from vqa_demo.run_folders import find_checkpoints
 from vqa_demo.runtime import ASSETS_DIR, DEFAULT_BASE, DEFAULT_CHECKPOINTS  # noqa: F401 (re-exported)
@@ -50,12 +51,16 @@ def load_base(
     """The base model in serving ``precision`` (None: as loaded, fp32 on CPU and bf16 on CUDA), and
     :func:`~vqa_demo.model.precision.apply_precision`'s summary (None without a precision).
 
-    A low precision reads the weights in bf16 and converts the base module by module, so loading
-    never holds an fp32 copy of the whole model.
+    An int8 plan reads a local base one tensor at a time straight into its serving precision
+    (:mod:`vqa_demo.model.streaming`: the peak stays near the running memory); other low precisions
+    read the weights in bf16 and convert the base module by module, so loading never holds an fp32
+    copy of the whole model.
     """
     if precision is None:
         return load_backbone(BackboneConfig(source=source, device=device)), None
     plan = resolve_precision(precision, resolve_device(device))
+    if streams(source, plan):
+        return stream_backbone(source, plan)
     dtype = "float32" if plan.load_dtype == torch.float32 else "bfloat16"
     backbone = load_backbone(BackboneConfig(source=source, device=device, dtype=dtype))
     serving = apply_precision(backbone.core, plan, backbone.family.vision_modules)

@@ -4,9 +4,10 @@
 
 - ``fp32``: everything fp32 (the training precision; exact).
 - ``bf16``: the whole base in bf16 (fast only on CPUs with native bf16, or on CUDA).
-- ``int8``: every linear layer of the language model (and the LM head) as a per-channel int8 weight
-  with dynamic int8 activations (:class:`Int8Linear`); embeddings, norms and LoRA adapters stay fp32,
-  the vision tower stays fp32.
+- ``int8``: every linear layer of the language model as a per-channel int8 weight with dynamic
+  per-token int8 activations (:class:`Int8Linear`); the LM head (tied to the embedding), embeddings,
+  norms and LoRA adapters stay fp32, the vision tower stays fp32. The variants' score heads and
+  attentive pooling live in their checkpoints, not the base, and stay fp32 too.
 - ``auto``: int8 + bf16 vision on a CPU with native bf16 (AVX512-BF16 / AMX), int8 + fp32 vision on
   other CPUs, bf16 on CUDA.
 
@@ -82,35 +83,86 @@ def resolve_precision(requested: str, device: torch.device) -> PrecisionPlan:
     return PrecisionPlan(requested, requested, vision, "requested")
 
 
-class Int8Linear(nn.Linear):
-    """A linear layer with a per-output-channel int8 weight; activations are quantized per call.
+# Layers whose inputs carry a few outlier channels (Gemma's gated MLP product): int8 activations there
+# moved the shipped default's classifier choices most (benchmarks/serving.py --agreement-only measures
+# every layer's error), so they keep int8 weights but multiply in fp32.
+WEIGHT_ONLY_LAYERS = ("down_proj",)
 
-    ``x float[..., in] -> float[..., out]``; the weight is packed once for fbgemm's int8 GEMM. To peft
-    it is an ``nn.Linear`` (same features); its ``weight`` is a zero-stride int8 view, so peft keeps
-    the adapters in their own dtype and device instead of casting them to the base weight's.
+
+class Int8Linear(nn.Linear):
+    """A linear layer with a per-output-channel int8 weight and, unless ``weight_only``, per-row
+    (per-token) dynamic int8 activations.
+
+    ``x float[..., in] -> float[..., out]``. Dynamic: the weight is packed once for fbgemm's int8 GEMM;
+    fbgemm quantizes activations with one scale per call, so one outlier token (image tokens,
+    ``<bos>``) would coarsen every other row's steps: each row is divided by its own largest magnitude
+    first and the output multiplied back, which makes the call's scale a per-row one (exact, as the
+    layer is linear). Weight-only: the int8 weight is dequantized per call and multiplied in fp32
+    (int8 memory, fp32 speed, activation error 0). To peft it is an ``nn.Linear`` (same features); its
+    ``weight`` is a zero-stride int8 view, so peft keeps the adapters in their own dtype and device.
     """
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, weight_only: bool = False):
+        """From ``weight float[out, in]`` (any floating dtype) and ``bias float[out]``."""
         nn.Module.__init__(self)
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        weight = linear.weight.detach().float()
-        scale = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12).double()
-        zero = torch.zeros(self.out_features, dtype=torch.long)
-        qweight = torch.quantize_per_channel(weight, scale, zero, axis=0, dtype=torch.qint8)
-        bias = None if linear.bias is None else linear.bias.detach().float()
-        self.packed = torch.ops.quantized.linear_prepack(qweight, bias)
-        self.register_parameter("bias", None)  # held inside ``packed``
+        self.out_features, self.in_features = weight.shape
+        self.weight_only = weight_only
+        weight = weight.detach().float()
+        scale = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
+        if weight_only:
+            self.register_buffer("qweight", torch.round(weight / scale[:, None]).to(torch.int8))
+            self.register_buffer("scale", scale[:, None])
+        else:
+            zero = torch.zeros(self.out_features, dtype=torch.long)
+            qweight = torch.quantize_per_channel(weight, scale.double(), zero, axis=0, dtype=torch.qint8)
+            self.packed = torch.ops.quantized.linear_prepack(qweight, None)
+        self.register_parameter("bias", None if bias is None else nn.Parameter(bias.detach().float(), False))
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, weight_only: bool = False) -> Int8Linear:
+        return cls(linear.weight, linear.bias, weight_only)
 
     @property
     def weight(self) -> torch.Tensor:  # noqa: D102 (shape and dtype only; the values live in ``packed``)
         return torch.zeros((), dtype=torch.int8).expand(self.out_features, self.in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if self.weight_only:
+            return nn.functional.linear(x, self.qweight.float() * self.scale, self.bias)
+        row_scale = x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12)
         # reduce_range: fbgemm's int8 kernels on CPUs without VNNI can saturate the 16-bit accumulator.
-        return torch.ops.quantized.linear_dynamic(x.float(), self.packed, True)
+        out = torch.ops.quantized.linear_dynamic(x / row_scale, self.packed, True) * row_scale
+        return out if self.bias is None else out + self.bias
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel"
+        activations = "fp32 activations" if self.weight_only else "per-token int8 activations"
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 weight, {activations}"
+
+
+def weight_only(name: str) -> bool:
+    """Whether the linear layer ``name`` is one of :data:`WEIGHT_ONLY_LAYERS`."""
+    return name.rsplit(".", 1)[-1] in WEIGHT_ONLY_LAYERS
+
+
+def language_linears(core: nn.Module, vision_modules: tuple[str, ...]) -> list[str]:
+    """Names of ``core``'s ``nn.Linear`` layers that int8 replaces: the language model's, not the
+    vision parts' nor the output layer (the LM head, tied to the embedding: it stays in the embedding's
+    precision, shares its memory and keeps COND_GEN's log-likelihoods exact up to the layers below)."""
+    vision = vision_module_ids(core, vision_modules)
+    output = core.get_output_embeddings() if hasattr(core, "get_output_embeddings") else None
+    return [
+        name
+        for name, module in core.named_modules()
+        if type(module) is nn.Linear and id(module) not in vision and module is not output
+    ]
+
+
+def vision_module_ids(core: nn.Module, vision_modules: tuple[str, ...]) -> set[int]:
+    """``id`` of every module inside ``core``'s vision parts (``vision_modules`` under ``core.model``)."""
+    holder = getattr(core, "model", core)
+    parts = [holder.get_submodule(n) for n in vision_modules if hasattr(holder, n)]
+    return {id(m) for part in parts for m in part.modules()}
 
 
 def quantize_linears(root: nn.Module, names: list[str]) -> int:
@@ -118,21 +170,35 @@ def quantize_linears(root: nn.Module, names: list[str]) -> int:
     time so that only one layer's fp32 copy exists beside the model; returns how many."""
     for name in names:
         linear = root.get_submodule(name)
-        root.set_submodule(name, Int8Linear(linear))
+        root.set_submodule(name, Int8Linear.from_linear(linear, weight_only(name)))
         del linear
     return len(names)
 
 
-def cast_parameters(module: nn.Module, dtype: torch.dtype, recurse: bool = True) -> None:
+def cast_parameters(
+    module: nn.Module, dtype: torch.dtype, recurse: bool = True, done: dict | None = None
+) -> None:
     """Cast ``module``'s floating parameters and buffers to ``dtype`` one tensor at a time
-    (``recurse=False``: its own tensors only, not its submodules')."""
+    (``recurse=False``: its own tensors only, not its submodules'). ``done`` maps parameters already
+    cast (by ``id``, kept alive beside) to their copies, so a tied parameter (embedding and LM head)
+    stays one tensor."""
+    done = {} if done is None else done
     for sub in module.modules() if recurse else [module]:
         for name, param in list(sub.named_parameters(recurse=False)):
-            if param.is_floating_point() and param.dtype != dtype:
-                setattr(sub, name, nn.Parameter(param.detach().to(dtype), requires_grad=param.requires_grad))
+            if id(param) in done:
+                setattr(sub, name, done[id(param)][1])
+            elif param.is_floating_point() and param.dtype != dtype:
+                cast = nn.Parameter(param.detach().to(dtype), requires_grad=param.requires_grad)
+                done[id(param)] = (param, cast)
+                setattr(sub, name, cast)
         for name, buffer in list(sub.named_buffers(recurse=False)):
             if buffer is not None and buffer.is_floating_point() and buffer.dtype != dtype:
                 setattr(sub, name, buffer.to(dtype))
+
+
+def language_dtype(plan: PrecisionPlan) -> torch.dtype:
+    """The dtype of the language model's remaining tensors (embedding, norms): fp32 beside int8."""
+    return torch.float32 if plan.language == "int8" else DTYPES[plan.language]
 
 
 def apply_precision(core: nn.Module, plan: PrecisionPlan, vision_modules: tuple[str, ...]) -> dict:
@@ -140,24 +206,20 @@ def apply_precision(core: nn.Module, plan: PrecisionPlan, vision_modules: tuple[
 
     ``vision_modules`` are ``core.model``'s (or ``core``'s) vision parts (the family's
     :attr:`~vqa_demo.model.family.BackboneFamily.vision_modules`); everything else is the language
-    model. An int8 LM head gets its own int8 copy of the (tied) embedding, which keeps its own
-    precision. Returns the plan and what was done, for the model card and the metrics.
+    model (:func:`language_linears` says which layers int8 replaces). Returns the plan and what was
+    done, for the model card and the metrics.
     """
-    holder = getattr(core, "model", core)
-    vision = [holder.get_submodule(n) for n in vision_modules if hasattr(holder, n)]
-    in_vision = {id(m) for part in vision for m in part.modules()}
-    quantized = 0
-    if plan.language == "int8":
-        names = [
-            name
-            for name, module in core.named_modules()
-            if type(module) is nn.Linear and id(module) not in in_vision
-        ]
-        quantized = quantize_linears(core, names)
-    language_dtype = torch.float32 if plan.language == "int8" else DTYPES[plan.language]
-    for part in vision:
-        cast_parameters(part, DTYPES[plan.vision])
+    in_vision = vision_module_ids(core, vision_modules)
+    quantized = (
+        quantize_linears(core, language_linears(core, vision_modules)) if plan.language == "int8" else 0
+    )
+    done: dict = {}
     for module in core.modules():
-        if id(module) not in in_vision:
-            cast_parameters(module, language_dtype, recurse=False)
-    return plan.as_dict() | {"quantized_linears": quantized}
+        dtype = DTYPES[plan.vision] if id(module) in in_vision else language_dtype(plan)
+        cast_parameters(module, dtype, recurse=False, done=done)
+    return summary(plan, quantized)
+
+
+def summary(plan: PrecisionPlan, quantized: int, streamed: bool = False) -> dict:
+    """What a conversion did, for the model card and ``metrics.json``."""
+    return plan.as_dict() | {"quantized_linears": quantized, "streamed": streamed}
