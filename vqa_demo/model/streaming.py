@@ -204,14 +204,15 @@ def need(locations: dict, folder: Path, name: str) -> tuple[Path, dict, int]:
 def streams(source: str, plan: PrecisionPlan) -> bool:
     """Whether :func:`stream_backbone` loads ``source`` in ``plan``: an int8 plan (the one whose
     conversion used to peak) and a local base whose family loads through the default loader."""
-    from vqa_demo.model.family import BackboneFamily, tiny_family
+    from vqa_demo.model.families.registry import tiny_family
+    from vqa_demo.model.family import BackboneFamily
 
     folder = Path(source)
     if plan.language != "int8" or tiny_family(source) is not None or not can_stream(folder):
         return False
     from transformers import AutoConfig
 
-    from vqa_demo.model.family import family_for
+    from vqa_demo.model.families.registry import family_for
 
     try:
         family = family_for(AutoConfig.from_pretrained(folder))
@@ -225,11 +226,11 @@ def stream_backbone(source: str, plan: PrecisionPlan):
     (:func:`stream_model`), with the same safety checks and processor as the regular loader."""
     from transformers import AutoConfig, AutoProcessor
 
+    from vqa_demo.checkpoint_checks import refuse_pickles
     from vqa_demo.model.backbone import Backbone
     from vqa_demo.model.base_checks import check_weight_dtypes
-    from vqa_demo.model.family import family_for
+    from vqa_demo.model.families.registry import family_for
     from vqa_demo.model.template_guard import check_chat_template
-    from vqa_demo.safety import refuse_pickles
 
     folder = Path(source)
     refuse_pickles(folder)
