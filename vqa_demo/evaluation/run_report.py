@@ -18,7 +18,9 @@ import argparse
 from pathlib import Path
 
 from vqa_demo.evaluation.run_tables import (
+    across_runs_metrics,
     markdown_table,
+    metric_table,
     paired_table,
     runs_table,
     settings_table,
@@ -46,6 +48,8 @@ def report(runs: list[SavedRun], notes: list[str]) -> str:
         "*chance level*: an exact binomial test cannot tell the variant from guessing.\n\n"
         + markdown_table(side_by_side_table(runs)),
     ]
+    for metric in across_runs_metrics():
+        sections.append(f"## {metric.display.column}\n\n" + markdown_table(metric_table(runs, metric)))
     settings = settings_table(runs)
     if len(settings):
         sections.append("## Settings that differ\n\n" + markdown_table(settings))
