@@ -16,17 +16,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vqa_demo.evaluation.run_tables import (
-    across_runs_metrics,
-    markdown_table,
-    metric_table,
-    paired_table,
-    runs_table,
-    settings_table,
-    side_by_side_table,
-)
-from vqa_demo.evaluation.saved_runs import SavedRun, load_runs, paired_tests
+if TYPE_CHECKING:
+    from vqa_demo.evaluation.saved_runs import SavedRun
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,6 +33,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def report(runs: list[SavedRun], notes: list[str]) -> str:
     """The Markdown report of ``runs`` (at least one) with ``notes`` at the end."""
+    # Imported here, not at the top: ``--help`` then answers without loading pandas and scipy.
+    from vqa_demo.evaluation.run_tables import (
+        across_runs_metrics,
+        markdown_table,
+        metric_table,
+        paired_table,
+        runs_table,
+        settings_table,
+        side_by_side_table,
+    )
+    from vqa_demo.evaluation.saved_runs import paired_tests
+
     tests, pairing_notes = paired_tests(runs)
     sections = [
         f"# {len(runs)} runs side by side",
@@ -65,6 +70,8 @@ def report(runs: list[SavedRun], notes: list[str]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from vqa_demo.evaluation.saved_runs import load_runs
+
     runs, notes = load_runs(args.runs)
     if not runs:
         print("error: no run could be read:\n" + "\n".join(f"- {note}" for note in notes))
