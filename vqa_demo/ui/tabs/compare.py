@@ -97,7 +97,7 @@ def summary_markdown(data: dict[str, Any], counts: list[tuple[str, int]], notes:
     chance = overall_chance(counts)
     ks = sorted({k for _, k in counts})
     n = data.get("n") or next((v.accuracy["n"] for v in variants.values() if v.accuracy), "?")
-    options = f"{ks[0]} options each" if len(ks) == 1 else f"{ks[0]} to {ks[-1]} options"
+    options = "" if not ks else f"{ks[0]} options each" if len(ks) == 1 else f"{ks[0]} to {ks[-1]} options"
     header = f"**{n} validation examples**" + (f", {options} (chance {chance:.0%})" if ks and chance else "")
     lines = [
         header + ". Intervals are 95% Wilson intervals; a variant that an exact binomial test cannot tell "
