@@ -25,6 +25,7 @@ from vqa_demo.evaluation import record_checks as C
 from vqa_demo.evaluation.run_checks import (
     check_accuracies,
     check_accuracy,
+    expect_between,
     expect_count,
     expect_fraction,
     expect_object,
@@ -170,6 +171,12 @@ def optional_fraction(value: Any, where: str) -> float | None:
     return None if value is None else expect_fraction(value, where)
 
 
+def brier_score(rows: VariantRows) -> float:
+    """Mean over questions of ``sum_k (p_k - [k = gold])^2`` (Brier 1950): 0 is perfect, 2 the worst;
+    unlike accuracy it rewards a variant for putting probability where the answer is."""
+    return float(np.mean([sum((p - (k == g)) ** 2 for k, p in enumerate(a["probabilities"])) for a, g in zip(rows.answers, rows.gold)]))  # fmt: skip
+
+
 CHART = {  # the Compare tab's own charts, by metric
     "accuracy": Display("Validation accuracy with 95% interval", chart=True),
     "by_family": Display("Accuracy per question family (dotted: chance in that family)", chart=True),
@@ -212,5 +219,13 @@ METRICS: dict[str, Metric] = {
             "scoring_accuracy", scoring_accuracy, check_accuracies, applies=writes_text, in_comparison=True
         ),
         Metric("circular", circular, C.check_circular),
+        Metric(
+            "brier",
+            brier_score,
+            lambda v, w: None if v is None else expect_between(v, w, 0.0, 2.0),
+            format="{:.3f}".format,
+            display=Display("Brier score", across_runs=True),
+            in_comparison=True,
+        ),
     ]
 }
