@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from vqa_demo.evaluation.run_checks import (
+    RunContractError,
     check_accuracy,
     contract_error,
     expect_between,
@@ -20,6 +21,10 @@ from vqa_demo.evaluation.run_checks import (
     expect_object,
     expect_string,
 )
+
+
+def missing(where: str) -> RunContractError:
+    return RunContractError(f"'{where}' is missing")
 
 
 def expect_bool(value: Any, where: str) -> bool:
@@ -104,8 +109,14 @@ def check_position_bias(value: Any, where: str) -> dict:
 
 
 def check_reliability(value: Any, where: str) -> list[dict]:
+    """Reliability bins: each with a ``count`` and, when it is not empty, its mean confidence and accuracy."""
     number = lambda v, w: expect_number(v, w, nullable=True)  # noqa: E731
-    return check_objects(value, where, {"count": expect_count, "mean_confidence": number, "accuracy": number})
+    check_objects(value, where, {"count": expect_count, "mean_confidence": number, "accuracy": number})
+    for i, row in enumerate(value):
+        for key in ("count", "mean_confidence", "accuracy"):
+            if key not in row:
+                raise missing(f"{where}.{i}.{key}")
+    return value
 
 
 def check_calibration(value: Any, where: str) -> dict:
@@ -121,7 +132,7 @@ def check_calibration(value: Any, where: str) -> dict:
         check_keys(report, f"{where}.{definition}", figures)
         for key in figures:
             if key not in report:
-                raise contract_error(f"{where}.{definition}.{key}", "present", None)
+                raise missing(f"{where}.{definition}.{key}")
     return value
 
 
@@ -159,7 +170,7 @@ def check_mcnemar(value: Any, where: str) -> dict:
         check_keys(figures, f"{where}.{pair}", test)
         for key in test:
             if key not in figures:
-                raise contract_error(f"{where}.{pair}.{key}", "present", None)
+                raise missing(f"{where}.{pair}.{key}")
     return value
 
 
@@ -187,6 +198,9 @@ def check_reasons(value: Any, where: str) -> dict:
     return value
 
 
+# What split_note reads of the selection split's description.
+SELECTION_SPLIT = {"n": expect_count, "source": expect_string, "seed": expect_count}
+
 # The top-level keys of comparison.json / metrics.json (each optional; ``variants`` is read apart).
 SUMMARY_CHECKS = {
     "setting": check_setting,
@@ -197,4 +211,5 @@ SUMMARY_CHECKS = {
     "backbone": check_backbone,
     "agreement": lambda v, w: None if v is None else check_agreement(v, w),
     "mcnemar": lambda v, w: None if v is None else check_mcnemar(v, w),
+    "selection_split": lambda v, w: None if v is None else check_keys(v, w, SELECTION_SPLIT),
 }

@@ -3,23 +3,17 @@
 Training-time evaluation, ``python -m vqa_demo.evaluate`` and the app all read and write these
 files, so one accuracy number means the same thing everywhere.
 
-``predictions.jsonl``: one JSON object per example, in the split's original order::
-
-    {"index": 0, "id": ..., "file_name": ..., "question": ..., "options": [...], "gold": 2 | null,
-     "metadata": {"family": "table"},
-     "variants": {"swag-attentive": {"choice": 1, "correct": false, "confidence": 0.71,
-                                     "option_scores": [...], "probabilities": [...],
-                                     "generated_text": ..., "cosine": [...], "loglik_mean": [...], "loglik_sum": [...],
-                                     "circular_choices": [...]}}}
+``predictions.jsonl``: one :class:`~vqa_demo.evaluation.records.ExampleRecord` per example, in the
+split's original order (the keys are listed in :mod:`vqa_demo.evaluation.records`).
 
 ``metrics.json``: ``{"split", "n", "labeled", "questions", "backbone", "variants": {name: per-variant
 metrics}, "agreement", "mcnemar"}``; ``questions`` fingerprints the set of examples (two evaluations with
 the same one answered the same questions), ``backbone`` names the model (``source``, ``family``,
-``model``, e.g. ``PaliGemma 2``); per variant: ``accuracy`` (with Wilson 95% CI), ``by_metadata`` (per column, e.g.
-family), ``position_bias``, ``calibration``, ``circular`` (with ``--circular``) and, for cond_gen,
-``text_metrics`` and the accuracy of every COND_GEN scoring rule, plus ``open_answer_metrics`` (means
-with bootstrap intervals) on splits converted from open answers (rows with an ``answer_type`` column,
-see ``training.mc_from_open``).
+``model``, e.g. ``PaliGemma 2``); per variant: ``n`` and every
+:data:`~vqa_demo.evaluation.metric_registry.METRICS` entry that applies to the variant's head strategy
+(``accuracy`` with its Wilson 95% CI, ``by_metadata``, ``by_family``, ``position_bias``, ``calibration``,
+``calibration_ece``, ``circular`` with ``--circular``; for a head that writes text, ``text_metrics``,
+each COND_GEN scoring rule's accuracy and, on splits converted from open answers, ``open_answer_metrics``).
 """
 
 from __future__ import annotations
