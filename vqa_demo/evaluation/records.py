@@ -278,7 +278,13 @@ class VariantEntry:
 
     def to_json(self) -> dict[str, Any]:
         out = {**self.metrics}
-        out.update({k: v for k, v in write_fields(self, ("curve",)).items() if k != "metrics"})
+        out.update(
+            {
+                k: v
+                for k, v in write_fields(self, ("curve", "best_step", "train_seconds", "checkpoint")).items()
+                if k != "metrics"
+            }
+        )
         return out
 
     @property
