@@ -12,7 +12,8 @@ from training.ship_default import parse_args as ship_args
 from training.train import smoke_data
 from vqa_demo.config import VARIANTS
 from vqa_demo.data.splits import load_split
-from vqa_demo.evaluation.runner import questions_fingerprint, read_predictions
+from vqa_demo.evaluation.record_files import read_predictions
+from vqa_demo.evaluation.records import questions_fingerprint
 from vqa_demo.evaluation.selection_report import ZERO_SHOT
 from vqa_demo.loading import load_predictor
 from vqa_demo.model.backbone import build_tiny_backbone, save_backbone

@@ -73,7 +73,7 @@ def test_the_family_chart_follows_the_chosen_variant(app_assets, other_runs):
         "vilt (ViLT): not applicable",
         "qwen (Qwen2.5-VL)",
     ]
-    by_family = runs[0].variants["cond_gen"]["by_family"]
+    by_family = runs[0].variants["cond_gen"].by_family
     assert list(figure.data[0].y) == [by_family[f]["accuracy"] for f in figure.data[0].x]
     assert all(y is None for y in figure.data[1].y)  # ViLT has no cond_gen: a gap, not a zero
 

@@ -9,7 +9,7 @@ import pytest
 
 from vqa_demo.config import VARIANTS
 from vqa_demo.data.splits import load_split
-from vqa_demo.evaluation.runner import read_predictions
+from vqa_demo.evaluation.record_files import read_predictions
 from vqa_demo.loading import ASSETS_DIR, load_predictor
 
 pytestmark = pytest.mark.skipif(

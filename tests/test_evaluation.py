@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.scripted_predictor import ScriptedPredictor
 from vqa_demo.data.splits import load_split
 from vqa_demo.data.writers import write_metadata
-from vqa_demo.evaluation.runner import evaluate, read_predictions, write_evaluation
+from vqa_demo.evaluation.record_files import read_predictions
+from vqa_demo.evaluation.runner import evaluate, write_evaluation
 from vqa_demo.predictor import VariantPrediction, softmax_np
 from vqa_demo.testing import make_tiny_predictor
 
 
-class FirstOptionPredictor:
+class FirstOptionPredictor(ScriptedPredictor):
     """Always answers whatever option is shown first: a maximally position-biased model."""
 
     def predict_batch(self, images, questions, options, variants=None):

@@ -10,8 +10,8 @@ import pytest
 
 from tests.family_pipeline_checks import check_evaluate_cli_and_app_on_a_comparison, trained_variants
 from vqa_demo.config import VARIANTS
+from vqa_demo.evaluation.record_files import read_predictions
 from vqa_demo.evaluation.run_tables import side_by_side_table
-from vqa_demo.evaluation.runner import read_predictions
 from vqa_demo.evaluation.saved_runs import paired_tests
 from vqa_demo.evaluation.selection_report import ZERO_SHOT
 from vqa_demo.model.families.registry import FAMILIES

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import OPTIONS, QUESTIONS
+from tests.scripted_predictor import ScriptedPredictor
 from training.selection import carve_selection, carved_split, selection_for, selection_size
 from vqa_demo.data.splits import load_split
 from vqa_demo.data.writers import write_metadata
@@ -21,6 +22,7 @@ from vqa_demo.evaluation.calibration import (
     fit_temperature,
     shares,
 )
+from vqa_demo.evaluation.metric_registry import HeadTraits
 from vqa_demo.evaluation.position import position_prior, position_reading, pride_metrics
 from vqa_demo.evaluation.runner import evaluate, variant_metrics
 from vqa_demo.evaluation.selection_report import ZERO_SHOT, best_rule, chosen_rule, variant_report
@@ -37,11 +39,12 @@ from vqa_demo.ui.tabs.compare_selection import (
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
-class PositionBiasedPredictor:
+class PositionBiasedPredictor(ScriptedPredictor):
     """Knows each question's gold text (content score 1) but adds 2 to whatever is shown first: it
     answers by position, and a position prior divided out leaves the content."""
 
     def __init__(self, gold_text: dict[str, str], bias: float = 2.0):
+        super().__init__()
         self.gold_text, self.bias = gold_text, bias
 
     def predict_batch(self, images, questions, options, variants=None):
@@ -156,7 +159,7 @@ def test_old_records_without_the_per_character_score_still_summarize():
         )
         r["variants"]["cond_gen"]["correct"] = r["variants"]["cond_gen"]["choice"] == r["gold"]
         r["variants"]["cond_gen"]["generated_text"] = "a"
-    metrics = variant_metrics(records, "cond_gen")
+    metrics = variant_metrics(records, "cond_gen", HeadTraits(generates_text=True))
     assert set(metrics["scoring_accuracy"]) == {"loglik_mean", "loglik_sum", "cosine"}
 
 

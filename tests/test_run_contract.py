@@ -32,7 +32,11 @@ from vqa_demo.ui.holder import PredictorHolder
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SWAPS = [[1, 2], {"x": 1}, "text", 10**30, None, True, 0.5, -3]
 # Swaps the contract allows (an integer id, an unlabelled row, no fingerprint): not faults.
-ALSO_VALID = {"id": [-3], "gold": [None], "questions": [None]}
+ALSO_VALID = {"id": [-3], "gold": [None], "questions": [None], "correct": [None], "file_name": [None],
+              "generated_text": [None], "cosine": [None], "calibration_ece": [None], "best_step": [None],
+              "train_seconds": [None], "checkpoint": [None], "uniformity_p_value": [None], "step": [None],
+              "epoch": [None], "loss": [None], "seconds": [None], "accuracy": [None], "low": [None],
+              "high": [None]}  # fmt: skip
 SUMMARY_KEYS = [
     ("variants",),
     ("variants", "*"),
@@ -42,6 +46,33 @@ SUMMARY_KEYS = [
     ("variants", "*", "by_family", "*"),
     ("variants", "*", "by_family", "*", "*"),
     ("variants", "*", "training"),
+    ("variants", "*", "position_bias"),
+    ("variants", "*", "position_bias", "accuracy_by_gold_position"),
+    *[
+        ("variants", "*", "position_bias", "accuracy_by_gold_position", "*", k)
+        for k in ("position", "accuracy", "low", "high")
+    ],
+    *[
+        ("variants", "*", "position_bias", k)
+        for k in ("predicted_position_rate", "gold_position_rate", "uniformity_p_value")
+    ],
+    ("variants", "*", "calibration_ece"),
+    ("variants", "*", "curve"),
+    *[("variants", "*", "curve", "*", k) for k in ("step", "epoch", "loss", "accuracy", "seconds")],
+    ("variants", "*", "best_step"),
+    ("variants", "*", "train_seconds"),
+    ("variants", "*", "checkpoint"),
+    ("variants", "*", "text_metrics"),
+    ("variants", "*", "text_metrics", "*"),
+    ("variants", "*", "scoring_accuracy"),
+    ("variants", "*", "scoring_accuracy", "*"),
+    ("variants", "*", "scoring_accuracy", "*", "*"),
+    ("agreement",),
+    ("agreement", "variants"),
+    ("agreement", "matrix"),
+    ("mcnemar",),
+    ("mcnemar", "*"),
+    ("mcnemar", "*", "*"),
     ("setting",),
     ("setting", "base"),
     ("split",),
@@ -53,8 +84,10 @@ SUMMARY_KEYS = [
     ("backbone", "model"),
     ("backbone", "source"),
 ]
-RECORD_KEYS = [("id",), ("question",), ("options",), ("gold",), ("variants",), ("variants", "*"),
-               ("variants", "*", "correct")]  # fmt: skip
+RECORD_KEYS = [("index",), ("id",), ("file_name",), ("question",), ("options",), ("gold",), ("metadata",),
+               ("variants",), ("variants", "*"),
+               *[("variants", "*", key) for key in ("choice", "correct", "confidence", "option_scores",
+                 "probabilities", "truncated", "generated_text", "cosine", "loglik_mean", "loglik_sum")]]  # fmt: skip
 
 
 def shipped_summary() -> dict:

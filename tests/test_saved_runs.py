@@ -16,8 +16,8 @@ from scipy.stats import binomtest
 
 from vqa_demo.data.jsonl import read_jsonl, write_jsonl
 from vqa_demo.evaluation import saved_runs
+from vqa_demo.evaluation.records import questions_fingerprint
 from vqa_demo.evaluation.run_tables import runs_table
-from vqa_demo.evaluation.runner import questions_fingerprint
 from vqa_demo.evaluation.saved_runs import (
     RunFileError,
     load_run,
@@ -37,7 +37,7 @@ def test_a_compare_folder_reads_back_with_its_model_and_answers(app_assets, othe
     comparison = json.loads((other_runs["vilt"] / "comparison.json").read_text())
     assert run.model == "ViLT" and run.source == "tiny:vilt" and run.label == "vilt (ViLT)"
     assert list(run.variants) == [*CLASSIFIERS, "vilt-answer-classifier"]
-    assert run.variants["vilt-answer-classifier"]["baseline"] is True
+    assert run.variants["vilt-answer-classifier"].baseline is True
     assert run.not_applicable == {"cond_gen": comparison["not_applicable"]["cond_gen"]}
     assert run.accuracy("swag-attentive") == comparison["variants"]["swag-attentive"]["accuracy"]
     records = read_jsonl(other_runs["vilt"] / "evaluation" / "predictions.jsonl")
@@ -57,10 +57,10 @@ def test_an_evaluate_folder_and_a_summary_path_read_the_same(other_runs, tmp_pat
     for source in (folder, folder / "metrics.json"):
         run = load_run(source)
         assert run.model == "Qwen2.5-VL" and run.name == "eval-out"
-        assert {n: v["accuracy"] for n, v in run.variants.items()} == {
-            n: v["accuracy"] for n, v in from_compare.variants.items()
+        assert {n: v.accuracy for n, v in run.variants.items()} == {
+            n: v.accuracy for n, v in from_compare.variants.items()
         }
-        assert run.variants["cond_gen"]["by_family"] == from_compare.variants["cond_gen"]["by_family"]
+        assert run.variants["cond_gen"].by_family == from_compare.variants["cond_gen"].by_family
         assert run.correct == from_compare.correct
 
 

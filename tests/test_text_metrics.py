@@ -246,14 +246,16 @@ def cond_gen_record(gold, generated, cosine, metadata):
 
 
 def test_evaluation_reports_open_answer_metrics_only_for_converted_splits():
+    from vqa_demo.evaluation.metric_registry import HeadTraits
     from vqa_demo.evaluation.runner import variant_metrics
 
+    cond_gen = HeadTraits(generates_text=True)
     converted = [
         cond_gen_record(0, "Two", [0.9, 0.1, 0.2], {"answer_type": "number"}),
         cond_gen_record(2, "five", [0.1, 0.2, 0.3], {"answer_type": "number"}),
     ]
-    metrics = variant_metrics(converted, "cond_gen")["open_answer_metrics"]
+    metrics = variant_metrics(converted, "cond_gen", cond_gen)["open_answer_metrics"]
     assert metrics["exact_match"]["mean"] == 0.5  # "Two" = gold "2"; "five" != gold "4"
     assert metrics["cosine"]["mean"] == pytest.approx((0.9 + 0.3) / 2)  # each record's cosine at its gold
     plain = [cond_gen_record(0, "Two", [0.9, 0.1, 0.2], {"family": "clock"})]
-    assert "open_answer_metrics" not in variant_metrics(plain, "cond_gen")
+    assert "open_answer_metrics" not in variant_metrics(plain, "cond_gen", cond_gen)

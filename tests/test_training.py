@@ -19,7 +19,7 @@ from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.splits import load_split
 from vqa_demo.evaluate import main as evaluate_main
 from vqa_demo.evaluate import parse_args as evaluate_args
-from vqa_demo.evaluation.runner import read_predictions
+from vqa_demo.evaluation.record_files import read_predictions
 from vqa_demo.loading import load_predictor
 from vqa_demo.model.encoding import RowEncoder
 

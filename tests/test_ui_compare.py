@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vqa_demo.evaluation.metrics import holm, mcnemar_exact
-from vqa_demo.evaluation.runner import read_predictions
+from vqa_demo.evaluation.record_files import read_predictions
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.plots import family_accuracy_figure, split_loss_curves_figure
@@ -36,14 +36,14 @@ def test_every_figure_comes_from_comparison_json(shipped, tmp_path):
     data = comparison_data(shipped)
     assert list(data["variants"]) == NAMES
     for name, v in data["variants"].items():
-        assert v["accuracy"] == comparison["variants"][name]["accuracy"]
-        assert v["by_family"] == comparison["variants"][name]["by_family"]
+        assert v.accuracy == comparison["variants"][name]["accuracy"]
+        assert v.by_family == comparison["variants"][name]["by_family"]
     # Another metrics.json next to it changes nothing: the tab does not merge files.
     copy = tmp_path / "assets"
     (copy / "evaluation").mkdir(parents=True)
     (copy / "comparison.json").write_text(json.dumps(comparison))
     (copy / "evaluation" / "metrics.json").write_text(
-        json.dumps({"variants": {"cond_gen": {"accuracy": {}}}})
+        json.dumps({"variants": {"cond_gen": {"accuracy": comparison["variants"]["cond_gen"]["accuracy"]}}})
     )
     assert comparison_data(AppAssets.load(AppConfig(assets=copy)))["variants"] == data["variants"]
     (copy / "comparison.json").unlink()
@@ -96,7 +96,7 @@ def test_per_family_chance_lines(shipped):
     assert chance == {f: 0.25 for f in ("bar_chart", "clock", "pie_chart", "shapes", "table")}
     assert chance_by_family([("a", 2), ("a", 4), ("b", 3)]) == pytest.approx({"a": 0.375, "b": 1 / 3})
     data = comparison_data(shipped)
-    fig = family_accuracy_figure({n: v["by_family"] for n, v in data["variants"].items()}, chance)
+    fig = family_accuracy_figure({n: v.by_family for n, v in data["variants"].items()}, chance)
     lines = [s for s in fig.layout.shapes if s.line.dash == "dot"]
     assert len(lines) == 5 and {s.y0 for s in lines} == {0.25}
     assert [t.name for t in fig.data][-1] == "chance"

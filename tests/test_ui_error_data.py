@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 from vqa_demo.evaluation.chance import chance_level, is_chance_level
-from vqa_demo.evaluation.runner import read_predictions
+from vqa_demo.evaluation.record_files import read_predictions
 from vqa_demo.ui.tabs.error_data import (
     MISSED_BY_ALL,
     ErrorFilter,

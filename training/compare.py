@@ -60,7 +60,15 @@ from vqa_demo.config import VARIANTS, HeadConfig, resolve_backbone_source
 from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.sources import load_data_split
 from vqa_demo.data.writers import write_split
-from vqa_demo.evaluation.runner import EvaluationResult, evaluate, summarize, write_evaluation
+from vqa_demo.evaluation.metric_registry import METRICS
+from vqa_demo.evaluation.records import VariantEntry
+from vqa_demo.evaluation.runner import (
+    EvaluationResult,
+    evaluate,
+    head_strategies,
+    summarize,
+    write_evaluation,
+)
 from vqa_demo.evaluation.selection_report import ZERO_SHOT, ZERO_SHOT_TRAINING, chosen_rule, variant_report
 from vqa_demo.evaluation.sharding import Shard
 from vqa_demo.loading import load_predictor
@@ -136,7 +144,8 @@ def evaluate_selection(predictor, split, names, cfg: TrainConfig, out: Path, sha
         again = evaluate(predictor, split, changed, batch, circular=True, progress=False, shard=shard)
         for record, fresh in zip(chosen.records, again.records):
             record["variants"].update(fresh["variants"])
-        chosen.metrics.update(summarize(chosen.records, split.name, circular=True))
+        heads = head_strategies(predictor, names)
+        chosen.metrics.update(summarize(chosen.records, split.name, heads, circular=True))
     return chosen
 
 
@@ -160,28 +169,23 @@ def build_comparison(
     for name in [*train_results, *baselines]:
         result = train_results.get(name)
         m = metrics["variants"].get(name, {})
-        variants[name] = {
-            "accuracy": m.get("accuracy"),
-            "by_family": m.get("by_metadata", {}).get("family", {}),
-            "position_bias": m.get("position_bias"),
-            "calibration_ece": m.get("calibration", {}).get("ece"),
-            "curve": read_curve(out / name / "metrics.jsonl"),
-            "best_step": result.get("best_step") if result else None,
-            "train_seconds": round(result.get("seconds", 0.0), 1) if result else 0.0,
-            "checkpoint": f"{name}/best" if result else None,
-        }
+        entry = VariantEntry(
+            metrics={k: m[k] for k, metric in METRICS.items() if metric.in_comparison and k in m},
+            curve=read_curve(out / name / "metrics.jsonl"),
+            best_step=result.get("best_step") if result else None,
+            train_seconds=round(result.get("seconds", 0.0), 1) if result else 0.0,
+            checkpoint=f"{name}/best" if result else None,
+        )
         if result is None:
-            variants[name]["training"] = (
+            entry.training = (
                 ZERO_SHOT_TRAINING
                 if name == ZERO_SHOT
                 else "none: the base model's own answers (zero-training baseline)"
             )
-        if "scoring_accuracy" in m:
-            variants[name]["scoring_accuracy"] = m["scoring_accuracy"]
-            variants[name]["text_metrics"] = m["text_metrics"]
         if selection is not None and records is not None:
             report = variant_report(name, selection[:2], (metrics, records), (rules or {}).get(name))
-            variants[name].update(report)
+            entry = replace(entry, **report)
+        variants[name] = entry.to_json()
     return {
         "setting": setting,
         "split": metrics["split"],

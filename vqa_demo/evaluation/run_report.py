@@ -16,15 +16,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vqa_demo.evaluation.run_tables import (
-    markdown_table,
-    paired_table,
-    runs_table,
-    settings_table,
-    side_by_side_table,
-)
-from vqa_demo.evaluation.saved_runs import SavedRun, load_runs, paired_tests
+if TYPE_CHECKING:
+    from vqa_demo.evaluation.saved_runs import SavedRun
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -38,6 +33,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def report(runs: list[SavedRun], notes: list[str]) -> str:
     """The Markdown report of ``runs`` (at least one) with ``notes`` at the end."""
+    # Imported here, not at the top: ``--help`` then answers without loading pandas and scipy.
+    from vqa_demo.evaluation.run_tables import (
+        across_runs_metrics,
+        markdown_table,
+        metric_table,
+        paired_table,
+        runs_table,
+        settings_table,
+        side_by_side_table,
+    )
+    from vqa_demo.evaluation.saved_runs import paired_tests
+
     tests, pairing_notes = paired_tests(runs)
     sections = [
         f"# {len(runs)} runs side by side",
@@ -46,6 +53,8 @@ def report(runs: list[SavedRun], notes: list[str]) -> str:
         "*chance level*: an exact binomial test cannot tell the variant from guessing.\n\n"
         + markdown_table(side_by_side_table(runs)),
     ]
+    for metric in across_runs_metrics():
+        sections.append(f"## {metric.display.column}\n\n" + markdown_table(metric_table(runs, metric)))
     settings = settings_table(runs)
     if len(settings):
         sections.append("## Settings that differ\n\n" + markdown_table(settings))
@@ -61,6 +70,8 @@ def report(runs: list[SavedRun], notes: list[str]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from vqa_demo.evaluation.saved_runs import load_runs
+
     runs, notes = load_runs(args.runs)
     if not runs:
         print("error: no run could be read:\n" + "\n".join(f"- {note}" for note in notes))

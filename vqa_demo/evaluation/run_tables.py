@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from vqa_demo.evaluation.chance import format_p, is_chance_level
+from vqa_demo.evaluation.metric_registry import METRICS, Metric
 from vqa_demo.evaluation.metrics import holm
 from vqa_demo.evaluation.saved_runs import (
     PairedTest,
@@ -46,9 +47,27 @@ def side_by_side_table(runs: list[SavedRun]) -> pd.DataFrame:
     """One row per variant, one column per run: accuracy with its 95% Wilson interval."""
     rows = []
     for variant in variants_of(runs):
-        baseline = any((run.variants.get(variant) or {}).get("baseline") for run in runs)
+        baseline = any(run.variants[variant].baseline for run in runs if variant in run.variants)
         name = f"{variant} (no training)" if baseline else variant
         rows.append([name, *(accuracy_cell(run, variant) for run in runs)])
+    return pd.DataFrame(rows, columns=["variant", *(run.label for run in runs)])
+
+
+def metric_cell(run: SavedRun, variant: str, metric: Metric) -> str:
+    """The metric's value for ``variant`` on ``run`` as its registry formats it (``–`` when not saved)."""
+    entry = run.variants.get(variant)
+    value = entry.value(metric.name) if entry is not None else None
+    return "–" if value is None else metric.format(value)
+
+
+def across_runs_metrics() -> list[Metric]:
+    """The registry metrics shown as a table of every run (each one table, in registry order)."""
+    return [m for m in METRICS.values() if m.display is not None and m.display.across_runs]
+
+
+def metric_table(runs: list[SavedRun], metric: Metric) -> pd.DataFrame:
+    """One row per variant, one column per run: ``metric`` as its registry entry formats it."""
+    rows = [[v, *(metric_cell(run, v, metric) for run in runs)] for v in variants_of(runs)]
     return pd.DataFrame(rows, columns=["variant", *(run.label for run in runs)])
 
 

@@ -3,30 +3,23 @@
 Training-time evaluation, ``python -m vqa_demo.evaluate`` and the app all read and write these
 files, so one accuracy number means the same thing everywhere.
 
-``predictions.jsonl``: one JSON object per example, in the split's original order::
-
-    {"index": 0, "id": ..., "file_name": ..., "question": ..., "options": [...], "gold": 2 | null,
-     "metadata": {"family": "table"},
-     "variants": {"swag-attentive": {"choice": 1, "correct": false, "confidence": 0.71,
-                                     "option_scores": [...], "probabilities": [...],
-                                     "generated_text": ..., "cosine": [...], "loglik_mean": [...], "loglik_sum": [...],
-                                     "circular_choices": [...]}}}
+``predictions.jsonl``: one :class:`~vqa_demo.evaluation.records.ExampleRecord` per example, in the
+split's original order (the keys are listed in :mod:`vqa_demo.evaluation.records`).
 
 ``metrics.json``: ``{"split", "n", "labeled", "questions", "backbone", "variants": {name: per-variant
 metrics}, "agreement", "mcnemar"}``; ``questions`` fingerprints the set of examples (two evaluations with
 the same one answered the same questions), ``backbone`` names the model (``source``, ``family``,
-``model``, e.g. ``PaliGemma 2``); per variant: ``accuracy`` (with Wilson 95% CI), ``by_metadata`` (per column, e.g.
-family), ``position_bias``, ``calibration``, ``circular`` (with ``--circular``) and, for cond_gen,
-``text_metrics`` and the accuracy of every COND_GEN scoring rule, plus ``open_answer_metrics`` (means
-with bootstrap intervals) on splits converted from open answers (rows with an ``answer_type`` column,
-see ``training.mc_from_open``).
+``model``, e.g. ``PaliGemma 2``); per variant: ``n`` and every
+:data:`~vqa_demo.evaluation.metric_registry.METRICS` entry that applies to the variant's head strategy
+(``accuracy`` with its Wilson 95% CI, ``by_metadata``, ``by_family``, ``position_bias``, ``calibration``,
+``calibration_ece``, ``circular`` with ``--circular``; for a head that writes text, ``text_metrics``,
+each COND_GEN scoring rule's accuracy and, on splits converted from open answers, ``open_answer_metrics``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -35,17 +28,15 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from vqa_demo.config import COND_GEN_SCORINGS
-from vqa_demo.data.jsonl import read_jsonl, write_jsonl
+from vqa_demo.data.jsonl import write_jsonl
 from vqa_demo.data.splits import MCSplit
 from vqa_demo.data.writers import write_submission
 from vqa_demo.evaluation import metrics as M
+from vqa_demo.evaluation.metric_registry import METRICS, VariantRows
+from vqa_demo.evaluation.records import ExampleRecord, VariantAnswer, questions_fingerprint
 from vqa_demo.evaluation.sharding import Shard
-from vqa_demo.evaluation.text_metrics import no_match_rate, open_answer_metrics, text_metric_summary
 from vqa_demo.prediction import plain
 from vqa_demo.predictor import Predictor
-
-COND_GEN_SCORES = COND_GEN_SCORINGS
 
 
 @dataclass
@@ -57,28 +48,26 @@ class EvaluationResult:
         return self.metrics["variants"][variant]["accuracy"]["accuracy"]
 
 
-def _variant_record(prediction, gold: int | None) -> dict[str, Any]:
+def variant_answer(prediction, gold: int | None) -> VariantAnswer:
+    """The record of one variant's :class:`~vqa_demo.prediction.VariantPrediction` (gold: None when unlabelled)."""
     data = prediction.to_dict()
-    record = {
-        "choice": data["choice"],
-        "correct": None if gold is None else data["choice"] == gold,
-        "confidence": float(max(data["probabilities"])),
-        "option_scores": data["option_scores"],
-        "probabilities": data["probabilities"],
-        "truncated": data["truncated"],
-    }
+    answer = VariantAnswer(
+        choice=data["choice"],
+        correct=None if gold is None else data["choice"] == gold,
+        confidence=float(max(data["probabilities"])),
+        option_scores=data["option_scores"],
+        probabilities=data["probabilities"],
+        truncated=data["truncated"],
+    )
     details = prediction.cond_gen
     if details is not None:
-        record["generated_text"] = details.generated_text
-        scores = {
-            "cosine": details.cosine,
-            "loglik_mean": details.loglik_mean,
-            "loglik_sum": details.loglik_sum,
-        }
+        answer.generated_text = details.generated_text
+        answer.cosine, answer.loglik_mean, answer.loglik_sum = plain(
+            [details.cosine, details.loglik_mean, details.loglik_sum]
+        )
         if details.loglik_char is not None:
-            scores["loglik_char"] = details.loglik_char
-        record.update(plain(scores))
-    return record
+            answer.loglik_char = plain(details.loglik_char)
+    return answer
 
 
 def predict_records(
@@ -104,20 +93,17 @@ def predict_records(
             variants,
         )
         for offset, (example, result) in enumerate(zip(chunk, results)):
-            records.append(
-                {
-                    "index": start + offset,
-                    "id": example.id,
-                    "file_name": example.image_name,  # the image's name in the run's validation/ copy
-                    "question": example.question,
-                    "options": list(example.options),
-                    "gold": example.answer_index,
-                    "metadata": dict(example.metadata),
-                    "variants": {
-                        name: _variant_record(p, example.answer_index) for name, p in result.items()
-                    },
-                }
+            record = ExampleRecord(
+                index=start + offset,
+                id=example.id,
+                file_name=example.image_name,  # the image's name in the run's validation/ copy
+                question=example.question,
+                options=list(example.options),
+                gold=example.answer_index,
+                metadata=dict(example.metadata),
+                variants={name: variant_answer(p, example.answer_index) for name, p in result.items()},
             )
+            records.append(record.to_json())
         bar.update(len(chunk))
     bar.close()
     return records
@@ -164,76 +150,34 @@ def add_circular_choices(
                 stored["circular_probabilities"] = shares[name][i]
 
 
-def variant_metrics(records: list[dict[str, Any]], name: str, circular: bool = False) -> dict[str, Any]:
-    """Metrics of one variant from per-example records (labeled examples only)."""
-    rows = [r for r in records if r["gold"] is not None and name in r["variants"]]
-    if not rows:
+def variant_metrics(
+    records: list[dict[str, Any]], name: str, head: Any, circular: bool = False
+) -> dict[str, Any]:
+    """Metrics of one variant from per-example records (labeled examples only): every
+    :data:`~vqa_demo.evaluation.metric_registry.METRICS` entry that applies to ``head`` (its head
+    strategy, or a :class:`~vqa_demo.evaluation.metric_registry.HeadTraits`) and was measured."""
+    rows = VariantRows.of(records, name, circular)
+    if rows is None:
         return {"n": 0}
-    gold = np.array([r["gold"] for r in rows])
-    chosen = np.array([r["variants"][name]["choice"] for r in rows])
-    correct = chosen == gold
-    confidence = np.array([r["variants"][name]["confidence"] for r in rows])
-    num_options = max(len(r["options"]) for r in rows)
-    out: dict[str, Any] = {
-        "n": len(rows),
-        "accuracy": M.accuracy_ci(correct),
-        "by_metadata": {
-            column: M.grouped_accuracy(correct, [r["metadata"].get(column, "") for r in rows])
-            for column in sorted({c for r in rows for c in r["metadata"]})
-        },
-        "position_bias": M.position_bias(gold, chosen, num_options),
-        "calibration": {
-            "ece": M.expected_calibration_error(confidence, correct),
-            "reliability": M.reliability_table(confidence, correct),
-        },
-        "truncated": int(sum(bool(r["variants"][name]["truncated"]) for r in rows)),
-    }
-    first = rows[0]["variants"][name]
-    if "generated_text" in first:
-        golds = [r["options"][r["gold"]] for r in rows]
-        generated = [r["variants"][name]["generated_text"] for r in rows]
-        gold_cosine = [r["variants"][name]["cosine"][r["gold"]] for r in rows]
-        out["text_metrics"] = text_metric_summary(generated, golds, gold_cosine)
-        # a split converted from open answers: its gold option text is the open answer
-        if all("answer_type" in r["metadata"] for r in rows):
-            out["open_answer_metrics"] = open_answer_metrics(generated, golds, cosine=gold_cosine)
-        cosine = [r["variants"][name]["cosine"] for r in rows]
-        if len({len(c) for c in cosine}) == 1:
-            out["text_metrics"]["no_match_rate"] = no_match_rate(np.array(cosine))
-        out["scoring_accuracy"] = {
-            key: M.accuracy_ci(np.array([int(np.argmax(r["variants"][name][key])) for r in rows]) == gold)
-            for key in COND_GEN_SCORES
-            if key in first  # records written before loglik_char existed lack it
-        }
-    if circular and "circular_choices" in first:
-        rotated = np.array([r["variants"][name]["circular_choices"] for r in rows])
-        out["circular"] = M.circular_consistency(rotated, gold, num_options)
+    out: dict[str, Any] = {"n": len(rows.records)}
+    for metric in METRICS.values():
+        if metric.applies(head):
+            value = metric.compute(rows)
+            if value is not None:
+                out[metric.name] = value
     return out
 
 
-def example_key(record: dict[str, Any]) -> str:
-    """What makes two evaluations' records the same question: image id, question, options and gold."""
-    return json.dumps([record["id"], record["question"], record["options"], record["gold"]])
+def head_strategies(predictor: Predictor, names: Sequence[str]) -> dict[str, Any]:
+    """Each variant's head strategy: what decides which metrics apply to it."""
+    return {name: predictor.variants[name].strategy for name in names}
 
 
-def questions_fingerprint(records: list[dict[str, Any]]) -> str:
-    """SHA-256 of the sorted example keys: equal exactly when two evaluations cover the same questions."""
-    keys = sorted(example_key(r) for r in records)
-    return hashlib.sha256("\n".join(keys).encode("utf-8")).hexdigest()
-
-
-def backbone_summary(backbone) -> dict[str, str]:
-    """``{"source", "family", "model"}`` of a loaded :class:`~vqa_demo.model.backbone.Backbone`."""
-    family = backbone.family
-    return {
-        "source": backbone.source,
-        "family": family.name,
-        "model": family.describe(backbone.core.config.to_dict()),
-    }
-
-
-def summarize(records: list[dict[str, Any]], split_name: str, circular: bool = False) -> dict[str, Any]:
-    """``metrics.json`` content: per-variant metrics plus head agreement and paired McNemar tests."""
+def summarize(
+    records: list[dict[str, Any]], split_name: str, heads: Mapping[str, Any], circular: bool = False
+) -> dict[str, Any]:
+    """``metrics.json`` content: per-variant metrics plus head agreement and paired McNemar tests
+    (``heads``: each variant's head strategy, :func:`head_strategies`)."""
     names = list(records[0]["variants"]) if records else []
     labeled = bool(records) and all(r["gold"] is not None for r in records)
     summary: dict[str, Any] = {
@@ -241,7 +185,7 @@ def summarize(records: list[dict[str, Any]], split_name: str, circular: bool = F
         "n": len(records),
         "labeled": labeled,
         "questions": questions_fingerprint(records),
-        "variants": {n: variant_metrics(records, n, circular) for n in names},
+        "variants": {n: variant_metrics(records, n, heads[n], circular) for n in names},
     }
     if len(names) > 1 and records:
         summary["agreement"] = M.agreement_matrix(
@@ -275,9 +219,13 @@ def evaluate(
     if circular and records:
         add_circular_choices(predictor, split, records, list(records[0]["variants"]), batch_size)
     records = shard.gather_records(records, len(split))
-    metrics = summarize(records, split.name, circular)
-    if getattr(predictor, "backbone", None) is not None:  # scripted stand-ins in tests have none
-        metrics["backbone"] = backbone_summary(predictor.backbone)
+    metrics = summarize(
+        records,
+        split.name,
+        head_strategies(predictor, list(records[0]["variants"]) if records else []),
+        circular,
+    )
+    metrics["backbone"] = predictor.backbone.summary()
     return EvaluationResult(metrics, records)
 
 
@@ -292,8 +240,3 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path, split: MCSpl
             choices = [r["variants"][name]["choice"] for r in result.records]
             write_submission(split, choices, out_dir / f"submission_{name}.csv")
     return out_dir
-
-
-def read_predictions(path: str | Path) -> list[dict[str, Any]]:
-    """Read a ``predictions.jsonl`` file back into records."""
-    return read_jsonl(path)

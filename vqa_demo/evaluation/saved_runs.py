@@ -9,8 +9,10 @@ A *run* is a folder holding one evaluation of several variants:
 so runs on any backbone can sit side by side while one base model, or none, is in memory. Accuracies
 come from the summary file; the per-example answers in ``predictions.jsonl``, when present, give
 paired McNemar tests between runs on the questions both answered (the ``questions`` fingerprint of
-:func:`vqa_demo.evaluation.runner.questions_fingerprint` tells at once whether two runs answered exactly
-the same ones).
+:func:`vqa_demo.evaluation.records.questions_fingerprint` tells at once whether two runs answered exactly
+the same ones). Every file is read through :mod:`vqa_demo.evaluation.record_files`, and nothing here
+imports torch: an older file that names only its ``--base`` has its model worked out by the family
+registry, imported then.
 """
 
 from __future__ import annotations
@@ -23,24 +25,22 @@ from typing import Any
 
 import numpy as np
 
-from vqa_demo.checkpoint_checks import CheckpointError, read_json_object
 from vqa_demo.config import family_preset_for, in_variant_order, preset_for
-from vqa_demo.data.jsonl import JsonlError, read_jsonl
 from vqa_demo.evaluation.metrics import mcnemar_exact
-from vqa_demo.evaluation.run_checks import (
+from vqa_demo.evaluation.record_files import MAX_SUMMARY_BYTES, read_json_object, read_predictions
+from vqa_demo.evaluation.records import (
+    RecordError,
     RunContractError,
-    check_prediction,
+    VariantEntry,
     check_summary,
-    check_variant_entry,
+    example_key,
+    questions_fingerprint,
 )
-from vqa_demo.evaluation.runner import example_key, questions_fingerprint
-from vqa_demo.model.families.registry import FAMILIES, family_by_model_type, tiny_family
 
 # evaluation/: a training.train run folder evaluated with `vqa_demo.evaluate --out <run>/evaluation`.
 # Its best_selection/ is not read: that split chose best/, so its figures are not held out.
 SUMMARY_FILES = ("comparison.json", "metrics.json", "evaluation/metrics.json")
 PREDICTION_FILES = ("evaluation/predictions.jsonl", "predictions.jsonl")
-MAX_SUMMARY_BYTES = 32 * 1024 * 1024
 MAX_PREDICTION_BYTES = 512 * 1024 * 1024
 UNKNOWN_MODEL = "unknown backbone"
 # Settings that change how a run was logged or how fast it ran, not what it learned.
@@ -57,7 +57,8 @@ class RunFileError(ValueError):
 class SavedRun:
     """One run's evaluation as saved: per-variant figures and, if saved, per-example correctness.
 
-    ``correct`` maps variant -> example key (:func:`~vqa_demo.evaluation.runner.example_key`) ->
+    ``variants``: each variant's entry as saved (:class:`~vqa_demo.evaluation.records.VariantEntry`).
+    ``correct`` maps variant -> example key (:func:`~vqa_demo.evaluation.records.example_key`) ->
     whether the variant chose the gold option; empty when the folder has no ``predictions.jsonl``.
     """
 
@@ -67,7 +68,7 @@ class SavedRun:
     split: str
     n: int
     questions: str | None
-    variants: dict[str, dict[str, Any]]
+    variants: dict[str, VariantEntry]
     not_applicable: dict[str, str] = field(default_factory=dict)
     setting: dict[str, Any] = field(default_factory=dict)
     correct: dict[str, dict[str, bool]] = field(default_factory=dict)
@@ -81,7 +82,8 @@ class SavedRun:
 
     def accuracy(self, variant: str) -> dict[str, Any] | None:
         """The variant's ``{"accuracy", "low", "high", "n", "correct"}``, or None if it has none."""
-        return (self.variants.get(variant) or {}).get("accuracy")
+        entry = self.variants.get(variant)
+        return entry.accuracy if entry is not None else None
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def load_run(path: str | Path, name: str | None = None) -> SavedRun:
     folder = path if path.is_dir() else path.parent
     try:
         summary = read_json_object(summary_file, MAX_SUMMARY_BYTES)
-    except CheckpointError as error:
+    except RecordError as error:
         raise RunFileError(str(error)) from None
     if "variants" not in summary:
         raise RunFileError(f"{summary_file} has no 'variants' object: it is not an evaluation summary")
@@ -151,10 +153,8 @@ def load_run(path: str | Path, name: str | None = None) -> SavedRun:
 def summary_variants(summary: dict, path: Path) -> tuple[dict, dict, list[str]]:
     """``(variants, not_applicable, notes)`` from a comparison.json or metrics.json object.
 
-    Each variant keeps ``accuracy``, ``by_family`` (comparison.json's ``by_family``, or metrics.json's
-    ``by_metadata.family``) and whether it is a zero-training ``baseline``; an entry without a
-    accuracy, or with any key off the typed contract (:mod:`vqa_demo.evaluation.run_checks`), is left
-    out with a note naming the key.
+    Each variant is its :class:`~vqa_demo.evaluation.records.VariantEntry`; an entry without an
+    accuracy, or with any key off the contract, is left out with a note naming the key.
     """
     raw = summary["variants"]
     variants, notes = {}, []
@@ -163,7 +163,7 @@ def summary_variants(summary: dict, path: Path) -> tuple[dict, dict, list[str]]:
             notes.append(f"{path.parent.name}: {name} left out (no accuracy in {path.name})")
             continue
         try:
-            variants[str(name)] = check_variant_entry(raw[name], f"variants.{name}")
+            variants[str(name)] = VariantEntry.from_json(raw[name], f"variants.{name}.")
         except RunContractError as error:
             notes.append(f"{path.parent.name}: {name} left out ({path.name}: {error})")
     not_applicable = summary.get("not_applicable") or {}
@@ -180,11 +180,9 @@ def add_answers(run: SavedRun, predictions: Path) -> None:
         run.notes.append(f"{run.name}: {predictions.name} is over {MAX_PREDICTION_BYTES:,} bytes; left out")
         return
     try:
-        rows = read_jsonl(predictions)
-        for number, row in enumerate(rows, start=1):
-            check_prediction(row, f"line {number}")
-    except (JsonlError, RunContractError, UnicodeDecodeError) as error:
-        run.notes.append(f"{run.name}: {predictions.name} could not be read ({error}); paired tests left out")
+        rows = read_predictions(predictions)
+    except RecordError as error:
+        run.notes.append(f"{run.name}: {error}; paired tests left out")
         return
     records = [r for r in rows if r.get("gold") is not None]
     keys = [example_key(r) for r in records]
@@ -220,6 +218,9 @@ def backbone_of(summary: dict, folder: Path) -> tuple[str, str]:
 
 def model_of_source(source: str, folder: Path) -> str:
     """The model name of a ``--base`` value, from names and files only (nothing is downloaded)."""
+    # Only files older than the ``backbone`` entry get here; the family registry imports torch.
+    from vqa_demo.model.families.registry import FAMILIES, family_by_model_type, tiny_family
+
     family = tiny_family(source)
     if family is not None:
         return f"{family.title} (tiny)"
@@ -234,7 +235,7 @@ def model_of_source(source: str, folder: Path) -> str:
         if config_file.is_file():
             try:
                 config = read_json_object(config_file)
-            except CheckpointError:
+            except RecordError:
                 break
             family = family_by_model_type(config.get("model_type"))
             return family.describe(config) if family else UNKNOWN_MODEL

@@ -119,6 +119,14 @@ class Backbone:
     def fingerprint(self) -> str:
         return model_fingerprint(self.core.config)
 
+    def summary(self) -> dict[str, str]:
+        """``{"source", "family", "model"}``: what an evaluation records of this model (e.g. ``PaliGemma 2``)."""
+        return {
+            "source": self.source,
+            "family": self.family.name,
+            "model": self.family.describe(self.core.config.to_dict()),
+        }
+
 
 def preprocess_images(processor, images: Sequence[Image.Image]) -> torch.Tensor:
     """``float[B, 3, H, W]`` on the CPU: the processor's resize and normalisation of RGB copies of ``images``.

@@ -29,7 +29,8 @@ from PIL import Image
 
 from vqa_demo.data.jsonl import read_jsonl
 from vqa_demo.data.splits import DataError, MCSplit, load_split
-from vqa_demo.evaluation.runner import read_predictions
+from vqa_demo.evaluation.record_files import read_predictions, read_summary
+from vqa_demo.evaluation.records import RecordError
 from vqa_demo.evaluation.saved_runs import SavedRun, load_runs
 from vqa_demo.paths import inside
 from vqa_demo.run_folders import find_checkpoints
@@ -88,16 +89,31 @@ class AppAssets:
         self.validation = self._load_split(self.config.validation_dir)
         predictions = self.config.evaluation_dir / "predictions.jsonl"
         if predictions.is_file():
-            self.records = read_predictions(predictions)
+            try:
+                self.records = read_predictions(predictions)
+            except RecordError as error:
+                self.notes.append(str(error))
         else:
             self.notes.append(f"predictions.jsonl not found in {self.config.evaluation_dir}")
-        self.comparison = _read_json(self.config.comparison_file, self.notes)
+        self.comparison = self._read_comparison(self.config.comparison_file)
         self.curves = self._load_curves()
         self.examples = self._load_examples()
         served = [(self.config.assets, SERVED_RUN)] if self.comparison is not None else []
         self.runs, self.run_notes = load_runs([*served, *self.config.other_runs()])
 
     # -- loading ----------------------------------------------------------------------------------
+    def _read_comparison(self, path: Path) -> dict | None:
+        """comparison.json checked against its records (:mod:`vqa_demo.evaluation.records`): a file
+        off the contract becomes a note, so no tab draws half of it."""
+        if not path.is_file():
+            self.notes.append(f"{path.name} not found in {path.parent}")
+            return None
+        try:
+            return read_summary(path)[0]
+        except RecordError as error:
+            self.notes.append(str(error))
+            return None
+
     def _load_split(self, folder: Path) -> MCSplit | None:
         if not folder.is_dir():
             self.notes.append(f"no validation split at {folder}")

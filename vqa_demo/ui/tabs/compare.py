@@ -20,7 +20,9 @@ import pandas as pd
 
 from vqa_demo.config import VARIANTS, in_variant_order
 from vqa_demo.evaluation.chance import chance_level, format_p, is_chance_level
+from vqa_demo.evaluation.metric_registry import METRICS, Metric
 from vqa_demo.evaluation.metrics import holm
+from vqa_demo.evaluation.records import read_entries
 from vqa_demo.model.strategies import STRATEGIES
 from vqa_demo.ui.assets import SERVED_RUN, AppAssets
 from vqa_demo.ui.plots import (
@@ -45,18 +47,11 @@ MCNEMAR_COLUMNS = [
 
 
 def comparison_data(assets: AppAssets) -> dict[str, Any]:
-    """Per-variant figures, agreement and McNemar tests from ``comparison.json`` (empty when it is missing)."""
+    """Per-variant entries (:class:`~vqa_demo.evaluation.records.VariantEntry`), agreement and
+    McNemar tests from ``comparison.json`` (empty when it is missing or was refused on reading)."""
     comparison = assets.comparison or {}
-    variants = {}
-    for name in in_variant_order(comparison.get("variants", {})):
-        v = comparison["variants"][name] or {}
-        variants[name] = {
-            "accuracy": v.get("accuracy"),
-            "by_family": v.get("by_family") or {},
-            "position_bias": v.get("position_bias"),
-            "ece": v.get("calibration_ece"),
-            "train_seconds": v.get("train_seconds"),
-        }
+    entries = read_entries(comparison) if comparison else {}
+    variants = {name: entries[name] for name in in_variant_order(entries)}
     return {
         "variants": variants,
         "agreement": comparison.get("agreement"),
@@ -88,27 +83,35 @@ def overall_chance(counts: list[tuple[str, int]]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def table_metrics() -> list[Metric]:
+    """The registry metrics shown as columns of the summary table, in registry order."""
+    return [m for m in METRICS.values() if m.display is not None and not m.display.chart]
+
+
 def summary_markdown(data: dict[str, Any], counts: list[tuple[str, int]], notes: list[str] = ()) -> str:
     """The accuracy table with a plain header: how many examples, how many options, what chance is."""
     variants = data["variants"]
     if not variants:
         return "No comparison.json in the assets, so there is nothing to compare. " + "; ".join(notes)
+    columns = table_metrics()
     chance = overall_chance(counts)
     ks = sorted({k for _, k in counts})
-    n = data.get("n") or next((v["accuracy"]["n"] for v in variants.values() if v["accuracy"]), "?")
-    options = f"{ks[0]} options each" if len(ks) == 1 else f"{ks[0]} to {ks[-1]} options"
+    n = data.get("n") or next((v.accuracy["n"] for v in variants.values() if v.accuracy), "?")
+    options = "" if not ks else f"{ks[0]} options each" if len(ks) == 1 else f"{ks[0]} to {ks[-1]} options"
     header = f"**{n} validation examples**" + (f", {options} (chance {chance:.0%})" if ks and chance else "")
     lines = [
         header + ". Intervals are 95% Wilson intervals; a variant that an exact binomial test cannot tell "
         "from chance (p ≥ 0.05) is marked *chance level*: these examples cannot tell it from guessing.",
         "",
-        "| variant | accuracy | 95% interval | vs chance | ECE | training time |",
-        "|---|---:|---:|---|---:|---:|",
+        "| variant | accuracy | 95% interval | vs chance | "
+        + "".join(f"{m.display.column} | " for m in columns)
+        + "training time |",
+        "|---|---:|---:|---|" + "---:|" * len(columns) + "---:|",
     ]
     for name, v in variants.items():
-        acc = v["accuracy"]
+        acc = v.accuracy
         if not acc:
-            lines.append(f"| {name} | – | – | – | – | – |")
+            lines.append(f"| {name} | – | – | – | " + "– | " * len(columns) + "– |")
             continue
         at_chance = chance is not None and is_chance_level(acc, chance)
         versus = (
@@ -116,10 +119,12 @@ def summary_markdown(data: dict[str, Any], counts: list[tuple[str, int]], notes:
             if at_chance
             else ("above" if chance is not None and acc["low"] > chance else "below")
         )
-        ece = f"{v['ece']:.3f}" if v["ece"] is not None else "–"
-        train = f"{v['train_seconds']:.0f} s" if v.get("train_seconds") else "–"
+        cells = "".join(
+            f"{'–' if v.value(m.name) is None else m.format(v.value(m.name))} | " for m in columns
+        )
+        train = f"{v.train_seconds:.0f} s" if v.train_seconds else "–"
         lines.append(
-            f"| {name} | **{acc['accuracy']:.1%}** | [{acc['low']:.1%}, {acc['high']:.1%}] | {versus} | {ece} | {train} |"
+            f"| {name} | **{acc['accuracy']:.1%}** | [{acc['low']:.1%}, {acc['high']:.1%}] | {versus} | {cells}{train} |"
         )
     return "\n".join(lines)
 
@@ -163,15 +168,15 @@ def build_compare_tab(assets: AppAssets) -> dict[str, Any]:
     )
     with gr.Row():
         components["accuracy"] = gr.Plot(
-            accuracy_figure(variants, round(1 / chance) if chance else None),
-            label="Validation accuracy with 95% interval",
+            accuracy_figure(
+                {n: v.metrics for n, v in variants.items()}, round(1 / chance) if chance else None
+            ),
+            label=METRICS["accuracy"].display.column,
             elem_id="compare-accuracy",
         )
         components["family"] = gr.Plot(
-            family_accuracy_figure(
-                {n: v["by_family"] for n, v in variants.items()}, chance_by_family(counts)
-            ),
-            label="Accuracy per question family (dotted: chance in that family)",
+            family_accuracy_figure({n: v.by_family for n, v in variants.items()}, chance_by_family(counts)),
+            label=METRICS["by_family"].display.column,
             elem_id="compare-family",
         )
     table = mcnemar_table(data["mcnemar"])
@@ -196,8 +201,10 @@ def build_compare_tab(assets: AppAssets) -> dict[str, Any]:
             label="Head agreement: how often two variants chose the same option",
         )
         components["position"] = gr.Plot(
-            position_figure({n: v["position_bias"] for n, v in variants.items() if v["position_bias"]}),
-            label="Accuracy by gold-answer position (position bias)",
+            position_figure(
+                {n: v.value("position_bias") for n, v in variants.items() if v.value("position_bias")}
+            ),
+            label=METRICS["position_bias"].display.column,
         )
     if not across:
         components.update(build_backbones_section(assets.runs, assets.run_notes))

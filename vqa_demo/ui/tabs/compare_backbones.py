@@ -14,7 +14,14 @@ from typing import Any
 
 import gradio as gr
 
-from vqa_demo.evaluation.run_tables import paired_table, runs_table, settings_table, side_by_side_table
+from vqa_demo.evaluation.run_tables import (
+    across_runs_metrics,
+    metric_table,
+    paired_table,
+    runs_table,
+    settings_table,
+    side_by_side_table,
+)
 from vqa_demo.evaluation.saved_runs import (
     SavedRun,
     paired_tests,
@@ -33,7 +40,7 @@ HOW_TO_ADD = (
 
 def question_families(runs: list[SavedRun]) -> list[str]:
     """Every question family (the split's ``family`` column) any run reports accuracy for."""
-    return sorted({f for run in runs for v in run.variants.values() for f in v["by_family"]})
+    return sorted({f for run in runs for v in run.variants.values() for f in v.by_family})
 
 
 def legend_name(run: SavedRun, variant: str) -> str:
@@ -51,14 +58,15 @@ def run_columns(count: int) -> list[str]:
 def family_figure(runs: list[SavedRun], variant: str):
     """One variant's accuracy per question family, a bar per run (gaps where a run lacks it)."""
     by_run = {
-        legend_name(run, variant): (run.variants.get(variant) or {}).get("by_family", {}) for run in runs
+        legend_name(run, variant): run.variants[variant].by_family if variant in run.variants else {}
+        for run in runs
     }
     return backbone_accuracy_figure(by_run, question_families(runs), "question family")
 
 
 def family_comparison(runs: list[SavedRun], variants: list[str]) -> dict[str, Any]:
     """A variant picker and its per-family chart across runs (nothing when no run has families)."""
-    choices = [v for v in variants if any((r.variants.get(v) or {}).get("by_family") for r in runs)]
+    choices = [v for v in variants if any(r.variants[v].by_family for r in runs if v in r.variants)]
     if not choices or not question_families(runs):
         return {}
     picker = gr.Dropdown(choices, value=choices[0], label="Variant", elem_id="compare-backbones-variant")
@@ -116,6 +124,15 @@ def build_backbones_section(runs: list[SavedRun], notes: list[str]) -> dict[str,
         column_widths=run_columns(len(runs)),
         elem_id="compare-backbones-table",
     )
+    for metric in across_runs_metrics():
+        gr.Markdown(f"**{metric.display.column}**", elem_classes="small-note")
+        components[f"backbones_{metric.name}"] = gr.Dataframe(
+            metric_table(runs, metric),
+            interactive=False,
+            wrap=True,
+            column_widths=run_columns(len(runs)),
+            elem_id=f"compare-backbones-{metric.name}",
+        )
     components.update(family_comparison(runs, variants))
     settings = settings_table(runs)
     if len(settings):
