@@ -26,7 +26,7 @@ from vqa_demo.model.tiny_families import VILT_ANSWERS
 from vqa_demo.model.vilt import VILT, cropped
 from vqa_demo.model.vilt_baseline import BASELINE_NAME, baseline_variant
 from vqa_demo.testing import random_variant_predictor, randomize
-from vqa_demo.ui.explain_panels import attention_view
+from vqa_demo.ui.explain_panels import pooling_panels
 
 TOL = 1e-5
 QUESTIONS = ["What colour is the circle?", "How many shapes are there in this picture?"]
@@ -193,10 +193,11 @@ def test_compare_smoke_evaluates_vilts_own_classifier_as_a_zero_training_baselin
 def test_the_pooling_caption_says_the_pooled_states_are_the_text_positions(predictor):
     (result,) = predictor.predict_batch(IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], ["multi_class-attentive"])
     attention = result["multi_class-attentive"].attention
-    heatmap, highlights, caption = attention_view(IMAGES[0], attention, 0.5)
+    ((heatmap, chips, caption),), legend = pooling_panels(IMAGES[0], [attention], 0.5)
     assert attention.image_grid.size == 0 and heatmap is None
     assert "ViLT's text positions" in caption and "every image patch" in caption and "grid" not in caption
-    assert [token for token, _ in highlights] == attention.tokens and highlights[0][0] == "[CLS]"
+    assert chips.count("title=") == len(attention.tokens) and ">[CLS]<" in chips
+    assert "Image (" not in legend and "Text (pooling weight per text token)" in legend
 
 
 def test_saliency_explains_vilt(predictor):
