@@ -234,7 +234,7 @@ def legend_html(scale: Scale, shared_by: int = 1) -> str:
         )
     else:
         reading = "Deeper colour = more weight"
-    reading += "; white, or the picture as it is, = no signal"
+    reading += "; no colour (a white chip, the plain picture) = no signal"
     if scale.image_unit:
         reading += ". The image and the text have separate scales"
     if shared_by > 1:
