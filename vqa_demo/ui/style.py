@@ -69,7 +69,9 @@ button[role="tab"].selected { color: var(--primary-700) !important; }
   .heat-legend .what { grid-column: 1 / -1; }
 }
 .heat-tokens { line-height: 2em; font-family: var(--font-mono); font-size: 0.9em; }
-.heat-tokens span { padding: 0.15em 0.1em; margin-right: 2px; border-radius: 3px; white-space: pre; }
+/* Chips are inline blocks so a long prompt wraps between them on a phone instead of running off. */
+.heat-tokens span { display: inline-block; padding: 0 0.1em; margin-right: 2px; border-radius: 3px;
+  white-space: pre; line-height: 1.6em; }
 .heat-tokens .answer-mark { color: var(--muted-text); font-family: var(--font); }
 """
 
