@@ -58,7 +58,7 @@ button[role="tab"].selected { color: var(--primary-700) !important; }
 /* The legend's rows share columns (label, low end, bar, high end) so the image and text bars line up;
    on a phone the label takes a line of its own above its bar. */
 .heat-legend-box { display: grid; grid-template-columns: max-content auto 1fr auto; gap: 0.2em 0.5em;
-  align-items: center; font-size: 0.85em; margin: 0.3em 0; }
+  align-items: center; font-size: 0.85em; margin: 0.3em 0; max-width: 48rem; }
 .heat-legend { display: contents; }
 .heat-legend-box > .small-note { grid-column: 1 / -1; }
 .heat-legend .bar { min-width: 4em; height: 1em; border-radius: 2px; border: 1px solid #999; position: relative; }
