@@ -1,4 +1,4 @@
-"""Explanations: heatmap painting, token highlights, and captum attributions through the tiny model."""
+"""Explanations: heatmap painting and captum attributions through the tiny model."""
 
 from __future__ import annotations
 
