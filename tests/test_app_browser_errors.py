@@ -34,7 +34,9 @@ def page(app_assets):
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.set_default_timeout(TIMEOUT_MS)
                 page.goto(url)
-                page.wait_for_selector("#answer-button")
+                page.wait_for_selector(
+                    "#answer-button", timeout=4 * TIMEOUT_MS
+                )  # a busy machine's first load
                 yield page
             finally:
                 browser.close()
@@ -103,3 +105,47 @@ def test_compare_tab_shows_mcnemar_and_split_curves(page):
     expect(page.locator("#compare-mcnemar")).to_contain_text("only A right")
     expect(page.locator("#compare-curves")).to_contain_text("token-level loss")
     shot(page, "compare")
+
+
+def test_errors_explains_as_ask_does(page):
+    """Issue 25 defect 6: token chips, one legend over both sides, the patch grid by default, captions
+    that name each side's row, and attributions of both options under one legend."""
+    page.reload()
+    page.wait_for_selector("#answer-button", timeout=4 * TIMEOUT_MS)
+    page.get_by_role("tab", name="Errors").click()
+    page.locator("#errors-table [data-testid='cell-0-3']").click()
+    page.wait_for_function("document.querySelector('#errors-live-status').innerText.includes('Answered now')")
+    page.locator("#errors-variant input").click()
+    page.get_by_role("option", name="swag-attentive").click()  # one prompt row per option: two maps
+    expect(page.locator("#errors-heatmap-gold-caption")).to_contain_text("row: gold option")
+    wait_image(page, "#errors-heatmap-gold")
+    wait_image(page, "#errors-heatmap")
+    expect(page.locator("#errors-view").get_by_label("Patch grid")).to_be_checked()
+    for side in ("#errors-heatmap-gold", "#errors-heatmap"):
+        expect(page.locator(f"{side}-tokens .heat-tokens span[title]").first).to_be_visible()
+        expect(page.locator(f"{side}-caption .heat-legend")).to_have_count(0)  # the numbers are shown once
+    expect(page.locator("#errors-heatmap-gold-caption")).not_to_contain_text("row: chosen option")
+    expect(page.locator("#errors-heatmap-caption")).to_contain_text("row: chosen option")
+    # One legend for both sides: an image bar and a token bar, each with its numbers.
+    expect(page.locator(".heat-legend-box")).to_have_count(1)
+    expect(page.locator("#errors-pooling-legend .heat-legend")).to_have_count(2)
+    expect(page.locator("#errors-pooling-legend")).to_contain_text("shared by these 2 panels")
+    expect(page.locator("#errors-steps")).to_contain_text("raised up to 128")
+    shot(page, "errors-4-pooling-side-by-side")
+
+    page.locator("#errors-method").get_by_text("Saliency (gradient)").click()
+    page.click("#errors-attribute")
+    wait_image(page, "#errors-attribution-gold")
+    wait_image(page, "#errors-attribution")
+    for side in ("#errors-attribution-gold", "#errors-attribution"):
+        expect(page.locator(f"{side}-caption")).to_contain_text("Attribution of")
+        expect(page.locator(f"{side}-tokens .heat-tokens span[title]").first).to_be_visible()
+    expect(page.locator("#errors-attribution-legend .heat-legend")).to_have_count(2)
+    expect(page.locator(".heat-legend-box")).to_have_count(2)  # the pooling legend and this one
+    before = page.locator("#errors-attribution img").get_attribute("src")
+    page.locator("#errors-view").get_by_label("Smooth").check()  # repaints the kept attributions
+    page.wait_for_function(
+        "b => { const i = document.querySelector('#errors-attribution img'); return i && i.src !== b; }",
+        arg=before,
+    )
+    shot(page, "errors-5-attribution-side-by-side")

@@ -17,6 +17,7 @@ from tests.app_support import FakePredictor, click_events
 from vqa_demo.explain.heatmaps import colormap
 from vqa_demo.ui import AppConfig, build_demo
 from vqa_demo.ui.answer_api import answer_inputs
+from vqa_demo.ui.explain_render import chip_colour
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 from vqa_demo.ui.tabs.ask import MAX_OPTIONS, AskCallbacks
 from vqa_demo.ui.tabs.explain import ExplainCallbacks
@@ -155,14 +156,18 @@ def test_explain_paints_the_attentive_heatmap_and_tokens_on_one_scale(ask, image
     assert picker["choices"] == [(n, n) for n in ["multi_class-attentive", "swag-attentive"]]
     assert picker["value"] == "multi_class-attentive" and cleared == [None, "", "", None]
     assert isinstance(heatmap, Image.Image) and heatmap.size == (384, 288)
-    # The fake's grid peaks at 0.5 on patch (1, 2) of 4x4; the brightest token weighs 0.3. One scale:
-    # the patch is the top colour, the token 0.3 / 0.5 of the way up, and the legend's peak is 0.5.
+    # The fake's grid peaks at 0.5 on patch (1, 2) of 4x4; the brightest token weighs 0.3. Separate
+    # scales: the patch is the top colour, the 0.3 token the top chip, " What" (0.1) a third of the way;
+    # the legend states both peaks. Patches of weight 0 show the picture as it is.
     pixels = np.asarray(heatmap)
     patch = pixels[72:144, 192:288]  # rows 1, columns 2 of a 4x4 grid over 384x288
     assert (patch == colormap(np.array([1.0]))[0]).all()  # crisp: every pixel of the patch alike
-    r, g, b = colormap(np.array([0.6]))[0]
-    assert f"background:rgb({r},{g},{b})" in tokens and ">What<" in tokens
-    assert "0.5" in caption and "50%" in caption and "One scale" in caption
+    enlarged = Image.open(image_file).convert("RGB").resize((384, 288), Image.Resampling.LANCZOS)
+    assert np.array_equal(pixels[:72], np.asarray(enlarged)[:72])
+    for weight, chip in ((1.0, "> colour<"), (0.1 / 0.3, ">What<")):
+        (r, g, b), _ = chip_colour(weight, signed=False)
+        assert f"background:rgb({r},{g},{b});color:#" in tokens and chip in tokens
+    assert "<span>0.5</span>" in caption and "<span>0.3</span>" in caption and "50%" in caption
     assert attr_picker["choices"] == [(n, n) for n in NAMES]
     faint, _, _ = explain.render_attention(result, "swag-attentive", 0.0)
     enlarged = Image.open(image_file).convert("RGB").resize((384, 288), Image.Resampling.LANCZOS)

@@ -1,4 +1,4 @@
-"""Explanations: heatmap painting, token highlights, and captum attributions through the tiny model."""
+"""Explanations: heatmap painting and captum attributions through the tiny model."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PIL import Image
 from tests.conftest import OPTIONS, QUESTIONS
 from vqa_demo.config import VARIANTS
 from vqa_demo.explain.attribution import attribute
-from vqa_demo.explain.heatmaps import colormap, heatmap_overlay, token_highlights
+from vqa_demo.explain.heatmaps import colormap, heatmap_overlay
 
 
 def test_heatmap_overlay_geometry_and_opacity():
@@ -18,19 +18,13 @@ def test_heatmap_overlay_geometry_and_opacity():
     grid[0, 3] = 1.0  # top-right patch
     plain = heatmap_overlay(image, grid, opacity=0.0)
     assert plain.size == (60, 40) and np.array_equal(np.asarray(plain), np.asarray(image))
-    painted = np.asarray(heatmap_overlay(image, grid, opacity=1.0)).astype(int)
-    assert painted[2, 57].sum() > painted[37, 2].sum()  # the hot patch is bright, the cold corner dark
-    assert np.array_equal(painted[37, 2], colormap(np.array(0.0)))
+    painted = np.asarray(heatmap_overlay(image, grid, opacity=1.0, nearest=True)).astype(int)
+    assert np.array_equal(painted[2, 57], colormap(np.array(1.0)))  # the hot patch: the top colour
+    assert np.array_equal(painted[37, 2], np.asarray(image)[37, 2])  # the cold corner: the picture
     assert heatmap_overlay(image, grid, min_side=120).size == (120, 80)
     assert heatmap_overlay(Image.new("RGB", (2000, 1000)), grid).size == (512, 256)
     with pytest.raises(ValueError, match="2-D"):
         heatmap_overlay(image, np.zeros(16))
-
-
-def test_token_highlights_scale():
-    assert token_highlights(["a", "b", "c"], [0.1, 0.4, 0.2]) == [("a", 0.25), ("b", 1.0), ("c", 0.5)]
-    assert token_highlights(["a", "b"], [-2.0, 1.0], signed=True) == [("a", -1.0), ("b", 0.5)]
-    assert token_highlights(["a"], [0.0]) == [("a", 0.0)]
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -101,5 +101,5 @@ def test_the_pooling_caption_says_the_pooled_states_are_the_question_encoders(pr
     assert attention.image_grid.size == 0 and np.isclose(attention.token_weights.sum(), 1)
     assert heatmap is None and "question encoder" in caption and "cross-attention" in caption
     assert "grid" not in caption and "%" not in caption
-    assert "One scale for the tokens: pooling weight per text token" in caption
+    assert "Image (" not in caption and "Text (pooling weight per text token)" in caption
     assert tokens.count("<span") == len(attention.tokens) and "[CLS]</span>" in tokens

@@ -25,7 +25,7 @@ from vqa_demo.model.heads import MultiClassHead
 from vqa_demo.model.prompts import PromptRow
 from vqa_demo.model.strategies import STRATEGIES
 from vqa_demo.testing import random_variant_predictor, randomize
-from vqa_demo.ui.explain_panels import attention_view
+from vqa_demo.ui.explain_panels import pooling_panels
 from vqa_demo.variant import Variant
 
 TOL = 1e-5
@@ -226,10 +226,11 @@ def test_compare_smoke_evaluates_vilts_own_classifier_as_a_zero_training_baselin
 def test_the_pooling_caption_says_the_pooled_states_are_the_text_positions(predictor):
     (result,) = predictor.predict_batch(IMAGES[:1], QUESTIONS[:1], OPTIONS[:1], ["multi_class-attentive"])
     attention = result["multi_class-attentive"].attention
-    heatmap, highlights, caption = attention_view(IMAGES[0], attention, 0.5)
+    ((heatmap, chips, caption),), legend = pooling_panels(IMAGES[0], [attention], 0.5)
     assert attention.image_grid.size == 0 and heatmap is None
     assert "ViLT's text positions" in caption and "every image patch" in caption and "grid" not in caption
-    assert [token for token, _ in highlights] == attention.tokens and highlights[0][0] == "[CLS]"
+    assert chips.count("title=") == len(attention.tokens) and ">[CLS]<" in chips
+    assert "Image (" not in legend and "Text (pooling weight per text token)" in legend
 
 
 def test_saliency_explains_vilt(predictor):

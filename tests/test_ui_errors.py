@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import gradio as gr
 import numpy as np
 import pytest
@@ -16,6 +14,8 @@ from vqa_demo.model.forward import image_features
 from vqa_demo.prediction import attention_map
 from vqa_demo.ui import AppConfig
 from vqa_demo.ui.assets import AppAssets
+from vqa_demo.ui.explain_panels import TOLERANCE
+from vqa_demo.ui.explain_render import VIEWS, Scale, pooling_explanation
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.tabs.ask import MAX_OPTIONS
 from vqa_demo.ui.tabs.error_browser import ErrorBrowser
@@ -74,13 +74,15 @@ def test_select_shows_stored_answers_then_one_live_run(browser):
     fake = browser.holder.get()
     run, status, *views = browser.rerun.live(sample, "swag-attentive", 0.5)
     assert status.startswith("✓") and len(fake.calls) == 1 and fake.calls[0][3] == list(THREE)
-    gold_image, _, gold_caption, chosen_image, chosen_tokens, chosen_caption = views[:6]
+    gold_image, _, gold_caption, chosen_image, chosen_tokens, chosen_caption, legend = views[:7]
     # The fake's attentive heads pool one prompt, so one heatmap serves both sides.
     assert gold_image is chosen_image and "the same weights serve both" in gold_caption
     assert (
         isinstance(chosen_image, Image.Image) and chosen_tokens and "swag-attentive chose" in chosen_caption
     )
-    assert views[6:] == [None, None, ""] * 2  # a new example clears the attributions
+    # Token chips and one legend, as in the Ask tab.
+    assert "class='heat-tokens'" in chosen_tokens and legend.count("class='heat-legend'") == 2
+    assert views[7:] == [None, "", "", None, "", "", ""]  # a new example clears the attributions
     assert browser.rerun.render(run, "cond_gen", 0.5)[2].startswith("**Gold: A) w**")
 
 
@@ -154,10 +156,18 @@ def test_swag_gold_row_weights_equal_the_full_forward(tiny):
         reference = reference_row_weights(predictor, record, image, "swag-attentive", option)
         np.testing.assert_allclose(attention.image_grid, reference.image_grid, atol=1e-5)
         assert attention.tokens == reference.tokens
-    gold_image, _, gold_caption, chosen_image, _, chosen_caption = views[:6]
+    gold_image, gold_tokens, gold_caption, chosen_image, chosen_tokens, chosen_caption, legend = views[:7]
     assert isinstance(gold_image, Image.Image) and isinstance(chosen_image, Image.Image)
     assert "gold option's row" in gold_caption and "chosen option's row" in chosen_caption
     assert "(row: gold option)" in gold_caption and "(row: chosen option)" not in gold_caption
+    # One shared scale: the legend's peaks are the larger of the two sides' own.
+    explanations = [
+        pooling_explanation(a) for a in (run.gold_attention["swag-attentive"], prediction.attention)
+    ]
+    scale = Scale.over(explanations)
+    assert scale.image == max(e.image_peak for e in explanations) and f"{scale.image:.3g}</span>" in legend
+    assert f"{scale.tokens:.3g}</span>" in legend and legend.count("class='heat-legend'") == 2
+    assert "heat-tokens" in gold_tokens and "heat-tokens" in chosen_tokens
     assert np.abs(np.asarray(gold_image, float) - np.asarray(chosen_image, float)).max() > 0
 
 
@@ -165,8 +175,8 @@ def test_attribution_of_both_options_on_demand(tiny):
     record = next(r for r in tiny.records if r["variants"]["cond_gen"]["choice"] != r["gold"])
     sample, *_ = tiny.show(record["index"], ["cond_gen"])
     run, *_ = tiny.rerun.live(sample, "cond_gen", 0.5)
-    gold_image, gold_tokens, gold_caption, chosen_image, _, chosen_caption = tiny.rerun.attribute(
-        run, "cond_gen", "Saliency (gradient)", 4, 0.5
+    gold_image, gold_tokens, gold_caption, chosen_image, _, chosen_caption, legend, kept = (
+        tiny.rerun.attribute(run, "cond_gen", "Saliency (gradient)", 4, 0.5)
     )
     options = record["options"]
     choice = run.predictions["cond_gen"].choice
@@ -176,10 +186,16 @@ def test_attribution_of_both_options_on_demand(tiny):
     # run reports it.
     loglik = run.predictions["cond_gen"].option_scores
     assert f"({loglik[record['gold']]:.3f})" in gold_caption and f"({loglik[choice]:.3f})" in chosen_caption
-    # One colour scale for both sides: the legends name the same peak.
-    peak = re.compile(r"<span>0</span><span class='bar'[^>]*></span><span>([^<]+)</span>")
-    assert peak.search(gold_caption).group(1) == peak.search(chosen_caption).group(1)
-    # Integrated gradients raise their steps as the Ask tab does (from 4, while incomplete).
-    *_, gold_ig, _, _, chosen_ig = tiny.rerun.attribute(run, "cond_gen", "Integrated gradients", 4, 0.5)
+    # One colour scale for both sides, shown once: the legend, not the captions, states the numbers.
+    assert "class='heat-legend'" in legend and "heat-legend" not in gold_caption + chosen_caption
+    repainted = tiny.rerun.repaint(kept, 0.5, VIEWS[1])  # the smooth view, no model call
+    assert isinstance(repainted[0], Image.Image) and "heat-legend" in repainted[-1]
+    # Integrated gradients raise their steps as the Ask tab does (from 4, while incomplete), and the
+    # scale is signed.
+    *_, gold_ig, _, _, chosen_ig, legend_ig, (_, attributions, _) = tiny.rerun.attribute(
+        run, "cond_gen", "Integrated gradients", 4, 0.5
+    )
     assert "Completeness:" in gold_ig and "Completeness:" in chosen_ig
-    assert peak.search(gold_ig).group(1) == peak.search(chosen_ig).group(1)
+    assert all(a.n_steps > 4 or a.relative_error <= TOLERANCE for a in attributions)
+    assert any(a.n_steps > 4 for a in attributions) and f"at {attributions[0].n_steps} steps" in gold_ig
+    assert "−" in legend_ig and "Red" in legend_ig

@@ -1,34 +1,30 @@
 """The explanation panels the Ask tab's Explain section and the Errors tab both draw.
 
-The attribution method choice and its integrated-gradient budget, the heatmap image widget, the
-pooling-weight view (heatmap, highlighted tokens, caption) and the attribution view (heatmap, token
-chips on the same colour scale, legend and the completeness check in words). Painting itself is
-:mod:`vqa_demo.ui.explain_render`'s.
+The attribution method choice and its integrated-gradient budget (:func:`compute_attribution`, one
+code path for both tabs), the pooling-weight panels and the attribution panels: per explanation a
+heatmap, token chips and a caption, and one legend for all the panels drawn side by side, on scales
+they share. Painting itself is :mod:`vqa_demo.ui.explain_render`'s.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from vqa_demo.config import COND_GEN_SCORING_WORDS
-from vqa_demo.explain.attribution import METHODS
-from vqa_demo.explain.heatmaps import heatmap_overlay
+from vqa_demo.explain.attribution import METHODS, attribute, attribute_until_complete
 from vqa_demo.model.family import PatchGrid
 from vqa_demo.prediction import AttentionMap
 from vqa_demo.ui.answer_state import AskResult
 from vqa_demo.ui.explain_render import (
-    DISPLAY_SIDE,
     VIEWS,
-    Explanation,
     attribution_explanation,
-    display_token,
-    legend_html,
-    paint,
     pooling_explanation,
-    tokens_html,
+    render_side_by_side,
 )
 from vqa_demo.ui.plots import option_label
 
@@ -37,6 +33,26 @@ assert set(METHOD_LABELS.values()) == set(METHODS)
 # Integrated gradients take 4x the steps, up to this cap, while |error| > TOLERANCE x |score change|
 # (on the default, 64 steps usually reach it; 128 steps of a variant take about 20 s on 2 busy cores).
 MAX_STEPS, TOLERANCE = 128, 0.05
+# A value covers the picture at opacity x |value| / top of its scale, so the default is high: the top
+# of the scale shows strongly while small values stay faint and zero leaves the picture as it is.
+OPACITY, OPACITY_LABEL = 0.8, "Heatmap opacity at the top of the scale"
+
+
+def opacity_slider(**kwargs) -> gr.Slider:
+    """The heatmap opacity slider both tabs show."""
+    return gr.Slider(0, 1, value=OPACITY, step=0.05, label=OPACITY_LABEL, **kwargs)
+
+
+def steps_slider(**kwargs) -> gr.Slider:
+    """The integrated-gradient steps slider both tabs show (the start; raised while incomplete)."""
+    return gr.Slider(
+        4,
+        64,
+        value=16,
+        step=4,
+        label=f"Integrated-gradient steps (raised up to {MAX_STEPS} if needed)",
+        **kwargs,
+    )
 
 
 def method_of(label: str) -> str:
@@ -69,53 +85,29 @@ def pooling_caption(attention: AttentionMap, row: str | None = None) -> str:
     return caption
 
 
-def attention_view(
-    image, attention: AttentionMap, opacity: float, row: str | None = None
-) -> tuple[Any, list, str]:
-    """(heatmap image, highlighted tokens, caption) from a prediction's pooling weights.
-
-    For ``gr.HighlightedText``: image and tokens are divided by one shared peak (the largest weight
-    over patches and tokens together), so their brightness compares.
-    """
-    explanation = pooling_explanation(attention)
-    peak = explanation.peak
-    tokens = [display_token(t) for t in explanation.tokens]
-    highlights = [
-        (t, round(float(w) / peak, 4) if peak > 0 else 0.0) for t, w in zip(tokens, explanation.token_values)
-    ]
-    caption = pooling_caption(attention, row)
-    if explanation.image.ndim != 2:
-        return None, highlights, caption
-    caption += " Brighter patches and redder tokens weigh more, on one scale; one square per image token."
-    return (
-        # The patch grid, as the Ask tab shows it by default: one square per image token.
-        heatmap_overlay(image, explanation.image, opacity, min_side=DISPLAY_SIDE, peak=peak, nearest=True),
-        highlights,
-        caption,
-    )
-
-
-def with_legend(explanation: Explanation, caption: str) -> str:
-    """The colour legend of ``explanation`` above ``caption``."""
-    return legend_html(explanation) + "\n\n" + caption
-
-
-def attribution_view(
-    result: AskResult,
-    attribution,
+def pooling_panels(
+    display: Image.Image | None,
+    attentions: Sequence[AttentionMap],
     opacity: float,
-    grid: PatchGrid | None,
     view: str = VIEWS[0],
-    peak: float | None = None,
-) -> tuple:
-    """(heatmap image, token HTML, legend + caption) of a captum attribution of ``result``'s question.
+    rows: Sequence[str | None] | None = None,
+) -> tuple[list[tuple[Any, str, str]], str]:
+    """``([(heatmap, token chips, caption)] per map, one legend)`` of pooling weights on one shared scale.
 
-    ``grid`` is the vision tower's patches on the model input (:meth:`Backbone.patch_grid
-    <vqa_demo.model.backbone.Backbone.patch_grid>`); no model call. ``peak`` (optional) is a
-    shared top of the colour scale, so two attributions side by side compare.
+    ``rows`` names each map's prompt row in its caption (default: the map's own ``row``).
     """
-    explanation = attribution_explanation(attribution, grid, view)
-    explanation.shared_peak = peak
+    panels, legend = render_side_by_side(display, [pooling_explanation(a) for a in attentions], opacity, view)
+    rows = rows or [None] * len(attentions)
+    return [(*panel, pooling_caption(a, row)) for panel, a, row in zip(panels, attentions, rows)], legend
+
+
+def with_legend(legend: str, caption: str) -> str:
+    """``legend`` above ``caption``, for a panel that shows its own legend."""
+    return legend + "\n\n" + caption
+
+
+def attribution_caption(result: AskResult, attribution) -> str:
+    """What ``attribution`` attributes (variant, score, option, method, time) and its completeness check."""
     what = "score"
     if attribution.log_likelihood:
         rule = attribution.score_rule or "loglik_sum"
@@ -133,15 +125,76 @@ def attribution_view(
         )
     if attribution.method == "integrated_gradients":
         lines.append(
-            "Colour = size of each patch's and token's contribution; a token marked − lowers the score "
-            "(hover a token for its signed value)."
+            "Red patches and tokens raise this option's score, blue ones lower it (a token marked − "
+            "lowers it; hover a token for its value)."
         )
         lines.append(completeness_line(attribution))
     else:
         lines.append("Gradient magnitude: how sensitive the score is to each patch and token.")
-    display = result.image.display
-    image = paint(display, explanation, opacity, view) if display is not None else None
-    return image, tokens_html(explanation), with_legend(explanation, "\n\n".join(lines))
+    return "\n\n".join(lines)
+
+
+def attribution_panels(
+    result: AskResult, attributions: Sequence, opacity: float, grid: PatchGrid | None, view: str = VIEWS[0]
+) -> tuple[list[tuple[Any, str, str]], str]:
+    """``([(heatmap, token chips, caption)] per attribution, one legend)``, all on one shared scale.
+
+    ``grid`` is the vision tower's patches on the model input (:meth:`Backbone.patch_grid
+    <vqa_demo.model.backbone.Backbone.patch_grid>`); no model call.
+    """
+    explanations = [attribution_explanation(a, grid, view) for a in attributions]
+    panels, legend = render_side_by_side(result.image.display, explanations, opacity, view)
+    return [(*panel, attribution_caption(result, a)) for panel, a in zip(panels, attributions)], legend
+
+
+def attribution_view(
+    result: AskResult, attribution, opacity: float, grid: PatchGrid | None, view: str = VIEWS[0]
+) -> tuple:
+    """(heatmap image, token HTML, legend + caption) of one captum attribution of ``result``'s question."""
+    ((image, tokens, caption),), legend = attribution_panels(result, [attribution], opacity, grid, view)
+    return image, tokens, with_legend(legend, caption)
+
+
+def compute_attribution(
+    predictor,
+    pixel_values,
+    question: str,
+    options: list[str],
+    variant: str,
+    target: int,
+    method: str,
+    steps: int,
+    on_progress=None,
+):
+    """The attribution of ``variant``'s score for option ``target``, as both tabs compute it.
+
+    ``pixel_values float[3, H, W]``. Integrated gradients start at ``steps`` and take 4x the steps
+    (up to :data:`MAX_STEPS`) while the completeness error exceeds :data:`TOLERANCE`.
+    """
+    if method == "integrated_gradients":
+        return attribute_until_complete(
+            predictor,
+            pixel_values,
+            question,
+            options,
+            variant,
+            target,
+            n_steps=int(steps),
+            max_steps=MAX_STEPS,
+            tolerance=TOLERANCE,
+            on_progress=on_progress,
+        )
+    (attribution,) = attribute(
+        predictor,
+        [pixel_values],
+        [question],
+        [options],
+        variant,
+        targets=[target],
+        method=method,
+        on_progress=on_progress,
+    )
+    return attribution
 
 
 def completeness_line(attribution) -> str:

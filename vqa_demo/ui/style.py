@@ -55,10 +55,23 @@ button[role="tab"].selected { color: var(--primary-700) !important; }
 #examples-gallery .grid-wrap { max-height: none !important; overflow: visible !important; }
 #examples-gallery .caption-label { max-width: 100%; font-size: 0.75em; }
 .domain-note p { border-left: 4px solid #f0ad4e; padding-left: 0.6em; }
-.heat-legend { display: flex; align-items: center; gap: 0.5em; font-size: 0.85em; margin: 0.2em 0; }
-.heat-legend .bar { flex: 1; height: 0.8em; border-radius: 2px; }
+/* The legend's rows share columns (label, low end, bar, high end) so the image and text bars line up;
+   on a phone the label takes a line of its own above its bar. */
+.heat-legend-box { display: grid; grid-template-columns: max-content auto 1fr auto; gap: 0.2em 0.5em;
+  align-items: center; font-size: 0.85em; margin: 0.3em 0; max-width: 48rem; }
+.heat-legend { display: contents; }
+.heat-legend-box > .small-note { grid-column: 1 / -1; }
+.heat-legend .bar { min-width: 4em; height: 1em; border-radius: 2px; border: 1px solid #999; position: relative; }
+.heat-legend .bar .zero { position: absolute; left: 50%; top: -0.1em; transform: translateX(-50%);
+  font-size: 0.8em; color: #000; }
+@media (max-width: 600px) {
+  .heat-legend-box { grid-template-columns: auto 1fr auto; }
+  .heat-legend .what { grid-column: 1 / -1; }
+}
 .heat-tokens { line-height: 2em; font-family: var(--font-mono); font-size: 0.9em; }
-.heat-tokens span { padding: 0.15em 0.1em; border-radius: 3px; white-space: pre; }
+/* Chips are inline blocks so a long prompt wraps between them on a phone instead of running off. */
+.heat-tokens span { display: inline-block; padding: 0 0.1em; margin-right: 2px; border-radius: 3px;
+  white-space: pre; line-height: 1.6em; }
 .heat-tokens .answer-mark { color: var(--muted-text); font-family: var(--font); }
 """
 

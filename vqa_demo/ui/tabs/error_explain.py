@@ -4,8 +4,9 @@
 score each option in its own prompt row (SWAG), also computes the pooling weights of the gold
 option's row: the predictor reports only the chosen row's weights, and a SWAG row's score and
 weights depend on that row alone, so running the gold option by itself gives exactly its row.
-:func:`side_views` turns a run into two panels (heatmap, highlighted tokens, caption) without
-running the model; :func:`attribute_both` runs captum for the gold and the chosen option.
+:func:`side_views` turns a run into two panels (heatmap, token chips, caption) and one legend without
+running the model; :func:`attribute_both` runs captum for the gold and the chosen option. Both draw
+with the Ask tab's renderer, the two sides on one shared scale.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from typing import Any
 
 from PIL import Image
 
-from vqa_demo.explain.attribution import attribute, attribute_until_complete
 from vqa_demo.prediction import AttentionMap
 from vqa_demo.predictor import Predictor, VariantPrediction
 from vqa_demo.ui.answer_state import AskResult
-from vqa_demo.ui.explain_panels import MAX_STEPS, TOLERANCE, attention_view, attribution_view
-from vqa_demo.ui.explain_render import VIEWS, attribution_explanation
+from vqa_demo.ui.explain_panels import attribution_panels, compute_attribution, pooling_panels
+from vqa_demo.ui.explain_render import VIEWS
 from vqa_demo.ui.session_memory import keep_image
 from vqa_demo.ui.tabs.error_data import option_text
 
@@ -77,11 +77,8 @@ def score_line(run: LiveRun, variant: str, option: int) -> str:
     return line + "."
 
 
-def side_views(run: LiveRun | None, variant: str | None, opacity: float) -> tuple:
-    """``(gold image, gold tokens, gold caption, chosen image, chosen tokens, chosen caption)`` for ``variant``."""
-    if run is None or not variant or variant not in run.predictions:
-        message = "Select an example and a variant that answered it."
-        return None, None, message, None, None, message
+def titles(run: LiveRun, variant: str) -> tuple[str, str]:
+    """The gold and the chosen side's headings: the option, the variant's score for it, what it generated."""
     prediction = run.predictions[variant]
     choice, gold = prediction.choice, run.gold
     gold_title = f"**Gold: {option_text(run.options, gold)}**. {score_line(run, variant, gold)}"
@@ -92,6 +89,20 @@ def side_views(run: LiveRun | None, variant: str | None, opacity: float) -> tupl
         chosen_title += " Answered now, the variant gets this example right (the stored run did not)."
     if prediction.cond_gen is not None:
         chosen_title += f" It generated “{prediction.cond_gen.generated_text}”."
+    return gold_title, chosen_title
+
+
+def side_views(run: LiveRun | None, variant: str | None, opacity: float, view: str = VIEWS[0]) -> tuple:
+    """``(gold image, gold tokens, gold caption, chosen image, chosen tokens, chosen caption, legend)``.
+
+    Both sides' pooling weights are drawn by the Ask tab's renderer on one shared scale, so the one
+    legend reads both.
+    """
+    if run is None or not variant or variant not in run.predictions:
+        message = "Select an example and a variant that answered it."
+        return None, "", message, None, "", message, ""
+    prediction = run.predictions[variant]
+    gold_title, chosen_title = titles(run, variant)
     attention = prediction.attention
     if attention is None:
         why = (
@@ -100,32 +111,25 @@ def side_views(run: LiveRun | None, variant: str | None, opacity: float) -> tupl
             else f"{variant} pools the last token and has no pooling weights"
         )
         note = f" {why}; compute an attribution below to see what drove each score."
-        return None, None, gold_title + note, None, None, chosen_title + note
-    chosen_image, chosen_tokens, chosen_caption = attention_view(run.image, attention, opacity)
+        return None, "", gold_title + note, None, "", chosen_title + note, ""
+    display = run.image
     if attention.row == PER_OPTION_ROW and variant in run.gold_attention:
-        gold_image, gold_tokens, gold_caption = attention_view(
-            run.image, run.gold_attention[variant], opacity, row="gold option"
+        (gold, chosen), legend = pooling_panels(
+            display, [run.gold_attention[variant], attention], opacity, view, ["gold option", "chosen option"]
         )
         return (
-            gold_image,
-            gold_tokens,
-            f"{gold_title}\n\nPooling weights of the gold option's row. {gold_caption}",
-            chosen_image,
-            chosen_tokens,
-            f"{chosen_title}\n\nPooling weights of the chosen option's row. {chosen_caption}",
+            *gold[:2],
+            f"{gold_title}\n\nPooling weights of the gold option's row. {gold[2]}",
+            *chosen[:2],
+            f"{chosen_title}\n\nPooling weights of the chosen option's row. {chosen[2]}",
+            legend,
         )
+    ((image, tokens, caption),), legend = pooling_panels(display, [attention], opacity, view)
     shared = (
         f" {variant} pools one prompt that holds every option, so the same weights serve both sides; "
         "an attribution below separates the two options."
     )
-    return (
-        chosen_image,
-        chosen_tokens,
-        gold_title + shared,
-        chosen_image,
-        chosen_tokens,
-        chosen_title + "\n\n" + chosen_caption,
-    )
+    return image, tokens, gold_title + shared, image, tokens, f"{chosen_title}\n\n{caption}", legend
 
 
 def attribute_both(
@@ -135,44 +139,28 @@ def attribute_both(
     method: str,
     steps: int,
     opacity: float,
+    view: str = VIEWS[0],
     on_progress=None,
 ) -> tuple:
-    """Captum attributions of ``variant``'s gold and chosen option scores, rendered as :func:`side_views` is."""
+    """Captum attributions of ``variant``'s gold and chosen option scores, as the Ask tab computes and
+    draws them, on one shared scale: the seven views of :func:`side_views`, then what to keep for a
+    repaint (:func:`attribution_views`)."""
     choice = run.predictions[variant].choice
     targets = [run.gold] if choice == run.gold else [run.gold, choice]
     result = run.as_ask_result(predictor)
-    if method == "integrated_gradients":
-        # As in the Ask tab: more steps while the completeness error is large.
-        attributions = [
-            attribute_until_complete(
-                predictor,
-                result.image.pixel_values,
-                run.question,
-                run.options,
-                variant,
-                target,
-                n_steps=steps,
-                max_steps=MAX_STEPS,
-                tolerance=TOLERANCE,
-                on_progress=on_progress,
-            )
-            for target in targets
-        ]
-    else:
-        attributions = attribute(
-            predictor,
-            [run.image] * len(targets),
-            [run.question] * len(targets),
-            [run.options] * len(targets),
-            variant,
-            targets=targets,
-            method=method,
-            n_steps=steps,
-            on_progress=on_progress,
+    pixel_values = result.image.pixel_values
+    attributions = [
+        compute_attribution(
+            predictor, pixel_values, run.question, run.options, variant, target, method, steps, on_progress
         )
-    grid = predictor.backbone.patch_grid(result.image.pixel_values)
-    # One colour scale for both sides, so the gold and the chosen maps compare.
-    peak = max(attribution_explanation(a, grid, VIEWS[0]).own_peak for a in attributions)
-    views = [attribution_view(result, a, opacity, grid, VIEWS[0], peak) for a in attributions]
-    gold_view, chosen_view = views[0], views[-1]
-    return (*gold_view, *chosen_view)
+        for target in targets
+    ]
+    stored = (result, attributions, predictor.backbone.patch_grid(pixel_values))
+    return (*attribution_views(stored, opacity, view), stored)
+
+
+def attribution_views(stored: tuple, opacity: float, view: str) -> tuple:
+    """The seven views of :func:`side_views` for kept attributions ``(result, attributions, grid)``; no model call."""
+    result, attributions, grid = stored
+    panels, legend = attribution_panels(result, attributions, opacity, grid, view)
+    return (*panels[0], *panels[-1], legend)

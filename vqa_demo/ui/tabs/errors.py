@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from vqa_demo.ui.explain_panels import METHOD_LABELS, steps_update
+from vqa_demo.ui.explain_panels import METHOD_LABELS, opacity_slider, steps_slider, steps_update
+from vqa_demo.ui.explain_render import VIEWS
 from vqa_demo.ui.image_box import image_box
 from vqa_demo.ui.status import status_error
 from vqa_demo.ui.tabs.error_browser import TABLE_TYPES, ErrorBrowser
@@ -96,19 +97,11 @@ def build_example(ns: SimpleNamespace) -> None:
         ns.variant = gr.Dropdown(
             label="Explain the variant", choices=[], interactive=False, scale=2, elem_id="errors-variant"
         )
-        ns.opacity = gr.Slider(0, 1, value=0.55, step=0.05, label="Heatmap opacity", scale=1)
+        ns.view = gr.Radio(list(VIEWS), value=VIEWS[0], label="Image view", scale=2, elem_id="errors-view")
+        ns.opacity = opacity_slider(scale=2)
     ns.live_status = gr.Markdown(elem_classes="status-box", elem_id="errors-live-status")
-    ns.sides = []
-    with gr.Row(equal_height=False):
-        for side, elem in (("Gold option", "errors-heatmap-gold"), ("Chosen option", "errors-heatmap")):
-            with gr.Column():
-                gr.Markdown(f"**{side}: pooling weights**")
-                image = image_box(elem, "heatmap", height=280)
-                tokens = gr.HighlightedText(
-                    label=f"{side}: weights over the text tokens", show_legend=False, combine_adjacent=False
-                )
-                caption = gr.Markdown(elem_classes="small-note", elem_id=f"{elem}-caption")
-                ns.sides += [image, tokens, caption]
+    # One legend above the two sides: they share its scales (the Ask tab's renderer draws them).
+    ns.sides = side_by_side("pooling weights", "errors-heatmap", "errors-pooling-legend")
     with gr.Row(equal_height=True):
         ns.method = gr.Radio(
             list(METHOD_LABELS),
@@ -117,24 +110,27 @@ def build_example(ns: SimpleNamespace) -> None:
             scale=2,
             elem_id="errors-method",
         )
-        ns.steps = gr.Slider(
-            4, 64, value=16, step=4, label="Integrated-gradient steps", scale=2, elem_id="errors-steps"
-        )
+        ns.steps = steps_slider(scale=2, elem_id="errors-steps")
         ns.attribute = gr.Button("Attribute both options", scale=1, elem_id="errors-attribute")
-    ns.attributions = []
     # Hidden until asked for: four empty frames under every example would push it off the screen.
-    with gr.Row(equal_height=False, visible=False) as ns.attribution_row:
-        for side, elem in (
-            ("Gold option", "errors-attribution-gold"),
-            ("Chosen option", "errors-attribution"),
-        ):
+    with gr.Column(visible=False) as ns.attribution_row:
+        ns.attributions = side_by_side("attribution", "errors-attribution", "errors-attribution-legend")
+
+
+def side_by_side(what: str, elem: str, legend_id: str) -> list:
+    """The gold and the chosen option's (heatmap, token chips, caption) in two columns under one
+    legend; returns the seven components in :func:`~vqa_demo.ui.tabs.error_explain.side_views`'s order."""
+    components = []
+    legend = gr.HTML(elem_id=legend_id)
+    with gr.Row(equal_height=False):
+        for side, elem_id in (("Gold option", f"{elem}-gold"), ("Chosen option", elem)):
             with gr.Column():
-                gr.Markdown(f"**{side}: attribution**")
-                image = image_box(elem, "heatmap", height=280)
-                # Token chips on the same colour scale as the pixels (the Ask tab's rendering).
-                tokens = gr.HTML(elem_id=f"{elem}-tokens")
-                caption = gr.Markdown(elem_classes="small-note", elem_id=f"{elem}-caption")
-                ns.attributions += [image, tokens, caption]
+                gr.Markdown(f"**{side}: {what}**")
+                image = image_box(elem_id, "heatmap", height=280)
+                tokens = gr.HTML(elem_id=f"{elem_id}-tokens")
+                caption = gr.Markdown(elem_classes="small-note", elem_id=f"{elem_id}-caption")
+                components += [image, tokens, caption]
+    return [*components, legend]
 
 
 def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
@@ -155,7 +151,7 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
     build_browse(ns, initial)
     build_example(ns)
     ns.rows, ns.ranked = gr.State(initial[2]), gr.State(initial[3])
-    ns.sample, ns.run = gr.State(None), gr.State(None)
+    ns.sample, ns.run, ns.kept = gr.State(None), gr.State(None), gr.State(None)
     filters = [ns.variants, ns.family, ns.position, ns.low, ns.high, ns.disagree, ns.missed_by]
     filtered = [ns.table, ns.gallery, ns.rows, ns.ranked, ns.caption, ns.download, ns.confusion]
     for component in filters:
@@ -173,7 +169,7 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
     picked = [ns.sample, ns.image, ns.details, ns.stored, ns.variant, ns.open_in_ask]
     live = dict(
         fn=browser.rerun.live,
-        inputs=[ns.sample, ns.variant, ns.opacity],
+        inputs=[ns.sample, ns.variant, ns.opacity, ns.view],
         outputs=[ns.run, ns.live_status, *ns.sides, *ns.attributions],
     )
     for event in (
@@ -181,21 +177,29 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
         ns.gallery.select(browser.pick_gallery, [ns.ranked, ns.variants], picked, api_visibility="private"),
     ):
         event.then(**live, api_visibility="private", concurrency_id="model", concurrency_limit=1)
-    for trigger in (ns.variant.input, ns.opacity.release):
+    for trigger in (ns.variant.input, ns.opacity.release, ns.view.change):
         trigger(
             browser.rerun.render,
-            [ns.run, ns.variant, ns.opacity],
+            [ns.run, ns.variant, ns.opacity, ns.view],
             ns.sides,
             api_visibility="private",
             show_progress="hidden",
         )
     for trigger in (ns.table.select, ns.gallery.select, ns.variant.input):
         trigger(
-            lambda: [gr.update(visible=False), *[None, None, ""] * 2],
+            lambda: [gr.update(visible=False), None, "", "", None, "", "", "", None],
             None,
-            [ns.attribution_row, *ns.attributions],
+            [ns.attribution_row, *ns.attributions, ns.kept],
             api_visibility="private",
             queue=False,
+        )
+    for trigger in (ns.opacity.release, ns.view.change):
+        trigger(
+            browser.rerun.repaint,
+            [ns.kept, ns.opacity, ns.view],
+            ns.attributions,
+            api_visibility="private",
+            show_progress="hidden",
         )
     ns.method.change(
         steps_update,
@@ -208,8 +212,8 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
         lambda: gr.update(visible=True), None, ns.attribution_row, api_visibility="private", queue=False
     ).then(
         browser.rerun.attribute,
-        [ns.run, ns.variant, ns.method, ns.steps, ns.opacity],
-        ns.attributions,
+        [ns.run, ns.variant, ns.method, ns.steps, ns.opacity, ns.view],
+        [*ns.attributions, ns.kept],
         api_visibility="private",
         concurrency_id="model",
         concurrency_limit=1,

@@ -4,7 +4,7 @@ Heatmaps come for free with an answer (the attentive variants return their pooli
 opacity slider and the view switch re-paint them without running the model. Attributions run the
 model again with gradients, so they are computed only when asked, with a progress bar; integrated
 gradients raise their steps until the completeness error is small, and say so when it stays large.
-Image and tokens share one colour scale with a legend (:mod:`vqa_demo.ui.explain_render`).
+Image and tokens have scales of their own, stated by one legend (:mod:`vqa_demo.ui.explain_render`).
 """
 
 from __future__ import annotations
@@ -14,19 +14,19 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from vqa_demo.explain.attribution import attribute, attribute_until_complete
 from vqa_demo.ui.answer_state import AskResult, image_gone
 from vqa_demo.ui.explain_panels import (
-    MAX_STEPS,
     METHOD_LABELS,
-    TOLERANCE,
     attribution_view,
+    compute_attribution,
     method_of,
-    pooling_caption,
+    opacity_slider,
+    pooling_panels,
+    steps_slider,
     steps_update,
     with_legend,
 )
-from vqa_demo.ui.explain_render import VIEWS, paint, pooling_explanation, tokens_html
+from vqa_demo.ui.explain_render import VIEWS
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 from vqa_demo.ui.image_box import image_box
 from vqa_demo.ui.model_card import ModelCard
@@ -103,12 +103,8 @@ class ExplainCallbacks:
         if display is None:
             return None, "", image_gone(result)
         attention = result.predictions[variant].attention
-        explanation = pooling_explanation(attention)
-        return (
-            paint(display, explanation, opacity, view),
-            tokens_html(explanation),
-            with_legend(explanation, pooling_caption(attention)),
-        )
+        ((heatmap, tokens, caption),), legend = pooling_panels(display, [attention], opacity, view)
+        return heatmap, tokens, with_legend(legend, caption)
 
     def attribute(
         self,
@@ -133,30 +129,17 @@ class ExplainCallbacks:
         report = lambda fraction: progress(fraction, desc="Computing attribution…")  # noqa: E731
         try:
             predictor = self.holder.get()
-            if method == "integrated_gradients":
-                attribution = attribute_until_complete(
-                    predictor,
-                    pixel_values,
-                    result.question,
-                    result.options,
-                    variant,
-                    prediction.choice,
-                    n_steps=int(steps),
-                    max_steps=MAX_STEPS,
-                    tolerance=TOLERANCE,
-                    on_progress=report,
-                )
-            else:
-                (attribution,) = attribute(
-                    predictor,
-                    [pixel_values],
-                    [result.question],
-                    [result.options],
-                    variant,
-                    targets=[prediction.choice],
-                    method=method,
-                    on_progress=report,
-                )
+            attribution = compute_attribution(
+                predictor,
+                pixel_values,
+                result.question,
+                result.options,
+                variant,
+                prediction.choice,
+                method,
+                int(steps),
+                on_progress=report,
+            )
             grid = predictor.backbone.patch_grid(pixel_values)
         except ModelUnavailable as error:
             return None, "", status_error(str(error)), None
@@ -186,7 +169,7 @@ def build_explain(callbacks: ExplainCallbacks):
             elem_id="heat-view",
             scale=3,
         )
-        ns.opacity = gr.Slider(0, 1, value=0.55, step=0.05, label="Heatmap opacity", scale=2)
+        ns.opacity = opacity_slider(scale=2)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             gr.Markdown("**Attentive pooling weights** (free with every answer)")
@@ -201,13 +184,7 @@ def build_explain(callbacks: ExplainCallbacks):
                 ns.method = gr.Radio(
                     list(METHOD_LABELS), value="Integrated gradients", label="Method", scale=3
                 )
-            ns.steps = gr.Slider(
-                4,
-                64,
-                value=16,
-                step=4,
-                label=f"Integrated-gradient steps (raised up to {MAX_STEPS} if needed)",
-            )
+            ns.steps = steps_slider()
             ns.attr_button = gr.Button(
                 "Compute attribution", variant="secondary", elem_id="attribution-button"
             )
