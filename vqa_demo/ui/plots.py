@@ -17,7 +17,7 @@ PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#F
 VARIANT_ORDER = tuple(VARIANTS)
 # Runs (backbones) get their own colours, far from every variant colour, and hatched bars, so a run is
 # never read as a variant (tests/test_ui_compare.py checks the distance).
-RUN_PALETTE = ("#2E2E2E", "#C9A227", "#5E3C99", "#8C8C8C", "#0B5563", "#A0522D", "#7A7A2A")
+RUN_PALETTE = ("#2E2E2E", "#E0C000", "#5E3C99", "#5A5A5A", "#0B5563", "#800040", "#7A7A2A")
 RUN_PATTERN = "/"
 CHANCE_LINE = {"dash": "dot", "color": "#555", "width": 2}
 FONT = "Inter, ui-sans-serif, system-ui, sans-serif"
