@@ -32,7 +32,7 @@ def records(app_assets):
 def table_examples(page) -> set[int]:
     """The ``#`` column of the Errors table as shown."""
     page.wait_for_timeout(500)
-    cells = page.locator("#errors-table tbody tr td:nth-child(2)").all_inner_texts()
+    cells = page.locator("#errors-table [data-testid^='cell-'][data-testid$='-1']").all_inner_texts()
     return {int(c) for c in cells if c.strip().isdigit()}
 
 
