@@ -19,8 +19,9 @@ from vqa_demo.ui.tabs.ask import AskCallbacks, build_ask_inputs, build_ask_outpu
 from vqa_demo.ui.tabs.ask_freshness import Freshness, wire_freshness
 from vqa_demo.ui.tabs.compare import build_compare_tab
 from vqa_demo.ui.tabs.error_browser import ErrorBrowser
-from vqa_demo.ui.tabs.errors import build_errors_tab, wire_open_in_ask
+from vqa_demo.ui.tabs.errors import build_errors_tab, wire_links, wire_open_in_ask
 from vqa_demo.ui.tabs.explain import ExplainCallbacks, build_explain, wire_explain
+from vqa_demo.ui.url_state import wire_url_state
 from vqa_demo.ui.zerogpu import Decorator, decorate_model_events, on_zerogpu, spaces_gpu
 
 HEADER = """# Multiple-choice VQA workbench
@@ -61,17 +62,19 @@ def build_demo(
         decorate_model_events(ask, explain, errors, gpu_decorator)
     with gr.Blocks(title=config.title, delete_cache=config.delete_cache) as demo:
         gr.Markdown(HEADER, elem_id="app-header")
+        url_note = gr.Markdown(visible=False, elem_id="url-note", elem_classes="status-box")
+        url_query = gr.Textbox(visible="hidden", elem_id="url-query")
         with gr.Tabs() as tabs:
-            with gr.Tab("Ask", id="ask"):
+            with gr.Tab("Ask", id="ask") as ask_tab:
                 # Closed: the examples, the upload and Answer belong on the first screen.
                 with gr.Accordion(card_title(card), open=False, elem_id="model-card"):
                     gr.Markdown(card_markdown(card))
                 form = build_ask_inputs(ask)
                 outputs = build_ask_outputs(ask)
                 view = build_explain(explain)
-            with gr.Tab("Compare", id="compare"):
-                build_compare_tab(assets)
-            with gr.Tab("Errors", id="errors"):
+            with gr.Tab("Compare", id="compare") as compare_tab:
+                compare = build_compare_tab(assets)
+            with gr.Tab("Errors", id="errors") as errors_tab:
                 errors_view = build_errors_tab(errors)
         freshness = Freshness(holder, forget_answer)
         answer_event = wire_ask(ask, form, outputs, freshness.starting)
@@ -79,6 +82,16 @@ def build_demo(
         wire_explain(explain, view, outputs.result, answer_event)
         opened = wire_open_in_ask(errors, errors_view, form, tabs, ask.ticks.variant_info)
         wire_freshness(freshness, form, outputs, view, answer_event, [opened] if opened else [])
+        # Large values (the Errors rows, the charts) go when their tab is first shown, not in /config.
+        lazies = {"compare": compare["lazy"]}
+        compare["lazy"].wire(compare_tab)
+        if errors_view is not None:
+            lazies["errors"] = errors_view.lazy
+            errors_view.lazy.wire(errors_tab)
+        linked = wire_links(errors, errors_view, tabs, compare.get("mcnemar"))
+        tab_items = {"ask": ask_tab, "compare": compare_tab, "errors": errors_tab}
+        switches = {"ask": [opened] if opened else [], "errors": linked}
+        wire_url_state(demo, tabs, tab_items, url_note, url_query, errors_view, lazies, switches)
     # Files this app put in Gradio's cache (uploads, served outputs) are the only cached ones admitted.
     ask.images.watch(demo)
     # api_open=False: Gradio otherwise (off Spaces) accepts direct POSTs to /gradio_api/run/<name>

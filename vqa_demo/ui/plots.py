@@ -15,8 +15,11 @@ from vqa_demo.config import OPTION_LETTERS, VARIANTS, in_variant_order
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
 VARIANT_ORDER = tuple(VARIANTS)
-# Runs (backbones) get their own colours, so they are not read as the variants' colours.
-RUN_PALETTE = ("#1F3A5F", "#C0504D", "#7A9A01", "#8064A2", "#4BACC6", "#F79646", "#7F7F7F")
+# Runs (backbones) get their own colours, far from every variant colour, and hatched bars, so a run is
+# never read as a variant (tests/test_ui_compare.py checks the distance).
+RUN_PALETTE = ("#2E2E2E", "#E0C000", "#5E3C99", "#5A5A5A", "#0B5563", "#800040", "#7A7A2A")
+RUN_PATTERN = "/"
+CHANCE_LINE = {"dash": "dot", "color": "#555", "width": 2}
 FONT = "Inter, ui-sans-serif, system-ui, sans-serif"
 
 
@@ -155,21 +158,41 @@ def grouped_accuracy_figure(groups: Mapping[str, Mapping[str, Mapping]], x_title
 
 
 def backbone_accuracy_figure(
-    runs: Mapping[str, Mapping[str, Mapping]], keys: Sequence[str], x_title: str = "variant"
+    runs: Mapping[str, Mapping[str, Mapping]],
+    keys: Sequence[str],
+    x_title: str = "variant",
+    chances: Mapping[str, float | None] | None = None,
 ) -> go.Figure:
     """Accuracy per key on x (a variant, or a question family) with one bar per run (e.g. per backbone):
-    ``runs`` maps run label -> {key: accuracy_ci dict}; a key a run lacks leaves a gap."""
+    ``runs`` maps run label -> {key: accuracy_ci dict}; a key a run lacks leaves a gap. ``chances``
+    maps run label -> its chance level: one dotted line when the runs agree, else one per run."""
     if not any(runs.values()):
         return empty_figure("No run has accuracy figures")
     fig = go.Figure()
-    for i, (label, accuracies) in enumerate(runs.items()):
+    colours = {label: RUN_PALETTE[i % len(RUN_PALETTE)] for i, label in enumerate(runs)}
+    for label, accuracies in runs.items():
         cells = [accuracies.get(k) or {} for k in keys]
-        _interval_bars(fig, label, list(keys), cells, RUN_PALETTE[i % len(RUN_PALETTE)])
+        _interval_bars(fig, label, list(keys), cells, colours[label], pattern=RUN_PATTERN)
+    levels = {label: c for label, c in (chances or {}).items() if c is not None}
+    if len({round(c, 4) for c in levels.values()}) == 1:
+        chance_line(fig, next(iter(levels.values())))
+    else:
+        for label, level in levels.items():
+            chance_line(fig, level, f"chance, {label} ({level:.0%})", colours.get(label, "#555"))
     return _grouped_layout(fig, x_title)
 
 
+def chance_line(fig: go.Figure, level: float, name: str | None = None, colour: str = "#555") -> None:
+    """A dotted horizontal line at ``level`` across the whole plot, with a legend entry."""
+    line = {**CHANCE_LINE, "color": colour}
+    fig.add_shape(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=level, y1=level, line=line)
+    fig.add_scatter(
+        x=[None], y=[None], mode="lines", name=name or f"chance ({level:.0%})", line=line, hoverinfo="skip"
+    )
+
+
 def _interval_bars(
-    fig: go.Figure, name: str, keys: Sequence[str], cells: Sequence[Mapping], colour: str
+    fig: go.Figure, name: str, keys: Sequence[str], cells: Sequence[Mapping], colour: str, pattern: str = ""
 ) -> None:
     """One bar trace over ``keys`` with 95% interval whiskers; an empty cell leaves a gap."""
     values = [c.get("accuracy") for c in cells]
@@ -185,7 +208,7 @@ def _interval_bars(
             "thickness": 1,
             "color": "#555",
         },
-        marker={"color": colour},
+        marker={"color": colour, "pattern": {"shape": pattern, "fgcolor": "#fff", "solidity": 0.25}},
         customdata=[c.get("n", 0) for c in cells],
         hovertemplate="%{x}<br>" + name + ": %{y:.1%} (n = %{customdata})<extra></extra>",
     )
@@ -200,13 +223,17 @@ def _grouped_layout(fig: go.Figure, x_title: str) -> go.Figure:
     return fig
 
 
-def position_figure(position_bias: Mapping[str, Mapping]) -> go.Figure:
-    """Accuracy by the gold answer's position (A, B, ...) per variant: a position bias check."""
+def position_figure(position_bias: Mapping[str, Mapping], chance: float | None = None) -> go.Figure:
+    """Accuracy by the gold answer's position (A, B, ...) per variant: a position bias check, with a
+    dotted line at ``chance`` (the mean 1/K of the questions)."""
     groups = {
         name: {row["position"]: row for row in (bias or {}).get("accuracy_by_gold_position", [])}
         for name, bias in position_bias.items()
     }
-    return grouped_accuracy_figure(groups, "gold position")
+    fig = grouped_accuracy_figure(groups, "gold position")
+    if chance is not None and any(groups.values()):
+        chance_line(fig, chance)
+    return fig
 
 
 def agreement_figure(agreement: Mapping | None) -> go.Figure:

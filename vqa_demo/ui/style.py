@@ -50,6 +50,8 @@ button[role="tab"].selected { color: var(--primary-700) !important; }
 /* Small images (diagrams, the tiny default's 64 px renders) fill their frame instead of sitting in a corner. */
 .fill-image img { width: 100% !important; height: 100% !important; object-fit: contain; }
 #errors-table [role="gridcell"] { cursor: pointer; }
+#errors-confusion .js-plotly-plot .nsewdrag, #compare-family .js-plotly-plot .nsewdrag { cursor: pointer; }
+#compare-mcnemar td:nth-child(3), #compare-mcnemar td:nth-child(4) { cursor: pointer; text-decoration: underline dotted; }
 .status-box p + p { color: var(--muted-text); font-size: 0.9em; }
 /* Every example in view: no inner scroll box; short captions on the thumbnail, the whole text on hover. */
 #examples-gallery .grid-wrap { max-height: none !important; overflow: visible !important; }
@@ -98,13 +100,52 @@ JS = """
       plot.setAttribute('aria-label', 'Chart: ' + (label || plot.querySelector('.gtitle')?.textContent || 'see the table beside it'));
     });
   };
+  // Linked views: a click on a confusion cell or a per-family bar goes to the server through the
+  // hidden #link-go button (vqa_demo.ui.tabs.error_links checks what it names).
+  const linked = () => {
+    for (const [box, chart] of [['errors-confusion', 'confusion'], ['compare-family', 'family']]) {
+      const plot = document.querySelector('#' + box + ' .js-plotly-plot');
+      // Plotly makes a new event emitter when it redraws a chart from scratch: listen on each one once.
+      if (!plot || !plot.on || !plot._ev || plot.vqaLinkedTo === plot._ev) continue;
+      plot.vqaLinkedTo = plot._ev;
+      plot.on('plotly_click', (data) => {
+        const point = data && data.points && data.points[0];
+        if (!point) return;
+        window.vqaLinkRequest = JSON.stringify(chart === 'confusion'
+          ? { chart, x: point.x, y: point.y }
+          : { chart, variant: point.data.name, family: point.x });
+        document.querySelector('#link-go')?.click();
+      });
+    }
+  };
   let pending = false;
   new MutationObserver(() => {
     titled();
-    if (!pending) { pending = true; setTimeout(() => { pending = false; described(); }, 300); }
+    if (!pending) { pending = true; setTimeout(() => { pending = false; described(); linked(); }, 300); }
   }).observe(document.body, { childList: true, subtree: true });
   titled();
   described();
+  // The address holds the view (vqa_demo.ui.url_state): rewrite it in place, never add to history.
+  window.vqaSetView = (values) => {
+    const url = new URL(window.location.href);
+    for (const [key, value] of Object.entries(values)) {
+      if (value === undefined || value === null || value === '') url.searchParams.delete(key);
+      else url.searchParams.set(key, String(value));
+    }
+    window.history.replaceState(null, '', url.pathname + url.search + url.hash);
+  };
+  // While Errors is shown, its selected example and explained variant follow into the address.
+  window.vqaSyncErrorsView = () => {
+    const tab = document.querySelector('button[role="tab"][aria-selected="true"]');
+    if (!tab || tab.textContent.trim() !== 'Errors') return;
+    const example = document.querySelector('#errors-example-id textarea, #errors-example-id input')?.value || '';
+    const variant = example ? (document.querySelector('#errors-variant input')?.value || '') : '';
+    const now = new URLSearchParams(window.location.search);
+    if ((now.get('example') || '') !== example || (now.get('variant') || '') !== variant) {
+      window.vqaSetView({ tab: 'errors', example, variant });
+    }
+  };
+  setInterval(window.vqaSyncErrorsView, 500);
   // A file over the upload limit is named under the image before it is sent: the server's refusal
   // would only be a corner toast (vqa_demo.ui.tabs.ask_freshness).
 (() => {

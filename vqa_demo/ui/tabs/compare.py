@@ -25,6 +25,7 @@ from vqa_demo.evaluation.metrics import holm
 from vqa_demo.evaluation.records import read_entries
 from vqa_demo.model.strategies import STRATEGIES
 from vqa_demo.ui.assets import SERVED_RUN, AppAssets
+from vqa_demo.ui.lazy import LazyValues
 from vqa_demo.ui.plots import (
     accuracy_figure,
     agreement_figure,
@@ -32,6 +33,7 @@ from vqa_demo.ui.plots import (
     position_figure,
     split_loss_curves_figure,
 )
+from vqa_demo.ui.plots_calibration import ECE_SENTENCE, reliability_figure
 from vqa_demo.ui.tabs.compare_backbones import build_backbones_section
 from vqa_demo.ui.tabs.compare_selection import build_selection_section
 
@@ -152,7 +154,8 @@ def token_level(name: str) -> bool:
 
 
 def build_compare_tab(assets: AppAssets) -> dict[str, Any]:
-    """Lay out the Compare tab; every chart is drawn once, at build time."""
+    """Lay out the Compare tab; every chart is drawn once, at build time, and sent when the tab is first
+    shown (``components["lazy"]``, wired by the app)."""
     data = comparison_data(assets)
     variants = data["variants"]
     counts = option_counts(assets)
@@ -166,23 +169,39 @@ def build_compare_tab(assets: AppAssets) -> dict[str, Any]:
     components["summary"] = gr.Markdown(
         summary_markdown(data, counts, assets.notes), elem_id="compare-summary"
     )
+    # Charts are sent when the tab is first shown, not in the page's config (vqa_demo.ui.lazy).
+    lazy = components["lazy"] = LazyValues()
     with gr.Row():
-        components["accuracy"] = gr.Plot(
+        components["accuracy"] = lazy.add(
+            gr.Plot(label=METRICS["accuracy"].display.column, elem_id="compare-accuracy"),
             accuracy_figure(
                 {n: v.metrics for n, v in variants.items()}, round(1 / chance) if chance else None
             ),
-            label=METRICS["accuracy"].display.column,
-            elem_id="compare-accuracy",
         )
-        components["family"] = gr.Plot(
+        components["family"] = lazy.add(
+            gr.Plot(
+                label=f"{METRICS['by_family'].display.column}; click a bar for its mistakes",
+                elem_id="compare-family",
+            ),
             family_accuracy_figure({n: v.by_family for n, v in variants.items()}, chance_by_family(counts)),
-            label=METRICS["by_family"].display.column,
-            elem_id="compare-family",
         )
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            components["reliability"] = lazy.add(
+                gr.Plot(
+                    label="Reliability per variant: how often it is right at each score share (bars), "
+                    "after temperature scaling (line)",
+                    elem_id="compare-reliability",
+                ),
+                reliability_figure(assets.comparison),
+            )
+        with gr.Column(scale=1, min_width=200):
+            components["ece_note"] = gr.Markdown(ECE_SENTENCE, elem_id="compare-ece-note")
     table = mcnemar_table(data["mcnemar"])
     gr.Markdown(
         "**Paired McNemar tests**: on the same questions, how often only one of two variants was right. "
-        "Holm's adjustment accounts for testing every pair at once; a difference is called at 5%."
+        "Holm's adjustment accounts for testing every pair at once; a difference is called at 5%. "
+        "Click an *only A right* or *only B right* count to list those questions in Errors."
         if len(table)
         else "No McNemar tests in comparison.json.",
         elem_classes="small-note",
@@ -190,21 +209,29 @@ def build_compare_tab(assets: AppAssets) -> dict[str, Any]:
     components["mcnemar"] = gr.Dataframe(table, interactive=False, wrap=True, elem_id="compare-mcnemar")
     components.update(build_selection_section(assets.comparison, chance))
     names = list(assets.curves)
-    components["curves"] = gr.Plot(
+    components["curves"] = lazy.add(
+        gr.Plot(
+            label="Training curves: K-way losses together, COND_GEN's token-level loss on its own, validation accuracy",
+            elem_id="compare-curves",
+        ),
         split_loss_curves_figure(assets.curves, [n for n in names if token_level(n)], chance),
-        label="Training curves: K-way losses together, COND_GEN's token-level loss on its own, validation accuracy",
-        elem_id="compare-curves",
     )
     with gr.Row():
-        components["agreement"] = gr.Plot(
-            agreement_figure(data["agreement"]),
-            label="Head agreement: how often two variants chose the same option",
-        )
-        components["position"] = gr.Plot(
-            position_figure(
-                {n: v.value("position_bias") for n, v in variants.items() if v.value("position_bias")}
+        components["agreement"] = lazy.add(
+            gr.Plot(
+                label="Head agreement: how often two variants chose the same option",
+                elem_id="compare-agreement",
             ),
-            label=METRICS["position_bias"].display.column,
+            agreement_figure(data["agreement"]),
+        )
+        components["position"] = lazy.add(
+            gr.Plot(
+                label=f"{METRICS['position_bias'].display.column}; dotted: chance",
+                elem_id="compare-position",
+            ),
+            position_figure(
+                {n: v.value("position_bias") for n, v in variants.items() if v.value("position_bias")}, chance
+            ),
         )
     if not across:
         components.update(build_backbones_section(assets.runs, assets.run_notes))

@@ -61,7 +61,13 @@ def family_figure(runs: list[SavedRun], variant: str):
         legend_name(run, variant): run.variants[variant].by_family if variant in run.variants else {}
         for run in runs
     }
-    return backbone_accuracy_figure(by_run, question_families(runs), "question family")
+    chances = {legend_name(run, variant): run.chance for run in runs}
+    return backbone_accuracy_figure(by_run, question_families(runs), "question family", chances)
+
+
+def run_chances(runs: list[SavedRun]) -> dict[str, float | None]:
+    """Each run's chance level by its label (None when it saved no answers)."""
+    return {run.label: run.chance for run in runs}
 
 
 def family_comparison(runs: list[SavedRun], variants: list[str]) -> dict[str, Any]:
@@ -113,7 +119,9 @@ def build_backbones_section(runs: list[SavedRun], notes: list[str]) -> dict[str,
     }
     variants = variants_of(runs)
     components["backbones_accuracy"] = gr.Plot(
-        backbone_accuracy_figure({r.label: {v: r.accuracy(v) for v in variants} for r in runs}, variants),
+        backbone_accuracy_figure(
+            {r.label: {v: r.accuracy(v) for v in variants} for r in runs}, variants, chances=run_chances(runs)
+        ),
         label="Validation accuracy per variant and run, with 95% interval",
         elem_id="compare-backbones-accuracy",
     )

@@ -5,7 +5,7 @@ which split chose ``best/`` and which one the figures are measured on, whether f
 base with no adapter (``zero_shot``, exact McNemar tests), whether each variant answers by content
 or by position (circular accuracy, the position it picks most, the PriDe rule), COND_GEN's decision
 rules side by side, and each probability definition's ECE before and after temperature scaling
-(fitted on the selection split) with a reliability diagram. A comparison written before these keys
+(fitted on the selection split; the reliability diagrams are :mod:`vqa_demo.ui.plots_calibration`'s). A comparison written before these keys
 existed shows a note instead of each missing part.
 """
 
@@ -16,14 +16,12 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
-import plotly.graph_objects as go
 
 from vqa_demo.config import COND_GEN_SCORING_WORDS, in_variant_order
 from vqa_demo.evaluation.calibration import SERVED
 from vqa_demo.evaluation.chance import format_p, is_chance_level
 from vqa_demo.evaluation.position import PRIDE_RULE, position_reading
 from vqa_demo.evaluation.selection_report import ZERO_SHOT
-from vqa_demo.ui.plots import variant_colour
 
 POSITION_COLUMNS = [
     "variant",
@@ -131,35 +129,6 @@ def calibration_table(comparison: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
 
 
-def reliability_figure(comparison: Mapping[str, Any]) -> go.Figure:
-    """Held-out accuracy against the mean top share per bin, before (dotted) and after (solid)
-    temperature scaling, for each variant's served probabilities; the diagonal is perfect calibration."""
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"color": "#bbb", "dash": "dash"}, name="calibrated"))  # fmt: skip
-    variants = comparison.get("variants", {})
-    names = list(variants)
-    for name in names:
-        served = ((variants[name] or {}).get("calibration") or {}).get(SERVED)
-        if not served:
-            continue
-        colour = variant_colour(name, names)
-        for stage, dash in (("before", "dot"), ("after", "solid")):
-            bins = [b for b in served[f"reliability_{stage}"] if b["count"]]
-            fig.add_trace(
-                go.Scatter(
-                    x=[b["mean_confidence"] for b in bins],
-                    y=[b["accuracy"] for b in bins],
-                    mode="lines+markers",
-                    line={"color": colour, "dash": dash},
-                    name=f"{name} ({stage})",
-                )
-            )
-    fig.update_xaxes(range=[0, 1], title="mean top score share in bin")
-    fig.update_yaxes(range=[0, 1], title="held-out accuracy in bin")
-    fig.update_layout(template="plotly_white", height=380, margin={"l": 55, "r": 20, "t": 36, "b": 50})
-    return fig
-
-
 def build_selection_section(comparison: Mapping[str, Any] | None, chance: float | None) -> dict[str, Any]:
     """Lay out the section (nothing when there is no comparison)."""
     if not comparison or not comparison.get("variants"):
@@ -199,10 +168,5 @@ def build_selection_section(comparison: Mapping[str, Any] | None, chance: float 
     if len(calibration):
         components["calibration"] = gr.Dataframe(
             calibration, interactive=False, wrap=True, elem_id="compare-calibration"
-        )
-        components["reliability"] = gr.Plot(
-            reliability_figure(comparison),
-            label="Reliability diagram: before (dotted) and after (solid) temperature scaling",
-            elem_id="compare-reliability",
         )
     return components

@@ -30,6 +30,7 @@ from vqa_demo.ui.tabs.error_data import (
     ALL_FAMILIES,
     ANY_POSITION,
     MISSED_BY_ALL,
+    MISSED_BY_ANY,
     ErrorFilter,
     by_confidence,
     confusion_counts,
@@ -45,6 +46,7 @@ from vqa_demo.ui.tabs.error_data import (
     variant_names,
     write_csv,
 )
+from vqa_demo.ui.tabs.error_links import link_of
 from vqa_demo.ui.tabs.error_live import LiveErrorCallbacks
 
 log = logging.getLogger(__name__)
@@ -115,13 +117,21 @@ class ErrorBrowser:
         return [ANY_POSITION, *[letter(i) for i in range(k)]]
 
     # -- filtering --------------------------------------------------------------------------------
-    def filter(self, variants, family, position, low, high, disagree_only, missed_by) -> tuple:
-        """(table, gallery, rows, gallery rows, caption, CSV download, confusion figure) for the filters."""
+    def initial(self) -> tuple:
+        """:meth:`filter`'s outputs for the filters' starting values (sent when the tab is first shown)."""
+        return self.filter(self.default_variants, ALL_FAMILIES, ANY_POSITION, 0.0, 1.0, False, MISSED_BY_ANY)
+
+    def filter(self, variants, family, position, low, high, disagree_only, missed_by, link=None) -> tuple:
+        """(table, gallery, rows, gallery rows, caption, CSV download, confusion figure) for the filters;
+        ``link`` (a :class:`~vqa_demo.ui.tabs.error_links.Link`'s state) keeps only its examples."""
         selected = [n for n in variant_names(self.records) if n in (variants or [])]
         chosen = ErrorFilter(
             tuple(selected), family, position, (float(low), float(high)), bool(disagree_only), missed_by
         )
         rows = error_examples(self.records, chosen)
+        linked = link_of(link)
+        if linked is not None:
+            rows = [r for r in rows if r["#"] in linked.indices]
         table = pd.DataFrame(
             [
                 [self.thumbnail(r), r["#"], r["family"], r["question"], r["gold"], misses_text(r)]
@@ -141,6 +151,9 @@ class ErrorBrowser:
             if selected
             else "Tick at least one variant to see its mistakes."
         )
+        if linked is not None:
+            examples = "example" if len(rows) == 1 else "examples"
+            caption = f"**{len(rows)}** linked {examples}: {linked.label} ({mispredictions} wrong answers)."
         download = gr.update(value=str(write_csv(rows, self.export_dir)), interactive=bool(rows))
         counts = confusion_counts(self.records, selected, family)
         confusion = (

@@ -10,12 +10,14 @@ import gradio as gr
 from vqa_demo.ui.explain_panels import METHOD_LABELS, opacity_slider, steps_slider, steps_update
 from vqa_demo.ui.explain_render import VIEWS
 from vqa_demo.ui.image_box import image_box
+from vqa_demo.ui.lazy import LazyValues
 from vqa_demo.ui.status import status_error
-from vqa_demo.ui.tabs.error_browser import TABLE_TYPES, ErrorBrowser
+from vqa_demo.ui.tabs.error_browser import TABLE_COLUMNS, TABLE_TYPES, ErrorBrowser
 from vqa_demo.ui.tabs.error_data import ALL_FAMILIES, ANY_POSITION, MISSED_BY_ALL, MISSED_BY_ANY
+from vqa_demo.ui.tabs.error_links import LinkCallbacks
 
 
-def build_filters(browser: ErrorBrowser, initial: tuple) -> SimpleNamespace:
+def build_filters(browser: ErrorBrowser) -> SimpleNamespace:
     ns = SimpleNamespace()
     ns.variants = gr.CheckboxGroup(
         browser.variant_choices,
@@ -38,18 +40,22 @@ def build_filters(browser: ErrorBrowser, initial: tuple) -> SimpleNamespace:
         ns.low = gr.Slider(0, 1, value=0, step=0.05, label="Wrong answer's score share from", scale=2)
         ns.high = gr.Slider(0, 1, value=1, step=0.05, label="to", scale=2)
         with gr.Column(scale=2, min_width=240):
-            ns.caption = gr.Markdown(initial[4], elem_id="errors-count")
+            ns.caption = gr.Markdown("Loading the mistakes…", elem_id="errors-count")
+            ns.unlink = gr.Button(
+                "Show every mistake again", size="sm", visible=False, elem_id="errors-unlink"
+            )
             ns.download = gr.DownloadButton(
-                "Export these rows as CSV", value=initial[5]["value"], size="sm", elem_id="errors-export"
+                "Export these rows as CSV", size="sm", interactive=False, elem_id="errors-export"
             )
     return ns
 
 
-def build_browse(ns: SimpleNamespace, initial: tuple) -> None:
-    with gr.Tabs():
-        with gr.Tab("Table"):
+def build_browse(ns: SimpleNamespace) -> None:
+    # The rows arrive when the tab is first shown (vqa_demo.ui.lazy): not in the page's config.
+    with gr.Tabs(elem_id="errors-views") as ns.views:
+        with gr.Tab("Table", id="table"):
             ns.table = gr.Dataframe(
-                value=initial[0],
+                headers=TABLE_COLUMNS,
                 interactive=False,
                 wrap=True,
                 max_height=420,
@@ -57,9 +63,8 @@ def build_browse(ns: SimpleNamespace, initial: tuple) -> None:
                 elem_id="errors-table",
                 column_widths=["8%", "5%", "9%", "30%", "14%", "27%", "7%"],
             )
-        with gr.Tab("Gallery (most confident mistakes first)"):
+        with gr.Tab("Gallery (most confident mistakes first)", id="gallery"):
             ns.gallery = gr.Gallery(
-                value=initial[1] or None,
                 columns=6,
                 height=420,
                 allow_preview=False,
@@ -69,9 +74,8 @@ def build_browse(ns: SimpleNamespace, initial: tuple) -> None:
                 interactive=False,
                 buttons=[],
             )
-        with gr.Tab("Confusion of positions"):
+        with gr.Tab("Confusion of positions", id="confusion"):
             ns.confusion = gr.Plot(
-                initial[6],
                 label="Gold position (rows) vs chosen position (columns), selected variants",
                 elem_id="errors-confusion",
             )
@@ -144,38 +148,46 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
             + "; ".join(browser.assets.notes)
         )
         return None
-    initial = browser.filter(
-        browser.default_variants, ALL_FAMILIES, ANY_POSITION, 0.0, 1.0, False, MISSED_BY_ANY
-    )
-    ns = build_filters(browser, initial)
-    build_browse(ns, initial)
+    ns = build_filters(browser)
+    ns.browser = browser
+    build_browse(ns)
     build_example(ns)
-    ns.rows, ns.ranked = gr.State(initial[2]), gr.State(initial[3])
-    ns.sample, ns.run, ns.kept = gr.State(None), gr.State(None), gr.State(None)
-    filters = [ns.variants, ns.family, ns.position, ns.low, ns.high, ns.disagree, ns.missed_by]
-    filtered = [ns.table, ns.gallery, ns.rows, ns.ranked, ns.caption, ns.download, ns.confusion]
+    ns.rows, ns.ranked = gr.State([]), gr.State([])
+    ns.sample, ns.run, ns.kept, ns.link = gr.State(None), gr.State(None), gr.State(None), gr.State(None)
+    # Rendered but never shown: the page's scripts write a chart click here (vqa_demo.ui.style) and
+    # the selected example's number for the address bar (vqa_demo.ui.url_state).
+    ns.link_request = gr.Textbox(visible="hidden", elem_id="link-request")
+    ns.link_go = gr.Button("link", visible="hidden", elem_id="link-go")
+    ns.example_id = gr.Textbox("", visible="hidden", elem_id="errors-example-id")
+    ns.filters = filters = [ns.variants, ns.family, ns.position, ns.low, ns.high, ns.disagree, ns.missed_by]
+    ns.filtered = filtered = [ns.table, ns.gallery, ns.rows, ns.ranked, ns.caption, ns.download, ns.confusion]
+    ns.lazy = LazyValues(lambda: list(browser.initial()))
+    for component in filtered:
+        ns.lazy.add(component)
     for component in filters:
         # change, not release/blur: a typed or dragged confidence applies at once (always_last
         # drops the intermediate values of a drag).
         component.change(
             browser.filter,
-            filters,
+            [*filters, ns.link],
             filtered,
             api_visibility="private",
             queue=False,
             trigger_mode="always_last",
             show_progress="hidden",
         )
-    picked = [ns.sample, ns.image, ns.details, ns.stored, ns.variant, ns.open_in_ask]
-    live = dict(
+    ns.picked = picked = [ns.sample, ns.image, ns.details, ns.stored, ns.variant, ns.open_in_ask]
+    ns.live = live = dict(
         fn=browser.rerun.live,
         inputs=[ns.sample, ns.variant, ns.opacity, ns.view],
         outputs=[ns.run, ns.live_status, *ns.sides, *ns.attributions],
     )
+    ns.picks = []
     for event in (
         ns.table.select(browser.pick_row, [ns.variants], picked, api_visibility="private"),
         ns.gallery.select(browser.pick_gallery, [ns.ranked, ns.variants], picked, api_visibility="private"),
     ):
+        ns.picks.append(event)
         event.then(**live, api_visibility="private", concurrency_id="model", concurrency_limit=1)
     for trigger in (ns.variant.input, ns.opacity.release, ns.view.change):
         trigger(
@@ -219,6 +231,40 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
         concurrency_limit=1,
     )
     return ns
+
+
+def wire_links(browser: ErrorBrowser, errors, tabs, mcnemar=None) -> list:
+    """Linked views: chart clicks (through ``#link-go``) and McNemar cells (``mcnemar``, the Compare tab's
+    table) list their examples in ``errors``; returns the events that switch to the Errors tab."""
+    if errors is None:
+        return []
+    links = LinkCallbacks(browser)
+    outputs = [
+        errors.link,
+        *errors.filters,
+        *errors.filtered,
+        errors.lazy.flag,
+        tabs,
+        errors.views,
+        errors.unlink,
+    ]
+    assert len(outputs) == LinkCallbacks.OUTPUTS
+    private = dict(api_visibility="private", queue=False, show_progress="hidden")
+    events = [
+        errors.link_go.click(
+            links.from_chart,
+            [errors.link_request, errors.variants, errors.family],
+            outputs,
+            js="(request, variants, family) => [window.vqaLinkRequest || '', variants, family]",
+            **private,
+        )
+    ]
+    if mcnemar is not None:
+        events.append(mcnemar.select(links.from_mcnemar, None, outputs, **private))
+    errors.unlink.click(
+        links.unlink, errors.filters, [errors.link, *errors.filtered, errors.unlink], **private
+    )
+    return events
 
 
 def wire_open_in_ask(browser: ErrorBrowser, errors, form, tabs, variant_info=None):
