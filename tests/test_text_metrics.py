@@ -235,6 +235,7 @@ def cond_gen_record(gold, generated, cosine, metadata):
             "cond_gen": {
                 "choice": gold,
                 "confidence": 0.5,
+                "probabilities": [0.5, 0.25, 0.25],
                 "truncated": False,
                 "generated_text": generated,
                 "cosine": cosine,
