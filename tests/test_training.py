@@ -91,6 +91,9 @@ def test_resume_finishes_like_an_uninterrupted_run(tmp_path, data_dir):
         {k: v for k, v in r.items() if k != "seconds"} | {"seconds": c["seconds"]}
         for r, c in zip(read_metrics(tmp_path / "full"), read_metrics(tmp_path / "cut"))
     ]
+    # The clock goes on across the interruption: the resumed part's seconds start where the cut part's end.
+    clock = [r["seconds"] for r in read_metrics(tmp_path / "cut")]
+    assert clock == sorted(clock) and resumed["seconds"] >= clock[-1] > clock[0] > 0
     for name in ("adapter_model.safetensors", "head.safetensors"):
         a, b = load_file(tmp_path / "full" / "last" / name), load_file(tmp_path / "cut" / "last" / name)
         assert a.keys() == b.keys()

@@ -57,3 +57,16 @@ def trim_metrics(metrics: Path, step: int) -> None:
     metrics = Path(metrics)
     if metrics.is_file():
         write_jsonl(metrics, [record for record in read_jsonl(metrics) if record["step"] <= step])
+
+
+def seconds_spent(metrics: Path, step: int) -> float:
+    """Training seconds already spent up to ``step``: the last ``seconds`` logged at or before it (0 if none).
+
+    A resumed run counts on from there, so its curve's clock and its total training time include the
+    interrupted part instead of restarting at zero.
+    """
+    metrics = Path(metrics)
+    if not metrics.is_file():
+        return 0.0
+    logged = [r["seconds"] for r in read_jsonl(metrics) if r.get("step", step + 1) <= step and "seconds" in r]
+    return float(logged[-1]) if logged else 0.0

@@ -51,7 +51,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from training.distributed import RunWriter
-from training.resume import load_state, save_state, trim_metrics
+from training.resume import load_state, save_state, seconds_spent, trim_metrics
 from training.selection import SELECTION_SIZE, selection_for
 from training.steps import FeatureCache, VariantModule, plan_step, train_micro_batch
 from vqa_demo.checkpoints import adapter_name, save_variant
@@ -479,7 +479,8 @@ def main(cfg: TrainConfig) -> dict:
     matcher = SentenceMatcher()
     features = FeatureCache(run.backbone, train_split, cfg.cache_features, pixels_only=cfg.train_vision)
     batches_per_epoch = math.ceil(len(train_split) / (cfg.batch_size * accelerator.num_processes))
-    start_time = time.perf_counter()
+    # A resumed run's clock goes on from the seconds already logged (0 for a fresh run).
+    start_time = time.perf_counter() - seconds_spent(run.out / "metrics.jsonl", step)
     losses: list[float] = []
     run.module.train()
     bar = tqdm(total=total_steps, initial=step, desc=run.run_config.variant, disable=not run.writer.is_main)
