@@ -260,8 +260,8 @@ def test_compare_section_reads_zero_shot_rules_and_old_files():
     rules = rules_table(comparison)
     assert list(rules["in use"]) == ["in use, best on selection", ""]
     assert "selection split** (50 questions, carved from train, seed 0)" in split_note(comparison)
-    # The shipped comparison predates these keys: every part still renders, with plain notes.
-    old = json.loads((ASSETS / "comparison.json").read_text())
+    # The comparison shipped before the selection split lacks these keys: every part still renders, with plain notes.
+    old = json.loads((Path(__file__).parent / "data" / "comparison_before_selection_split.json").read_text())
     assert "no selection split" in split_note(old)
     assert zero_shot_table(old).empty and rules_table(old).empty and calibration_table(old).empty
     assert len(position_table(old, 0.25)) == len(old["variants"])

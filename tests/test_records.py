@@ -126,7 +126,7 @@ HOSTILE = {
     ),
     "agreement-ragged": (
         edit_summary(lambda s: s["agreement"]["matrix"].pop()),
-        "'agreement.matrix' must be a 5 by 5 table",
+        "'agreement.matrix' must be a 6 by 6 table",  # the shipped five variants and zero_shot
     ),
     "position-rows-text": (
         edit_summary(

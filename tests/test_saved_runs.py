@@ -65,11 +65,11 @@ def test_an_evaluate_folder_and_a_summary_path_read_the_same(other_runs, tmp_pat
 
 
 def test_the_shipped_default_reads_as_a_run():
-    """Written before the ``backbone`` entry existed: its model comes from assets/base/config.json."""
+    """Every row of the shipped comparison (the five variants and zero_shot) reads back with its figures."""
     run = load_run(ROOT / "assets")
     comparison = json.loads((ROOT / "assets" / "comparison.json").read_text())
     assert run.model == "PaliGemma 2" and run.source == "assets/base"
-    assert run.n == 300 and len(run.variants) == 5
+    assert run.n == 300 and list(run.variants) == list(comparison["variants"]) and len(run.variants) == 6
     for name, variant in comparison["variants"].items():
         assert run.accuracy(name) == variant["accuracy"]
         assert sum(run.correct[name].values()) == variant["accuracy"]["correct"]

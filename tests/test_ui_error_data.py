@@ -143,6 +143,8 @@ def test_shipped_accuracies_equal_the_comparison(shipped):
 
 def test_shipped_defaults_leave_out_the_chance_level_variant(shipped):
     assert chance_variants(shipped) == ["multi_class-last_token", "multi_class-attentive"]
+    # zero_shot (the untrained base, a reference row) is browsable but not ticked at first.
+    assert "zero_shot" in variant_accuracy(shipped)
     assert default_variants(shipped) == [
         "cond_gen",
         "swag-last_token",

@@ -19,6 +19,7 @@ from vqa_demo.config import OPTION_LETTERS, in_variant_order
 from vqa_demo.data.csv_cells import csv_row
 from vqa_demo.evaluation.chance import chance_level, is_chance_level
 from vqa_demo.evaluation.metrics import accuracy_ci
+from vqa_demo.evaluation.selection_report import ZERO_SHOT
 
 ALL_FAMILIES, ANY_POSITION = "all families", "any position"
 MISSED_BY_ANY, MISSED_BY_ALL = "any selected variant", "every selected variant"
@@ -88,10 +89,11 @@ def chance_variants(records: list[dict[str, Any]]) -> list[str]:
 
 
 def default_variants(records: list[dict[str, Any]]) -> list[str]:
-    """The variants selected at first: all but the chance-level ones (all of them if every one is at chance)."""
+    """The variants selected at first: all but the chance-level ones and the untrained ``zero_shot``
+    reference row (all of them if nothing else is left); the others stay one tick away."""
     names = variant_names(records)
-    at_chance = set(chance_variants(records))
-    return [n for n in names if n not in at_chance] or names
+    left_out = set(chance_variants(records)) | {ZERO_SHOT}
+    return [n for n in names if n not in left_out] or names
 
 
 @dataclass(frozen=True)
