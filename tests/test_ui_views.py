@@ -192,3 +192,13 @@ def test_chance_lines_and_run_colours():
     for run in RUN_PALETTE:
         for variant in PALETTE:
             assert sum((x - y) ** 2 for x, y in zip(rgb(run), rgb(variant))) ** 0.5 > 60, (run, variant)
+
+
+def test_a_page_load_without_a_link_fills_every_live_output(app_assets):
+    """The load event that answers a linked example returns one value per output it is wired to,
+    also when the address names no example (every plain page load)."""
+    demo = build_demo(app_assets.config, holder=PredictorHolder(predictor=FakePredictor()))
+    [block] = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "live_if_opened"]
+    assert len(block.outputs) > 0
+    assert len(block.fn("", None, None, 0.8)) == len(block.outputs)
+    assert len(block.fn("errors", None, None, 0.8)) == len(block.outputs)

@@ -75,8 +75,9 @@ class UrlState:
     """Opens the view a link asks for; ``browser`` is the Errors tab's
     :class:`~vqa_demo.ui.tabs.error_browser.ErrorBrowser` (None when there is nothing to browse)."""
 
-    def __init__(self, browser=None):
+    def __init__(self, browser=None, live_outputs: int = 0):
         self.browser = browser
+        self.live_outputs = live_outputs  # how many components the Errors tab's live answer fills
         records = browser.records if browser is not None else []
         self.examples = {r.get("index") for r in records}
         self.variants = variant_names(records)
@@ -108,7 +109,7 @@ class UrlState:
     def live_if_opened(self, opened: str, sample, variant, opacity) -> tuple:
         """Answer the linked example now (as a click on it does); nothing when the link named none."""
         if self.browser is None or opened != "errors" or not sample:
-            return tuple(gr.update() for _ in range(14))
+            return tuple(gr.update() for _ in range(self.live_outputs))
         return self.browser.rerun.live(sample, variant, opacity)
 
 
@@ -147,7 +148,7 @@ def wire_url_state(
     :class:`~vqa_demo.ui.lazy.LazyValues`, filled when a link opens that tab; ``switches`` maps a tab id
     to the events that switch to it without a click on the tab (Open in Ask, a linked view).
     """
-    state = UrlState(errors.browser if errors is not None else None)
+    state = UrlState(errors.browser, len(errors.live["outputs"])) if errors is not None else UrlState()
     opened = gr.State("")
     private = dict(api_visibility="private", queue=False, show_progress="hidden")
     outputs = [tabs, note, opened]
