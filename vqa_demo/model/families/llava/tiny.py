@@ -47,13 +47,9 @@ def llava_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def tiny_llava(
-    seed: int = 0, image_size: int = 16, patch_size: int = 4
-) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
-    """LLaVA-1.5: CLIP vision tower (penultimate layer, CLS dropped), 2-layer MLP projector, Llama.
-
-    An image gives ``(image_size / patch_size) ** 2`` ``<image>`` tokens (16 by default).
-    """
+def llava_style_parts(image_size: int, patch_size: int, chat_template: str) -> tuple[LlavaProcessor, dict]:
+    """The LLaVA processor with ``chat_template`` and the config fields LLaVA-style models share
+    (CLIP tower, Llama decoder, ``<image>`` token and count), for LLaVA and ViP-LLaVA alike."""
     tokenizer = llava_tokenizer()
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": image_size},
@@ -67,10 +63,10 @@ def tiny_llava(
         patch_size=patch_size,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
-        chat_template=LLAVA_CHAT_TEMPLATE,
+        chat_template=chat_template,
     )
     ids = tokenizer.convert_tokens_to_ids
-    config = LlavaConfig(
+    fields = dict(
         vision_config=CLIPVisionConfig(
             **VISION_SIZES, image_size=image_size, patch_size=patch_size, projection_dim=32
         ),
@@ -86,7 +82,17 @@ def tiny_llava(
         ),
         image_token_index=ids("<image>"),
         image_seq_length=(image_size // patch_size) ** 2,
-        vision_feature_select_strategy="default",
-        vision_feature_layer=-2,
     )
+    return processor, fields
+
+
+def tiny_llava(
+    seed: int = 0, image_size: int = 16, patch_size: int = 4
+) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
+    """LLaVA-1.5: CLIP vision tower (penultimate layer, CLS dropped), 2-layer MLP projector, Llama.
+
+    An image gives ``(image_size / patch_size) ** 2`` ``<image>`` tokens (16 by default).
+    """
+    processor, fields = llava_style_parts(image_size, patch_size, LLAVA_CHAT_TEMPLATE)
+    config = LlavaConfig(**fields, vision_feature_select_strategy="default", vision_feature_layer=-2)
     return seeded(LlavaForConditionalGeneration, config, seed), processor

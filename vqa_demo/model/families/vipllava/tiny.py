@@ -6,22 +6,10 @@ a 2-layer Llama), at this project's tiny widths.
 
 from __future__ import annotations
 
-from transformers import (
-    CLIPImageProcessorPil,
-    CLIPVisionConfig,
-    LlavaProcessor,
-    VipLlavaConfig,
-    VipLlavaForConditionalGeneration,
-)
+from transformers import LlavaProcessor, VipLlavaConfig, VipLlavaForConditionalGeneration
 
-from vqa_demo.model.families.llava.tiny import llava_tokenizer
-from vqa_demo.model.families.tiny_parts import (
-    CLIP_MEAN,
-    CLIP_STD,
-    TEXT_SIZES,
-    VISION_SIZES,
-    seeded,
-)
+from vqa_demo.model.families.llava.tiny import llava_style_parts
+from vqa_demo.model.families.tiny_parts import seeded
 
 # llava-hf/vip-llava-7b-hf's documented prompt: the system sentence, "###Human: <image>\n{q}###Assistant:".
 # Written from the model card without network: on the first real load, compare processor.chat_template.
@@ -42,38 +30,7 @@ def tiny_vipllava(
 ) -> tuple[VipLlavaForConditionalGeneration, LlavaProcessor]:
     """ViP-LLaVA: CLIP tower read at several layers (here the last two, CLS dropped, concatenated),
     layer-normed MLP projector, Llama. An image gives ``(image_size / patch_size) ** 2`` ``<image>`` tokens."""
-    tokenizer = llava_tokenizer()  # the same Llama-1/Vicuna specials plus <image>
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": image_size},
-        crop_size={"height": image_size, "width": image_size},
-        image_mean=CLIP_MEAN,
-        image_std=CLIP_STD,
-    )
-    processor = LlavaProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        patch_size=patch_size,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-        chat_template=VIPLLAVA_CHAT_TEMPLATE,
-    )
-    ids = tokenizer.convert_tokens_to_ids
-    config = VipLlavaConfig(
-        vision_config=CLIPVisionConfig(
-            **VISION_SIZES, image_size=image_size, patch_size=patch_size, projection_dim=32
-        ),
-        text_config=dict(
-            model_type="llama",
-            **TEXT_SIZES,
-            num_key_value_heads=4,
-            vocab_size=len(tokenizer),
-            max_position_embeddings=512,
-            bos_token_id=ids("<s>"),
-            eos_token_id=ids("</s>"),
-            pad_token_id=ids("<pad>"),
-        ),
-        image_token_index=ids("<image>"),
-        image_seq_length=(image_size // patch_size) ** 2,
-        vision_feature_layer=(-2, -1),
-    )
+    # LLaVA's processor and the same Llama-1/Vicuna specials plus <image>, with ViP-LLaVA's own prompt.
+    processor, fields = llava_style_parts(image_size, patch_size, VIPLLAVA_CHAT_TEMPLATE)
+    config = VipLlavaConfig(**fields, vision_feature_layer=(-2, -1))
     return seeded(VipLlavaForConditionalGeneration, config, seed), processor
