@@ -145,7 +145,7 @@ def tick(page, variant: str):
 
 
 def test_new_answer_clears_the_attribution(page):
-    page.reload()
+    page.goto(page.url.split("?")[0])  # a fresh page at the root: a reload keeps the view the address holds
     page.wait_for_selector("#answer-button")
     page.locator("#examples-gallery button.thumbnail-item").nth(0).click()
     page.wait_for_function("document.querySelector('#question textarea').value.length > 0")
@@ -171,7 +171,7 @@ def test_new_answer_clears_the_attribution(page):
 
 
 def test_option_buttons_keep_the_variant_choice(page):
-    page.reload()
+    page.goto(page.url.split("?")[0])  # a fresh page at the root: a reload keeps the view the address holds
     page.wait_for_selector("#answer-button")
     tick(page, "swag-last_token").uncheck()
     page.click("#add-option")
@@ -200,7 +200,7 @@ def test_fast_option_clicks_are_not_lost_on_a_stalled_server(page):
     Every request to the app is held until the end, as on a server too busy to answer: the buttons
     must not need it (a click used to be a round trip that Gradio dropped while one was pending).
     """
-    page.reload()
+    page.goto(page.url.split("?")[0])  # a fresh page at the root: a reload keeps the view the address holds
     page.wait_for_selector("#answer-button")
     tick(page, "swag-last_token").uncheck()
     held, released = [], []

@@ -110,7 +110,7 @@ def test_compare_tab_shows_mcnemar_and_split_curves(page):
 def test_errors_explains_as_ask_does(page):
     """Issue 25 defect 6: token chips, one legend over both sides, the patch grid by default, captions
     that name each side's row, and attributions of both options under one legend."""
-    page.reload()
+    page.goto(page.url.split("?")[0])  # a fresh page at the root: a reload keeps the view the address holds
     page.wait_for_selector("#answer-button", timeout=4 * TIMEOUT_MS)
     page.get_by_role("tab", name="Errors").click()
     page.locator("#errors-table [data-testid='cell-0-3']").click()

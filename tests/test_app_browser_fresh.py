@@ -50,7 +50,7 @@ def pick(page, index: int) -> None:
 
 
 def test_every_kind_of_edit_clears_the_old_answer(page):
-    page.reload()
+    page.goto(page.url.split("?")[0])  # a fresh page at the root: a reload keeps the view the address holds
     page.wait_for_selector("#answer-button")
     pick(page, 0)
     page.click("#answer-button")
@@ -79,7 +79,7 @@ def test_every_kind_of_edit_clears_the_old_answer(page):
 
 
 def test_a_refused_file_is_explained_under_the_image_and_by_answer(page, tmp_path):
-    page.reload()
+    page.goto(page.url.split("?")[0])  # a fresh page at the root: a reload keeps the view the address holds
     page.wait_for_selector("#answer-button")
     pick(page, 0)
     bogus = tmp_path / "notes.png"
@@ -98,7 +98,7 @@ def test_a_refused_file_is_explained_under_the_image_and_by_answer(page, tmp_pat
 
 
 def test_a_file_over_the_limit_is_named_under_the_image(page, app_assets):
-    page.reload()
+    page.goto(page.url.split("?")[0])  # a fresh page at the root: a reload keeps the view the address holds
     page.wait_for_selector("#answer-button")
     too_big = app_assets.config.max_image_bytes + 1024
     page.locator("#ask-image input[type=file]").set_input_files(
