@@ -245,9 +245,11 @@ class AppConfig:
         return [str(p) for p in (self.examples_dir, self.validation_dir) if p.is_dir()]
 
     def launch_kwargs(self) -> dict:
-        """Arguments for ``demo.launch``: served folders, size limits (with the body-limit middleware), theme, CSS, JS."""
+        """Arguments for ``demo.launch``: served folders, size limits (with the body-limit middleware), kept page
+        loads (:mod:`vqa_demo.ui.page_cache`), theme, CSS, JS."""
         from starlette.middleware import Middleware
 
+        from vqa_demo.ui.page_cache import PageCache
         from vqa_demo.ui.request_limits import RequestLimits
         from vqa_demo.ui.style import CSS, JS, theme
 
@@ -263,7 +265,8 @@ class AppConfig:
             # The variant directories, not their roots: a run folder served as assets holds both.
             "blocked_paths": [str(p) for p in self.checkpoint_dirs()],
             "max_file_size": self.max_image_bytes,
-            "app_kwargs": {"middleware": [limits]},
+            # Limits outermost: every response, a kept page load's too, passes its nosniff header.
+            "app_kwargs": {"middleware": [limits, Middleware(PageCache)]},
             "state_session_capacity": self.max_sessions,
             "theme": theme(),
             "css": CSS,
