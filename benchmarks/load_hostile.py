@@ -64,7 +64,9 @@ def page_loads(server: Server, count: int) -> dict[str, Any]:
 
     # One client for all: making an httpx client costs about 70 ms of CPU (its SSL context), which
     # twenty threads made at once would add to every timing, as no browser does.
-    client = httpx.Client(timeout=120, limits=httpx.Limits(max_connections=count, max_keepalive_connections=0))
+    client = httpx.Client(
+        timeout=120, limits=httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    )
 
     def load(path: str) -> tuple[str, float, int]:
         started = time.perf_counter()
