@@ -19,7 +19,7 @@ from vqa_demo.ui.tabs.ask import AskCallbacks, build_ask_inputs, build_ask_outpu
 from vqa_demo.ui.tabs.ask_freshness import Freshness, wire_freshness
 from vqa_demo.ui.tabs.compare import build_compare_tab
 from vqa_demo.ui.tabs.error_browser import ErrorBrowser
-from vqa_demo.ui.tabs.errors import build_errors_tab, wire_links, wire_open_in_ask
+from vqa_demo.ui.tabs.errors import build_errors_tab, build_link_inputs, wire_links, wire_open_in_ask
 from vqa_demo.ui.tabs.explain import ExplainCallbacks, build_explain, wire_explain
 from vqa_demo.ui.url_state import wire_url_state
 from vqa_demo.ui.zerogpu import Decorator, decorate_model_events, on_zerogpu, spaces_gpu
@@ -64,6 +64,7 @@ def build_demo(
         gr.Markdown(HEADER, elem_id="app-header")
         url_note = gr.Markdown(visible=False, elem_id="url-note", elem_classes="status-box")
         url_query = gr.Textbox(visible="hidden", elem_id="url-query")
+        link_inputs = build_link_inputs()
         with gr.Tabs() as tabs:
             with gr.Tab("Ask", id="ask") as ask_tab:
                 # Closed: the examples, the upload and Answer belong on the first screen.
@@ -88,7 +89,7 @@ def build_demo(
         if errors_view is not None:
             lazies["errors"] = errors_view.lazy
             errors_view.lazy.wire(errors_tab)
-        linked = wire_links(errors, errors_view, tabs, compare.get("mcnemar"))
+        linked = wire_links(errors, errors_view, tabs, link_inputs, compare.get("mcnemar"))
         tab_items = {"ask": ask_tab, "compare": compare_tab, "errors": errors_tab}
         switches = {"ask": [opened] if opened else [], "errors": linked}
         wire_url_state(demo, tabs, tab_items, url_note, url_query, errors_view, lazies, switches)

@@ -30,6 +30,10 @@ MAX_UPLOAD_FILES = 4
 # The largest honest value is a 2 000-character question (8 KB at 4 bytes a character).
 MAX_EVENT_BYTES = 64 * 1024
 MAX_INPUT_BYTES = 16 * 1024
+# What Gradio itself keeps per session besides the inputs: a copy of every component's config (for
+# deep links), which grows with the app's components (about 0.3 MB for the offline default's 183; a
+# test holds the real app under this).
+GRADIO_SESSION_BYTES = 400 * 1024
 
 
 def parse_file_size(size: str | int, setting: str = "--max-file-size", allow_zero: bool = False) -> int:

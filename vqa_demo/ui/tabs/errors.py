@@ -154,10 +154,7 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
     build_example(ns)
     ns.rows, ns.ranked = gr.State([]), gr.State([])
     ns.sample, ns.run, ns.kept, ns.link = gr.State(None), gr.State(None), gr.State(None), gr.State(None)
-    # Rendered but never shown: the page's scripts write a chart click here (vqa_demo.ui.style) and
-    # the selected example's number for the address bar (vqa_demo.ui.url_state).
-    ns.link_request = gr.Textbox(visible="hidden", elem_id="link-request")
-    ns.link_go = gr.Button("link", visible="hidden", elem_id="link-go")
+    # Rendered but never shown: the selected example's number for the address bar (vqa_demo.ui.url_state).
     ns.example_id = gr.Textbox("", visible="hidden", elem_id="errors-example-id")
     ns.filters = filters = [ns.variants, ns.family, ns.position, ns.low, ns.high, ns.disagree, ns.missed_by]
     ns.filtered = filtered = [ns.table, ns.gallery, ns.rows, ns.ranked, ns.caption, ns.download, ns.confusion]
@@ -233,9 +230,22 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
     return ns
 
 
-def wire_links(browser: ErrorBrowser, errors, tabs, mcnemar=None) -> list:
-    """Linked views: chart clicks (through ``#link-go``) and McNemar cells (``mcnemar``, the Compare tab's
-    table) list their examples in ``errors``; returns the events that switch to the Errors tab."""
+def build_link_inputs():
+    """The hidden ``#link-request`` box and ``#link-go`` button the page's script (vqa_demo.ui.style)
+    fills and clicks for a chart click: ``(request, go)``.
+
+    Built outside every tab: Gradio mounts a tab's components only once the tab is first shown, so a
+    button inside Errors did not exist yet for a click on a Compare chart in a fresh page.
+    """
+    return gr.Textbox(visible="hidden", elem_id="link-request"), gr.Button(
+        "link", visible="hidden", elem_id="link-go"
+    )
+
+
+def wire_links(browser: ErrorBrowser, errors, tabs, link_inputs, mcnemar=None) -> list:
+    """Linked views: chart clicks (through ``link_inputs``, from :func:`build_link_inputs`) and McNemar
+    cells (``mcnemar``, the Compare tab's table) list their examples in ``errors``; returns the events
+    that switch to the Errors tab."""
     if errors is None:
         return []
     links = LinkCallbacks(browser)
@@ -251,9 +261,9 @@ def wire_links(browser: ErrorBrowser, errors, tabs, mcnemar=None) -> list:
     assert len(outputs) == LinkCallbacks.OUTPUTS
     private = dict(api_visibility="private", queue=False, show_progress="hidden")
     events = [
-        errors.link_go.click(
+        link_inputs[1].click(
             links.from_chart,
-            [errors.link_request, errors.variants, errors.family],
+            [link_inputs[0], errors.variants, errors.family],
             outputs,
             js="(request, variants, family) => [window.vqaLinkRequest || '', variants, family]",
             **private,
