@@ -11,6 +11,7 @@ import re
 import pytest
 
 from tests.app_support import launch
+from tests.browser_checks import OVERFLOW_JS
 from tests.test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, expect, shot, wait_image
 from vqa_demo.ui import build_demo
 from vqa_demo.ui.holder import PredictorHolder
@@ -149,3 +150,35 @@ def test_errors_explains_as_ask_does(page):
         arg=before,
     )
     shot(page, "errors-5-attribution-side-by-side")
+
+
+def test_an_edit_in_place_scores_every_variant_again(page):
+    page.goto(page.url.split("?")[0] + "?tab=errors")
+    page.wait_for_selector("#errors-table [data-testid='cell-0-3']")
+    page.locator("#errors-table [data-testid='cell-1-3']").click()
+    page.wait_for_function("document.querySelector('#errors-live-status').innerText.includes('Answered now')")
+    page.locator("#errors-whatif").get_by_text("What if").click()
+    options = page.locator("#errors-edit-options textarea")
+    expect(options).not_to_have_value("")  # the selected example's options, one per line
+    lines = options.input_value().splitlines()
+    lines[0], lines[1] = lines[1], lines[0]
+    options.fill("\n".join(lines))
+    page.click("#errors-edit-score")
+    expect(page.locator("#errors-edit-status")).to_contain_text("Scored the edit (options A, B)")
+    table = page.locator("#errors-edit-table")
+    expect(table).to_contain_text("(was ")
+    shot(page, "errors-3-edit-in-place")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the edit box and its table fit
+    try:
+        page.wait_for_timeout(500)
+        layout = page.evaluate(OVERFLOW_JS)
+        assert layout["scrollWidth"] <= 390, layout
+        page.locator("#errors-whatif").screenshot(path=str(ARTIFACTS / "errors-3-edit-in-place-phone.png"))
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+    scored = int(re.search(r"with (\d+) variants?", text_of(page, "#errors-edit-status")).group(1))
+    cells = [line for line in table.inner_text().splitlines() if "(was " in line]
+    assert len(cells) == scored * len(lines)  # a share per option for every variant that answered
+    options.fill(lines[0])  # one option: refused with the Ask form's sentence
+    page.click("#errors-edit-score")
+    expect(page.locator("#errors-edit-status")).to_contain_text("⚠")

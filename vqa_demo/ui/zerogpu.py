@@ -62,4 +62,5 @@ def decorate_model_events(ask: Any, explain: Any, errors: Any, decorator: Decora
     ask.answer = decorator(ask.answer, ANSWER_SECONDS)
     explain.attribute = decorator(explain.attribute, explain_duration)
     errors.rerun.live = decorator(errors.rerun.live, ANSWER_SECONDS)
+    errors.whatif.score = decorator(errors.whatif.score, ANSWER_SECONDS)
     errors.rerun.attribute = decorator(errors.rerun.attribute, rerun_duration)

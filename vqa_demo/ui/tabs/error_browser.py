@@ -48,6 +48,7 @@ from vqa_demo.ui.tabs.error_data import (
 )
 from vqa_demo.ui.tabs.error_links import link_of
 from vqa_demo.ui.tabs.error_live import LiveErrorCallbacks
+from vqa_demo.ui.tabs.error_whatif import WhatIfCallbacks
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class ErrorBrowser:
         self.chance = mean_chance(self.records)
         self.thumbnails: dict[Any, str] = {}
         self.rerun = LiveErrorCallbacks(holder, assets, self.by_index)
+        self.whatif = WhatIfCallbacks(holder, self.by_index)
 
     # -- filter choices ---------------------------------------------------------------------------
     @property

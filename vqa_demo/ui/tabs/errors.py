@@ -97,6 +97,7 @@ def build_example(ns: SimpleNamespace) -> None:
         label="Stored probabilities of the selected variants (gold marked ✓, choices outlined)",
         elem_id="errors-stored-chart",
     )
+    build_whatif(ns)
     with gr.Row(equal_height=True):
         ns.variant = gr.Dropdown(
             label="Explain the variant", choices=[], interactive=False, scale=2, elem_id="errors-variant"
@@ -119,6 +120,26 @@ def build_example(ns: SimpleNamespace) -> None:
     # Hidden until asked for: four empty frames under every example would push it off the screen.
     with gr.Column(visible=False) as ns.attribution_row:
         ns.attributions = side_by_side("attribution", "errors-attribution", "errors-attribution-legend")
+
+
+def build_whatif(ns: SimpleNamespace) -> None:
+    """The edit box: the example's question and options to change, and every variant's scores on the edit."""
+    with gr.Accordion("What if: edit the question or the options and score every variant again", open=False,
+                      elem_id="errors-whatif"):  # fmt: skip
+        with gr.Row(equal_height=False):
+            ns.edit_question = gr.Textbox(label="Question", lines=2, scale=3, elem_id="errors-edit-question")
+            ns.edit_options = gr.Textbox(
+                label="Options, one per line (A, B, ... in this order)",
+                lines=5,
+                max_lines=8,
+                scale=2,
+                elem_id="errors-edit-options",
+            )
+        ns.edit_score = gr.Button("Score the edit", elem_id="errors-edit-score")
+        ns.edit_status = gr.Markdown(elem_classes="status-box", elem_id="errors-edit-status")
+        ns.edit_table = gr.Dataframe(
+            interactive=False, wrap=True, elem_id="errors-edit-table", label="Score shares on the edit"
+        )
 
 
 def side_by_side(what: str, elem: str, legend_id: str) -> list:
@@ -186,6 +207,22 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
     ):
         ns.picks.append(event)
         event.then(**live, api_visibility="private", concurrency_id="model", concurrency_limit=1)
+    for event in ns.picks:
+        event.then(
+            browser.whatif.fill,
+            [ns.sample],
+            [ns.edit_question, ns.edit_options, ns.edit_status, ns.edit_table],
+            api_visibility="private",
+            queue=False,
+        )
+    ns.edit_score.click(
+        browser.whatif.score,
+        [ns.run, ns.edit_question, ns.edit_options],
+        [ns.edit_status, ns.edit_table],
+        api_visibility="private",
+        concurrency_id="model",
+        concurrency_limit=1,
+    )
     for trigger in (ns.variant.input, ns.opacity.release, ns.view.change):
         trigger(
             browser.rerun.render,
