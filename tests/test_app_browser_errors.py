@@ -182,3 +182,24 @@ def test_an_edit_in_place_scores_every_variant_again(page):
     options.fill(lines[0])  # one option: refused with the Ask form's sentence
     page.click("#errors-edit-score")
     expect(page.locator("#errors-edit-status")).to_contain_text("⚠")
+
+
+def test_two_variants_side_by_side(page):
+    page.goto(page.url.split("?")[0] + "?tab=errors")
+    page.wait_for_selector("#errors-table [data-testid='cell-0-3']")
+    page.locator("#errors-table [data-testid='cell-2-3']").click()
+    page.wait_for_function("document.querySelector('#errors-live-status').innerText.includes('Answered now')")
+    page.locator("#errors-method").get_by_text("Saliency (gradient)").click()
+    page.locator("#errors-pair").get_by_text("Two variants side by side").click()
+    expect(page.locator("#errors-pair-first input")).not_to_have_value("")
+    first = page.locator("#errors-pair-first input").input_value()
+    second = page.locator("#errors-pair-second input").input_value()
+    assert first and second and first != second
+    page.locator("#errors-pair-reading").get_by_text("Attribution of the gold option").click()
+    page.click("#errors-pair-show")
+    wait_image(page, "#errors-pair-left")
+    wait_image(page, "#errors-pair-right")
+    expect(page.locator("#errors-pair-left-caption")).to_contain_text(first)
+    expect(page.locator("#errors-pair-right-caption")).to_contain_text(second)
+    expect(page.locator("#errors-pair-legend")).to_contain_text("0")
+    shot(page, "errors-4-two-variants")

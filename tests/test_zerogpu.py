@@ -14,6 +14,7 @@ from vqa_demo.ui.zerogpu import (
     attribution_seconds,
     explain_duration,
     on_zerogpu,
+    pair_duration,
     rerun_duration,
 )
 
@@ -47,9 +48,13 @@ def test_model_events_call_the_decorated_functions(app_assets):
         "ExplainCallbacks.attribute": explain_duration,
         "LiveErrorCallbacks.live": ANSWER_SECONDS,
         "LiveErrorCallbacks.attribute": rerun_duration,
+        "WhatIfCallbacks.score": ANSWER_SECONDS,
+        "PairCallbacks.show": pair_duration,
     }
     event_functions = [d.fn for d in demo.fns.values()]
-    for name in ("ExplainCallbacks.attribute", "LiveErrorCallbacks.live", "LiveErrorCallbacks.attribute"):
+    for name in gpu.decorated:
+        if name == "AskCallbacks.answer":
+            continue  # called below through its API name
         assert any(fn is gpu.wrappers[name] for fn in event_functions), name
     (answer,) = [d.fn for d in demo.fns.values() if d.api_name == "answer"]
     answer(
@@ -78,6 +83,9 @@ def test_durations_fit_integrated_gradients_at_128_steps_on_8_options():
     assert explain_duration(
         Result(), "swag-attentive", "Integrated gradients", 128, 0.5
     ) == attribution_seconds(128, 8)
+    assert pair_duration(
+        Result(), "a", "b", "Attribution", "Integrated gradients", 128, 0.5, "grid"
+    ) == 2 * attribution_seconds(128, 8)
     assert attribution_seconds(128, 8) == 20 + 103  # 0.1 s per pass x 1024 passes, plus start-up
     assert rerun_duration(None, "cond_gen", "x", 16, 0.5) == attribution_seconds(16, MAX_OPTIONS)
     assert attribution_seconds(16, 2) < attribution_seconds(128, 8)

@@ -50,6 +50,13 @@ def rerun_duration(run: Any, variant: Any, method_label: Any, steps: float, *res
     return attribution_seconds(steps, len(options))
 
 
+def pair_duration(
+    run: Any, first: Any, second: Any, reading: Any, method_label: Any, steps: float, *rest: Any
+) -> int:
+    """``duration`` for the Errors tab's two-variant comparison: two attributions at most."""
+    return 2 * rerun_duration(run, first, method_label, steps)
+
+
 def spaces_gpu(function: Callable, duration: Any) -> Callable:
     """``spaces.GPU(duration=duration)(function)``: the real decorator, imported only on ZeroGPU."""
     import spaces
@@ -63,4 +70,5 @@ def decorate_model_events(ask: Any, explain: Any, errors: Any, decorator: Decora
     explain.attribute = decorator(explain.attribute, explain_duration)
     errors.rerun.live = decorator(errors.rerun.live, ANSWER_SECONDS)
     errors.whatif.score = decorator(errors.whatif.score, ANSWER_SECONDS)
+    errors.pair.show = decorator(errors.pair.show, pair_duration)
     errors.rerun.attribute = decorator(errors.rerun.attribute, rerun_duration)

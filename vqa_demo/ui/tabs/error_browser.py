@@ -48,6 +48,7 @@ from vqa_demo.ui.tabs.error_data import (
 )
 from vqa_demo.ui.tabs.error_links import link_of
 from vqa_demo.ui.tabs.error_live import LiveErrorCallbacks
+from vqa_demo.ui.tabs.error_pair import PairCallbacks
 from vqa_demo.ui.tabs.error_whatif import WhatIfCallbacks
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class ErrorBrowser:
         self.thumbnails: dict[Any, str] = {}
         self.rerun = LiveErrorCallbacks(holder, assets, self.by_index)
         self.whatif = WhatIfCallbacks(holder, self.by_index)
+        self.pair = PairCallbacks(holder)
 
     # -- filter choices ---------------------------------------------------------------------------
     @property

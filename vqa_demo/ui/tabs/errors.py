@@ -15,6 +15,7 @@ from vqa_demo.ui.status import status_error
 from vqa_demo.ui.tabs.error_browser import TABLE_COLUMNS, TABLE_TYPES, ErrorBrowser
 from vqa_demo.ui.tabs.error_data import ALL_FAMILIES, ANY_POSITION, MISSED_BY_ALL, MISSED_BY_ANY
 from vqa_demo.ui.tabs.error_links import LinkCallbacks
+from vqa_demo.ui.tabs.error_pair import READINGS, pair_views
 
 
 def build_filters(browser: ErrorBrowser) -> SimpleNamespace:
@@ -120,6 +121,24 @@ def build_example(ns: SimpleNamespace) -> None:
     # Hidden until asked for: four empty frames under every example would push it off the screen.
     with gr.Column(visible=False) as ns.attribution_row:
         ns.attributions = side_by_side("attribution", "errors-attribution", "errors-attribution-legend")
+    build_pair(ns)
+
+
+def build_pair(ns: SimpleNamespace) -> None:
+    """The selected example under two variants, on one scale (:mod:`vqa_demo.ui.tabs.error_pair`)."""
+    with gr.Accordion("Two variants side by side, on one scale", open=False, elem_id="errors-pair"):
+        with gr.Row(equal_height=True):
+            ns.pair_first = gr.Dropdown(label="Left", choices=[], scale=2, elem_id="errors-pair-first")
+            ns.pair_second = gr.Dropdown(label="Right", choices=[], scale=2, elem_id="errors-pair-second")
+            ns.pair_reading = gr.Radio(
+                list(READINGS), value=READINGS[0], label="Show", scale=3, elem_id="errors-pair-reading"
+            )
+            ns.pair_show = gr.Button("Show both", scale=1, elem_id="errors-pair-show")
+        gr.Markdown("An attribution uses the method and steps chosen above.", elem_classes="small-note")
+        ns.pair = side_by_side(
+            "", "errors-pair", "errors-pair-legend", sides=("Left variant", "Right variant")
+        )
+    ns.pair_kept = gr.State(None)
 
 
 def build_whatif(ns: SimpleNamespace) -> None:
@@ -142,15 +161,23 @@ def build_whatif(ns: SimpleNamespace) -> None:
         )
 
 
-def side_by_side(what: str, elem: str, legend_id: str) -> list:
-    """The gold and the chosen option's (heatmap, token chips, caption) in two columns under one
-    legend; returns the seven components in :func:`~vqa_demo.ui.tabs.error_explain.side_views`'s order."""
+def side_by_side(
+    what: str, elem: str, legend_id: str, sides: tuple[str, str] = ("Gold option", "Chosen option")
+) -> list:
+    """Two sides' (heatmap, token chips, caption) in two columns under one legend (by default the gold
+    and the chosen option, DOM ids ``{elem}-gold`` and ``{elem}``; otherwise ``{elem}-left`` and
+    ``{elem}-right``); returns the seven components in :func:`~vqa_demo.ui.tabs.error_explain.side_views`'s order."""
     components = []
     legend = gr.HTML(elem_id=legend_id)
+    ids = (
+        (f"{elem}-gold", elem)
+        if sides == ("Gold option", "Chosen option")
+        else (f"{elem}-left", f"{elem}-right")
+    )
     with gr.Row(equal_height=False):
-        for side, elem_id in (("Gold option", f"{elem}-gold"), ("Chosen option", elem)):
+        for side, elem_id in zip(sides, ids):
             with gr.Column():
-                gr.Markdown(f"**{side}: {what}**")
+                gr.Markdown(f"**{side}: {what}**" if what else f"**{side}**")
                 image = image_box(elem_id, "heatmap", height=280)
                 tokens = gr.HTML(elem_id=f"{elem_id}-tokens")
                 caption = gr.Markdown(elem_classes="small-note", elem_id=f"{elem_id}-caption")
@@ -206,7 +233,14 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
         ns.gallery.select(browser.pick_gallery, [ns.ranked, ns.variants], picked, api_visibility="private"),
     ):
         ns.picks.append(event)
-        event.then(**live, api_visibility="private", concurrency_id="model", concurrency_limit=1)
+        answered = event.then(**live, api_visibility="private", concurrency_id="model", concurrency_limit=1)
+        answered.then(
+            browser.pair.choices,
+            [ns.run],
+            [ns.pair_first, ns.pair_second, *ns.pair, ns.pair_kept],
+            api_visibility="private",
+            queue=False,
+        )
     for event in ns.picks:
         event.then(
             browser.whatif.fill,
@@ -239,6 +273,17 @@ def build_errors_tab(browser: ErrorBrowser) -> SimpleNamespace | None:
             api_visibility="private",
             queue=False,
         )
+    ns.pair_show.click(
+        browser.pair.show,
+        [ns.run, ns.pair_first, ns.pair_second, ns.pair_reading, ns.method, ns.steps, ns.opacity, ns.view],
+        [*ns.pair, ns.pair_kept],
+        api_visibility="private",
+        concurrency_id="model",
+        concurrency_limit=1,
+    )
+    for trigger in (ns.opacity.release, ns.view.change):
+        trigger(pair_views, [ns.pair_kept, ns.run, ns.opacity, ns.view], ns.pair, api_visibility="private",
+                show_progress="hidden")  # fmt: skip
     for trigger in (ns.opacity.release, ns.view.change):
         trigger(
             browser.rerun.repaint,
