@@ -141,6 +141,21 @@ def test_int8_activations_are_scaled_per_token():
         assert error < 0.03
 
 
+@pytest.mark.parametrize("shape", [(1, 64), (1, 1, 64), (3, 5, 64)])
+def test_weight_only_int8_equals_the_dequantized_weight(shape):
+    """One row (a generation step: torch's int8 weight-only kernel) and many (output scaled per channel)
+    both give ``x @ (q * scale).T + bias``, the weight dequantized as torch would."""
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32)
+    quantized = Int8Linear.from_linear(linear, weight_only=True)
+    x = torch.randn(*shape)
+    dequantized = quantized.qweight.float() * quantized.scale
+    reference = nn.functional.linear(x, dequantized, quantized.bias)
+    out = quantized(x)
+    assert out.shape == (*shape[:-1], 32)
+    torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
+
+
 def test_streamed_int8_base_equals_quantizing_after_load(tmp_path):
     from vqa_demo.config import BackboneConfig
     from vqa_demo.loading import load_base
