@@ -93,3 +93,15 @@ def other_runs(app_assets, tmp_path_factory) -> dict[str, Path]:
         "vilt": write_tiny_run(root / "vilt", "tiny:vilt", validation, seed=0),
         "qwen": write_tiny_run(root / "qwen", "tiny:qwen2_5_vl", validation, seed=1),
     }
+
+
+@pytest.fixture(scope="module")
+def tiny_errors(app_assets):
+    """The Errors tab's callbacks on the tiny assets with the real tiny predictor (loaded on first use)."""
+    from vqa_demo.ui.assets import AppAssets
+    from vqa_demo.ui.holder import PredictorHolder
+    from vqa_demo.ui.tabs.error_browser import ErrorBrowser
+
+    config = app_assets.config
+    holder = PredictorHolder(loader=app_assets.load_predictor, checkpoints=config.checkpoints)
+    return ErrorBrowser(holder, AppAssets.load(config))

@@ -152,11 +152,16 @@ def test_errors_explains_as_ask_does(page):
     shot(page, "errors-5-attribution-side-by-side")
 
 
-def test_an_edit_in_place_scores_every_variant_again(page):
+def open_example(page, row: int) -> None:
+    """A fresh page on Errors with the table's ``row`` selected and answered live."""
     page.goto(page.url.split("?")[0] + "?tab=errors")
     page.wait_for_selector("#errors-table [data-testid='cell-0-3']")
-    page.locator("#errors-table [data-testid='cell-1-3']").click()
+    page.locator(f"#errors-table [data-testid='cell-{row}-3']").click()
     page.wait_for_function("document.querySelector('#errors-live-status').innerText.includes('Answered now')")
+
+
+def test_an_edit_in_place_scores_every_variant_again(page):
+    open_example(page, 1)
     page.locator("#errors-whatif").get_by_text("What if").click()
     options = page.locator("#errors-edit-options textarea")
     expect(options).not_to_have_value("")  # the selected example's options, one per line
@@ -185,10 +190,7 @@ def test_an_edit_in_place_scores_every_variant_again(page):
 
 
 def test_two_variants_side_by_side(page):
-    page.goto(page.url.split("?")[0] + "?tab=errors")
-    page.wait_for_selector("#errors-table [data-testid='cell-0-3']")
-    page.locator("#errors-table [data-testid='cell-2-3']").click()
-    page.wait_for_function("document.querySelector('#errors-live-status').innerText.includes('Answered now')")
+    open_example(page, 2)
     page.locator("#errors-method").get_by_text("Saliency (gradient)").click()
     page.locator("#errors-pair").get_by_text("Two variants side by side").click()
     expect(page.locator("#errors-pair-first input")).not_to_have_value("")

@@ -119,13 +119,6 @@ def test_refuses_images_outside_the_validation_folder(browser, tmp_path):
 # -- the tiny model -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny(app_assets):
-    config = app_assets.config
-    holder = PredictorHolder(loader=app_assets.load_predictor, checkpoints=config.checkpoints)
-    return ErrorBrowser(holder, AppAssets.load(config))
-
-
 def reference_row_weights(predictor, record, image, name, option):
     """Pooling weights of ``option``'s SWAG row from a full K-row forward (not the app's code path)."""
     variant = predictor.variants[name]
@@ -139,14 +132,14 @@ def reference_row_weights(predictor, record, image, name, option):
     return attention_map(ids, weights, backbone.processor.image_token_id, backbone.tokenizer, "chosen option")
 
 
-def test_swag_gold_row_weights_equal_the_full_forward(tiny):
-    record = next(r for r in tiny.records if r["variants"]["swag-attentive"]["choice"] != r["gold"])
-    sample, *_ = tiny.show(record["index"], ["swag-attentive", "cond_gen"])
+def test_swag_gold_row_weights_equal_the_full_forward(tiny_errors):
+    record = next(r for r in tiny_errors.records if r["variants"]["swag-attentive"]["choice"] != r["gold"])
+    sample, *_ = tiny_errors.show(record["index"], ["swag-attentive", "cond_gen"])
     assert sample["variant"] == "swag-attentive"
-    run, status, *views = tiny.rerun.live(sample, "swag-attentive", 0.5)
+    run, status, *views = tiny_errors.rerun.live(sample, "swag-attentive", 0.5)
     assert status.startswith("✓"), status
-    predictor = tiny.holder.get()
-    image = tiny.assets.validation_image(record["file_name"])
+    predictor = tiny_errors.holder.get()
+    image = tiny_errors.assets.validation_image(record["file_name"])
     prediction = run.predictions["swag-attentive"]
     assert prediction.choice != record["gold"]  # the stored mistake reproduces live
     for option, attention in (
@@ -171,12 +164,12 @@ def test_swag_gold_row_weights_equal_the_full_forward(tiny):
     assert np.abs(np.asarray(gold_image, float) - np.asarray(chosen_image, float)).max() > 0
 
 
-def test_attribution_of_both_options_on_demand(tiny):
-    record = next(r for r in tiny.records if r["variants"]["cond_gen"]["choice"] != r["gold"])
-    sample, *_ = tiny.show(record["index"], ["cond_gen"])
-    run, *_ = tiny.rerun.live(sample, "cond_gen", 0.5)
+def test_attribution_of_both_options_on_demand(tiny_errors):
+    record = next(r for r in tiny_errors.records if r["variants"]["cond_gen"]["choice"] != r["gold"])
+    sample, *_ = tiny_errors.show(record["index"], ["cond_gen"])
+    run, *_ = tiny_errors.rerun.live(sample, "cond_gen", 0.5)
     gold_image, gold_tokens, gold_caption, chosen_image, _, chosen_caption, legend, kept = (
-        tiny.rerun.attribute(run, "cond_gen", "Saliency (gradient)", 4, 0.5)
+        tiny_errors.rerun.attribute(run, "cond_gen", "Saliency (gradient)", 4, 0.5)
     )
     options = record["options"]
     choice = run.predictions["cond_gen"].choice
@@ -188,11 +181,11 @@ def test_attribution_of_both_options_on_demand(tiny):
     assert f"({loglik[record['gold']]:.3f})" in gold_caption and f"({loglik[choice]:.3f})" in chosen_caption
     # One colour scale for both sides, shown once: the legend, not the captions, states the numbers.
     assert "class='heat-legend'" in legend and "heat-legend" not in gold_caption + chosen_caption
-    repainted = tiny.rerun.repaint(kept, 0.5, VIEWS[1])  # the smooth view, no model call
+    repainted = tiny_errors.rerun.repaint(kept, 0.5, VIEWS[1])  # the smooth view, no model call
     assert isinstance(repainted[0], Image.Image) and "heat-legend" in repainted[-1]
     # Integrated gradients raise their steps as the Ask tab does (from 4, while incomplete), and the
     # scale is signed.
-    *_, gold_ig, _, _, chosen_ig, legend_ig, (_, attributions, _) = tiny.rerun.attribute(
+    *_, gold_ig, _, _, chosen_ig, legend_ig, (_, attributions, _) = tiny_errors.rerun.attribute(
         run, "cond_gen", "Integrated gradients", 4, 0.5
     )
     assert "Completeness:" in gold_ig and "Completeness:" in chosen_ig

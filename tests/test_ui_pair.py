@@ -8,27 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vqa_demo.ui.assets import AppAssets
 from vqa_demo.ui.explain_render import Scale, pooling_explanation
-from vqa_demo.ui.holder import PredictorHolder
-from vqa_demo.ui.tabs.error_browser import ErrorBrowser
 from vqa_demo.ui.tabs.error_pair import ATTRIBUTION, POOLING, pair_views
 
 ATTENTIVE = "swag-attentive"
 
 
 @pytest.fixture(scope="module")
-def tiny(app_assets):
-    config = app_assets.config
-    holder = PredictorHolder(loader=app_assets.load_predictor, checkpoints=config.checkpoints)
-    return ErrorBrowser(holder, AppAssets.load(config))
-
-
-@pytest.fixture(scope="module")
-def run(tiny):
-    record = next(r for r in tiny.records if r["variants"]["cond_gen"]["choice"] != r["gold"])
-    sample, *_ = tiny.show(record["index"], sorted(record["variants"]))
-    run, status, *_ = tiny.rerun.live(sample, sample["variant"], 0.5)
+def run(tiny_errors):
+    record = next(r for r in tiny_errors.records if r["variants"]["cond_gen"]["choice"] != r["gold"])
+    sample, *_ = tiny_errors.show(record["index"], sorted(record["variants"]))
+    run, status, *_ = tiny_errors.rerun.live(sample, sample["variant"], 0.5)
     assert status.startswith("✓"), status
     return run
 
@@ -45,15 +35,17 @@ def with_a_second_attentive_head(run):
     return dataclasses.replace(run, predictions={**run.predictions, "twin": twin})
 
 
-def test_the_dropdowns_offer_the_variants_that_answered(tiny, run):
-    first, second, *views, kept = tiny.pair.choices(run)
+def test_the_dropdowns_offer_the_variants_that_answered(tiny_errors, run):
+    first, second, *views, kept = tiny_errors.pair.choices(run)
     assert first["choices"] == second["choices"] == list(run.predictions)
     assert first["value"] != second["value"] and kept is None
 
 
-def test_pooling_weights_of_two_variants_share_one_scale(tiny, run):
+def test_pooling_weights_of_two_variants_share_one_scale(tiny_errors, run):
     record_run = with_a_second_attentive_head(run)
-    *views, kept = tiny.pair.show(record_run, ATTENTIVE, "twin", POOLING, "Saliency (gradient)", 16, 0.5)
+    *views, kept = tiny_errors.pair.show(
+        record_run, ATTENTIVE, "twin", POOLING, "Saliency (gradient)", 16, 0.5
+    )
     left, _, left_caption, right, _, right_caption, legend = views
     assert isinstance(left, Image.Image) and isinstance(right, Image.Image)
     assert left_caption.startswith(f"**{ATTENTIVE}** chose") and right_caption.startswith("**twin** chose")
@@ -69,14 +61,16 @@ def test_pooling_weights_of_two_variants_share_one_scale(tiny, run):
     )
 
 
-def test_a_head_without_pooling_weights_says_what_to_do(tiny, run):
-    *views, kept = tiny.pair.show(run, "cond_gen", ATTENTIVE, POOLING, "Saliency (gradient)", 16, 0.5)
+def test_a_head_without_pooling_weights_says_what_to_do(tiny_errors, run):
+    *views, kept = tiny_errors.pair.show(run, "cond_gen", ATTENTIVE, POOLING, "Saliency (gradient)", 16, 0.5)
     assert views[0] is None and "cond_gen has no pooling weights" in views[2] and ATTRIBUTION in views[2]
     assert kept == (POOLING, ["cond_gen", ATTENTIVE])
 
 
-def test_attributions_of_the_gold_option_for_both_variants(tiny, run):
-    *views, kept = tiny.pair.show(run, "cond_gen", ATTENTIVE, ATTRIBUTION, "Saliency (gradient)", 16, 0.5)
+def test_attributions_of_the_gold_option_for_both_variants(tiny_errors, run):
+    *views, kept = tiny_errors.pair.show(
+        run, "cond_gen", ATTENTIVE, ATTRIBUTION, "Saliency (gradient)", 16, 0.5
+    )
     left, _, left_caption, right, _, right_caption, legend = views
     assert isinstance(left, Image.Image) and isinstance(right, Image.Image), views
     reading, (result, attributions, grid, names) = kept
@@ -96,11 +90,11 @@ def test_attributions_of_the_gold_option_for_both_variants(tiny, run):
         (None, None, "answered"),
     ],
 )
-def test_bad_pairs_get_a_sentence(tiny, run, first, second, fragment):
-    *views, kept = tiny.pair.show(run, first, second, POOLING, "Saliency (gradient)", 16, 0.5)
+def test_bad_pairs_get_a_sentence(tiny_errors, run, first, second, fragment):
+    *views, kept = tiny_errors.pair.show(run, first, second, POOLING, "Saliency (gradient)", 16, 0.5)
     assert views[2].startswith("⚠") and fragment in views[2] and kept is None
 
 
-def test_no_example_asks_for_one(tiny):
-    *views, kept = tiny.pair.show(None, "a", "b", POOLING, "Saliency (gradient)", 16, 0.5)
+def test_no_example_asks_for_one(tiny_errors):
+    *views, kept = tiny_errors.pair.show(None, "a", "b", POOLING, "Saliency (gradient)", 16, 0.5)
     assert "Select an example" in views[2] and kept is None

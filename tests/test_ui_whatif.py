@@ -7,9 +7,6 @@ import re
 
 import pytest
 
-from vqa_demo.ui.assets import AppAssets
-from vqa_demo.ui.holder import PredictorHolder
-from vqa_demo.ui.tabs.error_browser import ErrorBrowser
 from vqa_demo.ui.tabs.error_whatif import FIRST_COLUMNS, options_of
 
 # Heads that score each option in a prompt of its own: swapping two options swaps their scores.
@@ -17,19 +14,12 @@ PER_OPTION = ("cond_gen", "swag-attentive", "swag-last_token")
 
 
 @pytest.fixture(scope="module")
-def tiny(app_assets):
-    config = app_assets.config
-    holder = PredictorHolder(loader=app_assets.load_predictor, checkpoints=config.checkpoints)
-    return ErrorBrowser(holder, AppAssets.load(config))
-
-
-@pytest.fixture(scope="module")
-def answered(tiny):
+def answered(tiny_errors):
     """(record, the live run of every variant) for the first four-option example."""
-    record = next(r for r in tiny.records if len(r["options"]) == 4)
+    record = next(r for r in tiny_errors.records if len(r["options"]) == 4)
     names = sorted(record["variants"])
-    sample, *_ = tiny.show(record["index"], names)
-    run, status, *_ = tiny.rerun.live(sample, sample["variant"], 0.5)
+    sample, *_ = tiny_errors.show(record["index"], names)
+    run, status, *_ = tiny_errors.rerun.live(sample, sample["variant"], 0.5)
     assert status.startswith("✓"), status
     return record, sample, run
 
@@ -44,17 +34,17 @@ def by_variant(table: dict) -> dict[str, list]:
     return {row[0]: row for row in table["data"]}
 
 
-def test_the_box_holds_the_selected_example(tiny, answered):
+def test_the_box_holds_the_selected_example(tiny_errors, answered):
     record, sample, _ = answered
-    question, options, status, table = tiny.whatif.fill(sample)
+    question, options, status, table = tiny_errors.whatif.fill(sample)
     assert question == record["question"] and options_of(options) == record["options"]
     assert (status, table) == ("", None)
-    assert tiny.whatif.fill(None) == ("", "", "", None)
+    assert tiny_errors.whatif.fill(None) == ("", "", "", None)
 
 
-def test_an_unedited_example_gets_its_own_scores(tiny, answered):
+def test_an_unedited_example_gets_its_own_scores(tiny_errors, answered):
     record, sample, run = answered
-    status, table = tiny.whatif.score(run, record["question"], "\n".join(record["options"]))
+    status, table = tiny_errors.whatif.score(run, record["question"], "\n".join(record["options"]))
     assert status.startswith("✓ Nothing was edited"), status
     rows = by_variant(table)
     assert set(rows) == set(run.predictions)
@@ -66,11 +56,11 @@ def test_an_unedited_example_gets_its_own_scores(tiny, answered):
     assert table["headers"][len(FIRST_COLUMNS) + gold].startswith(f"{'ABCDE'[gold]} ✓")
 
 
-def test_swapping_two_options_swaps_the_scores_of_per_option_heads(tiny, answered):
+def test_swapping_two_options_swaps_the_scores_of_per_option_heads(tiny_errors, answered):
     record, _, run = answered
     options = list(record["options"])
     options[0], options[1] = options[1], options[0]
-    status, table = tiny.whatif.score(run, record["question"], "\n".join(options))
+    status, table = tiny_errors.whatif.score(run, record["question"], "\n".join(options))
     assert status.startswith("✓ Scored the edit (options A, B)"), status
     rows = by_variant(table)
     checked = [name for name in PER_OPTION if name in rows]
@@ -91,9 +81,11 @@ def test_swapping_two_options_swaps_the_scores_of_per_option_heads(tiny, answere
         assert name in status
 
 
-def test_a_fifth_option_is_scored_without_a_gold_mark(tiny, answered):
+def test_a_fifth_option_is_scored_without_a_gold_mark(tiny_errors, answered):
     record, _, run = answered
-    status, table = tiny.whatif.score(run, record["question"], "\n".join([*record["options"], "", "purple"]))
+    status, table = tiny_errors.whatif.score(
+        run, record["question"], "\n".join([*record["options"], "", "purple"])
+    )
     assert status.startswith("✓ Scored the edit (the options (4 → 5))"), status
     option_headers = table["headers"][len(FIRST_COLUMNS) :]
     assert [h.split(":")[0] for h in option_headers] == list("ABCDE")
@@ -112,12 +104,14 @@ def test_a_fifth_option_is_scored_without_a_gold_mark(tiny, answered):
         ("What colour?", "\n".join("abcdefghi"), "at most"),
     ],
 )
-def test_an_edit_the_ask_form_would_refuse_gets_its_sentence(tiny, answered, question, options, fragment):
+def test_an_edit_the_ask_form_would_refuse_gets_its_sentence(
+    tiny_errors, answered, question, options, fragment
+):
     _, _, run = answered
-    status, table = tiny.whatif.score(run, question, options)
+    status, table = tiny_errors.whatif.score(run, question, options)
     assert status.startswith("⚠") and fragment in status.lower() and table is None, status
 
 
-def test_no_example_selected_asks_for_one(tiny):
-    status, table = tiny.whatif.score(None, "What colour?", "red\nblue")
+def test_no_example_selected_asks_for_one(tiny_errors):
+    status, table = tiny_errors.whatif.score(None, "What colour?", "red\nblue")
     assert status.startswith("⚠") and "Select an example" in status and table is None
