@@ -1,5 +1,5 @@
-"""Output images reach Gradio's cache whole, even when the same picture is returned again while
-the first copy is being read (what a browser does when two events paint the same heatmap)."""
+"""Gradio's saves of returned images reach its cache whole, even when the same picture is returned
+again while the first copy is being read (what a browser does when two events paint the same heatmap)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import PIL.Image
-import pytest
+from gradio import processing_utils
 
-from vqa_demo.ui.cached_image import write_whole
-from vqa_demo.ui.image_box import image_box
+from tests.app_support import FakePredictor
+from vqa_demo.ui import build_demo
+from vqa_demo.ui.cached_image import GRADIO_SAVE_PIL, save_pil_whole
 
 
 def noisy_image(seed: int = 0) -> PIL.Image.Image:
@@ -21,10 +22,10 @@ def noisy_image(seed: int = 0) -> PIL.Image.Image:
     return PIL.Image.fromarray(pixels)
 
 
-def short_reads(component: gr.Image, rounds: int = 150) -> int:
-    """How often a reader saw fewer bytes than the whole file while ``component`` wrote it again."""
+def short_reads(save, rounds: int = 150) -> int:
+    """How often a reader saw fewer bytes than the whole file while ``save(image)`` wrote it again."""
     image = noisy_image()
-    path = component.postprocess(image).path
+    path = save(image)
     with open(path, "rb") as file:
         whole = len(file.read())
     stop = threading.Event()
@@ -41,35 +42,36 @@ def short_reads(component: gr.Image, rounds: int = 150) -> int:
     reader.start()
     try:
         for _ in range(rounds):
-            assert component.postprocess(image).path == path  # the same bytes, the same file
+            assert save(image) == path  # the same bytes, the same file
     finally:
         stop.set()
         reader.join()
     return short
 
 
-def test_plain_gradio_image_is_read_cut_short_while_written_again(tmp_path, monkeypatch):
-    """The fault this module exists for: if Gradio stops rewriting in place, this fails and
-    :func:`write_whole` can go."""
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
-    assert short_reads(gr.Image(type="pil", format="png", interactive=False)) > 0
+def test_gradios_own_save_is_read_cut_short_while_written_again(tmp_path):
+    """The fault this module exists for: if Gradio stops rewriting in place, this fails and the
+    replacement can go."""
+    assert short_reads(lambda image: GRADIO_SAVE_PIL(image, str(tmp_path), format="png")) > 0
 
 
-def test_cached_image_is_never_read_cut_short(tmp_path, monkeypatch):
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
-    assert short_reads(write_whole(gr.Image(type="pil", format="png", interactive=False))) == 0
-
-
-@pytest.mark.parametrize("kind", ["picture", "heatmap"])
-def test_output_boxes_are_drawn_as_images_and_keep_the_pixels(kind, tmp_path, monkeypatch):
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
-    box = image_box(f"box-{kind}", kind, height=100)
-    assert box.get_block_name() == "image"
+def test_the_replacement_is_never_read_cut_short_and_keeps_gradios_path(tmp_path):
+    assert short_reads(lambda image: save_pil_whole(image, str(tmp_path), format="png")) == 0
     image = noisy_image(1)
-    path = box.postprocess(image).path
-    assert Path(path).is_relative_to(Path(box.GRADIO_CACHE).resolve())
-    saved = PIL.Image.open(path).convert("RGB")
-    if kind == "heatmap":  # lossless PNG
-        assert np.array_equal(np.asarray(saved), np.asarray(image))
-    else:
-        assert saved.size == image.size
+    ours = save_pil_whole(image, str(tmp_path / "ours"), format="png")
+    gradios = GRADIO_SAVE_PIL(image, str(tmp_path / "gradio"), format="png")
+    assert ours.replace("/ours/", "/gradio/") == gradios  # the same hash folder and file name
+    assert Path(ours).read_bytes() == Path(gradios).read_bytes()
+
+
+def test_the_app_installs_it_for_every_image_component(app_assets, tmp_path, monkeypatch):
+    """Also for a component Gradio rebuilds for a session (from constructor arguments) after an update."""
+    build_demo(app_assets.config, predictor=FakePredictor())
+    assert processing_utils.save_pil_to_cache is save_pil_whole
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    rebuilt = gr.Image(type="pil", format="png", interactive=False, render=False)
+    assert short_reads(lambda image: rebuilt.postprocess(image).path) == 0
+    gallery = gr.Gallery(render=False)
+    (item,) = gallery.postprocess([noisy_image(2)]).root
+    saved = PIL.Image.open(item.image.path).convert("RGB")
+    assert saved.size == (384, 384)

@@ -15,7 +15,16 @@ PACKAGE = Path(vqa_demo.__file__).resolve().parent
 TABS = {
     "ask": {"ask", "ask_arguments", "ask_freshness", "variant_ticks", "option_buttons", "explain"},
     "compare": {"compare", "compare_backbones", "compare_selection"},
-    "errors": {"errors", "error_browser", "error_live", "error_explain", "error_data", "error_links"},
+    "errors": {
+        "errors",
+        "error_browser",
+        "error_live",
+        "error_explain",
+        "error_data",
+        "error_links",
+        "error_whatif",
+        "error_pair",
+    },  # fmt: skip
 }
 TAB_PACKAGE = "vqa_demo.ui.tabs"
 

@@ -12,6 +12,7 @@ from vqa_demo.predictor import Predictor
 from vqa_demo.ui.answer_notes import AnswerNotes
 from vqa_demo.ui.answer_state import forget_answer
 from vqa_demo.ui.assets import AppAssets
+from vqa_demo.ui.cached_image import install as whole_image_saves
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.model_card import build_model_card, card_markdown, card_title
 from vqa_demo.ui.server_settings import AppConfig
@@ -43,6 +44,7 @@ def build_demo(
     (default: ``spaces.GPU`` on a ZeroGPU Space, none elsewhere; see :mod:`vqa_demo.ui.zerogpu`).
     """
     config = config or AppConfig.from_env()
+    whole_image_saves()  # a picture returned twice must never reach the browser cut short
     if holder is None:
         holder = (
             PredictorHolder(predictor=predictor)

@@ -1,40 +1,41 @@
-"""Output ``gr.Image`` boxes whose files in Gradio's cache are written whole or not at all.
+"""Gradio's saves of returned PIL images, made whole-or-nothing.
 
-Gradio saves a returned PIL image to ``<cache>/<hash of its bytes>/image.<format>`` with a plain
-``write_bytes``, which truncates the file first. When two events return the same picture (an
-answer paints the heatmap, and the variant it selects repaints the same one), the second write
-truncates the file while the browser is still downloading the first: the response ends short of
-its ``Content-Length``, the server logs an ASGI error and the page shows no image. Here the bytes
-go to a temporary name in the same folder and are renamed into place, and a file that is already
-there (same hash, same bytes) is left alone.
+Gradio saves a returned PIL image (``gr.Image``, ``gr.Gallery``, an array made into a picture) to
+``<cache>/<hash of its bytes>/image.<format>`` with a plain ``write_bytes``, which truncates the file
+first. When two events return the same picture (an answer paints the heatmap, and the variant it
+selects repaints the same one), the second write truncates the file while the browser is still
+downloading the first: the response ends short of its ``Content-Length``, the server logs an ASGI
+error and the page shows no image. :func:`save_pil_whole` writes the same file at the same path
+through a temporary name and a rename, and leaves a file that is already there (same hash, same
+bytes) alone.
+
+:func:`install` puts it in place of ``gradio.processing_utils.save_pil_to_cache``, which every Gradio
+component looks up at call time. It is process-wide on purpose: Gradio rebuilds an output component
+for a session from its constructor arguments once an event has sent it an update, so anything set
+on one component instance is lost there (a first fix did that and still failed in CI).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import tempfile
 from pathlib import Path
 
-import gradio as gr
 import PIL.Image
+from gradio import processing_utils
+
+GRADIO_SAVE_PIL = processing_utils.save_pil_to_cache  # Gradio's own, kept for the test that shows the fault
 
 
-def save_whole(image: PIL.Image.Image, cache_dir: str | Path, fmt: str) -> str:
-    """Write ``image`` as ``fmt`` under ``cache_dir`` by the hash of its bytes; the file's path.
-
-    The file never exists half-written: readers see either no file or all of it.
-    """
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    data = buffer.getvalue()
-    folder = Path(cache_dir) / hashlib.sha256(data).hexdigest()
-    target = folder / f"image.{fmt.lower()}"
+def save_pil_whole(img: PIL.Image.Image, cache_dir: str, name: str = "image", format: str = "webp") -> str:  # noqa: A002 (Gradio's keyword)
+    """Gradio's ``save_pil_to_cache`` (same bytes, same path), never leaving a half-written file."""
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    target = folder / f"{name}.{format}"
     if target.exists():
         return str(target.resolve())
     folder.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(dir=folder, prefix=".image.")
+    handle, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
@@ -45,18 +46,6 @@ def save_whole(image: PIL.Image.Image, cache_dir: str | Path, fmt: str) -> str:
     return str(target.resolve())
 
 
-def write_whole(box: gr.Image) -> gr.Image:
-    """``box``, whose returned PIL images now reach the cache through :func:`save_whole`.
-
-    Set on the instance rather than by subclassing: Gradio writes a ``.pyi`` stub beside the module
-    of every ``gr.Image`` subclass when the class is made, which would fail on a read-only install.
-    """
-    plain = box.postprocess
-
-    def postprocess(value):
-        if isinstance(value, PIL.Image.Image):
-            value = save_whole(value, box.GRADIO_CACHE, box.format or "png")
-        return plain(value)
-
-    box.postprocess = postprocess
-    return box
+def install() -> None:
+    """Route Gradio's PIL saves through :func:`save_pil_whole` (idempotent)."""
+    processing_utils.save_pil_to_cache = save_pil_whole

@@ -6,8 +6,7 @@
   Markdown heading above names it), as lossless PNG and without download buttons.
 
 All of them stretch small images (diagrams, the tiny default's 64 px renders) to fill their frame
-(the ``fill-image`` class of :mod:`vqa_demo.ui.style`). Output boxes write their cache files whole
-(:mod:`vqa_demo.ui.cached_image`), so a picture returned twice never reaches the browser cut short.
+(the ``fill-image`` class of :mod:`vqa_demo.ui.style`).
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ from __future__ import annotations
 from typing import Literal
 
 import gradio as gr
-
-from vqa_demo.ui.cached_image import write_whole
 
 ImageKind = Literal["upload", "picture", "heatmap"]
 
@@ -29,11 +26,9 @@ def image_box(elem_id: str, kind: ImageKind, *, height: int, label: str | None =
             label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"], **common
         )
     if kind == "picture":
-        return write_whole(gr.Image(label=label, type="pil", interactive=False, **common))
+        return gr.Image(label=label, type="pil", interactive=False, **common)
     if kind == "heatmap":
-        return write_whole(
-            gr.Image(show_label=False, type="pil", interactive=False, format="png", buttons=[], **common)
-        )
+        return gr.Image(show_label=False, type="pil", interactive=False, format="png", buttons=[], **common)
     raise ValueError(f"kind must be 'upload', 'picture' or 'heatmap', not {kind!r}")
 
 
