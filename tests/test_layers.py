@@ -22,7 +22,11 @@ LAYERS = [
         0,
         ("vqa_demo", "vqa_demo.config", "vqa_demo.runtime", "vqa_demo.paths", "vqa_demo.settings"),
     ),
-    ("foundation", 0, ("vqa_demo.hub_errors", "vqa_demo.prediction", "vqa_demo.run_folders")),
+    (
+        "foundation",
+        0,
+        ("vqa_demo.hub_errors", "vqa_demo.json_files", "vqa_demo.prediction", "vqa_demo.run_folders"),
+    ),
     ("data", 1, ("vqa_demo.data", "vqa_demo.inputs")),
     # the network and the checks of the files it is built from
     ("model", 2, ("vqa_demo.model", "vqa_demo.checkpoint_checks")),

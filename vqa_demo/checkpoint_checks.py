@@ -14,7 +14,6 @@ would silently change every other variant's answers, so they are refused.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -25,10 +24,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from vqa_demo.config import MAX_LORA_RANK
+from vqa_demo.json_files import read_json_object as read_bounded_json
 from vqa_demo.run_folders import CheckpointError
 
 MAX_JSON_BYTES = 1024 * 1024
-MAX_JSON_DEPTH = 32
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 # init_lora_weights values that only initialise the LoRA matrices themselves (peft's others read and
@@ -61,44 +60,8 @@ LORA_KEY = re.compile(r"base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.
 
 
 def read_json_object(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
-    """Parse ``path`` as one JSON object of at most ``max_bytes`` bytes and ``MAX_JSON_DEPTH`` levels."""
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise CheckpointError(
-                f"{path} is {size:,} bytes, over the {max_bytes:,}-byte limit for {path.name}"
-            )
-        with path.open("rb") as handle:
-            text = handle.read(max_bytes + 1)  # bounded: the file may grow after stat
-        if len(text) > max_bytes:
-            raise CheckpointError(f"{path} is over the {max_bytes:,}-byte limit for {path.name}")
-        data = json.loads(text.decode("utf-8"))
-    except OSError as error:
-        raise CheckpointError(f"{path} could not be read ({error.strerror})") from None
-    except UnicodeDecodeError:
-        raise CheckpointError(f"{path} is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error.msg}, line {error.lineno})") from None
-    except RecursionError:
-        raise CheckpointError(f"{path} is nested more than {MAX_JSON_DEPTH} levels deep") from None
-    if _depth(data) > MAX_JSON_DEPTH:
-        raise CheckpointError(f"{path} is nested more than {MAX_JSON_DEPTH} levels deep")
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} must hold a JSON object, not {type(data).__name__}")
-    return data
-
-
-def _depth(value: Any) -> int:
-    depth, level = 0, [value]
-    while level:
-        depth += 1
-        level = [
-            child
-            for item in level
-            if isinstance(item, (dict, list))
-            for child in (item.values() if isinstance(item, dict) else item)
-        ]
-    return depth
+    """Parse ``path`` as one JSON object of at most ``max_bytes`` bytes (:func:`vqa_demo.json_files.read_json_object`)."""
+    return read_bounded_json(path, max_bytes, error=CheckpointError)
 
 
 def check_adapter_config(path: Path) -> dict[str, Any]:

@@ -74,6 +74,15 @@ def check_keys(value: Any, where: str, checks: dict) -> dict:
     return value
 
 
+def check_required(value: Any, where: str, checks: dict) -> dict:
+    """:func:`check_keys`, and every listed key must be there."""
+    check_keys(value, where, checks)
+    for key in checks:
+        if key not in value:
+            raise missing(f"{where}.{key}")
+    return value
+
+
 def check_objects(value: Any, where: str, checks: dict) -> list[dict]:
     """An array of objects, each checked by :func:`check_keys`."""
     for i, item in enumerate(expect_list(value, where)):
@@ -111,11 +120,9 @@ def check_position_bias(value: Any, where: str) -> dict:
 def check_reliability(value: Any, where: str) -> list[dict]:
     """Reliability bins: each with a ``count`` and, when it is not empty, its mean confidence and accuracy."""
     number = lambda v, w: expect_number(v, w, nullable=True)  # noqa: E731
-    check_objects(value, where, {"count": expect_count, "mean_confidence": number, "accuracy": number})
-    for i, row in enumerate(value):
-        for key in ("count", "mean_confidence", "accuracy"):
-            if key not in row:
-                raise missing(f"{where}.{i}.{key}")
+    bin_checks = {"count": expect_count, "mean_confidence": number, "accuracy": number}
+    for i, row in enumerate(expect_list(value, where)):
+        check_required(row, f"{where}.{i}", bin_checks)
     return value
 
 
@@ -129,10 +136,7 @@ def check_calibration(value: Any, where: str) -> dict:
                "mean_probability_before", "mean_probability_after")}  # fmt: skip
     figures.update(reliability_before=check_reliability, reliability_after=check_reliability)
     for definition, report in value.items():
-        check_keys(report, f"{where}.{definition}", figures)
-        for key in figures:
-            if key not in report:
-                raise missing(f"{where}.{definition}.{key}")
+        check_required(report, f"{where}.{definition}", figures)
     return value
 
 
@@ -167,10 +171,7 @@ def check_mcnemar(value: Any, where: str) -> dict:
     """Pair (``"a vs b"``) -> ``{"b", "c", "p_value"}`` of an exact McNemar test."""
     test = {"b": expect_count, "c": expect_count, "p_value": expect_fraction}
     for pair, figures in expect_object(value, where).items():
-        check_keys(figures, f"{where}.{pair}", test)
-        for key in test:
-            if key not in figures:
-                raise missing(f"{where}.{pair}.{key}")
+        check_required(figures, f"{where}.{pair}", test)
     return value
 
 

@@ -8,7 +8,6 @@ reads a value. Torch-free.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,42 +20,14 @@ from vqa_demo.evaluation.records import (
     check_summary,
     read_entries,
 )
+from vqa_demo.json_files import read_json_object as read_bounded_json
 
 MAX_SUMMARY_BYTES = 32 * 1024 * 1024
-MAX_JSON_DEPTH = 32  # comparison.json nests about 8 levels; a deeper file is hostile
-
-
-def depth(value: Any) -> int:
-    """How many levels of objects and arrays ``value`` nests."""
-    level, items = 0, [value]
-    while items:
-        containers = [item for item in items if isinstance(item, (dict, list))]
-        items = [v for item in containers for v in (item.values() if isinstance(item, dict) else item)]
-        level += 1
-    return level
 
 
 def read_json_object(path: Path, max_bytes: int = MAX_SUMMARY_BYTES) -> dict[str, Any]:
-    """``path`` parsed as one JSON object of at most ``max_bytes`` bytes and MAX_JSON_DEPTH levels."""
-    try:
-        with path.open("rb") as handle:
-            text = handle.read(max_bytes + 1)  # bounded, whatever the file's size
-        if len(text) > max_bytes:
-            raise RecordError(f"{path} is over the {max_bytes:,}-byte limit for {path.name}")
-        data = json.loads(text.decode("utf-8-sig"))
-    except OSError as error:
-        raise RecordError(f"{path} could not be read ({error.strerror})") from None
-    except UnicodeDecodeError:
-        raise RecordError(f"{path} is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise RecordError(f"{path} is not valid JSON ({error.msg}, line {error.lineno})") from None
-    except RecursionError:
-        raise RecordError(f"{path} is nested more than {MAX_JSON_DEPTH} levels deep") from None
-    if depth(data) > MAX_JSON_DEPTH:
-        raise RecordError(f"{path} is nested more than {MAX_JSON_DEPTH} levels deep")
-    if not isinstance(data, dict):
-        raise RecordError(f"{path} must hold a JSON object, not {type(data).__name__}")
-    return data
+    """``path`` parsed as one JSON object of at most ``max_bytes`` bytes (:func:`vqa_demo.json_files.read_json_object`)."""
+    return read_bounded_json(path, max_bytes, error=RecordError, encoding="utf-8-sig")
 
 
 def read_predictions(path: str | Path) -> list[dict[str, Any]]:
