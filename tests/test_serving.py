@@ -18,7 +18,13 @@ from vqa_demo.config import LoraSettings
 from vqa_demo.evaluation.record_files import read_predictions
 from vqa_demo.model import forward, precision
 from vqa_demo.model.backbone import add_lora, build_tiny_backbone
-from vqa_demo.model.precision import Int8Linear, PrecisionPlan, apply_precision, resolve_precision
+from vqa_demo.model.precision import (
+    Bf16Linear,
+    Int8Linear,
+    PrecisionPlan,
+    apply_precision,
+    resolve_precision,
+)
 from vqa_demo.runtime import use_threads
 from vqa_demo.testing import make_tiny_predictor
 
@@ -56,6 +62,13 @@ def test_row_slices_cover_rows_within_the_budget():
         (i, i + 1) for i in range(5)
     ]
     assert len(forward.row_slices(64, 300)) == 1 + (64 - 1) // (forward.TOKEN_BUDGET // 300**2)
+    # 3B widths: a 269-token SWAG row holds 269 x 9216 fp32 MLP activations (9.9 MB): three per forward
+    # stay within glibc's heap-served 32 MB, where four rows (40 MB) were mapped afresh for every op.
+    assert 3 * 269 * 9216 * 4 <= forward.ACTIVATION_BYTES < 4 * 269 * 9216 * 4
+    slices = forward.row_slices(4, 269, width=9216)
+    assert [(s.start, s.stop) for s in slices] == [(0, 3), (3, 4)]
+    assert len(forward.row_slices(4, 269, width=64)) == 1  # a tiny model: attention bounds alone
+    assert len(forward.row_slices(2, 4096, width=9216)) == 2  # one row at least
 
 
 @pytest.mark.parametrize("name", ["swag-last_token", "swag-attentive", "multi_class-attentive"])
@@ -88,8 +101,10 @@ def test_precision_plans(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     assert resolve_precision("auto", cpu).label == "int8+bf16-vision"
+    assert resolve_precision("auto", cpu).outliers == resolve_precision("int8", cpu).outliers == "bf16"
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", cpu).label == "int8+fp32-vision"
+    assert resolve_precision("auto", cpu).outliers == resolve_precision("int8", cpu).outliers == "int8-weight"
     assert resolve_precision("auto", cuda).label == "bf16"
     assert resolve_precision("fp32", cpu).load_dtype == torch.float32
     assert resolve_precision("int8", cpu).load_dtype == torch.bfloat16
@@ -156,18 +171,22 @@ def test_weight_only_int8_equals_the_dequantized_weight(shape):
     torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
 
 
-def test_streamed_int8_base_equals_quantizing_after_load(tmp_path):
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_streamed_int8_base_equals_quantizing_after_load(native_bf16, tmp_path, monkeypatch):
     from vqa_demo.config import BackboneConfig
     from vqa_demo.loading import load_base
     from vqa_demo.model.backbone import load_backbone, save_backbone
 
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native_bf16)
     folder = save_backbone(build_tiny_backbone(), tmp_path / "base")
     streamed, summary = load_base(str(folder), "cpu", "int8")
     assert summary["streamed"] and summary["quantized_linears"] > 0
+    assert summary["outliers"] == ("bf16" if native_bf16 else "int8-weight")
     loaded = load_backbone(BackboneConfig(source=str(folder), device="cpu", dtype="float32"))
-    plan = PrecisionPlan("int8", "int8", "fp32", "requested")
+    plan = resolve_precision("int8", torch.device("cpu"))
     after = apply_precision(loaded.core, plan, loaded.family.vision_modules)
     assert after["quantized_linears"] == summary["quantized_linears"] and not after["streamed"]
+    assert after["bf16_lm_head"] == summary["bf16_lm_head"] == native_bf16
     ids = torch.tensor([[2, 5, 7, 9, 11]])
     size = loaded.processor.image_processor.size
     pixels = torch.randn(1, 3, size["height"], size["width"])
@@ -177,7 +196,46 @@ def test_streamed_int8_base_equals_quantizing_after_load(tmp_path):
         assert torch.equal(a, b)
         assert torch.equal(streamed.core(input_ids=ids).logits, loaded.core(input_ids=ids).logits)
     embedding = streamed.core.model.language_model.embed_tokens.weight
-    assert streamed.core.lm_head.weight is embedding and embedding.dtype == torch.float32
+    assert embedding.dtype == torch.float32  # lookups stay exact
+    if native_bf16:  # its own bf16 copy of the tied weight
+        assert type(streamed.core.lm_head) is Bf16Linear
+        assert torch.equal(streamed.core.lm_head.bf16_weight, embedding.bfloat16())
+    else:
+        assert streamed.core.lm_head.weight is embedding
+
+
+def test_bf16_linear_is_torchs_bf16_product_and_keeps_fp32_adapters():
+    """The outlier layers on a CPU with native bf16: torch's own bf16 linear, returned as fp32; the LoRA
+    adapters beside it stay fp32 (peft would cast them to a floating base weight's dtype)."""
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32)
+    layer = Bf16Linear(linear.weight, linear.bias)
+    x = torch.randn(3, 5, 64)
+    reference = nn.functional.linear(x.bfloat16(), linear.weight.bfloat16()).float() + linear.bias
+    out = layer(x)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, reference, rtol=0, atol=0)
+    assert (out - linear(x)).abs().max() / linear(x).abs().max() < 0.02
+    outlier = x.clone()
+    outlier[0, 0] *= 1000.0  # floating point: one outlier row leaves the others exact to bf16
+    error = (layer(outlier) - linear(outlier))[1:].abs().max() / linear(outlier)[1:].abs().max()
+    assert error < 0.02
+
+    backbone = build_tiny_backbone()
+    plan = PrecisionPlan("int8", "int8", "fp32", "test", outliers="bf16")
+    summary = apply_precision(backbone.core, plan, ("vision_tower",))
+    downs = [m for n, m in backbone.core.named_modules() if n.endswith("down_proj")]
+    assert downs and all(type(m) is Bf16Linear for m in downs)
+    assert summary["bf16_lm_head"] and type(backbone.core.lm_head) is Bf16Linear
+    assert backbone.core.model.language_model.embed_tokens.weight.dtype == torch.float32
+    model = add_lora(backbone, LoraSettings(init_weights=False))
+    lora = [p for n, p in model.named_parameters() if "lora_" in n and "down_proj" in n]
+    assert lora and all(p.dtype == torch.float32 for p in lora)
+    ids = torch.tensor([[2, 5, 7, 9]])
+    with_adapter = model(input_ids=ids).logits
+    with model.disable_adapter():
+        without = model(input_ids=ids).logits
+    assert with_adapter.dtype == torch.float32 and (with_adapter - without).abs().max() > 1e-4
 
 
 def test_streaming_refuses_a_base_with_nan(tmp_path):
@@ -237,13 +295,19 @@ def test_serving_benchmark_quick_writes_the_promised_keys(tmp_path):
     assert data["bounded_swag"]["micro_batches"] > 1
 
 
-def test_model_card_states_the_serving_precision(app_assets):
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_model_card_states_the_serving_precision(native_bf16, app_assets, monkeypatch):
     from vqa_demo.ui.holder import check_variants
     from vqa_demo.ui.model_card import build_model_card, card_markdown
 
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native_bf16)
     checkpoints = [app_assets.root / "checkpoints"]
     infos, _ = check_variants(checkpoints)
     plain = card_markdown(build_model_card(infos, None, checkpoints))
     served = card_markdown(build_model_card(infos, None, checkpoints, precision="int8", device="cpu"))
     assert "Serving precision" not in plain
     assert "**Serving precision:** `int8+fp32-vision` (requested `int8`" in served
+    if native_bf16:
+        assert "outlier channels, and the LM head are computed in bf16" in served
+    else:
+        assert "keep int8 weights with fp32 activations, and the LM head stays fp32" in served

@@ -43,7 +43,8 @@ def bounded_scores(
     index: torch.Tensor,
     pool: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]],
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The head's scores of R rows, run through the model in micro-batches (:func:`row_slices`).
+    """The head's scores of R rows, run through the model in micro-batches (:func:`row_slices`, bounded
+    by attention scores and, on the CPU, by the MLP's activation size).
 
     ``features float[B, N, D]``; ``index long[R]``: each row's example. ``pool(hidden float[r, T, D],
     mask bool[r, T])`` gives ``(scores float[r, ...], weights float[r, T] | None)``; the micro-batches'
@@ -51,7 +52,9 @@ def bounded_scores(
     padded to the whole batch's T, so a row's result does not depend on its micro-batch.
     """
     scores, weights = [], []
-    for part in row_slices(len(index), encoded.input_ids.shape[1]):
+    on_cpu = encoded.input_ids.device.type == "cpu"  # the activation bound is the CPU allocator's
+    width = getattr(ctx.core.config.get_text_config(), "intermediate_size", None) if on_cpu else None
+    for part in row_slices(len(index), encoded.input_ids.shape[1], width=width):
         rows = encoded.select(part)
         part_features = ctx.family.select_features(features, index[part])
         hidden = ctx.family.language_forward(ctx.core, rows, part_features)

@@ -51,12 +51,26 @@ def prefix_forward(
 # scores of rows x heads x T x T; past about this many, a forward gets slower per row than smaller ones
 # (benchmarks/serving.py measures it at PaliGemma 2 3B widths).
 TOKEN_BUDGET = 2_000_000
+# Bytes of the widest activation of a CPU micro-batch (rows x tokens x the MLP width, fp32). glibc
+# serves blocks up to 32 MB from its heap and maps larger ones afresh, so every temporary above it
+# page-faults on each use: at 3B widths SWAG's four 269-token rows in one forward spent a third of their
+# CPU time in the kernel; bounded (three rows, then one) they spent almost none and the five variants
+# answered in 32 s instead of 38 (benchmarks/serving.py).
+ACTIVATION_BYTES = 32 << 20
 
 
-def row_slices(num_rows: int, row_tokens: int, token_budget: int | None = None) -> list[slice]:
+def row_slices(
+    num_rows: int, row_tokens: int, token_budget: int | None = None, width: int | None = None
+) -> list[slice]:
     """Consecutive micro-batches of ``num_rows`` rows of ``row_tokens`` tokens each, at most
-    ``token_budget`` (default :data:`TOKEN_BUDGET`) rows x tokens^2 per micro-batch, one row at least."""
-    per_batch = max(1, (token_budget or TOKEN_BUDGET) // max(1, row_tokens) ** 2)
+    ``token_budget`` (default :data:`TOKEN_BUDGET`) rows x tokens^2 and, given the model's widest
+    activation ``width`` (its MLP size), at most :data:`ACTIVATION_BYTES` of fp32 activations per
+    micro-batch; one row at least."""
+    tokens = max(1, row_tokens)
+    per_batch = (token_budget or TOKEN_BUDGET) // tokens**2
+    if width:
+        per_batch = min(per_batch, ACTIVATION_BYTES // (4 * tokens * width))
+    per_batch = max(1, per_batch)
     return [slice(start, min(start + per_batch, num_rows)) for start in range(0, num_rows, per_batch)]
 
 

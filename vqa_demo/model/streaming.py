@@ -5,7 +5,7 @@ transformers' loader holds the whole base in its load dtype (and maps every safe
 peaked at 1.6x the running memory. Here the model is built on the meta device (parameters only;
 buffers such as rotary frequencies are computed as usual), and each tensor is read from its file with
 plain reads (no memory map, whose touched pages would count as resident), checked, converted to the
-plan's precision (language linears straight to :class:`~vqa_demo.model.precision.Int8Linear`) and
+plan's precision (language linears straight to :func:`~vqa_demo.model.precision.serving_linear`) and
 put in place before the next is read. The result equals loading in the file's dtype and converting
 afterwards (tested on the tiny model), at the running size plus one tensor.
 
@@ -26,13 +26,13 @@ from torch import nn
 from vqa_demo.model.base_checks import UnsafeBaseError
 from vqa_demo.model.precision import (
     DTYPES,
-    Int8Linear,
     PrecisionPlan,
+    bf16_output_layer,
     language_dtype,
     language_linears,
+    serving_linear,
     summary,
     vision_module_ids,
-    weight_only,
 )
 
 SAFETENSORS_DTYPES = {
@@ -161,7 +161,7 @@ def stream_model(
             bias = read_checked(
                 folder, f"{name}.bias", need(locations, folder, f"{name}.bias"), linear.bias.shape
             )
-        model.set_submodule(name, Int8Linear(weight, bias, weight_only(name)))
+        model.set_submodule(name, serving_linear(name, weight, bias, plan))
         del weight, bias, linear
     in_vision = vision_module_ids(model, vision_modules)
     for module_name, module in model.named_modules():
@@ -188,7 +188,8 @@ def stream_model(
             f"the base {folder} has no weights for {', '.join(missing[:5])}; they would be random, so it is "
             "refused: give a complete checkpoint whose config.json matches its weights"
         )
-    return model.eval(), summary(plan, len(quantized), streamed=True)
+    bf16_head = bf16_output_layer(model, plan)
+    return model.eval(), summary(plan, len(quantized), streamed=True, bf16_head=bf16_head)
 
 
 def need(locations: dict, folder: Path, name: str) -> tuple[Path, dict, int]:

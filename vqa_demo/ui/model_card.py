@@ -265,8 +265,17 @@ def precision_sentence(precision: str, device: str) -> str:
     from vqa_demo.model.precision import resolve_precision
 
     plan = resolve_precision(precision, resolve_device(device))
+    kept = ""
+    if plan.language == "int8":
+        kept = (
+            "; the MLP output projections, whose inputs carry outlier channels, and the LM head are computed "
+            "in bf16"
+            if plan.outliers == "bf16"
+            else "; the MLP output projections, whose inputs carry outlier channels, keep int8 weights with "
+            "fp32 activations, and the LM head stays fp32"
+        )
     return (
-        f"`{plan.label}` (requested `{precision}`: {plan.reason}); the variants' LoRA adapters stay "
+        f"`{plan.label}` (requested `{precision}`: {plan.reason}){kept}; the variants' LoRA adapters stay "
         "unmerged in fp32 on the one shared base. The accuracies below were measured in fp32; the "
         "effect of this precision (accuracy, identical choices) is measured by `python -m benchmarks.serving` "
         "and listed in the README's *Performance*"
