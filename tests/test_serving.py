@@ -18,6 +18,7 @@ from vqa_demo.config import LoraSettings
 from vqa_demo.evaluation.record_files import read_predictions
 from vqa_demo.model import forward, precision
 from vqa_demo.model.backbone import add_lora, build_tiny_backbone
+from vqa_demo.model.families.registry import tiny_sources
 from vqa_demo.model.precision import (
     Bf16Linear,
     Int8Linear,
@@ -311,3 +312,29 @@ def test_model_card_states_the_serving_precision(native_bf16, app_assets, monkey
         assert "outlier channels, and the LM head are computed in bf16" in served
     else:
         assert "keep int8 weights with fp32 activations, and the LM head stays fp32" in served
+
+
+@pytest.mark.parametrize("source", [s for s in tiny_sources() if s != "tiny:vilt"])
+def test_bf16_outliers_serve_every_decoder_family_close_to_fp32(source, images):
+    """The int8 plan of a CPU with native bf16 on each family's tiny model (ViLT has no COND_GEN to
+    compare): every variant answers, its option scores stay near fp32's, and where the family has a
+    ``down_proj`` it is computed in bf16."""
+    from vqa_demo.testing import random_variant_predictor
+
+    question, options = "What is shown here?", ["a cat", "a dog", "a bird"]
+    exact = random_variant_predictor(build_tiny_backbone(source=source), seed=1).predict(
+        images[0], question, options
+    )
+    backbone = build_tiny_backbone(source=source)
+    language = precision.language_linears(backbone.core, backbone.family.vision_modules)
+    outliers = [n for n in language if precision.is_outlier_layer(n)]
+    assert outliers or source == "tiny:blip", "a decoder family without down_proj"
+    plan = PrecisionPlan("int8", "int8", "fp32", "test", outliers="bf16")
+    summary = apply_precision(backbone.core, plan, backbone.family.vision_modules)
+    assert summary["quantized_linears"] > 0
+    layers = dict(backbone.core.named_modules())
+    assert all(type(layers[n]) is Bf16Linear for n in outliers)
+    served = random_variant_predictor(backbone, seed=1).predict(images[0], question, options)
+    assert set(served) == set(exact)
+    for name in exact:
+        assert np.abs(exact[name].option_scores - served[name].option_scores).max() < 0.15, name
