@@ -70,6 +70,9 @@ def test_row_slices_cover_rows_within_the_budget():
     assert [(s.start, s.stop) for s in slices] == [(0, 3), (3, 4)]
     assert len(forward.row_slices(4, 269, width=64)) == 1  # a tiny model: attention bounds alone
     assert len(forward.row_slices(2, 4096, width=9216)) == 2  # one row at least
+    # Short rows: the attention bound allows 200 per forward, the activation bound 9.
+    assert forward.TOKEN_BUDGET // 100**2 >= 20 and len(forward.row_slices(20, 100)) == 1
+    assert [s.stop - s.start for s in forward.row_slices(20, 100, width=9216)] == [9, 9, 2]
 
 
 @pytest.mark.parametrize("name", ["swag-last_token", "swag-attentive", "multi_class-attentive"])
@@ -155,6 +158,53 @@ def test_int8_activations_are_scaled_per_token():
     for quantized in (Int8Linear.from_linear(linear), Int8Linear.from_linear(linear, weight_only=True)):
         error = (quantized(x) - exact)[1:].abs().max() / exact[1:].abs().max()
         assert error < 0.03
+
+
+@pytest.mark.parametrize("weight_only", [False, True])
+def test_int8_linear_backward_is_the_dequantized_linear_maps(weight_only):
+    """Attributions differentiate through the int8 layers: the gradient is that of ``x @ W.T`` with W
+    the dequantized weight (torch's own autograd of that product), close to the fp32 layer's, and the
+    forward is the int8 one (fbgemm's kernels have no backward of their own)."""
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32)
+    quantized = Int8Linear.from_linear(linear, weight_only=weight_only)
+    weight = quantized.dequantized_weight()
+    assert (weight - linear.weight).abs().max() <= linear.weight.abs().max() / 127
+    x = torch.randn(3, 5, 64, requires_grad=True)
+    upstream = torch.randn(3, 5, 32)
+    out = quantized(x)
+    with torch.no_grad():
+        torch.testing.assert_close(out, quantized(x), rtol=0, atol=0)
+    (out * upstream).sum().backward()
+    reference = x.detach().clone().requires_grad_(True)
+    (nn.functional.linear(reference, weight) * upstream).sum().backward()
+    torch.testing.assert_close(x.grad, reference.grad, rtol=1e-5, atol=1e-5)
+    exact = x.detach().clone().requires_grad_(True)
+    (linear(exact) * upstream).sum().backward()
+    assert (x.grad - exact.grad).abs().max() / exact.grad.abs().max() < 0.03
+
+
+def test_attribution_through_an_int8_base_matches_fp32(images):
+    """Integrated gradients of the tiny model served int8 (both outlier forms) against fp32: the
+    token attributions keep their pattern (before, the gradient ran through per-row scales alone)."""
+    from vqa_demo.explain.attribution import attribute
+    from vqa_demo.testing import random_variant_predictor
+
+    question, options = "What colour is the square?", ["red", "blue", "green"]
+
+    def token_scores(plan):
+        backbone = build_tiny_backbone()
+        if plan is not None:
+            apply_precision(backbone.core, plan, backbone.family.vision_modules)
+        predictor = random_variant_predictor(backbone, variants=("swag-last_token",), seed=3)
+        (result,) = attribute(predictor, [images[0]], [question], [options], "swag-last_token", targets=[1])
+        return result.token_scores
+
+    exact = token_scores(None)
+    for outliers in ("int8-weight", "bf16"):
+        served = token_scores(PrecisionPlan("int8", "int8", "fp32", "test", outliers=outliers))
+        assert served.shape == exact.shape and np.isfinite(served).all()
+        assert np.corrcoef(exact, served)[0, 1] > 0.95, outliers
 
 
 @pytest.mark.parametrize("shape", [(1, 64), (1, 1, 64), (3, 5, 64)])
@@ -309,7 +359,7 @@ def test_model_card_states_the_serving_precision(native_bf16, app_assets, monkey
     assert "Serving precision" not in plain
     assert "**Serving precision:** `int8+fp32-vision` (requested `int8`" in served
     if native_bf16:
-        assert "outlier channels, and the LM head are computed in bf16" in served
+        assert "outlier channels, and the LM head (where the model exposes one" in served
     else:
         assert "keep int8 weights with fp32 activations, and the LM head stays fp32" in served
 
@@ -330,8 +380,10 @@ def test_bf16_outliers_serve_every_decoder_family_close_to_fp32(source, images):
     outliers = [n for n in language if precision.is_outlier_layer(n)]
     assert outliers or source == "tiny:blip", "a decoder family without down_proj"
     plan = PrecisionPlan("int8", "int8", "fp32", "test", outliers="bf16")
+    has_head = type(backbone.core.get_output_embeddings()) is nn.Linear
     summary = apply_precision(backbone.core, plan, backbone.family.vision_modules)
-    assert summary["quantized_linears"] > 0
+    assert summary["quantized_linears"] > 0 and summary["bf16_lm_head"] == has_head
+    assert has_head == (type(backbone.core.get_output_embeddings()) is Bf16Linear)
     layers = dict(backbone.core.named_modules())
     assert all(type(layers[n]) is Bf16Linear for n in outliers)
     served = random_variant_predictor(backbone, seed=1).predict(images[0], question, options)

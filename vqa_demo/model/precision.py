@@ -112,8 +112,9 @@ class PackedLinear(nn.Linear):
 
 class Bf16Linear(PackedLinear):
     """A linear layer computed in bf16: ``x float[..., in] -> float[..., out]``, the bf16 weight
-    ``float[out, in]`` times bf16 activations, accumulated in fp32 by the CPU's bf16 instructions and
-    returned as fp32 (bias added in fp32)."""
+    ``float[out, in]`` times bf16 activations, accumulated in fp32 by the CPU's bf16 instructions; torch
+    returns the product rounded to bf16 (8 significant bits: steps of 0.125 at logits of 16-32), which
+    is returned as fp32 with the bias added in fp32. Differentiable (attributions)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
         nn.Module.__init__(self)
@@ -166,13 +167,21 @@ class Int8Linear(PackedLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
+        if torch.is_grad_enabled() and x.requires_grad:
+            return DequantizedGradient.apply(x, self)  # attributions: quantized kernels have no backward
         if self.weight_only:
             return self.weight_only_forward(x)
-        row_scale = torch.linalg.vector_norm(x, ord=float("inf"), dim=-1, keepdim=True).clamp_(min=1e-12)
+        row_scale = torch.linalg.vector_norm(x, ord=float("inf"), dim=-1, keepdim=True).clamp(min=1e-12)
         # reduce_range: fbgemm's int8 kernels on CPUs without VNNI can saturate the 16-bit accumulator.
         # In place on the fresh output: at SWAG's thousand-row batches each copy is a 40 MB allocation.
         out = torch.ops.quantized.linear_dynamic(x / row_scale, self.packed, True).mul_(row_scale)
         return out if self.bias is None else out.add_(self.bias)
+
+    def dequantized_weight(self) -> torch.Tensor:
+        """The weight the int8 one stands for, ``float[out, in]`` (a fresh fp32 copy)."""
+        if self.weight_only:
+            return self.qweight.float() * self.scale
+        return torch.ops.quantized.linear_unpack(self.packed)[0].dequantize()
 
     def weight_only_forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x float[..., in] -> float[..., out]`` with the int8 weight: ``(x @ q.T) * scale``, the scale
@@ -191,6 +200,23 @@ class Int8Linear(PackedLinear):
     def extra_repr(self) -> str:
         activations = "fp32 activations" if self.weight_only else "per-token int8 activations"
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 weight, {activations}"
+
+
+class DequantizedGradient(torch.autograd.Function):
+    """:class:`Int8Linear`'s output with a gradient: the int8 forward, and the backward of the linear
+    map it computes, ``x -> x @ W.T`` with ``W`` the dequantized weight (fbgemm's quantized kernels
+    have none: without this an attribution's gradient flowed through the per-row scales alone).
+    ``x float[..., in] -> float[..., out]``; the weight and bias stay frozen."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, layer: Int8Linear) -> torch.Tensor:
+        ctx.layer = layer
+        with torch.no_grad():
+            return layer(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad @ ctx.layer.dequantized_weight(), None
 
 
 def is_outlier_layer(name: str) -> bool:

@@ -268,8 +268,8 @@ def precision_sentence(precision: str, device: str) -> str:
     kept = ""
     if plan.language == "int8":
         kept = (
-            "; the MLP output projections, whose inputs carry outlier channels, and the LM head are computed "
-            "in bf16"
+            "; the MLP output projections, whose inputs carry outlier channels, and the LM head (where the "
+            "model exposes one as its output embeddings) are computed in bf16"
             if plan.outliers == "bf16"
             else "; the MLP output projections, whose inputs carry outlier channels, keep int8 weights with "
             "fp32 activations, and the LM head stays fp32"
