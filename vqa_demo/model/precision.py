@@ -237,12 +237,17 @@ def serving_linear(
     return Int8Linear(weight, bias, weight_only=True)
 
 
+def output_layer(core: nn.Module) -> nn.Module | None:
+    """``core``'s output layer (the LM head), or None for a model without output embeddings."""
+    return core.get_output_embeddings() if hasattr(core, "get_output_embeddings") else None
+
+
 def language_linears(core: nn.Module, vision_modules: tuple[str, ...]) -> list[str]:
     """Names of ``core``'s ``nn.Linear`` layers that int8 replaces: the language model's, not the
     vision parts' nor the output layer (the LM head, tied to the embedding: int8 activations would move
     COND_GEN's log-likelihoods most; :func:`bf16_output_layer` decides its precision)."""
     vision = vision_module_ids(core, vision_modules)
-    output = core.get_output_embeddings() if hasattr(core, "get_output_embeddings") else None
+    output = output_layer(core)
     return [
         name
         for name, module in core.named_modules()
@@ -293,7 +298,7 @@ def bf16_output_layer(core: nn.Module, plan: PrecisionPlan) -> bool:
     its own bf16 copy of the output weight (:class:`Bf16Linear`, 2.6x faster than fp32 at Gemma's
     256k vocabulary, the weights being bf16 in the published checkpoints), while the embedding it was
     tied to stays fp32 for exact lookups. Returns whether it did (after the weights are tied)."""
-    output = core.get_output_embeddings() if hasattr(core, "get_output_embeddings") else None
+    output = output_layer(core)
     if plan.language != "int8" or plan.outliers != "bf16" or type(output) is not nn.Linear:
         return False
     core.set_output_embeddings(Bf16Linear(output.weight, output.bias))
