@@ -73,6 +73,46 @@ def test_row_slices_cover_rows_within_the_budget():
     # Short rows: the attention bound allows 200 per forward, the activation bound 9.
     assert forward.TOKEN_BUDGET // 100**2 >= 20 and len(forward.row_slices(20, 100)) == 1
     assert [s.stop - s.start for s in forward.row_slices(20, 100, width=9216)] == [9, 9, 2]
+    # The shipped default at 257 prompt tokens (+ 64 image tokens): its MLP is narrow (512), but eager
+    # attention's fp32 scores take 4 heads x 321^2 x 4 B = 1.6 MB a row: 10 rows per forward, not 19.
+    assert 10 * 4 * 321**2 * 4 <= forward.SCORE_BYTES < 11 * 4 * 321**2 * 4
+    assert len(forward.row_slices(64, 321, width=512)) == 4  # the attention budget alone: 19 rows
+    assert [s.stop - s.start for s in forward.row_slices(64, 321, width=512, heads=4)] == [10] * 6 + [4]
+    assert len(forward.row_slices(64, 40, width=512, heads=4)) == 1  # short rows: neither binds
+
+
+def test_eager_attention_scores_bound_cpu_micro_batches(images, monkeypatch):
+    """On the CPU a classifier's micro-batches hold at most SCORE_BYTES of eager attention scores,
+    counted from the model's own heads and the rows' length, and still give the one-batch scores."""
+    name = "swag-last_token"
+    predictor = make_tiny_predictor(variants=(name,))
+    text = predictor.backbone.core.config.get_text_config()
+    assert text._attn_implementation == "eager"
+    assert forward.cpu_bounds(predictor.backbone.core) == {
+        "width": text.intermediate_size,
+        "heads": text.num_attention_heads,
+    }
+    questions = ["What colour is the large shape in this picture?", "Which one?"]
+    options = [["red", "green", "blue"], ["circle", "square", "star", "a long triangle"]]
+    shapes = []
+    hook = predictor.backbone.core.model.language_model.register_forward_hook(
+        lambda module, args, kwargs, out: shapes.append(tuple(kwargs["inputs_embeds"].shape[:2])),
+        with_kwargs=True,
+    )
+    try:
+        monkeypatch.setattr(forward, "TOKEN_BUDGET", 10**12)
+        whole = predictor.predict_batch(images[:2], questions, options)
+        ((rows, tokens),) = shapes
+        assert rows == 7 and text.num_attention_heads * tokens > text.intermediate_size
+        # Room for two rows' scores: the attention budget alone would allow all seven.
+        monkeypatch.setattr(forward, "SCORE_BYTES", 2 * 4 * text.num_attention_heads * tokens**2 + 1)
+        shapes[:] = []
+        bounded = predictor.predict_batch(images[:2], questions, options)
+    finally:
+        hook.remove()
+    assert shapes == [(2, tokens), (2, tokens), (2, tokens), (1, tokens)]
+    for a, b in zip(whole, bounded):
+        np.testing.assert_allclose(a[name].option_scores, b[name].option_scores, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["swag-last_token", "swag-attentive", "multi_class-attentive"])
@@ -342,8 +382,12 @@ def test_serving_benchmark_quick_writes_the_promised_keys(tmp_path):
         assert key in data, key
     assert data["precision"].startswith("int8")
     assert data["running_rss_mb"] > 0 and data["peak_rss_mb"] > 0
-    assert data["bounded_swag"]["max_abs_diff"] < 1e-4
-    assert data["bounded_swag"]["micro_batches"] > 1
+    for key in ("bounded_swag", "bounded_swag_default"):
+        assert data[key]["max_abs_diff"] < 1e-4
+        assert data[key]["micro_batches"] > 1
+    # The shipped default's long rows: 64 image + about 256 prompt tokens, bounded by their scores.
+    assert 250 <= data["bounded_swag_default"]["prompt_tokens"] <= 270
+    assert data["bounded_swag_default"]["rows"] == 16
 
 
 @pytest.mark.parametrize("native_bf16", [False, True])

@@ -14,7 +14,7 @@ from torch import nn
 
 from vqa_demo.config import HeadConfig
 from vqa_demo.model.encoding import EncodedRows
-from vqa_demo.model.forward import row_slices
+from vqa_demo.model.forward import cpu_bounds, row_slices
 from vqa_demo.model.head_strategy import HeadContext, HeadScores, HeadStrategy, PoolingRows
 from vqa_demo.model.heads import MultiClassHead, SwagHead
 from vqa_demo.model.prompts import PromptRow, cleaned, hypothesis_rows, options_row
@@ -44,7 +44,8 @@ def bounded_scores(
     pool: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]],
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The head's scores of R rows, run through the model in micro-batches (:func:`row_slices`, bounded
-    by attention scores and, on the CPU, by the MLP's activation size).
+    by attention scores and, on the CPU, by the size of the MLP's activations and eager attention's
+    scores).
 
     ``features float[B, N, D]``; ``index long[R]``: each row's example. ``pool(hidden float[r, T, D],
     mask bool[r, T])`` gives ``(scores float[r, ...], weights float[r, T] | None)``; the micro-batches'
@@ -52,9 +53,9 @@ def bounded_scores(
     padded to the whole batch's T, so a row's result does not depend on its micro-batch.
     """
     scores, weights = [], []
-    on_cpu = encoded.input_ids.device.type == "cpu"  # the activation bound is the CPU allocator's
-    width = getattr(ctx.core.config.get_text_config(), "intermediate_size", None) if on_cpu else None
-    for part in row_slices(len(index), encoded.input_ids.shape[1], width=width):
+    # The activation bound is the CPU allocator's; a GPU keeps the attention budget alone.
+    bounds = cpu_bounds(ctx.core) if encoded.input_ids.device.type == "cpu" else {}
+    for part in row_slices(len(index), encoded.input_ids.shape[1], **bounds):
         rows = encoded.select(part)
         part_features = ctx.family.select_features(features, index[part])
         hidden = ctx.family.language_forward(ctx.core, rows, part_features)

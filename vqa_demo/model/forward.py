@@ -47,31 +47,52 @@ def prefix_forward(
     return family.language_forward(core, rows, features, use_cache=use_cache, position_ids=position_ids)
 
 
-# Rows x tokens^2 per prefix forward. Gemma 2's eager attention (soft-capping rules out SDPA) holds fp32
-# scores of rows x heads x T x T; past about this many, a forward gets slower per row than smaller ones
-# (benchmarks/serving.py measures it at PaliGemma 2 3B widths).
+# Rows x tokens^2 per prefix forward: what bounds a micro-batch on a GPU (attention memory).
 TOKEN_BUDGET = 2_000_000
-# Bytes of the widest activation of a CPU micro-batch (rows x tokens x the MLP width, fp32). glibc
-# serves blocks up to 32 MB from its heap and maps larger ones afresh, so every temporary above it
-# page-faults on each use: at 3B widths SWAG's four 269-token rows in one forward spent a third of their
-# CPU time in the kernel; bounded (three rows, then one) they spent almost none and the five variants
-# answered in 32 s instead of 38 (benchmarks/serving.py).
+# Bytes of the MLP's activations in a CPU micro-batch (rows x tokens x its width, fp32). glibc serves
+# blocks up to 32 MB from its heap and maps larger ones afresh, so every temporary above it
+# page-faults on each use: at 3B widths SWAG's four 269-token rows in one forward spent a third of
+# their CPU time in the kernel; bounded (three rows, then one), almost none.
 ACTIVATION_BYTES = 32 << 20
+# Bytes of eager attention's fp32 scores in a CPU micro-batch (rows x heads x tokens x tokens; Gemma 2's
+# soft-capping rules out fused attention). Each layer makes several temporaries of that size (scores,
+# capped, softmax), so they are bounded lower: on the shipped default at 257 prompt tokens, SWAG's 64
+# rows ran fastest 8 to 11 rows (13-18 MB) at a time; 20 rows (33 MB) were no faster than one forward
+# (benchmarks/serving.py measures it).
+SCORE_BYTES = 16 << 20
 
 
 def row_slices(
-    num_rows: int, row_tokens: int, token_budget: int | None = None, width: int | None = None
+    num_rows: int,
+    row_tokens: int,
+    token_budget: int | None = None,
+    width: int | None = None,
+    heads: int | None = None,
 ) -> list[slice]:
-    """Consecutive micro-batches of ``num_rows`` rows of ``row_tokens`` tokens each, at most
-    ``token_budget`` (default :data:`TOKEN_BUDGET`) rows x tokens^2 and, given the model's widest
-    activation ``width`` (its MLP size), at most :data:`ACTIVATION_BYTES` of fp32 activations per
-    micro-batch; one row at least."""
+    """Consecutive micro-batches of ``num_rows`` rows of ``row_tokens`` tokens each: at most
+    ``token_budget`` (default :data:`TOKEN_BUDGET`) rows x tokens^2; given the model's MLP size
+    ``width``, at most :data:`ACTIVATION_BYTES` of fp32 activations ``[rows, tokens, width]``; given
+    (eager attention) its number of query ``heads``, at most :data:`SCORE_BYTES` of fp32 scores
+    ``[rows, heads, tokens, tokens]``. One row at least."""
     tokens = max(1, row_tokens)
     per_batch = (token_budget or TOKEN_BUDGET) // tokens**2
     if width:
         per_batch = min(per_batch, ACTIVATION_BYTES // (4 * tokens * width))
+    if heads:
+        per_batch = min(per_batch, SCORE_BYTES // (4 * heads * tokens**2))
     per_batch = max(1, per_batch)
     return [slice(start, min(start + per_batch, num_rows)) for start in range(0, num_rows, per_batch)]
+
+
+def cpu_bounds(core) -> dict[str, int | None]:
+    """:func:`row_slices`' activation bounds for ``core``'s language model on the CPU: its MLP
+    ``width`` and, if its attention is eager (scores materialised), its query ``heads``."""
+    text = core.config.get_text_config()
+    eager = getattr(text, "_attn_implementation", None) == "eager"
+    return {
+        "width": getattr(text, "intermediate_size", None),
+        "heads": getattr(text, "num_attention_heads", None) if eager else None,
+    }
 
 
 def lm_logits(core, hidden: torch.Tensor) -> torch.Tensor:
