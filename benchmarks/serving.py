@@ -253,7 +253,10 @@ def agreement_only(args: argparse.Namespace, machine: dict, precisions: list[str
 
 
 def main(args: argparse.Namespace) -> int:
+    from vqa_demo.runtime import hold_freed_memory
+
     machine = setup(args)
+    machine["held_freed_memory"] = hold_freed_memory()  # as the app and evaluate run
     precisions = args.precisions or ["auto"]
     if args.agreement_only:
         return agreement_only(args, machine, precisions)

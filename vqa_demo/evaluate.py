@@ -100,9 +100,10 @@ def main(args: argparse.Namespace) -> dict:
     from vqa_demo.evaluation.sharding import Shard
     from vqa_demo.loading import load_predictor
     from vqa_demo.model.base_checks import UnsafeBaseError
-    from vqa_demo.runtime import use_threads
+    from vqa_demo.runtime import hold_freed_memory, use_threads
 
     use_threads(args.threads)
+    hold_freed_memory()
     split = load_checked_split(args)
     shard = Shard.from_environment()
     device = str(shard.device) if shard.device is not None else args.device

@@ -18,6 +18,7 @@ from vqa_demo.config import RunConfig, in_variant_order
 from vqa_demo.loading import load_predictor
 from vqa_demo.predictor import Predictor, Variant
 from vqa_demo.run_folders import find_checkpoints
+from vqa_demo.runtime import hold_freed_memory, use_threads
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +135,8 @@ class PredictorHolder:
         """A holder that loads ``config.checkpoints`` on top of ``config.base`` when first asked."""
 
         def load():
-            if config.threads:
-                import torch
-
-                torch.set_num_threads(config.threads)
+            use_threads(config.threads)
+            hold_freed_memory()
             # Only the variants that passed the start-up checks; the base-dependent checks may
             # still refuse one, which then joins the skipped list instead of failing the others.
             skipped: list[tuple[str, str]] = []
