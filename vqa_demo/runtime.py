@@ -32,9 +32,9 @@ def hold_freed_memory() -> bool:
     By default glibc returns a freed block above its (adaptive) mmap threshold to the kernel and trims
     the heap's free top, so the next forward's temporaries of the same size page-fault on first
     touch: at 3B-224 widths on a 2-core CPU, 0.9-1.4 M faults and 1.5-2.6 s of kernel time per
-    five-variant answer, none once held. On the shipped default, SWAG's long-prompt micro-batches ran
-    8-13% faster held (benchmarks/serving.py). A fixed mmap threshold of 32 MB and trimming only beyond
-    1 GB keep freed blocks for reuse. Process-wide: for the app and the CLIs that serve, not for library
+    five-variant answer, none once held (the wall-clock gain, a few percent, is within that machine's
+    run-to-run spread). A fixed mmap threshold of 32 MB and trimming only beyond 1 GB keep freed
+    blocks for reuse. Process-wide: for the app and the CLIs that serve, not for library
     calls. Returns False where the C library is not glibc (nothing is changed)."""
     import ctypes
 
