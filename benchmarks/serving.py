@@ -107,9 +107,8 @@ def bounded_swag(quick: bool, layers: int, seed: int) -> dict:
     questions = [f"{words} question {i}?" for i in range(batch)]
     options = [[f"option {k} for {i}" for k in range(4)] for i in range(batch)]
     features = torch.randn(batch, int(processor.image_seq_length), text["hidden_size"]) * 0.02
-    tokens = encoder.encode(
-        strategy.prompt_rows(questions[0], options[0]), with_suffix=False
-    ).input_ids.shape[1]
+    rows = [r for q, o in zip(questions, options) for r in strategy.prompt_rows(q, o)]
+    tokens = encoder.encode(rows, with_suffix=False).input_ids.shape[1]  # the batch's padded length
 
     def run(bounded: bool) -> tuple[float, np.ndarray]:
         with forward_bounds(bounded), torch.no_grad():
@@ -169,8 +168,12 @@ def bounded_swag_default(checkpoints: Path, quick: bool) -> dict:
         )
         command = [sys.executable, "-c", code, str(checkpoints), "quick" if quick else "full"]
         command += [str(torch.get_num_threads()), "held" if mode == "held_memory" else "default"]
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        run = subprocess.run(command, check=True, env=env, cwd=ROOT, capture_output=True, text=True)
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        run = subprocess.run(
+            command, env=dict(os.environ, PYTHONPATH=path), cwd=ROOT, capture_output=True, text=True
+        )
+        if run.returncode:
+            raise RuntimeError(f"the {mode} SWAG measurement failed:\n{run.stderr[-4000:]}")
         arms[mode] = json.loads(run.stdout.strip().splitlines()[-1])
     before, now = arms["default_allocator"], arms["held_memory"]
     return {
@@ -190,8 +193,7 @@ def swag_default_arms(checkpoints: Path, quick: bool, held: bool) -> dict:
     from vqa_demo.model import forward
     from vqa_demo.runtime import hold_freed_memory
 
-    if held:
-        hold_freed_memory()
+    held = held and hold_freed_memory()
     predictor = load_predictor(checkpoints / "swag-last_token")
     examples = load_split(checkpoints.parent / "validation").examples[: 4 if quick else 16]
     images = [e.load_image() for e in examples]
@@ -201,7 +203,8 @@ def swag_default_arms(checkpoints: Path, quick: bool, held: bool) -> dict:
     variant = predictor.variants["swag-last_token"]
     encoder = predictor.encoder_for(variant.config)
     encoder.max_text_tokens = 512  # room for the long prompts (the default trained at 192)
-    rows = variant.strategy.prompt_rows(questions[0], options[0])
+    # The batch's rows are padded to its longest: that length is what the micro-batches hold.
+    rows = [r for q, o in zip(questions, options) for r in variant.strategy.prompt_rows(q, o)]
     tokens = encoder.encode(rows, with_suffix=False).input_ids.shape[1]
 
     def run(bounded: bool) -> tuple[float, np.ndarray]:
@@ -218,7 +221,7 @@ def swag_default_arms(checkpoints: Path, quick: bool, held: bool) -> dict:
     return {
         "rows": sum(len(o) for o in options), "row_tokens": int(tokens),
         "prompt_tokens": int(tokens - encoder.image_seq_length), "heads": text.num_attention_heads,
-        **bounds_summary(slices, timings),
+        "held_freed_memory": held, **bounds_summary(slices, timings),
     }  # fmt: skip
 
 
@@ -285,10 +288,7 @@ def agreement_only(args: argparse.Namespace, machine: dict, precisions: list[str
 
 
 def main(args: argparse.Namespace) -> int:
-    from vqa_demo.runtime import hold_freed_memory
-
     machine = setup(args)
-    machine["held_freed_memory"] = hold_freed_memory()  # as the app and evaluate run
     precisions = args.precisions or ["auto"]
     if args.agreement_only:
         return agreement_only(args, machine, precisions)

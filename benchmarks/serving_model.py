@@ -100,11 +100,9 @@ def measure(base: Path, precision: str, threads: list[int], rounds: int, seed: i
     0: only the load, the first answer and the memory)."""
     from benchmarks.models import make_items
     from vqa_demo.loading import load_base
-    from vqa_demo.runtime import hold_freed_memory
     from vqa_demo.testing import random_variant_predictor
 
     torch.set_num_threads(threads[0])
-    hold_freed_memory()  # as the app and evaluate run
     start = time.perf_counter()
     backbone, serving = load_base(str(base), "cpu", precision)
     load_s = time.perf_counter() - start

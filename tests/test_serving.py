@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +76,15 @@ print(held, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def heap_pages_are_huge() -> bool:
+    """Whether heap memory may come in 2 MB pages (then there are too few faults to count)."""
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    always = thp.is_file() and "[always]" in thp.read_text()
+    return always or "hugetlb" in os.environ.get("GLIBC_TUNABLES", "")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
+@pytest.mark.skipif(heap_pages_are_huge(), reason="huge heap pages: faults are not per 4 KB page")
 def test_held_freed_memory_stops_page_faults_of_repeated_forwards():
     """The same temporaries allocated again fault fresh pages in under glibc's defaults (90 MB freed at
     once is more than it keeps: measured 169 k faults in ten rounds), and almost none once serving
@@ -425,7 +434,8 @@ def test_serving_benchmark_quick_writes_the_promised_keys(tmp_path):
     # measured in a process per allocator setting.
     swag = data["bounded_swag_default"]
     assert 250 <= swag["prompt_tokens"] <= 270 and swag["rows"] == 16
-    assert swag["speedup_vs_before"] == swag["default_allocator"]["one_forward_s"] / swag["bounded_held_s"]
+    assert swag["held_memory"]["held_freed_memory"] is (platform.libc_ver()[0] == "glibc")
+    assert swag["default_allocator"]["held_freed_memory"] is False
     assert swag["held_memory"]["micro_batches"] == swag["micro_batches"] > 1
 
 

@@ -20,30 +20,37 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 DEFAULT_THREADS = 1  # one thread: on a shared small CPU more threads contend and run slower
 
 
-# glibc's mallopt parameters, and what serving sets them to: blocks up to 32 MB (glibc's largest
-# threshold) come from the heap, and up to 1 GB of freed heap stays mapped for the next forward.
+# glibc's mallopt parameters, and what a batch CLI sets them to: blocks up to 32 MB (glibc's largest
+# threshold) come from the heap, and up to 1 GB of freed main-heap top stays mapped for the next forward.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 HELD_HEAP_BYTES, HEAP_BLOCK_BYTES = 1 << 30, 32 << 20
 
 
 def hold_freed_memory() -> bool:
-    """Let a serving process reuse freed activation memory instead of faulting fresh pages in.
+    """Let a batch process reuse freed activation memory instead of faulting fresh pages in.
 
     By default glibc returns a freed block above its (adaptive) mmap threshold to the kernel and trims
     the heap's free top, so the next forward's temporaries of the same size page-fault on first
     touch: at 3B-224 widths on a 2-core CPU, 0.9-1.4 M faults and 1.5-2.6 s of kernel time per
     five-variant answer, none once held (the wall-clock gain, a few percent, is within that machine's
     run-to-run spread). A fixed mmap threshold of 32 MB and trimming only beyond 1 GB keep freed
-    blocks for reuse. Process-wide: for the app and the CLIs that serve, not for library
-    calls. Returns False where the C library is not glibc (nothing is changed)."""
+    blocks for reuse; a thread's own arena (64 MB heaps) then is never trimmed either, and
+    ``malloc_trim`` does not reach its top. So it is for ``evaluate`` and benchmarks, which exit when
+    done; the app, which hands memory back between sessions
+    (:func:`~vqa_demo.ui.session_memory.return_freed_memory`), keeps glibc's defaults. Process-wide,
+    never for library calls. Returns whether both settings were taken: False where the C library is
+    not glibc (nothing changed; an allocator preloaded over glibc's, such as tcmalloc, may ignore them)."""
     import ctypes
+    import platform
 
-    libc = ctypes.CDLL(None)
-    if not hasattr(libc, "gnu_get_libc_version"):
+    if platform.libc_ver()[0] != "glibc":
         return False
-    return bool(
-        libc.mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES) and libc.mallopt(M_TRIM_THRESHOLD, HELD_HEAP_BYTES)
-    )
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, TypeError, AttributeError):
+        return False
+    held = mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES) == 1
+    return held and mallopt(M_TRIM_THRESHOLD, HELD_HEAP_BYTES) == 1
 
 
 def add_threads_argument(parser: argparse.ArgumentParser, default: int = DEFAULT_THREADS) -> None:

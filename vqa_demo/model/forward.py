@@ -86,7 +86,9 @@ def row_slices(
 
 def cpu_bounds(core) -> dict[str, int | None]:
     """:func:`row_slices`' activation bounds for ``core``'s language model on the CPU: its MLP
-    ``width`` and, if its attention is eager (scores materialised), its query ``heads``."""
+    ``width`` and, if its attention is eager (scores materialised), its query ``heads``. Scores are
+    counted over the rows' tokens: where attention also spans image patches outside them (ViLT) or
+    cross-attends to them (BLIP), a micro-batch holds more than that."""
     text = core.config.get_text_config()
     eager = getattr(text, "_attn_implementation", None) == "eager"
     return {

@@ -18,7 +18,7 @@ from vqa_demo.config import RunConfig, in_variant_order
 from vqa_demo.loading import load_predictor
 from vqa_demo.predictor import Predictor, Variant
 from vqa_demo.run_folders import find_checkpoints
-from vqa_demo.runtime import hold_freed_memory, use_threads
+from vqa_demo.runtime import use_threads
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,6 @@ class PredictorHolder:
 
         def load():
             use_threads(config.threads)
-            hold_freed_memory()
             # Only the variants that passed the start-up checks; the base-dependent checks may
             # still refuse one, which then joins the skipped list instead of failing the others.
             skipped: list[tuple[str, str]] = []
