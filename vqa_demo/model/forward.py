@@ -56,9 +56,9 @@ TOKEN_BUDGET = 2_000_000
 ACTIVATION_BYTES = 32 << 20
 # Bytes of eager attention's fp32 scores in a CPU micro-batch (rows x heads x tokens x tokens; Gemma 2's
 # soft-capping rules out fused attention). Each layer makes several temporaries of that size (scores,
-# capped, softmax), so they are bounded lower: on the shipped default at 257 prompt tokens, SWAG's 64
-# rows ran fastest 8 to 11 rows (13-18 MB) at a time; 20 rows (33 MB) were no faster than one forward
-# (benchmarks/serving.py measures it).
+# capped, softmax), so they are bounded lower: on the shipped default at about 260 prompt tokens,
+# SWAG's 64 rows ran fastest 7 to 10 rows (12-17 MB) at a time; 19-21 rows (32-36 MB) were no faster
+# than one forward (benchmarks/serving.py measures the bounds against one forward).
 SCORE_BYTES = 16 << 20
 
 
