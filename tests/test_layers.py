@@ -25,7 +25,13 @@ LAYERS = [
     (
         "foundation",
         0,
-        ("vqa_demo.hub_errors", "vqa_demo.json_files", "vqa_demo.prediction", "vqa_demo.run_folders"),
+        (
+            "vqa_demo.hub_errors",
+            "vqa_demo.json_files",
+            "vqa_demo.libc",
+            "vqa_demo.prediction",
+            "vqa_demo.run_folders",
+        ),
     ),
     ("data", 1, ("vqa_demo.data", "vqa_demo.inputs")),
     # the network and the checks of the files it is built from

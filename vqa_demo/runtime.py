@@ -43,11 +43,10 @@ def hold_freed_memory() -> bool:
     import ctypes
     import platform
 
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, TypeError, AttributeError):
+    from vqa_demo.libc import libc_function
+
+    mallopt = libc_function("mallopt", [ctypes.c_int, ctypes.c_int])
+    if platform.libc_ver()[0] != "glibc" or mallopt is None:
         return False
     held = mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES) == 1
     return held and mallopt(M_TRIM_THRESHOLD, HELD_HEAP_BYTES) == 1

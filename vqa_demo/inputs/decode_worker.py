@@ -16,7 +16,6 @@ Run as ``python -m vqa_demo.inputs.decode_worker`` by :class:`DecodeWorker` only
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import os
 import subprocess
@@ -29,6 +28,7 @@ from PIL import Image
 
 from vqa_demo.inputs.errors import InputError
 from vqa_demo.inputs.image import PreparedImage, prepare_image
+from vqa_demo.libc import libc_function
 
 # A 36 MP PNG decodes in about 1 s on one idle core, but took over 10 s on a 2-core machine at load 17.
 DECODE_SECONDS = 30.0
@@ -124,8 +124,7 @@ def _read_exactly(stream: IO[bytes], count: int) -> bytearray:
 
 def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """The worker's loop: one request at a time until the parent closes the pipe."""
-    libc = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
+    trim = libc_function("malloc_trim", [ctypes.c_size_t])
     while line := stdin.readline():
         request = json.loads(line)
         data = _read_exactly(stdin, request["bytes"])

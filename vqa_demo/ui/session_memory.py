@@ -24,7 +24,6 @@ freed block, up to 32 MB), so a process that decoded big images stays big after 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import threading
 import time
 import weakref
@@ -36,6 +35,7 @@ import torch
 from PIL import Image
 
 from vqa_demo.explain.heatmaps import OVERLAY_MAX_SIDE, fit_long_side
+from vqa_demo.libc import libc_function
 
 # Below this many decoded bytes an image's buffers are small enough for malloc's bins (no trim).
 TRIM_AFTER_BYTES = 16 * 1024 * 1024
@@ -86,14 +86,7 @@ def keep_image(image: Image.Image, pixel_values: Callable, max_side: int = OVERL
 
 @cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
-        return None
-    if trim is not None:
-        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
+    return libc_function("malloc_trim", [ctypes.c_size_t])  # None: not glibc, nothing to trim
 
 
 def return_freed_memory() -> bool:
