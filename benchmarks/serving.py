@@ -12,8 +12,9 @@
    the real widths (``--layers`` of the language model and vision tower, random weights), one forward
    against the micro-batches of :func:`~vqa_demo.model.forward.row_slices` (``TOKEN_BUDGET``,
    ``ACTIVATION_BYTES``, ``SCORE_BYTES``): time per run and the largest score difference; and the
-   same on the shipped default (issue 26's case: its validation questions lengthened to 257 prompt
-   tokens, plus 64 image tokens, 3 interleaved runs each way through the predictor).
+   same on the shipped default (issue 26's case: its validation questions lengthened to about 256
+   prompt tokens, plus 64 image tokens, 3 interleaved runs each way through the predictor, in a fresh
+   process under glibc's default allocator and one holding freed memory).
 3. Agreement on trained weights: the shipped default (``assets/``), ``--items`` validation items under
    fp32 and under each precision: accuracy, share of identical choices, largest score difference.
 
@@ -40,6 +41,8 @@ from benchmarks.common import Targets, add_common_args, finish, free_memory, loa
 from vqa_demo.runtime import DEFAULT_CHECKPOINTS
 
 ROOT = Path(__file__).resolve().parent.parent
+# Words that lengthen a prompt; each use repeats them until its tokenizer makes about 256 tokens.
+FILLER = "the chart shows how many units were sold in each region over the last quarters "
 
 
 def measure_precision(base: Path, precision: str, threads: list[int]) -> dict:
@@ -71,7 +74,7 @@ def forward_bounds(bounded: bool):
 
 
 def bounded_swag(quick: bool, layers: int, seed: int) -> dict:
-    """SWAG batch 16 x 4 options of ~256-token prompts: one forward vs token-budget micro-batches."""
+    """SWAG batch 16 x 4 options of ~256-token prompts: one forward vs the CPU micro-batches."""
     from benchmarks.real_shapes import (
         QUICK_TEXT,
         QUICK_VISION,
@@ -101,9 +104,7 @@ def bounded_swag(quick: bool, layers: int, seed: int) -> dict:
     batch = 4 if quick else 16
     # About 256 prompt tokens before the hypothesis (issue 26's long-prompt case), plus 256 image tokens;
     # quick: twice that, so that its 16 short-width rows still take more than one micro-batch.
-    words = "the chart shows how many units were sold in each region over the last quarters " * (
-        8 if quick else 4
-    )
+    words = FILLER * (8 if quick else 4)
     questions = [f"{words} question {i}?" for i in range(batch)]
     options = [[f"option {k} for {i}" for k in range(4)] for i in range(batch)]
     features = torch.randn(batch, int(processor.image_seq_length), text["hidden_size"]) * 0.02
@@ -197,7 +198,7 @@ def swag_default_arms(checkpoints: Path, quick: bool, held: bool) -> dict:
     predictor = load_predictor(checkpoints / "swag-last_token")
     examples = load_split(checkpoints.parent / "validation").examples[: 4 if quick else 16]
     images = [e.load_image() for e in examples]
-    words = "the chart shows how many units were sold in each region over the last quarters " * 11
+    words = FILLER * 11
     questions = [f"{words}{e.question}" for e in examples]
     options = [list(e.options) for e in examples]
     variant = predictor.variants["swag-last_token"]
