@@ -5,7 +5,8 @@
     VQA_CHECKPOINTS=runs/compare python app.py      # the same settings as environment variables
     python app.py --help                            # every setting with its default and variable
 
-Settings: vqa_demo/ui/server_settings.py. The model loads on the first question.
+Settings: vqa_demo/ui/server_settings.py. The page is built without the model code (transformers, peft),
+which imports in a background thread while the server starts; the model loads on the first question.
 """
 
 from vqa_demo.ui.server_settings import AppConfig
@@ -21,4 +22,5 @@ if on_zerogpu():  # ZeroGPU: load at import and move to CUDA here, not inside th
     demo.vqa_holder.get()
 
 if __name__ == "__main__":
+    demo.vqa_holder.import_model_code()  # while the page is served: the first question then only loads
     demo.launch(**config.launch_kwargs())

@@ -185,14 +185,20 @@ class Server:
     """``python app.py`` on 127.0.0.1:<free port>, its log in a file; stopped by :meth:`stop`."""
 
     def __init__(
-        self, assets: Path, queue_size: int, log_path: Path, threads: int, extra_args: Sequence[str] = ()
+        self,
+        assets: Path,
+        queue_size: int,
+        log_path: Path,
+        threads: int,
+        extra_args: Sequence[str] = (),
+        repo: Path = REPO,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         command = [
             sys.executable,
-            str(REPO / "app.py"),
+            str(repo / "app.py"),
             "--assets",
             str(assets),
             "--queue-size",
@@ -215,10 +221,10 @@ class Server:
             env.pop(name, None)
         self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            command, cwd=repo, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
-    def wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float, poll: float = 0.5) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -228,7 +234,7 @@ class Server:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.5)
+            time.sleep(poll)
         raise RuntimeError(f"the app did not answer within {timeout:.0f} s:\n{self.log_tail()}")
 
     def rss_mb(self) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vqa_demo.evaluation.metric_registry import HeadTraits
+from vqa_demo.model.head_traits import HeadTraits
 
 
 class ScriptedBackbone:

@@ -22,11 +22,11 @@ from vqa_demo.evaluation.calibration import (
     fit_temperature,
     shares,
 )
-from vqa_demo.evaluation.metric_registry import HeadTraits
 from vqa_demo.evaluation.position import position_prior, position_reading, pride_metrics
 from vqa_demo.evaluation.runner import evaluate, variant_metrics
 from vqa_demo.evaluation.selection_report import ZERO_SHOT, best_rule, chosen_rule, variant_report
 from vqa_demo.explain.attribution import attribute
+from vqa_demo.model.head_traits import HeadTraits
 from vqa_demo.predictor import VariantPrediction, softmax_np
 from vqa_demo.ui.tabs.compare_selection import (
     calibration_table,

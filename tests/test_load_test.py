@@ -66,3 +66,19 @@ def test_outcomes_are_classified_by_the_error_category():
         "refused_valid"
     )
     assert load_test.outcome_of(valid, None) == "bad_output"
+
+
+def test_quick_startup_times_the_page_and_the_first_answer(app_assets, tmp_path):
+    """benchmarks.startup: a cold ``python app.py`` serves its page before its first answer comes back,
+    against itself as the other checkout (both arms run, the ratios are taken)."""
+    from benchmarks import startup
+
+    out = tmp_path / "startup.json"
+    args = ["--quick", "--assets", str(app_assets.root), "--vs", str(startup.REPO), "--out", str(out)]
+    assert startup.main(startup.parse_args(args)) == 0
+    data = json.loads(out.read_text())
+    for arm in ("this", "vs"):
+        (run,) = data["runs"][arm]
+        assert 0 < run["page_s"] < run["first_answer_s"] < 180
+        assert 0 < run["page_rss_mb"] and 0 < run["answer_rss_mb"]
+    assert data["page_ratio"] > 0 and data["first_answer_ratio"] > 0

@@ -44,6 +44,45 @@ def test_evaluate_help_and_arguments_load_no_torch():
     assert out.stdout.split() == ["1", "None", "False", "False"]
 
 
+def test_the_app_builds_its_page_before_any_model_code_loads():
+    """Importing ``app`` builds the whole page on the offline default, checking every variant's files
+    (torch reads the tensors) without importing transformers, peft or the model code; the holder's
+    background import brings them without loading the model, which loads on the first question."""
+    code = (
+        "import sys; sys.argv = ['app.py']; import app\n"
+        "heavy = ('transformers', 'peft', 'accelerate', 'captum', 'vqa_demo.predictor', 'vqa_demo.model.backbone')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), len(app.demo.vqa_holder.infos))\n"
+        "app.demo.vqa_holder.import_model_code().join()\n"
+        "print(sorted(m for m in heavy if m in sys.modules), app.demo.vqa_holder.loaded)\n"
+        "predictor = app.demo.vqa_holder.get()\n"
+        "print(len(predictor.variants))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    built, imported, loaded = out.stdout.split("\n")[:3]
+    assert built == "[] 5"
+    assert imported.startswith(
+        "['accelerate', 'peft', 'transformers', 'vqa_demo.model.backbone', 'vqa_demo.predictor']"
+    )
+    assert imported.endswith("False") and loaded == "5"  # imported in the background, not loaded
+
+
+def test_lora_config_fields_read_from_source_match_peft():
+    """The start-up check's LoraConfig fields, read from peft's source, are the imported class's."""
+    import dataclasses
+
+    from peft import LoraConfig
+
+    from vqa_demo.checkpoint_checks import LORA_CONFIG_CLASSES, _source_dataclass_fields
+
+    fields = _source_dataclass_fields("peft", LORA_CONFIG_CLASSES)
+    assert fields == {f.name for f in dataclasses.fields(LoraConfig)}
+    assert {"r", "lora_alpha", "target_modules", "peft_type"} <= fields
+    assert _source_dataclass_fields("peft", {"NoSuchConfig": "config.py"}) is None
+    assert _source_dataclass_fields("no_such_package_here", LORA_CONFIG_CLASSES) is None
+
+
 def test_threads_flag_sets_torch_threads():
     args = cli.parse_args(["--data", "d", "--out", "o", "--threads", "2", "--precision", "int8"])
     assert (args.threads, args.precision) == (2, "int8")

@@ -16,9 +16,11 @@ from tests.conftest import OPTIONS, QUESTIONS
 from vqa_demo.config import BASELINE_HEADS, HEAD_NAMES, VARIANTS
 from vqa_demo.explain.attribution import ATTRIBUTION_METHODS, PixelTokenIntegratedGradients, ScoreForward
 from vqa_demo.model.forward import image_features
+from vqa_demo.model.head_traits import HEAD_TRAITS, TRAIT_NAMES
 from vqa_demo.model.strategies import STRATEGIES, strategy_for
 from vqa_demo.prediction import AttentionMap, CondGenDetails, VariantPrediction
 from vqa_demo.predictor import Predictor
+from vqa_demo.ui.explain_panels import METHOD_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD_LITERALS = set(HEAD_NAMES + BASELINE_HEADS)
@@ -67,6 +69,22 @@ def test_head_names_are_compared_only_in_the_registry_and_config():
 def test_registry_covers_every_head_name():
     assert tuple(STRATEGIES) == HEAD_NAMES + BASELINE_HEADS
     assert all(strategy.name == name for name, strategy in STRATEGIES.items())
+
+
+def test_traits_table_names_every_head_and_is_what_the_strategies_are():
+    """The torch-free table the page is laid out from is the strategies' own class attributes."""
+    assert tuple(HEAD_TRAITS) == HEAD_NAMES + BASELINE_HEADS
+    for name, strategy in STRATEGIES.items():
+        for trait in TRAIT_NAMES:
+            assert getattr(strategy, trait) == getattr(HEAD_TRAITS[name], trait), (name, trait)
+    assert STRATEGIES["cond_gen"].generates_text and STRATEGIES["cond_gen"].token_level_loss
+    assert STRATEGIES["swag"].rows_per_option and STRATEGIES["swag"].has_module
+    assert not STRATEGIES["multi_class"].rows_per_option and STRATEGIES["multi_class"].has_module
+    assert STRATEGIES["vilt_answer_classifier"].only_family == "vilt"
+
+
+def test_method_labels_offer_every_attribution_method():
+    assert sorted(METHOD_LABELS.values()) == sorted(ATTRIBUTION_METHODS)
 
 
 def test_predictor_is_slim():

@@ -247,8 +247,8 @@ def cond_gen_record(gold, generated, cosine, metadata):
 
 
 def test_evaluation_reports_open_answer_metrics_only_for_converted_splits():
-    from vqa_demo.evaluation.metric_registry import HeadTraits
     from vqa_demo.evaluation.runner import variant_metrics
+    from vqa_demo.model.head_traits import HeadTraits
 
     cond_gen = HeadTraits(generates_text=True)
     converted = [

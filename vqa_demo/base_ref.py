@@ -20,7 +20,6 @@ from pathlib import Path
 
 from vqa_demo.checkpoint_checks import CheckpointError
 from vqa_demo.config import FAMILY_PRESETS, preset_for
-from vqa_demo.model.families.registry import tiny_family
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_PREFIX = "package:"
@@ -47,7 +46,13 @@ def content_hash(folder: Path) -> str:
 
 def is_named(source: str) -> bool:
     """A hub id, preset or tiny family (not a local folder)."""
-    return bool(tiny_family(source) is not None or preset_for(source) or source in FAMILY_PRESETS)
+    if preset_for(source) or source in FAMILY_PRESETS:
+        return True
+    if not source.startswith("tiny"):
+        return False
+    from vqa_demo.model.families.registry import tiny_family  # the families import transformers
+
+    return tiny_family(source) is not None
 
 
 def record_base(source: str) -> tuple[str, str | None]:

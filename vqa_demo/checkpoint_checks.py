@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +105,56 @@ def check_adapter_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _lora_config_fields() -> set[str]:
+@cache
+def _lora_config_fields() -> frozenset[str]:
+    """The installed peft's ``LoraConfig`` fields, read from its source where it has the expected layout:
+    importing peft imports transformers, two seconds of the app's start-up before any model is needed.
+    Otherwise from the imported class."""
+    fields = _source_dataclass_fields("peft", LORA_CONFIG_CLASSES)
+    if fields:
+        return fields
     import dataclasses
 
     from peft import LoraConfig
 
-    return {f.name for f in dataclasses.fields(LoraConfig)}
+    return frozenset(f.name for f in dataclasses.fields(LoraConfig))
+
+
+# peft's LoraConfig and its dataclass bases, each with the module file that defines it.
+LORA_CONFIG_CLASSES = {
+    "PeftConfigMixin": "config.py",
+    "PeftConfig": "config.py",
+    "LoraConfig": "tuners/lora/config.py",
+}
+
+
+def _source_dataclass_fields(package: str, classes: Mapping[str, str]) -> frozenset[str] | None:
+    """The annotated class attributes (dataclass fields; ``ClassVar`` left out) of ``classes`` in an
+    installed package's source, found without importing it; None if a file or class is missing."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return None
+    root = Path(spec.origin).parent
+    fields: set[str] = set()
+    for name, module_file in classes.items():
+        try:
+            tree = ast.parse((root / module_file).read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            return None
+        body = next((n.body for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
+        if body is None:
+            return None
+        fields.update(
+            node.target.id
+            for node in body
+            if isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and "ClassVar" not in ast.unparse(node.annotation)
+        )
+    return frozenset(fields)
 
 
 def _check_number(path: Path, name: str, value: Any, low: float, high: float, integer: bool = False) -> None:

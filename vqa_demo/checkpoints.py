@@ -22,13 +22,14 @@ import shutil
 import tempfile
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from vqa_demo.base_ref import record_base
+from vqa_demo.base_ref import record_base, resolve_recorded_base
 from vqa_demo.checkpoint_checks import (
     CheckpointError,
     UnsafeCheckpointError,
@@ -39,9 +40,11 @@ from vqa_demo.checkpoint_checks import (
     refuse_pickles,
 )
 from vqa_demo.config import RunConfig
-from vqa_demo.model.backbone import Backbone
-from vqa_demo.model.strategies import build_head, strategy_for
+from vqa_demo.model.head_traits import HEAD_TRAITS
 from vqa_demo.run_folders import RUN_CONFIG
+
+if TYPE_CHECKING:
+    from vqa_demo.model.backbone import Backbone
 
 HEAD_FILE = "head.safetensors"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -129,6 +132,14 @@ def read_run_config(directory: str | Path) -> RunConfig:
         raise CheckpointError(f"{path} is not a valid run config: {err}") from err
 
 
+def resolve_base(base: str | Path | None, checkpoint: Path) -> str:
+    """The base to load: given explicitly, else the one the run recorded (:mod:`vqa_demo.base_ref`)."""
+    if base is not None:
+        return str(base)
+    config = read_run_config(checkpoint)
+    return resolve_recorded_base(config.backbone.source, config.base_hash, checkpoint)
+
+
 def write_run_config(directory: str | Path, config: RunConfig) -> Path:
     """Write ``config`` as ``directory/run_config.json`` (the file :func:`read_run_config` reads)."""
     path = Path(directory) / RUN_CONFIG
@@ -148,7 +159,7 @@ def check_variant_dir(directory: str | Path, backbone: Backbone | None = None) -
         raise CheckpointError(f"checkpoint directory {directory} does not exist")
     refuse_pickles(directory)
     config = read_run_config(directory)
-    has_module = strategy_for(config.head).has_module
+    has_module = HEAD_TRAITS[config.head.head].has_module
     required = list(ADAPTER_FILES) + ([HEAD_FILE] if has_module else [])
     missing = [name for name in required if not (directory / name).is_file()]
     if missing:
@@ -166,6 +177,8 @@ def check_variant_dir(directory: str | Path, backbone: Backbone | None = None) -
     if has_module:
         expected = None
         if backbone is not None:
+            from vqa_demo.model.strategies import build_head
+
             expected = build_head(config.head, backbone.hidden_size).state_dict()
         check_head_tensors(directory / HEAD_FILE, expected)
     return config
@@ -173,6 +186,8 @@ def check_variant_dir(directory: str | Path, backbone: Backbone | None = None) -
 
 def load_head(directory: str | Path, config: RunConfig, hidden_size: int) -> nn.Module | None:
     """Build the head described by ``config`` and load ``head.safetensors`` into it, checking shapes."""
+    from vqa_demo.model.strategies import build_head
+
     head = build_head(config.head, hidden_size)
     if head is None:
         return None

@@ -136,7 +136,7 @@ def main(args: argparse.Namespace) -> dict:
 
 def base_name(args: argparse.Namespace) -> str | None:
     """The base the checkpoints will load (for a hub error's sentence); None when it cannot be told."""
-    from vqa_demo.loading import resolve_base
+    from vqa_demo.checkpoints import resolve_base
     from vqa_demo.run_folders import find_checkpoints
 
     try:

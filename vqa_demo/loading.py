@@ -7,8 +7,7 @@ from pathlib import Path
 
 import torch
 
-from vqa_demo.base_ref import resolve_recorded_base
-from vqa_demo.checkpoints import CheckpointError, load_variants, read_run_config
+from vqa_demo.checkpoints import CheckpointError, load_variants, read_run_config, resolve_base
 from vqa_demo.config import BackboneConfig, family_preset_for, preset_for
 from vqa_demo.model.backbone import Backbone, load_backbone, resolve_device
 from vqa_demo.model.base_checks import check_family
@@ -19,14 +18,6 @@ from vqa_demo.model.streaming import stream_backbone, streams
 from vqa_demo.predictor import Predictor
 from vqa_demo.run_folders import find_checkpoints
 from vqa_demo.runtime import ASSETS_DIR, DEFAULT_BASE, DEFAULT_CHECKPOINTS  # noqa: F401 (re-exported)
-
-
-def resolve_base(base: str | Path | None, checkpoint: Path) -> str:
-    """The base to load: given explicitly, else the one the run recorded (:mod:`vqa_demo.base_ref`)."""
-    if base is not None:
-        return str(base)
-    config = read_run_config(checkpoint)
-    return resolve_recorded_base(config.backbone.source, config.base_hash, checkpoint)
 
 
 def recorded_family(checkpoint: Path) -> str | None:

@@ -8,7 +8,8 @@ ones with a ``display`` (a column of the served run's table; with ``across_runs`
 every run). A new metric is one entry here plus its test. Torch-free.
 
 Which heads a metric applies to comes from the variant's head strategy (``applies(strategy)``, e.g.
-``strategy.generates_text``), never from the keys a record happens to hold.
+``strategy.generates_text``, or a :class:`~vqa_demo.model.head_traits.HeadTraits`), never from the keys a
+record happens to hold.
 """
 
 from __future__ import annotations
@@ -31,14 +32,6 @@ from vqa_demo.evaluation.run_checks import (
     expect_object,
 )
 from vqa_demo.evaluation.text_metrics import no_match_rate, open_answer_metrics, text_metric_summary
-
-
-@dataclass(frozen=True)
-class HeadTraits:
-    """What the registry reads of a head strategy (a :class:`~vqa_demo.model.head_strategy.HeadStrategy`
-    has the same attribute, so the runner passes the strategy itself)."""
-
-    generates_text: bool = False  # writes an answer first (COND_GEN), then scores the options
 
 
 @dataclass

@@ -155,7 +155,7 @@ def variant_metrics(
 ) -> dict[str, Any]:
     """Metrics of one variant from per-example records (labeled examples only): every
     :data:`~vqa_demo.evaluation.metric_registry.METRICS` entry that applies to ``head`` (its head
-    strategy, or a :class:`~vqa_demo.evaluation.metric_registry.HeadTraits`) and was measured."""
+    strategy, or a :class:`~vqa_demo.model.head_traits.HeadTraits`) and was measured."""
     rows = VariantRows.of(records, name, circular)
     if rows is None:
         return {"n": 0}

@@ -69,8 +69,6 @@ def bounded_scores(
 class ClassifierStrategy(HeadStrategy):
     """What MULTI_CLASS and SWAG share: a head module, K-way cross-entropy, pooled-state scores."""
 
-    has_module = True
-
     def classifier_scores(
         self, ctx: HeadContext, questions: list[str], options: list[list[str]], features: torch.Tensor
     ) -> ClassifierOutput:
@@ -107,9 +105,6 @@ class MultiClassStrategy(ClassifierStrategy):
     def build_head(self, cfg: HeadConfig, hidden_size: int) -> nn.Module:
         return MultiClassHead(hidden_size, cfg.pooling, cfg.num_options)
 
-    def fixed_option_count(self, cfg: HeadConfig) -> int | None:
-        return cfg.num_options
-
     def classifier_scores(self, ctx, questions, options, features) -> ClassifierOutput:
         """Examples with fewer than K options show empty padded options and score them -inf."""
         padded, valid = pad_options(options)
@@ -133,7 +128,6 @@ class SwagStrategy(ClassifierStrategy):
     """One logit per ``(question, option)`` row; any number of options."""
 
     name = "swag"
-    rows_per_option = True
 
     def prompt_rows(self, question, options, style="default", answer_index=None) -> list[PromptRow]:
         question, options = cleaned(question, options)

@@ -38,9 +38,6 @@ class CondGenStrategy(HeadStrategy):
     """Generate an answer, and score every option by its log-likelihood as the suffix (no head module)."""
 
     name = "cond_gen"
-    generates_text = True
-    token_level_loss = True
-    attribution_suffix = True
 
     def prompt_rows(self, question, options, style="default", answer_index=None) -> list[PromptRow]:
         question, options = cleaned(question, options)

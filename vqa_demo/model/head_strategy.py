@@ -18,6 +18,7 @@ from vqa_demo.config import HeadConfig
 from vqa_demo.model.encoding import EncodedRows, RowEncoder
 from vqa_demo.model.families.registry import family_for
 from vqa_demo.model.family import BackboneFamily
+from vqa_demo.model.head_traits import HEAD_TRAITS, TRAIT_NAMES, fixed_option_count, option_count_refusal
 from vqa_demo.model.prompts import PromptRow
 from vqa_demo.prediction import CondGenDetails
 
@@ -88,12 +89,17 @@ class HeadStrategy:
     """Base class of the head types; subclasses override what differs (see the module docstring)."""
 
     name: str = ""
-    generates_text: bool = False  # answers in free text first (COND_GEN), not only by scoring options
-    rows_per_option: bool = False  # one prompt row per option (SWAG) instead of one per example
-    token_level_loss: bool = False  # trained with the LM's per-token loss, not a K-way cross-entropy
-    attribution_suffix: bool = False  # the attribution row carries the target option as its suffix
-    has_module: bool = False  # a trainable head module (saved as head.safetensors) besides LoRA
-    only_family: str | None = None  # the one family whose own weights it needs (None: any family)
+    # generates_text, rows_per_option, token_level_loss, attribution_suffix, has_module, only_family:
+    # the named head's :data:`~vqa_demo.model.head_traits.HEAD_TRAITS` entry, set as class attributes.
+    generates_text = rows_per_option = token_level_loss = attribution_suffix = has_module = False
+    only_family: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            traits = HEAD_TRAITS[cls.name]
+            for trait in TRAIT_NAMES:
+                setattr(cls, trait, getattr(traits, trait))
 
     def prompt_rows(
         self, question: str, options: list[str], style: str = "default", answer_index: int | None = None
@@ -107,14 +113,11 @@ class HeadStrategy:
 
     def fixed_option_count(self, cfg: HeadConfig) -> int | None:
         """The only option count this head answers (None: any of 2..8)."""
-        return None
+        return fixed_option_count(cfg)
 
     def incompatibility(self, cfg: HeadConfig, num_options: int, name: str) -> str | None:
         """Why variant ``name`` cannot answer ``num_options`` options (None if it can)."""
-        fixed = self.fixed_option_count(cfg)
-        if fixed is not None and num_options != fixed:
-            return f"{name} was trained for exactly {fixed} options (got {num_options})"
-        return None
+        return option_count_refusal(cfg, num_options, name)
 
     def scores(
         self, ctx: HeadContext, questions: list[str], options: list[list[str]], features: torch.Tensor

@@ -13,14 +13,16 @@ photo scored 0.83), hence 64.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from vqa_demo.model.strategies import strategy_for
-from vqa_demo.predictor import Predictor
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.model_card import DOMAIN_NOTE, SWITCH_TO_PALIGEMMA, ModelCard
+
+if TYPE_CHECKING:
+    from vqa_demo.predictor import Predictor
 
 DIAGRAM_SHARE = 0.6  # lowest validation image: 0.89; sample photos of installed packages: at most 0.32
 TOP_COLOURS, CHANNEL_BITS, PROBE_SIDE = 8, 6, 96
@@ -51,6 +53,8 @@ def seen_prompts(
     predictor: Predictor, variants: Sequence[str], question: str, options: Sequence[str]
 ) -> dict[str, str]:
     """For each variant whose prompt was cut to fit, the prompt text it kept (one row; SWAG: option A's)."""
+    from vqa_demo.model.strategies import strategy_for  # after the model loaded: no import cost here
+
     seen: dict[str, str] = {}
     for name in variants:
         config = predictor.variants[name].config

@@ -4,9 +4,12 @@ the shape the Errors tab gives a live re-run so that the same explanation panels
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from vqa_demo.predictor import VariantPrediction
 from vqa_demo.ui.session_memory import KeptImage
+
+if TYPE_CHECKING:
+    from vqa_demo.predictor import VariantPrediction
 
 
 @dataclass

@@ -6,9 +6,10 @@ for tests). Events that run the model share one concurrency slot: peft's active 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import gradio as gr
 
-from vqa_demo.predictor import Predictor
 from vqa_demo.ui.answer_notes import AnswerNotes
 from vqa_demo.ui.answer_state import forget_answer
 from vqa_demo.ui.assets import AppAssets
@@ -24,6 +25,9 @@ from vqa_demo.ui.tabs.errors import build_errors_tab, build_link_inputs, wire_li
 from vqa_demo.ui.tabs.explain import ExplainCallbacks, build_explain, wire_explain
 from vqa_demo.ui.url_state import wire_url_state
 from vqa_demo.ui.zerogpu import Decorator, decorate_model_events, on_zerogpu, spaces_gpu
+
+if TYPE_CHECKING:
+    from vqa_demo.predictor import Predictor
 
 HEADER = """# Multiple-choice VQA workbench
 Ask a question about a picture and give 2 to 8 possible answers. Each variant of the model (trained

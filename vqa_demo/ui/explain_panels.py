@@ -9,15 +9,13 @@ they share. Painting itself is :mod:`vqa_demo.ui.explain_render`'s.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
 from vqa_demo.config import COND_GEN_SCORING_WORDS
-from vqa_demo.explain.attribution import METHODS, attribute, attribute_until_complete
-from vqa_demo.model.family import PatchGrid
 from vqa_demo.prediction import AttentionMap
 from vqa_demo.ui.answer_state import AskResult
 from vqa_demo.ui.explain_render import (
@@ -28,8 +26,11 @@ from vqa_demo.ui.explain_render import (
 )
 from vqa_demo.ui.plots import option_label
 
+if TYPE_CHECKING:
+    from vqa_demo.model.family import PatchGrid
+
+# Radio label -> :data:`~vqa_demo.explain.attribution.METHODS` name (the same set: tested).
 METHOD_LABELS = {"Integrated gradients": "integrated_gradients", "Saliency (gradient)": "saliency"}
-assert set(METHOD_LABELS.values()) == set(METHODS)
 # Integrated gradients take 4x the steps, up to this cap, while |error| > TOLERANCE x |score change|
 # (on the default, 64 steps usually reach it; 128 steps of a variant take about 20 s on 2 busy cores).
 MAX_STEPS, TOLERANCE = 128, 0.05
@@ -171,6 +172,8 @@ def compute_attribution(
     ``pixel_values float[3, H, W]``. Integrated gradients start at ``steps`` and take 4x the steps
     (up to :data:`MAX_STEPS`) while the completeness error exceeds :data:`TOLERANCE`.
     """
+    from vqa_demo.explain.attribution import attribute, attribute_until_complete  # captum, the model code
+
     if method == "integrated_gradients":
         return attribute_until_complete(
             predictor,

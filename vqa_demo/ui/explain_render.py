@@ -20,14 +20,17 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from vqa_demo.explain.attribution import Attribution
 from vqa_demo.explain.heatmaps import blend, heatmap_overlay
-from vqa_demo.model.family import PatchGrid
 from vqa_demo.prediction import AttentionMap
+
+if TYPE_CHECKING:
+    from vqa_demo.explain.attribution import Attribution
+    from vqa_demo.model.family import PatchGrid
 
 DISPLAY_SIDE = 384  # small images are enlarged to this long side before painting
 VIEWS = ("Patch grid", "Smooth")

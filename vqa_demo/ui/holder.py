@@ -11,14 +11,17 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vqa_demo.checkpoint_checks import UnsafeCheckpointError
 from vqa_demo.checkpoints import CheckpointError, check_variant_dir, variant_name_for
 from vqa_demo.config import RunConfig, in_variant_order
-from vqa_demo.loading import load_predictor
-from vqa_demo.predictor import Predictor, Variant
+from vqa_demo.model.head_traits import option_count_refusal
 from vqa_demo.run_folders import find_checkpoints
 from vqa_demo.runtime import use_threads
+
+if TYPE_CHECKING:
+    from vqa_demo.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class VariantInfo:
         """Why the variant cannot answer ``num_options`` options (None if it can)."""
         if self.refusal:
             return f"{self.name} could not be loaded: {self.refusal[0]}"
-        return Variant(self.name, self.config).incompatibility(num_options)
+        return option_count_refusal(self.config.head, num_options, self.name)
 
 
 def read_variant_infos(checkpoints: Sequence[Path]) -> list[VariantInfo]:
@@ -135,6 +138,8 @@ class PredictorHolder:
         """A holder that loads ``config.checkpoints`` on top of ``config.base`` when first asked."""
 
         def load():
+            from vqa_demo.loading import load_predictor  # torch, transformers and the model code
+
             use_threads(config.threads)
             # Only the variants that passed the start-up checks; the base-dependent checks may
             # still refuse one, which then joins the skipped list instead of failing the others.
@@ -166,6 +171,19 @@ class PredictorHolder:
 
     def info(self, name: str) -> VariantInfo:
         return next(i for i in self.infos if i.name == name)
+
+    def import_model_code(self) -> threading.Thread:
+        """Import the model code (transformers, peft: seconds) in a background thread, so that the page is
+        served before it and the first question does not wait for it; returns the started thread."""
+
+        def run():
+            import peft  # noqa: F401  (imported where the adapters are attached)
+
+            import vqa_demo.loading  # noqa: F401
+
+        thread = threading.Thread(target=run, name="import-model-code", daemon=True)
+        thread.start()
+        return thread
 
     def get(self) -> Predictor:
         """The predictor, loading it on the first call; raises :class:`ModelUnavailable` if that fails."""

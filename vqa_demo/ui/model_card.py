@@ -25,9 +25,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vqa_demo.checkpoints import resolve_base
 from vqa_demo.evaluation.chance import CHANCE_ALPHA, chance_p_value
-from vqa_demo.loading import ASSETS_DIR, resolve_base
 from vqa_demo.run_folders import find_checkpoints
+from vqa_demo.runtime import ASSETS_DIR
 from vqa_demo.ui.holder import VariantInfo
 
 # The offline default's base was pretrained from scratch by training/pretrain.py, which writes this file.

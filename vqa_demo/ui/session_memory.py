@@ -30,12 +30,15 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import cache
+from typing import TYPE_CHECKING
 
-import torch
 from PIL import Image
 
 from vqa_demo.explain.heatmaps import OVERLAY_MAX_SIDE, fit_long_side
 from vqa_demo.libc import libc_function
+
+if TYPE_CHECKING:
+    import torch
 
 # Below this many decoded bytes an image's buffers are small enough for malloc's bins (no trim).
 TRIM_AFTER_BYTES = 16 * 1024 * 1024

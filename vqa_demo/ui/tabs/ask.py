@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import pandas as pd
@@ -27,7 +27,6 @@ from vqa_demo.config import OPTION_LETTERS as LETTERS
 from vqa_demo.inputs import InputError, check_option_count, prepare_image, prepare_question
 from vqa_demo.inputs.decode_worker import DecodeWorker
 from vqa_demo.inputs.image import inspect_image, read_image_file
-from vqa_demo.predictor import VariantPrediction
 from vqa_demo.ui.answer_state import AskResult, forget_answer
 from vqa_demo.ui.assets import Example
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
@@ -48,6 +47,9 @@ from vqa_demo.ui.tabs.ask_arguments import (
 )
 from vqa_demo.ui.tabs.option_buttons import wire_option_buttons
 from vqa_demo.ui.tabs.variant_ticks import VariantTicks
+
+if TYPE_CHECKING:
+    from vqa_demo.predictor import VariantPrediction
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from vqa_demo.evaluation.chance import chance_level, format_p, is_chance_level
 from vqa_demo.evaluation.metric_registry import METRICS, Metric
 from vqa_demo.evaluation.metrics import holm
 from vqa_demo.evaluation.records import read_entries
-from vqa_demo.model.strategies import STRATEGIES
+from vqa_demo.model.head_traits import HEAD_TRAITS
 from vqa_demo.ui.assets import SERVED_RUN, AppAssets
 from vqa_demo.ui.lazy import LazyValues
 from vqa_demo.ui.plots import (
@@ -149,8 +149,8 @@ def mcnemar_table(mcnemar: dict[str, dict], alpha: float = 0.05) -> pd.DataFrame
 def token_level(name: str) -> bool:
     """Whether ``name``'s training loss is a per-token LM loss (not comparable with K-way cross-entropy)."""
     head = VARIANTS.get(name, (name.split("-", 1)[0], None))[0]
-    strategy = STRATEGIES.get(head)
-    return strategy is not None and strategy.token_level_loss
+    traits = HEAD_TRAITS.get(head)
+    return traits is not None and traits.token_level_loss
 
 
 def build_compare_tab(assets: AppAssets) -> dict[str, Any]:

@@ -12,17 +12,19 @@ with the Ask tab's renderer, the two sides on one shared scale.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from vqa_demo.prediction import AttentionMap
-from vqa_demo.predictor import Predictor, VariantPrediction
 from vqa_demo.ui.answer_state import AskResult
 from vqa_demo.ui.explain_panels import attribution_panels, compute_attribution, pooling_panels
 from vqa_demo.ui.explain_render import VIEWS
 from vqa_demo.ui.session_memory import keep_image
 from vqa_demo.ui.tabs.error_data import option_text
+
+if TYPE_CHECKING:
+    from vqa_demo.predictor import Predictor, VariantPrediction
 
 PER_OPTION_ROW = "chosen option"  # AttentionMap.row of heads with one prompt row per option
 

@@ -10,15 +10,17 @@ Options are typed one per line; blank lines are ignored.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vqa_demo.config import OPTION_LETTERS
 from vqa_demo.inputs.errors import InputError
 from vqa_demo.inputs.text import prepare_question
-from vqa_demo.predictor import VariantPrediction
 from vqa_demo.ui.holder import ModelUnavailable, PredictorHolder
 from vqa_demo.ui.status import status_error, status_ok
 from vqa_demo.ui.tabs.error_explain import LiveRun
+
+if TYPE_CHECKING:
+    from vqa_demo.predictor import VariantPrediction
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from vqa_demo.model.strategies import strategy_for
+from vqa_demo.model.head_traits import HEAD_TRAITS
 from vqa_demo.ui.holder import PredictorHolder
 from vqa_demo.ui.model_card import ModelCard
 
@@ -51,7 +51,7 @@ class VariantTicks:
     def variant_info(self, name: str) -> str:
         """What the variant does and its validation standing, in one line under its checkbox."""
         info = self.holder.info(name)
-        strategy = strategy_for(info.config.head)
+        strategy = HEAD_TRAITS[info.config.head.head]
         if strategy.generates_text:
             text = "generates, then scores options by likelihood"
         else:
