@@ -6,7 +6,7 @@
     python app.py --help                            # every setting with its default and variable
 
 Settings: vqa_demo/ui/server_settings.py. The page is built without the model code (transformers, peft),
-which imports in a background thread while the server starts; the model loads on the first question.
+which imports in a background thread once the server listens; the model loads on the first question.
 """
 
 from vqa_demo.ui.server_settings import AppConfig
@@ -22,5 +22,6 @@ if on_zerogpu():  # ZeroGPU: load at import and move to CUDA here, not inside th
     demo.vqa_holder.get()
 
 if __name__ == "__main__":
-    demo.vqa_holder.import_model_code()  # while the page is served: the first question then only loads
-    demo.launch(**config.launch_kwargs())
+    demo.launch(prevent_thread_lock=True, **config.launch_kwargs())
+    demo.vqa_holder.import_model_code()  # once the page is served: the first question then only loads
+    demo.block_thread()

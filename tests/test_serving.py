@@ -68,6 +68,23 @@ def test_the_app_builds_its_page_before_any_model_code_loads():
     assert imported.endswith("False") and loaded == "5"  # imported in the background, not loaded
 
 
+@pytest.mark.parametrize("delay", [0.1, 0.25])
+def test_a_question_during_the_background_import_waits_for_it(delay):
+    """A first question while the model code is still being imported in the background loads the model
+    once that import is done (asked 0.2 s after its start, it failed in transformers' lazy module)."""
+    code = (
+        "import sys, time; sys.argv = ['app.py']; import app\n"
+        "holder = app.demo.vqa_holder\n"
+        "holder.import_model_code()\n"
+        f"time.sleep({delay})\n"
+        "print(len(holder.get().variants))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "5"
+
+
 def test_lora_config_fields_read_from_source_match_peft():
     """The start-up check's LoraConfig fields, read from peft's source, are the imported class's."""
     import dataclasses

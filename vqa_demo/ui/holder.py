@@ -174,12 +174,17 @@ class PredictorHolder:
 
     def import_model_code(self) -> threading.Thread:
         """Import the model code (transformers, peft: seconds) in a background thread, so that the page is
-        served before it and the first question does not wait for it; returns the started thread."""
+        served before it and the first question does not wait for it; returns the started thread.
+
+        It holds the loading lock: a first question meanwhile waits in :meth:`get` instead of importing
+        the same packages at once (transformers' lazy module then raised "cannot import name
+        'AutoConfig'" for a question 0.2 s after the start)."""
 
         def run():
-            import peft  # noqa: F401  (imported where the adapters are attached)
+            with self._lock:
+                import peft  # noqa: F401  (imported where the adapters are attached)
 
-            import vqa_demo.loading  # noqa: F401
+                import vqa_demo.loading  # noqa: F401
 
         thread = threading.Thread(target=run, name="import-model-code", daemon=True)
         thread.start()
