@@ -22,6 +22,6 @@ if on_zerogpu():  # ZeroGPU: load at import and move to CUDA here, not inside th
     demo.vqa_holder.get()
 
 if __name__ == "__main__":
-    demo.launch(prevent_thread_lock=True, **config.launch_kwargs())
-    demo.vqa_holder.import_model_code()  # once the page is served: the first question then only loads
-    demo.block_thread()
+    # Once the server listens, so the page is served first; the first question then only loads.
+    demo.vqa_holder.import_model_code(after=lambda: demo.is_running)
+    demo.launch(**config.launch_kwargs())

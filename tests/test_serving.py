@@ -44,7 +44,8 @@ def test_evaluate_help_and_arguments_load_no_torch():
     assert out.stdout.split() == ["1", "None", "False", "False"]
 
 
-def test_the_app_builds_its_page_before_any_model_code_loads():
+@pytest.mark.parametrize("precision", [None, "auto"])
+def test_the_app_builds_its_page_before_any_model_code_loads(precision):
     """Importing ``app`` builds the whole page on the offline default, checking every variant's files
     (torch reads the tensors) without importing transformers, peft or the model code; the holder's
     background import brings them without loading the model, which loads on the first question."""
@@ -58,6 +59,9 @@ def test_the_app_builds_its_page_before_any_model_code_loads():
         "print(len(predictor.variants))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("VQA_PRECISION", None)
+    if precision:  # the Space recipe's setting: the model card says what it resolves to
+        env["VQA_PRECISION"] = precision
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     built, imported, loaded = out.stdout.split("\n")[:3]
@@ -96,8 +100,56 @@ def test_lora_config_fields_read_from_source_match_peft():
     fields = _source_dataclass_fields("peft", LORA_CONFIG_CLASSES)
     assert fields == {f.name for f in dataclasses.fields(LoraConfig)}
     assert {"r", "lora_alpha", "target_modules", "peft_type"} <= fields
-    assert _source_dataclass_fields("peft", {"NoSuchConfig": "config.py"}) is None
+    assert _source_dataclass_fields("peft", {"NoSuchConfig": ("config.py", ())}) is None
     assert _source_dataclass_fields("no_such_package_here", LORA_CONFIG_CLASSES) is None
+
+
+FAKE_CONFIG = """
+from dataclasses import InitVar, dataclass, field
+from typing import ClassVar
+
+@dataclass
+class Base:
+    kind: str = "x"
+
+@dataclass
+class Config(Base):
+    r: int = 8
+    names: list = field(default_factory=list)
+    registry: ClassVar[dict] = {}
+    legacy: InitVar[bool] = False
+    def method(self) -> None:
+        local: int = 1
+"""
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (None, {"kind", "r", "names"}),  # ClassVar, InitVar and a method's locals are not fields
+        (("class Config(Base):", "class Config(Base, Extra):"), None),  # a new base may add fields
+        (("@dataclass\nclass Config", "class Config"), None),  # not a dataclass
+        (("    r: int = 8", "    if True:\n        r: int = 8"), None),  # a field under an if
+        (
+            ("class Config(Base):", "class Config(Base):\n    pass\nclass Config(Base):"),
+            None,
+        ),  # defined twice
+    ],
+)
+def test_source_dataclass_fields_refuse_layouts_they_cannot_read(tmp_path, monkeypatch, change, expected):
+    """Where a package's source is laid out otherwise than expected, the caller is told to import it."""
+    from vqa_demo.checkpoint_checks import _source_dataclass_fields
+
+    text = FAKE_CONFIG if change is None else FAKE_CONFIG.replace(*change)
+    assert text != FAKE_CONFIG or change is None
+    package = tmp_path / "fakepeft"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "config.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    classes = {"Base": ("config.py", ()), "Config": ("config.py", ("Base",))}
+    fields = _source_dataclass_fields("fakepeft", classes)
+    assert fields == (None if expected is None else frozenset(expected))
 
 
 def test_threads_flag_sets_torch_threads():

@@ -120,17 +120,22 @@ def _lora_config_fields() -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(LoraConfig))
 
 
-# peft's LoraConfig and its dataclass bases, each with the module file that defines it.
+# peft's LoraConfig and its dataclass bases: the module file that defines each, and its bases there.
 LORA_CONFIG_CLASSES = {
-    "PeftConfigMixin": "config.py",
-    "PeftConfig": "config.py",
-    "LoraConfig": "tuners/lora/config.py",
+    "PeftConfigMixin": ("config.py", ("PushToHubMixin",)),
+    "PeftConfig": ("config.py", ("PeftConfigMixin",)),
+    "LoraConfig": ("tuners/lora/config.py", ("PeftConfig",)),
 }
 
 
-def _source_dataclass_fields(package: str, classes: Mapping[str, str]) -> frozenset[str] | None:
-    """The annotated class attributes (dataclass fields; ``ClassVar`` left out) of ``classes`` in an
-    installed package's source, found without importing it; None if a file or class is missing."""
+def _source_dataclass_fields(
+    package: str, classes: Mapping[str, tuple[str, tuple[str, ...]]]
+) -> frozenset[str] | None:
+    """The dataclass fields of ``classes`` (name -> module file, bases) in an installed package's source,
+    found without importing it: the annotated names of each class body, ``ClassVar`` and ``InitVar``
+    left out. None, so that the caller imports the package instead, unless every class is defined once
+    at the top of its file, decorated with ``@dataclass``, with exactly the expected bases (a new base
+    could add fields) and its annotations directly in its body (not under an ``if``)."""
     import ast
     import importlib.util
 
@@ -139,21 +144,28 @@ def _source_dataclass_fields(package: str, classes: Mapping[str, str]) -> frozen
         return None
     root = Path(spec.origin).parent
     fields: set[str] = set()
-    for name, module_file in classes.items():
+    for name, (module_file, bases) in classes.items():
         try:
             tree = ast.parse((root / module_file).read_text(encoding="utf-8"))
         except (OSError, SyntaxError, ValueError):
             return None
-        body = next((n.body for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
-        if body is None:
+        found = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name]
+        if len(found) != 1 or tuple(ast.unparse(b) for b in found[0].bases) != bases:
             return None
-        fields.update(
-            node.target.id
-            for node in body
-            if isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and "ClassVar" not in ast.unparse(node.annotation)
-        )
+        body = found[0].body
+        decorators = {ast.unparse(d).split("(")[0] for d in found[0].decorator_list}
+        if not decorators & {"dataclass", "dataclasses.dataclass"}:
+            return None
+        compound = [
+            s for s in body if not isinstance(s, (ast.AnnAssign, ast.FunctionDef, ast.AsyncFunctionDef))
+        ]
+        if any(isinstance(n, ast.AnnAssign) for s in compound for n in ast.walk(s)):
+            return None
+        for node in body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                annotation = ast.unparse(node.annotation)
+                if "ClassVar" not in annotation and "InitVar" not in annotation:
+                    fields.add(node.target.id)
     return frozenset(fields)
 
 

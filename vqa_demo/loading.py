@@ -9,11 +9,11 @@ import torch
 
 from vqa_demo.checkpoints import CheckpointError, load_variants, read_run_config, resolve_base
 from vqa_demo.config import BackboneConfig, family_preset_for, preset_for
-from vqa_demo.model.backbone import Backbone, load_backbone, resolve_device
+from vqa_demo.model.backbone import Backbone, load_backbone
 from vqa_demo.model.base_checks import check_family
 from vqa_demo.model.families.registry import tiny_family
 from vqa_demo.model.matching import DEFAULT_SENTENCE_MODEL, SentenceMatcher
-from vqa_demo.model.precision import apply_precision, resolve_precision
+from vqa_demo.model.precision import apply_precision, resolve_device, resolve_precision
 from vqa_demo.model.streaming import stream_backbone, streams
 from vqa_demo.predictor import Predictor
 from vqa_demo.run_folders import find_checkpoints

@@ -39,6 +39,7 @@ from vqa_demo.model.families.paligemma.family import PALIGEMMA
 from vqa_demo.model.families.paligemma.tiny import tiny_paligemma
 from vqa_demo.model.families.registry import family_for, tiny_family
 from vqa_demo.model.family import BackboneFamily, PatchGrid
+from vqa_demo.model.precision import resolve_device
 from vqa_demo.model.template_guard import check_chat_template
 
 # Config keys that describe how a model was stored, not which model it is.
@@ -145,12 +146,6 @@ def model_fingerprint(config) -> str:
             data[sub] = {k: v for k, v in data[sub].items() if k not in _FINGERPRINT_IGNORED}
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:

@@ -34,6 +34,13 @@ from vqa_demo.runtime import PRECISIONS
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA where available, else the CPU; any other name as torch reads it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 @dataclass(frozen=True)
 class PrecisionPlan:
     """What ``requested`` resolved to: ``language`` int8 | bf16 | fp32, ``vision`` bf16 | fp32."""

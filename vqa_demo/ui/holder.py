@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from vqa_demo.predictor import Predictor
 
 log = logging.getLogger(__name__)
+# How long the background import of the model code waits for the server to listen before it goes ahead.
+IMPORT_WAIT_S = 120.0
 
 
 class ModelUnavailable(RuntimeError):
@@ -172,15 +175,19 @@ class PredictorHolder:
     def info(self, name: str) -> VariantInfo:
         return next(i for i in self.infos if i.name == name)
 
-    def import_model_code(self) -> threading.Thread:
-        """Import the model code (transformers, peft: seconds) in a background thread, so that the page is
-        served before it and the first question does not wait for it; returns the started thread.
+    def import_model_code(self, after: Callable[[], bool] | None = None) -> threading.Thread:
+        """Import the model code (transformers, peft: seconds) in a background thread, once ``after()`` is
+        true (the server listens; checked every 0.1 s for up to :data:`IMPORT_WAIT_S`), so that the page
+        is served before it and the first question does not wait for it; returns the started thread.
 
         It holds the loading lock: a first question meanwhile waits in :meth:`get` instead of importing
         the same packages at once (transformers' lazy module then raised "cannot import name
         'AutoConfig'" for a question 0.2 s after the start)."""
 
         def run():
+            deadline = time.monotonic() + IMPORT_WAIT_S
+            while after is not None and not after() and time.monotonic() < deadline:
+                time.sleep(0.1)
             with self._lock:
                 import peft  # noqa: F401  (imported where the adapters are attached)
 

@@ -262,8 +262,7 @@ def card_title(card: ModelCard) -> str:
 
 def precision_sentence(precision: str, device: str) -> str:
     """What ``precision`` resolves to here, and where its measured effect is recorded."""
-    from vqa_demo.model.backbone import resolve_device
-    from vqa_demo.model.precision import resolve_precision
+    from vqa_demo.model.precision import resolve_device, resolve_precision
 
     plan = resolve_precision(precision, resolve_device(device))
     kept = ""
