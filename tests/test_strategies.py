@@ -83,6 +83,15 @@ def test_traits_table_names_every_head_and_is_what_the_strategies_are():
     assert STRATEGIES["vilt_answer_classifier"].only_family == "vilt"
 
 
+def test_a_strategy_cannot_set_its_own_traits():
+    from vqa_demo.model.classifier_strategies import SwagStrategy
+
+    with pytest.raises(TypeError, match="rows_per_option: a head's traits are set in HEAD_TRAITS only"):
+
+        class OneRowSwag(SwagStrategy):
+            rows_per_option = False
+
+
 def test_method_labels_offer_every_attribution_method():
     assert sorted(METHOD_LABELS.values()) == sorted(ATTRIBUTION_METHODS)
 

@@ -96,6 +96,11 @@ class HeadStrategy:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        own = sorted(set(TRAIT_NAMES) & set(vars(cls)))
+        if own:
+            raise TypeError(
+                f"{cls.__name__} sets {', '.join(own)}: a head's traits are set in HEAD_TRAITS only"
+            )
         if cls.name:
             traits = HEAD_TRAITS[cls.name]
             for trait in TRAIT_NAMES:
