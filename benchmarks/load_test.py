@@ -469,11 +469,7 @@ def main(args: argparse.Namespace) -> int:
         rss_started = server.rss_mb()
         with counting_http_statuses() as http:
             clients = [Client(server.url, verbose=False, download_files=False) for _ in range(clients_n)]
-            api = clients[0].view_api(print_info=False, return_format="dict")
-            variants = [p["parameter_name"] for p in api["named_endpoints"]["/answer"]["parameters"]]
-            from vqa_demo.ui.answer_api import api_flag
-
-            names = [n for n in _variant_names(assets) if api_flag(n) in variants]
+            names = served_variants(clients[0], assets)
             warmup: list[dict] = []
             lock = threading.Lock()
             # Every valid kind once (each option count builds its own encoder); --quick: the first only.
@@ -580,6 +576,15 @@ def _variant_names(assets: Path) -> list[str]:
     from vqa_demo.ui.holder import canonical_order, read_variant_infos
 
     return [i.name for i in canonical_order(read_variant_infos([assets / "checkpoints"]))]
+
+
+def served_variants(client, assets: Path) -> list[str]:
+    """The variants of ``assets`` that the running app's ``/answer`` offers a tick for, in order."""
+    from vqa_demo.ui.answer_api import api_flag
+
+    api = client.view_api(print_info=False, return_format="dict")
+    flags = [p["parameter_name"] for p in api["named_endpoints"]["/answer"]["parameters"]]
+    return [n for n in _variant_names(assets) if api_flag(n) in flags]
 
 
 def _per_kind(records: list[dict]) -> dict[str, dict[str, int]]:

@@ -22,7 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Targets, finish, machine_info, table
-from benchmarks.load_test import DEFAULT_ASSETS, MIX, REPO, Server, form_kwargs, load_examples, prepare_files
+from benchmarks.load_test import (
+    DEFAULT_ASSETS,
+    MIX,
+    REPO,
+    Server,
+    form_kwargs,
+    load_examples,
+    outcome_of,
+    prepare_files,
+    served_variants,
+)
 
 POLL_S = 0.1
 
@@ -31,8 +41,6 @@ def one_start(repo: Path, assets: Path, files: dict[str, Any], log: Path, timeou
     """One cold start of ``repo``'s app: seconds to the page and to the first answer, and RSS (MB)."""
     from gradio_client import Client
 
-    from vqa_demo.ui.answer_api import api_flag
-
     started = time.monotonic()
     server = Server(assets, 4, log, threads=1, repo=repo)
     try:
@@ -40,13 +48,10 @@ def one_start(repo: Path, assets: Path, files: dict[str, Any], log: Path, timeou
         page_s = time.monotonic() - started
         page_rss = server.rss_mb()
         client = Client(server.url, verbose=False, download_files=False)
-        api = client.view_api(print_info=False, return_format="dict")
-        flags = [p["parameter_name"] for p in api["named_endpoints"]["/answer"]["parameters"]]
-        variants = [n for n in variant_names(assets) if api_flag(n) in flags]
+        variants = served_variants(client, assets)
         result = client.predict(**form_kwargs(MIX[0], files, variants), api_name="/answer")
         answer_s = time.monotonic() - started
-        status = next((r for r in result if isinstance(r, str) and r.lstrip().startswith("✓")), None)
-        if status is None:
+        if outcome_of(MIX[0], result) != "answered":
             raise RuntimeError(f"the first question was not answered: {str(result)[:300]}")
         return {
             "page_s": page_s,
@@ -56,12 +61,6 @@ def one_start(repo: Path, assets: Path, files: dict[str, Any], log: Path, timeou
         }
     finally:
         server.stop()
-
-
-def variant_names(assets: Path) -> list[str]:
-    from benchmarks.load_test import _variant_names
-
-    return _variant_names(assets)
 
 
 def commit_of(repo: Path) -> str | None:

@@ -46,9 +46,8 @@ def vocabulary_note(options: list[str], known: list[bool]) -> str | None:
 class ViltClassifierStrategy(HeadStrategy):
     """Scores options with ViLT's own answer classifier (any number of options, nothing to train)."""
 
-    name = BASELINE_HEADS[
-        0
-    ]  # only_family "vilt": ViLT's answer classifier (``core.classifier``, ``label2id``)
+    # Its HEAD_TRAITS entry has only_family "vilt": ViLT's answer classifier (``core.classifier``, ``label2id``).
+    name = BASELINE_HEADS[0]
 
     def prompt_rows(self, question, options, style="default", answer_index=None) -> list[PromptRow]:
         question, _ = cleaned(question, options)
